@@ -1,0 +1,243 @@
+# attograd build system.  Run `make help` for the list of targets.
+#
+# Everything is written under build/, one directory per *flavor*:
+#   build/<mode>/           float flavor  (ag::real = float, the default)
+#   build/<mode>-double/    double flavor (compiled with -DAG_USE_DOUBLE=1)
+# where <mode> is release (default), debug or asan:   make MODE=debug test
+#
+# Inside a flavor directory:
+#   libattograd.a           core/, autograd/ and layers/ sources
+#   obj/<dir>/<name>.o .d   object files and their header dependencies
+#   tests/attograd_tests    all tests/*.cpp linked together
+#   bench/bench  tutorials/NN_name  tools/<name>   one program per .cpp file
+#
+# How flavors work: one run of make builds one flavor, chosen by FLAVOR
+# (float or double; you normally never set it).  When the double flavor is
+# needed too (`make`, `make test`), make runs itself again with
+# FLAVOR=double.  The two runs write to different directories, so they can
+# safely build at the same time under `make -j2`.
+
+MODE   ?= release
+FLAVOR ?= float
+
+# ------------------------------------------------------------------ flags
+
+# -I. so that sources can #include "core/tensor.hpp" from any directory.
+AG_CPPFLAGS := -I.
+AG_CXXFLAGS := -std=c++20 -Wall -Wextra -Wpedantic
+# No -lopenblas: core/blas.cpp loads OpenBLAS with dlopen at first use, after
+# choosing its kernels (a linked OpenBLAS would pick them before main runs).
+AG_LDLIBS   := -lfmt
+
+ifeq ($(MODE),release)
+  # -g: readable backtraces even when optimised.  -DNDEBUG: assert() is off.
+  MODE_CXXFLAGS := -O2 -g -DNDEBUG
+else ifeq ($(MODE),debug)
+  MODE_CXXFLAGS := -O0 -g3
+else ifeq ($(MODE),asan)
+  # AddressSanitizer + UndefinedBehaviorSanitizer.  UB aborts the program
+  # instead of printing a warning nobody reads.
+  MODE_CXXFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+                   -fno-sanitize-recover=undefined
+  MODE_LDFLAGS  := -fsanitize=address,undefined
+else
+  $(error MODE must be release, debug or asan, not '$(MODE)')
+endif
+
+# ------------------------------------------------------------------ flavors
+
+FLOAT_DIR  := build/$(MODE)
+DOUBLE_DIR := build/$(MODE)-double
+
+ifeq ($(FLAVOR),float)
+  BUILD := $(FLOAT_DIR)
+else ifeq ($(FLAVOR),double)
+  BUILD := $(DOUBLE_DIR)
+  # core/real.hpp then defines ag::real as double.
+  FLAVOR_CPPFLAGS := -DAG_USE_DOUBLE=1
+else
+  $(error FLAVOR must be float or double, not '$(FLAVOR)')
+endif
+
+# The full compile and link commands.  CPPFLAGS, CXXFLAGS, LDFLAGS and LDLIBS
+# given on the command line are added, e.g.  make CXXFLAGS=-march=native
+COMPILE = $(strip $(CXX) $(AG_CPPFLAGS) $(FLAVOR_CPPFLAGS) $(CPPFLAGS) \
+                  $(AG_CXXFLAGS) $(MODE_CXXFLAGS) $(CXXFLAGS))
+LINK    = $(strip $(CXX) $(MODE_LDFLAGS) $(LDFLAGS))
+
+# ------------------------------------------------------------------ sources
+
+# $(wildcard) silently gives nothing for directories that do not exist yet.
+LIB_SRCS      := $(sort $(wildcard core/*.cpp autograd/*.cpp layers/*.cpp))
+TEST_SRCS     := $(sort $(wildcard tests/*.cpp))
+BENCH_SRCS    := $(wildcard bench/bench.cpp)
+TUTORIAL_SRCS := $(sort $(wildcard tutorials/[0-9][0-9]_*.cpp))
+TOOL_SRCS     := $(sort $(wildcard tools/*.cpp))
+ALL_SRCS      := $(LIB_SRCS) $(TEST_SRCS) $(BENCH_SRCS) $(TUTORIAL_SRCS) $(TOOL_SRCS)
+
+# Outputs of this flavor: dir/name.cpp is compiled to $(BUILD)/obj/dir/name.o,
+# and a one-file program dir/name.cpp is linked to $(BUILD)/dir/name.
+objects_of     = $(patsubst %.cpp,$(BUILD)/obj/%.o,$(1))
+LIB           := $(BUILD)/libattograd.a
+TEST_BIN      := $(BUILD)/tests/attograd_tests
+BENCH_BIN     := $(BENCH_SRCS:%.cpp=$(BUILD)/%)
+TUTORIAL_BINS := $(TUTORIAL_SRCS:%.cpp=$(BUILD)/%)
+TOOL_BINS     := $(TOOL_SRCS:%.cpp=$(BUILD)/%)
+
+# ------------------------------------------------------------------ output
+
+# By default make runs silently (no commands echoed) and our recipes print
+# short "CXX core/tensor.cpp [release]" lines.  `make V=1` shows the commands.
+MAKEFLAGS += --no-print-directory
+ifeq ($(V),1)
+  SHOW := @true
+else
+  MAKEFLAGS += --silent
+  SHOW := @printf '  %-5s %s  [%s]\n'
+endif
+TAG := $(notdir $(BUILD))
+
+# ------------------------------------------------------------------ public targets
+
+.PHONY: all test tutorials bench compdb clean deps help
+.DEFAULT_GOAL := all
+
+# Default: everything of the float flavor, plus the double library and tests.
+all: build-lib build-tests build-programs build-double
+
+# `make test`, `make tutorials`, `make bench` and `make tutorial-NN` build in
+# parallel by default.  An explicit -jN of yours (even -j1) wins.
+PAR = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc))
+
+# These targets first check the dependencies (`deps`), *then* build.  A
+# prerequisite cannot express "first" under -j, so they build with a second
+# run of make once `deps` is done.
+test: deps
+	$(MAKE) $(PAR) FLAVOR=float build-tests build-double
+	tools/run_tests.sh $(FLOAT_DIR)/tests/attograd_tests \
+	                       $(DOUBLE_DIR)/tests/attograd_tests -- $(ARGS)
+
+tutorials: deps
+ifeq ($(TUTORIAL_SRCS),)
+	@echo "no tutorials yet"
+else
+	$(MAKE) $(PAR) FLAVOR=float build-tutorials
+	failed=; \
+	for t in $(TUTORIAL_SRCS:%.cpp=$(FLOAT_DIR)/%); do \
+	    echo "=== $$t"; \
+	    $$t || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "failed tutorials:$$failed" >&2; exit 1; fi
+endif
+
+# make tutorial-03  builds and runs tutorials/03_<something>.cpp
+tutorial_src = $(wildcard tutorials/$(1)_*.cpp)
+tutorial-%: deps
+	$(if $(call tutorial_src,$*),,$(error No tutorial tutorials/$*_*.cpp. Available: $(or $(TUTORIAL_SRCS),none yet)))
+	$(if $(word 2,$(call tutorial_src,$*)),$(error Several tutorials match tutorials/$*_*.cpp: $(call tutorial_src,$*)))
+	$(MAKE) $(PAR) FLAVOR=float $(FLOAT_DIR)/$(basename $(call tutorial_src,$*))
+	@echo "=== $(FLOAT_DIR)/$(basename $(call tutorial_src,$*))"
+	$(FLOAT_DIR)/$(basename $(call tutorial_src,$*)) $(ARGS)
+
+# Benchmarks only make sense optimised: always release mode, float flavor.
+bench: deps
+	$(if $(BENCH_SRCS),,$(error bench/bench.cpp does not exist yet))
+	$(MAKE) $(PAR) MODE=release FLAVOR=float build-bench
+	@echo "=== build/release/bench/bench"
+	build/release/bench/bench $(ARGS)
+
+# compile_commands.json for clangd and other editors, with the exact flags
+# of the current MODE (float flavor).  One JSON entry per source file.
+compdb:
+	{ printf '['; sep=; \
+	  for src in $(ALL_SRCS); do \
+	    printf '%s\n  {"directory": "%s", "file": "%s", "command": "%s"}' "$$sep" \
+	      "$(CURDIR)" "$$src" "$(COMPILE) -c $$src -o $(BUILD)/obj/$${src%.cpp}.o"; \
+	    sep=,; \
+	  done; \
+	  printf '\n]\n'; } > compile_commands.json
+	@echo "wrote compile_commands.json ($(words $(ALL_SRCS)) files, MODE=$(MODE))"
+
+clean:
+	@echo "removing build/ and compile_commands.json"
+	rm -rf build compile_commands.json
+
+# Installs libopenblas-dev, doctest-dev and libfmt-dev if needed (as root),
+# or says which command to run.
+deps:
+	tools/ensure_deps.sh
+
+help:
+	@echo 'attograd: make [MODE=release|debug|asan] [V=1] [target]'
+	@echo ''
+	@echo '  all (default)  float: library, tests, bench, tutorials, tools;'
+	@echo '                 double: library and tests'
+	@echo '  test           check deps, build float + double tests, run both'
+	@echo '                 one test case:  make test ARGS='"'"'-tc="matmul*"'"'"
+	@echo '  tutorials      build and run every tutorials/NN_*.cpp in order'
+	@echo '  tutorial-NN    build and run tutorials/NN_*.cpp   (make tutorial-01)'
+	@echo '  bench          build (always release, float) and run bench/bench.cpp'
+	@echo '  compdb         write compile_commands.json for clangd/editors'
+	@echo '  deps           check/install libopenblas-dev doctest-dev libfmt-dev'
+	@echo '  clean          remove build/ and compile_commands.json'
+	@echo ''
+	@echo 'Output goes to build/$$MODE/ (float) and build/$$MODE-double/ (double).'
+	@echo 'MODE=asan adds AddressSanitizer + UBSan.  V=1 shows full commands.'
+
+# ------------------------------------------------------------------ one flavor
+
+# Building blocks used above; each builds the current FLAVOR only.
+.PHONY: build-lib build-tests build-programs build-bench build-tutorials build-double
+
+build-lib:       $(LIB)
+build-tests:     $(TEST_BIN)
+build-programs:  $(BENCH_BIN) $(TUTORIAL_BINS) $(TOOL_BINS)
+build-bench:     $(BENCH_BIN)
+build-tutorials: $(TUTORIAL_BINS)
+
+# The double flavor is built by a second make with its own build directory.
+build-double:
+	$(MAKE) FLAVOR=double build-lib build-tests
+
+# Compile.  -MMD -MP write obj/.../name.d next to the object, listing the
+# headers it includes, so editing a header recompiles what depends on it.
+$(BUILD)/obj/%.o: %.cpp
+	$(SHOW) CXX $< $(TAG)
+	@mkdir -p $(@D)
+	$(COMPILE) -MMD -MP -c $< -o $@
+
+# The static library.  Written anew each time (rather than updated in place
+# with `ar r`) so that it holds exactly the current objects.
+$(LIB): $(call objects_of,$(LIB_SRCS))
+	$(SHOW) AR $@ $(TAG)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+# Programs: their object file(s), then the library, then system libraries
+# (a static library must come after the objects that use it).
+$(TEST_BIN): $(call objects_of,$(TEST_SRCS)) $(LIB)
+	$(SHOW) LINK $@ $(TAG)
+	@mkdir -p $(@D)
+	$(LINK) $^ $(AG_LDLIBS) $(LDLIBS) -o $@
+
+$(BENCH_BIN) $(TUTORIAL_BINS) $(TOOL_BINS): $(BUILD)/%: $(BUILD)/obj/%.o $(LIB)
+	$(SHOW) LINK $@ $(TAG)
+	@mkdir -p $(@D)
+	$(LINK) $^ $(AG_LDLIBS) $(LDLIBS) -o $@
+
+# Header dependencies from earlier builds (missing on the first build: fine).
+-include $(patsubst %.o,%.d,$(call objects_of,$(ALL_SRCS)))
+
+# ------------------------------------------------------------------ safety
+
+# A recipe that fails must not leave a half-written file that looks up to date.
+.DELETE_ON_ERROR:
+
+# `make -j2 test tutorials` would start two makes building the same float
+# objects at the same time.  With several goals on the command line, run the
+# goals one after another; each still builds in parallel inside.
+ifeq ($(MAKELEVEL),0)
+ifneq ($(word 2,$(MAKECMDGOALS)),)
+.NOTPARALLEL:
+endif
+endif

@@ -1,0 +1,123 @@
+#include "core/blas.hpp"
+
+#include <cblas.h>
+#include <dlfcn.h>
+
+#include <cstdlib>
+
+#include "core/error.hpp"
+
+namespace ag {
+
+namespace {
+
+// The OpenBLAS entry points attograd uses, looked up after dlopen.
+struct OpenBlas {
+  decltype(&cblas_sgemm) sgemm = nullptr;
+  decltype(&cblas_dgemm) dgemm = nullptr;
+  BlasInfo info;
+};
+
+bool cpu_has_avx512_for_skylakex() {
+  __builtin_cpu_init();
+  // The AVX-512 subsets OpenBLAS's SkylakeX kernels use. __builtin_cpu_supports
+  // also checks that the OS saves the AVX-512 registers (XCR0), so a CPU whose
+  // OS disabled AVX-512 is not sent to kernels that would die with SIGILL.
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512vl");
+}
+
+bool cpu_has_avx2_fma() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+template <typename F>
+F symbol(void* library, const char* name) {
+  void* address = dlsym(library, name);
+  check(address != nullptr, "blas: libopenblas.so.0 has no symbol {}", name);
+  return reinterpret_cast<F>(address);
+}
+
+OpenBlas load_openblas() {
+  OpenBlas blas;
+  // Which kernels: AG_BLAS_CORETYPE forces a core by name; otherwise attograd
+  // picks the best one this CPU can run. OPENBLAS_CORETYPE inherited from the
+  // environment is replaced by that choice (and the replacement is reported),
+  // because an outdated value silently costs half the speed.
+  const char* forced = std::getenv("AG_BLAS_CORETYPE");
+  const char* inherited = std::getenv("OPENBLAS_CORETYPE");
+  std::string best = best_core_type_for_this_cpu();
+  if (forced && *forced) {
+    setenv("OPENBLAS_CORETYPE", forced, 1);
+    blas.info.reason = fmt::format("forced by AG_BLAS_CORETYPE={}", forced);
+  } else if (!best.empty()) {
+    setenv("OPENBLAS_CORETYPE", best.c_str(), 1);
+    blas.info.reason = fmt::format("attograd's choice for this CPU ({})",
+                                   best == "SkylakeX" ? "AVX-512" : "AVX2+FMA");
+    if (inherited && best != inherited)
+      blas.info.reason += fmt::format("; replaced OPENBLAS_CORETYPE={}", inherited);
+  } else {
+    blas.info.reason = inherited ? "OPENBLAS_CORETYPE from the environment"
+                                 : "OpenBLAS's own CPU detection";
+  }
+  // One thread unless AG_NUM_THREADS says otherwise: toy models are small, and
+  // benchmark figures should not depend on how busy the other core is.
+  const char* threads = std::getenv("AG_NUM_THREADS");
+  setenv("OPENBLAS_NUM_THREADS", threads && *threads ? threads : "1", 1);
+
+  void* library = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+  check(library != nullptr,
+        "blas: cannot load libopenblas.so.0 ({}); install it with: apt-get install libopenblas0",
+        dlerror());
+  blas.sgemm = symbol<decltype(&cblas_sgemm)>(library, "cblas_sgemm");
+  blas.dgemm = symbol<decltype(&cblas_dgemm)>(library, "cblas_dgemm");
+  blas.info.core = symbol<char* (*)()>(library, "openblas_get_corename")();
+  blas.info.config = symbol<char* (*)()>(library, "openblas_get_config")();
+  blas.info.threads = symbol<int (*)()>(library, "openblas_get_num_threads")();
+  return blas;
+}
+
+const OpenBlas& openblas() {
+  static const OpenBlas blas = load_openblas();
+  return blas;
+}
+
+}  // namespace
+
+std::string best_core_type_for_this_cpu() {
+  if (cpu_has_avx512_for_skylakex()) return "SkylakeX";
+  if (cpu_has_avx2_fma()) return "Haswell";
+  return "";
+}
+
+const BlasInfo& blas_info() { return openblas().info; }
+
+std::string blas_summary() {
+  const BlasInfo& info = blas_info();
+  return fmt::format("{}; core {} ({}), {} thread{}", info.config, info.core, info.reason,
+                     info.threads, info.threads == 1 ? "" : "s");
+}
+
+void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, real alpha,
+          const real* a, const real* b, real beta, real* c) {
+  if (m == 0 || n == 0) return;
+  // Leading dimensions of the stored (untransposed) row-major matrices.
+  auto lda = static_cast<int>(transpose_a ? m : k);
+  auto ldb = static_cast<int>(transpose_b ? k : n);
+  auto ldc = static_cast<int>(n);
+  if (lda == 0) lda = 1;
+  if (ldb == 0) ldb = 1;
+  CBLAS_TRANSPOSE ta = transpose_a ? CblasTrans : CblasNoTrans;
+  CBLAS_TRANSPOSE tb = transpose_b ? CblasTrans : CblasNoTrans;
+#ifdef AG_USE_DOUBLE
+  openblas().dgemm(CblasRowMajor, ta, tb, int(m), int(n), int(k), alpha, a, lda, b, ldb, beta, c,
+                   ldc);
+#else
+  openblas().sgemm(CblasRowMajor, ta, tb, int(m), int(n), int(k), alpha, a, lda, b, ldb, beta, c,
+                   ldc);
+#endif
+}
+
+}  // namespace ag

@@ -1,0 +1,141 @@
+#include "core/creation.hpp"
+
+#include <cmath>
+
+#include "core/error.hpp"
+
+namespace ag {
+
+namespace {
+
+// Appends the innermost lists to `out`, checking every row has `width` values.
+void append_rows(std::vector<real>& out, std::initializer_list<std::initializer_list<real>> rows,
+                 size_t width) {
+  for (const auto& row : rows) {
+    check(row.size() == width, "tensor: ragged nested list: a row has {} values, expected {}",
+          row.size(), width);
+    out.insert(out.end(), row.begin(), row.end());
+  }
+}
+
+size_t first_size(auto list) { return list.size() == 0 ? 0 : list.begin()->size(); }
+
+}  // namespace
+
+Tensor tensor(std::initializer_list<real> values) {
+  return from_vector(std::vector<real>(values), {static_cast<int64_t>(values.size())});
+}
+
+Tensor tensor(std::initializer_list<std::initializer_list<real>> rows) {
+  std::vector<real> data;
+  size_t cols = first_size(rows);
+  append_rows(data, rows, cols);
+  return from_vector(std::move(data), {int64_t(rows.size()), int64_t(cols)});
+}
+
+Tensor tensor(std::initializer_list<std::initializer_list<std::initializer_list<real>>> blocks) {
+  std::vector<real> data;
+  size_t rows = first_size(blocks);
+  size_t cols = rows == 0 ? 0 : first_size(*blocks.begin());
+  for (const auto& block : blocks) {
+    check(block.size() == rows, "tensor: ragged nested list: a block has {} rows, expected {}",
+          block.size(), rows);
+    append_rows(data, block, cols);
+  }
+  return from_vector(std::move(data), {int64_t(blocks.size()), int64_t(rows), int64_t(cols)});
+}
+
+Tensor tensor(std::initializer_list<
+              std::initializer_list<std::initializer_list<std::initializer_list<real>>>> groups) {
+  std::vector<real> data;
+  size_t blocks = first_size(groups);
+  size_t rows = blocks == 0 ? 0 : first_size(*groups.begin());
+  size_t cols = rows == 0 ? 0 : first_size(*groups.begin()->begin());
+  for (const auto& group : groups) {
+    check(group.size() == blocks, "tensor: ragged nested list: a group has {} blocks, expected {}",
+          group.size(), blocks);
+    for (const auto& block : group) {
+      check(block.size() == rows, "tensor: ragged nested list: a block has {} rows, expected {}",
+            block.size(), rows);
+      append_rows(data, block, cols);
+    }
+  }
+  return from_vector(std::move(data),
+                     {int64_t(groups.size()), int64_t(blocks), int64_t(rows), int64_t(cols)});
+}
+
+Tensor scalar(real value) { return from_vector({value}, {}); }
+
+Tensor full(const Shape& shape, real value) {
+  Tensor t = Tensor::empty(shape);
+  std::fill(t.data(), t.data() + t.numel(), value);
+  return t;
+}
+Tensor zeros(const Shape& shape) { return Tensor::empty(shape); }
+Tensor ones(const Shape& shape) { return full(shape, 1); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.shape()); }
+Tensor ones_like(const Tensor& t) { return ones(t.shape()); }
+
+Tensor arange(real end) { return arange(0, end, 1); }
+
+Tensor arange(real start, real end, real step) {
+  check(step != 0, "arange: step must be non-zero");
+  check((end - start) / step >= 0, "arange: the range [{}, {}) is empty with step {}", start, end,
+        step);
+  auto n = static_cast<int64_t>(std::ceil((end - start) / step));
+  Tensor t = Tensor::empty({n});
+  for (int64_t i = 0; i < n; ++i) t.data()[i] = start + static_cast<real>(i) * step;
+  return t;
+}
+
+Tensor linspace(real start, real end, int64_t steps) {
+  check(steps >= 0, "linspace: steps must be >= 0, got {}", steps);
+  Tensor t = Tensor::empty({steps});
+  for (int64_t i = 0; i < steps; ++i)
+    t.data()[i] = steps == 1 ? start : start + (end - start) * real(i) / real(steps - 1);
+  return t;
+}
+
+Tensor rand(const Shape& shape, Generator& gen) {
+  Tensor t = Tensor::empty(shape);
+  for (real& x : t.impl()->data) x = static_cast<real>(gen.uniform());
+  return t;
+}
+
+Tensor uniform(const Shape& shape, real low, real high, Generator& gen) {
+  check(low <= high, "uniform: low {} is greater than high {}", low, high);
+  Tensor t = Tensor::empty(shape);
+  for (real& x : t.impl()->data) x = low + (high - low) * static_cast<real>(gen.uniform());
+  return t;
+}
+
+Tensor randn(const Shape& shape, Generator& gen) {
+  Tensor t = Tensor::empty(shape);
+  for (real& x : t.impl()->data) x = static_cast<real>(gen.normal());
+  return t;
+}
+
+Tensor randint(int64_t low, int64_t high, const Shape& shape, Generator& gen) {
+  Tensor t = Tensor::empty(shape);
+  for (real& x : t.impl()->data) x = static_cast<real>(gen.randint(low, high));
+  return t;
+}
+
+Tensor from_vector(std::vector<real> data, const Shape& shape) {
+  for (int64_t s : shape)
+    check(s >= 0, "from_vector: negative size in shape {}", shape_str(shape));
+  check(static_cast<int64_t>(data.size()) == shape_numel(shape),
+        "from_vector: {} values cannot fill shape {} ({} elements)", data.size(),
+        shape_str(shape), shape_numel(shape));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->data = std::move(data);
+  impl->shape = shape;
+  return Tensor(std::move(impl));
+}
+
+Tensor from_vector(std::vector<real> data) {
+  auto n = static_cast<int64_t>(data.size());
+  return from_vector(std::move(data), {n});
+}
+
+}  // namespace ag

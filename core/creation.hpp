@@ -1,0 +1,42 @@
+// Making tensors: from literals, constants, ranges, random draws, and vectors.
+// Names and behaviour follow PyTorch (torch.zeros, torch.arange, ...).
+#pragma once
+
+#include <initializer_list>
+#include <vector>
+
+#include "core/generator.hpp"
+#include "core/tensor.hpp"
+
+namespace ag {
+
+// ag::tensor({{1, 2}, {3, 4}}) is a (2,2) tensor. Rows must have equal lengths.
+Tensor tensor(std::initializer_list<real> values);
+Tensor tensor(std::initializer_list<std::initializer_list<real>> rows);
+Tensor tensor(std::initializer_list<std::initializer_list<std::initializer_list<real>>> blocks);
+Tensor tensor(std::initializer_list<
+              std::initializer_list<std::initializer_list<std::initializer_list<real>>>> blocks);
+Tensor scalar(real value);  // a 0-dim tensor, shape ()
+
+Tensor zeros(const Shape& shape);
+Tensor ones(const Shape& shape);
+Tensor full(const Shape& shape, real value);
+Tensor zeros_like(const Tensor& t);
+Tensor ones_like(const Tensor& t);
+
+Tensor arange(real end);  // 0, 1, ..., < end
+Tensor arange(real start, real end, real step = 1);
+Tensor linspace(real start, real end, int64_t steps);  // both ends included
+
+// Uniform in [0,1), standard normal, and integers in [low, high) (as reals).
+Tensor rand(const Shape& shape, Generator& gen = default_generator());
+Tensor randn(const Shape& shape, Generator& gen = default_generator());
+Tensor randint(int64_t low, int64_t high, const Shape& shape,
+               Generator& gen = default_generator());
+Tensor uniform(const Shape& shape, real low, real high, Generator& gen = default_generator());
+
+// Copies `data` into a tensor of `shape`; sizes must agree.
+Tensor from_vector(std::vector<real> data, const Shape& shape);
+Tensor from_vector(std::vector<real> data);  // 1-D
+
+}  // namespace ag

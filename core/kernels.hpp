@@ -1,0 +1,143 @@
+// Raw kernels: plain loops over contiguous row-major buffers, and batched GEMM.
+//
+// Nothing here records gradients; autograd/ wraps each kernel in an op that
+// does. Every kernel returns a new tensor and leaves its inputs untouched.
+#pragma once
+
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/tensor.hpp"
+
+namespace ag::kernel {
+
+// Strides (in elements) that read `shape` as if it had the broadcast shape
+// `target`: a dim of size 1 (or a missing leading dim) gets stride 0, so the
+// same element is read again along it.
+std::vector<int64_t> broadcast_strides(const Shape& shape, const Shape& target);
+
+// Calls row(out_offset, a_offset, b_offset) for every row of the innermost dim
+// of `shape`, with the offsets of that row's first element in the output and in
+// two inputs read through broadcast strides sa and sb. An odometer over the
+// outer dims, so no division per element.
+template <typename Row>
+void for_each_row(const Shape& shape, const std::vector<int64_t>& sa,
+                  const std::vector<int64_t>& sb, Row row) {
+  const int64_t ndim = static_cast<int64_t>(shape.size());
+  const int64_t inner = ndim == 0 ? 1 : shape.back();
+  const int64_t total = shape_numel(shape);
+  if (total == 0) return;
+  std::vector<int64_t> index(ndim, 0);
+  int64_t offset_a = 0, offset_b = 0;
+  for (int64_t out = 0; out < total; out += inner) {
+    row(out, offset_a, offset_b);
+    for (int64_t d = ndim - 2; d >= 0; --d) {  // advance the odometer
+      offset_a += sa[d];
+      offset_b += sb[d];
+      if (++index[d] < shape[d]) break;
+      offset_a -= sa[d] * shape[d];
+      offset_b -= sb[d] * shape[d];
+      index[d] = 0;
+    }
+  }
+}
+
+// out[i] = f(a[i])
+template <typename F>
+Tensor map(const Tensor& a, F f) {
+  Tensor out = Tensor::empty(a.shape());
+  const real* x = a.data();
+  real* y = out.data();
+  for (int64_t i = 0, n = a.numel(); i < n; ++i) y[i] = f(x[i]);
+  return out;
+}
+
+// out = f(a, b) elementwise with NumPy broadcasting.
+template <typename F>
+Tensor zip(const Tensor& a, const Tensor& b, const char* op, F f) {
+  const real* x = a.data();
+  const real* y = b.data();
+  if (a.shape() == b.shape()) {  // fast path: same shape, one flat loop
+    Tensor out = Tensor::empty(a.shape());
+    real* z = out.data();
+    for (int64_t i = 0, n = a.numel(); i < n; ++i) z[i] = f(x[i], y[i]);
+    return out;
+  }
+  Shape shape = broadcast_shapes(a.shape(), b.shape(), op);
+  Tensor out = Tensor::empty(shape);
+  real* z = out.data();
+  const int64_t n = out.numel();
+  if (b.numel() == 1 && a.numel() == n) {  // fast path: tensor with a scalar
+    for (int64_t i = 0; i < n; ++i) z[i] = f(x[i], y[0]);
+    return out;
+  }
+  if (a.numel() == 1 && b.numel() == n) {
+    for (int64_t i = 0; i < n; ++i) z[i] = f(x[0], y[i]);
+    return out;
+  }
+  // General case: walk the output row by row, reading a and b through
+  // broadcast strides (0 along the dims they are repeated in).
+  std::vector<int64_t> sa = broadcast_strides(a.shape(), shape);
+  std::vector<int64_t> sb = broadcast_strides(b.shape(), shape);
+  const int64_t inner = shape.empty() ? 1 : shape.back();
+  const int64_t ia = sa.empty() ? 0 : sa.back(), ib = sb.empty() ? 0 : sb.back();
+  for_each_row(shape, sa, sb, [&](int64_t o, int64_t oa, int64_t ob) {
+    // Fast paths for rows that are contiguous in both inputs, or in one with
+    // the other repeated (x + bias): the compiler vectorizes these loops.
+    if (ia == 1 && ib == 1)
+      for (int64_t i = 0; i < inner; ++i) z[o + i] = f(x[oa + i], y[ob + i]);
+    else if (ia == 1 && ib == 0)
+      for (int64_t i = 0; i < inner; ++i) z[o + i] = f(x[oa + i], y[ob]);
+    else if (ia == 0 && ib == 1)
+      for (int64_t i = 0; i < inner; ++i) z[o + i] = f(x[oa], y[ob + i]);
+    else
+      for (int64_t i = 0; i < inner; ++i) z[o + i] = f(x[oa + i * ia], y[ob + i * ib]);
+  });
+  return out;
+}
+
+// The one function that undoes broadcasting for gradients: sums g (of a
+// broadcast shape) over the dims along which a tensor of `shape` was repeated.
+// sum_to(g (3,4), (3,1)) sums over dim 1; sum_to(g (2,3,4), (4,)) over dims 0, 1.
+Tensor sum_to(const Tensor& g, const Shape& shape);
+
+// Repeats a along broadcast dims to `shape` (the inverse of sum_to).
+Tensor broadcast_to(const Tensor& a, const Shape& shape);
+
+// --- reductions (dim already normalized) -----------------------------------------
+real sum_all(const Tensor& a);
+Tensor sum_dim(const Tensor& a, int64_t dim, bool keepdim);
+// Max along dim; `argmax` receives the index (along dim) of the first maximum.
+Tensor max_dim(const Tensor& a, int64_t dim, bool keepdim, std::vector<int64_t>* argmax);
+Shape reduced_shape(const Shape& shape, int64_t dim, bool keepdim);
+
+// --- moving elements ---------------------------------------------------------------
+// out.shape[i] = a.shape[dims[i]]; dims is a validated permutation.
+Tensor permute(const Tensor& a, const std::vector<int64_t>& dims);
+Tensor cat(const std::vector<Tensor>& parts, int64_t dim);
+Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length);
+// Scatters g (the narrow's output gradient) into zeros of `shape` at [start, start+len).
+Tensor unnarrow(const Tensor& g, const Shape& shape, int64_t dim, int64_t start);
+Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& index);
+// out = zeros(shape); out[..., index[i], ...] += src[..., i, ...] (index_select's adjoint).
+Tensor index_add(const Shape& shape, int64_t dim, const std::vector<int64_t>& index,
+                 const Tensor& src);
+Tensor reshape(const Tensor& a, const Shape& shape);  // same elements, new shape
+
+// --- softmax along dim, max subtracted for stability ---------------------------------
+Tensor softmax(const Tensor& a, int64_t dim);
+Tensor log_softmax(const Tensor& a, int64_t dim);
+
+// --- matrix multiply -------------------------------------------------------------------
+// a: (..., M, K), or (..., K, M) read transposed when transpose_a; b likewise
+// (..., K, N) or (..., N, K). Batch dims broadcast. Both at least 2-D.
+// When b has no batch dims and a is not transposed, a's batch dims fold into M:
+// one GEMM of (batch*M, K) x (K, N) instead of a loop.
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b);
+
+// Folds every leading dim of a (..., K) and g (..., N) into rows and returns
+// a^T g, shape (K, N): the weight gradient of x W summed over the whole batch,
+// in one GEMM.
+Tensor matmul_rows_tn(const Tensor& a, const Tensor& g);
+
+}  // namespace ag::kernel

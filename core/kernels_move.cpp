@@ -1,0 +1,102 @@
+// Kernels that move elements: permute, concatenate, narrow, index_select.
+#include <cstring>
+
+#include "core/kernels.hpp"
+
+namespace ag::kernel {
+
+Tensor reshape(const Tensor& a, const Shape& shape) {
+  Tensor out = Tensor::empty(shape);
+  std::memcpy(out.data(), a.data(), sizeof(real) * a.numel());
+  return out;
+}
+
+Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
+  const Shape& in = a.shape();
+  Shape shape(dims.size());
+  std::vector<int64_t> in_strides = contiguous_strides(in);
+  std::vector<int64_t> read(dims.size());  // stride in `a` of each output dim
+  for (size_t i = 0; i < dims.size(); ++i) {
+    shape[i] = in[dims[i]];
+    read[i] = in_strides[dims[i]];
+  }
+  Tensor out = Tensor::empty(shape);
+  if (out.numel() == 0) return out;
+  std::vector<int64_t> none(dims.size(), 0);
+  const real* x = a.data();
+  real* y = out.data();
+  const int64_t inner = shape.empty() ? 1 : shape.back(), step = read.empty() ? 0 : read.back();
+  for_each_row(shape, read, none, [&](int64_t o, int64_t offset, int64_t) {
+    for (int64_t i = 0; i < inner; ++i) y[o + i] = x[offset + i * step];
+  });
+  return out;
+}
+
+Tensor cat(const std::vector<Tensor>& parts, int64_t dim) {
+  Shape shape = parts[0].shape();
+  shape[dim] = 0;
+  for (const Tensor& p : parts) shape[dim] += p.shape()[dim];
+  Tensor out = Tensor::empty(shape);
+  auto [outer, total, inner] = split_at(shape, dim);
+  // Each output slab [o] is the parts' slabs [o] one after another.
+  int64_t written = 0;
+  for (const Tensor& p : parts) {
+    int64_t chunk = p.shape()[dim] * inner;
+    for (int64_t o = 0; o < outer; ++o)
+      std::memcpy(out.data() + o * total * inner + written, p.data() + o * chunk,
+                  sizeof(real) * chunk);
+    written += chunk;
+  }
+  return out;
+}
+
+Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
+  Shape shape = a.shape();
+  shape[dim] = length;
+  Tensor out = Tensor::empty(shape);
+  auto [outer, size, inner] = split_at(a.shape(), dim);
+  for (int64_t o = 0; o < outer; ++o)
+    std::memcpy(out.data() + o * length * inner, a.data() + (o * size + start) * inner,
+                sizeof(real) * length * inner);
+  return out;
+}
+
+Tensor unnarrow(const Tensor& g, const Shape& shape, int64_t dim, int64_t start) {
+  Tensor out = Tensor::empty(shape);
+  auto [outer, size, inner] = split_at(shape, dim);
+  int64_t length = g.shape()[dim];
+  for (int64_t o = 0; o < outer; ++o)
+    std::memcpy(out.data() + (o * size + start) * inner, g.data() + o * length * inner,
+                sizeof(real) * length * inner);
+  return out;
+}
+
+Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& index) {
+  Shape shape = a.shape();
+  shape[dim] = static_cast<int64_t>(index.size());
+  Tensor out = Tensor::empty(shape);
+  auto [outer, size, inner] = split_at(a.shape(), dim);
+  const int64_t n = shape[dim];
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < n; ++i)
+      std::memcpy(out.data() + (o * n + i) * inner, a.data() + (o * size + index[i]) * inner,
+                  sizeof(real) * inner);
+  return out;
+}
+
+Tensor index_add(const Shape& shape, int64_t dim, const std::vector<int64_t>& index,
+                 const Tensor& src) {
+  Tensor out = Tensor::empty(shape);
+  auto [outer, size, inner] = split_at(shape, dim);
+  const int64_t n = static_cast<int64_t>(index.size());
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < n; ++i) {
+      // += : an index that appears twice (the same token twice) gets both rows.
+      real* y = out.data() + (o * size + index[i]) * inner;
+      const real* x = src.data() + (o * n + i) * inner;
+      for (int64_t j = 0; j < inner; ++j) y[j] += x[j];
+    }
+  return out;
+}
+
+}  // namespace ag::kernel

@@ -1,0 +1,105 @@
+// Tensor: a shape plus a dense, contiguous, row-major buffer of ag::real.
+//
+// A Tensor is a cheap handle (a shared pointer) to a TensorImpl; copying a
+// Tensor shares the data, like `b = a` in Python. There are no strided views:
+// every op that rearranges elements (transpose, permute, narrow) makes a new
+// buffer, so the numbers you see in the debugger (`p t.impl_->data`) are exactly
+// the tensor's elements in row-major order.
+//
+// Of autograd, core/ knows only the fields a tensor carries for it: `grad`,
+// `grad_fn`, and the flags next to them. The member functions that follow grad
+// mode (backward, in-place updates) are declared here and defined in
+// autograd/engine.cpp and autograd/inplace.cpp.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/real.hpp"
+#include "core/shape.hpp"
+
+namespace ag {
+
+struct Node;  // autograd/node.hpp: the op that produced a tensor
+
+struct TensorImpl {
+  std::vector<real> data;  // numel() elements, row-major
+  Shape shape;
+  std::string name;        // optional; shown by printing, errors and to_dot
+
+  // The fields autograd reads and writes.
+  bool requires_grad = false;
+  bool retains_grad = false;       // keep .grad on a non-leaf (retain_grad())
+  uint32_t version = 0;            // bumped by every in-place change
+  std::shared_ptr<TensorImpl> grad;  // d(root)/d(this), same shape, or null
+  std::shared_ptr<Node> grad_fn;     // the op that made this tensor, null for leaves
+};
+
+class Tensor {
+ public:
+  Tensor() = default;  // an undefined tensor (no impl), like None
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+
+  // A new zero-filled tensor of this shape, the start of every kernel output.
+  static Tensor empty(Shape shape);
+
+  bool defined() const { return impl_ != nullptr; }
+
+  // --- shape -------------------------------------------------------------------
+  const Shape& shape() const { return impl_->shape; }
+  int64_t dim() const { return static_cast<int64_t>(impl_->shape.size()); }
+  int64_t numel() const { return static_cast<int64_t>(impl_->data.size()); }
+  int64_t size(int64_t dim) const;  // negative dims count from the end
+
+  // --- elements ----------------------------------------------------------------
+  real* data() { return impl_->data.data(); }
+  const real* data() const { return impl_->data.data(); }
+  real item() const;                                   // the value of a 1-element tensor
+  real at(std::initializer_list<int64_t> index) const;  // t.at({i, j}), bounds-checked
+  std::vector<real> to_vector() const { return impl_->data; }
+
+  Tensor clone() const;   // a copy of data, shape and name; not part of any graph
+  Tensor detach() const;  // same values, cut from the graph, requires_grad false
+
+  const std::string& name() const { return impl_->name; }
+  Tensor& set_name(std::string name);
+
+  // --- autograd fields -----------------------------------------------------------
+  bool requires_grad() const { return impl_->requires_grad; }
+  Tensor& requires_grad_(bool on = true);  // only on leaves, like PyTorch
+  Tensor grad() const { return Tensor(impl_->grad); }  // undefined until a backward reaches it
+  void set_grad(const Tensor& grad);                   // shape-checked; undefined clears it
+  const std::shared_ptr<Node>& grad_fn() const { return impl_->grad_fn; }
+  bool is_leaf() const { return impl_->grad_fn == nullptr; }
+  uint32_t version() const { return impl_->version; }
+
+  // Defined in autograd/engine.cpp. On a 1-element tensor the upstream
+  // gradient defaults to 1; otherwise pass one of the tensor's shape.
+  void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;
+  void retain_grad();  // keep .grad of this non-leaf after backward
+
+  // In-place updates, defined in autograd/inplace.cpp. Refused on a tensor that
+  // requires grad unless grad mode is off (NoGradGuard), as optimizers run.
+  Tensor& fill_(real value);
+  Tensor& zero_() { return fill_(0); }
+  Tensor& add_(const Tensor& other, real alpha = 1);  // this += alpha * other (same shape)
+  Tensor& mul_(real factor);
+  Tensor& copy_(const Tensor& source);  // same shape
+
+  // --- identity ----------------------------------------------------------------
+  TensorImpl* impl() const { return impl_.get(); }
+  const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
+  long use_count() const { return impl_.use_count(); }
+  bool is_same(const Tensor& other) const { return impl_ == other.impl_; }
+
+ private:
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+// A short description for error messages: "'W' (2,3)" or "(2,3)".
+std::string describe(const Tensor& t);
+
+}  // namespace ag

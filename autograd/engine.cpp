@@ -1,0 +1,163 @@
+// The backward engine: reverse-mode differentiation over the recorded graph.
+//
+// backward() on a root tensor L:
+//   1. Sort the graph topologically, without recursion (an RNN unrolled over
+//      10,000 steps is a chain 10,000 nodes deep; recursion would overflow the
+//      stack): after sorting, every tensor comes after all tensors made from it.
+//   2. Seed dL/dL = 1 (or the gradient given), then visit tensors from the root
+//      down. Each visited tensor's node turns dL/d(output) into dL/d(input) for
+//      each input; a tensor used twice (b = a + a) receives the sum.
+//   3. Leaves (tensors no op made, such as parameters) keep their gradient in
+//      .grad, adding to what earlier backward() calls left there; the
+//      intermediate ones are dropped as soon as they are used.
+//   4. Free each node's saved tensors after use, unless retain_graph.
+#include <algorithm>
+#include <cmath>
+
+#include "autograd/grad_mode.hpp"
+#include "autograd/node.hpp"
+#include "core/creation.hpp"
+#include "core/error.hpp"
+#include "core/kernels.hpp"
+
+namespace ag {
+
+namespace {
+
+uint64_t backward_epoch = 0;  // marks nodes visited by the current backward()
+
+void check_not_released(const Node& node, const Tensor& t) {
+  check(!node.released,
+        "backward: trying to go through the graph a second time: the saved values of {} (the "
+        "op that made {}) were freed by an earlier backward(); call backward(gradient, "
+        "/*retain_graph=*/true) the first time if you need to go through it twice",
+        node.name, describe(t));
+}
+
+// Reverse post-order of the tensors behind root: outputs before inputs. Only
+// tensors made by ops are listed; leaves are reached through their users.
+std::vector<Tensor> topological_order(const Tensor& root) {
+  const uint64_t mark = ++backward_epoch;
+  std::vector<Tensor> post_order;
+  // Each stack entry: a tensor and how many of its node's inputs were pushed.
+  std::vector<std::pair<Tensor, size_t>> stack;
+  check_not_released(*root.grad_fn(), root);
+  root.grad_fn()->visit_mark = mark;
+  stack.push_back({root, 0});
+  while (!stack.empty()) {
+    Node& node = *stack.back().first.grad_fn();
+    size_t& next = stack.back().second;
+    if (next < node.inputs.size()) {
+      const Tensor& input = node.inputs[next++].tensor;
+      Node* producer = input.grad_fn().get();
+      if (producer && producer->visit_mark != mark) {
+        check_not_released(*producer, input);
+        producer->visit_mark = mark;
+        stack.push_back({input, 0});  // may reallocate: node/next not used after
+      }
+    } else {
+      post_order.push_back(std::move(stack.back().first));
+      stack.pop_back();
+    }
+  }
+  std::reverse(post_order.begin(), post_order.end());
+  return post_order;
+}
+
+// Adds g to the gradient slot of t.
+void accumulate(TensorImpl& t, const Tensor& g) {
+  if (!t.grad) {
+    // A leaf's .grad is the user's to modify (gradient clipping scales it in
+    // place), so it must not alias a tensor someone else holds (add's backward
+    // hands the same g to both of its inputs).
+    bool shared = g.use_count() > 1;
+    t.grad = (t.grad_fn == nullptr && shared) ? g.clone().impl_ptr() : g.impl_ptr();
+    return;
+  }
+  if (t.grad.use_count() == 1) {  // nobody else sees the slot: add in place
+    real* sum = t.grad->data.data();
+    const real* add = g.data();
+    for (int64_t i = 0, n = g.numel(); i < n; ++i) sum[i] += add[i];
+    return;
+  }
+  Tensor sum = kernel::zip(Tensor(t.grad), g, "backward", [](real x, real y) { return x + y; });
+  t.grad = sum.impl_ptr();
+}
+
+void check_versions(const Node& node, const Tensor& output) {
+  check(output.version() == node.output_version,
+        "backward: the output {} of {} was changed in place after it was computed; its "
+        "gradient would be wrong. Change a copy (clone()) instead",
+        describe(output), node.name);
+  for (const Node::Edge& edge : node.inputs)
+    check(edge.tensor.version() == edge.version,
+          "backward: {}, an input of {}, was changed in place after {} used it (version {} then, "
+          "{} now); the gradient would use the new values. Change a copy (clone()) instead",
+          describe(edge.tensor), node.name, node.name, edge.version, edge.tensor.version());
+}
+
+void check_gradient_finite(const Tensor& g, const Node& node, const Tensor& input) {
+  const real* x = g.data();
+  for (int64_t i = 0, n = g.numel(); i < n; ++i)
+    check(std::isfinite(x[i]),
+          "anomaly: {} produced {} in the gradient of its input {} at flat index {}", node.name,
+          x[i], describe(input), i);
+}
+
+}  // namespace
+
+void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
+  check(defined(), "backward: called on an undefined tensor");
+  check(requires_grad(),
+        "backward: {} does not require grad: no input of the ops that made it has "
+        "requires_grad set (or it was made under NoGradGuard)",
+        describe(*this));
+  Tensor seed = gradient;
+  if (!seed.defined()) {
+    check(numel() == 1,
+          "backward: {} has {} elements; backward() without a gradient needs a 1-element "
+          "tensor (a loss). Reduce it first (sum, mean) or pass a gradient of shape {}",
+          describe(*this), numel(), shape_str(shape()));
+    seed = ones(shape());
+  } else {
+    check(seed.shape() == shape(), "backward: gradient of shape {} does not match {}",
+          shape_str(seed.shape()), describe(*this));
+  }
+  NoGradGuard no_grad;  // gradients are plain values: computing them records nothing
+  if (is_leaf()) {      // x.backward() on a leaf: dx/dx = 1
+    accumulate(*impl(), seed);
+    return;
+  }
+
+  std::vector<Tensor> order = topological_order(*this);
+  accumulate(*impl(), seed.use_count() > 1 ? seed.clone() : seed);
+  for (Tensor& t : order) {
+    Node& node = *t.grad_fn();
+    Tensor grad_output(t.impl()->grad);
+    if (!t.impl()->retains_grad) t.impl()->grad.reset();  // intermediates keep nothing
+    if (grad_output.defined()) {
+      check_versions(node, t);
+      Grads grads = node.backward(grad_output, t);
+      check(grads.size() == node.inputs.size(),
+            "backward: {} returned {} gradients for {} inputs", node.name, grads.size(),
+            node.inputs.size());
+      for (size_t i = 0; i < grads.size(); ++i) {
+        const Tensor& input = node.inputs[i].tensor;
+        if (!grads[i].defined() || !input.requires_grad()) continue;
+        check(grads[i].shape() == input.shape(),
+              "backward: {} returned a gradient of shape {} for its input {}", node.name,
+              shape_str(grads[i].shape()), describe(input));
+        if (is_anomaly_enabled()) check_gradient_finite(grads[i], node, input);
+        accumulate(*input.impl(), grads[i]);
+      }
+    }
+    if (!retain_graph) node.release();
+  }
+}
+
+void Tensor::retain_grad() {
+  check(requires_grad(), "retain_grad: {} does not require grad", describe(*this));
+  impl_->retains_grad = true;
+}
+
+}  // namespace ag

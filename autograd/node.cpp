@@ -1,0 +1,50 @@
+#include "autograd/node.hpp"
+
+#include <cmath>
+
+#include "autograd/grad_mode.hpp"
+#include "core/error.hpp"
+
+namespace ag {
+
+namespace {
+int64_t live_nodes = 0;  // the engine is single-threaded, like the rest of attograd
+uint64_t next_node_id = 0;
+}  // namespace
+
+Node::Node(const char* name, std::vector<Edge> inputs, uint32_t output_version)
+    : name(name), inputs(std::move(inputs)), output_version(output_version), id(next_node_id++) {
+  ++live_nodes;
+}
+
+Node::~Node() { --live_nodes; }
+
+void Node::release() {
+  inputs.clear();
+  inputs.shrink_to_fit();
+  released = true;
+}
+
+int64_t Node::live_count() { return live_nodes; }
+
+bool needs_record(const Tensor* first, const Tensor* last) {
+  if (!is_grad_enabled()) return false;
+  for (const Tensor* t = first; t != last; ++t)
+    if (t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+void attach_node(Tensor& output, std::shared_ptr<Node> node) {
+  output.impl()->grad_fn = std::move(node);
+  output.impl()->requires_grad = true;
+}
+
+void check_anomaly(const Tensor& output, const char* op) {
+  if (!is_anomaly_enabled()) return;
+  const real* x = output.data();
+  for (int64_t i = 0, n = output.numel(); i < n; ++i)
+    check(std::isfinite(x[i]), "anomaly: {} produced {} at flat index {} of its output {}", op,
+          x[i], i, describe(output));
+}
+
+}  // namespace ag

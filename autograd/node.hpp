@@ -1,0 +1,109 @@
+// Node: one recorded op of the graph, and how ops record themselves.
+//
+// A tensor made by an op under grad mode points (grad_fn) to a Node that
+// holds the op's inputs and a backward function: given the gradient of the
+// root with respect to the op's output, it returns the gradient with respect
+// to each input (the chain rule, one link). The engine (engine.cpp) walks
+// these links from the root back to the leaves.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "core/tensor.hpp"
+
+namespace ag {
+
+// One gradient per input, in the order the inputs were recorded; an undefined
+// Tensor means "no gradient flows to this input".
+using Grads = std::vector<Tensor>;
+
+struct Node {
+  // An input the op read, and its version then (so backward can tell when it
+  // was changed in place afterwards, which would make the saved values stale).
+  struct Edge {
+    Tensor tensor;
+    uint32_t version;
+  };
+
+  Node(const char* name, std::vector<Edge> inputs, uint32_t output_version);
+  virtual ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // grad_output is d(root)/d(output); output is the tensor this node made.
+  virtual Grads backward(const Tensor& grad_output, const Tensor& output) = 0;
+
+  // Frees what backward needed (inputs and saved tensors); backward through a
+  // released node is an error. Called by the engine unless retain_graph.
+  virtual void release();
+
+  const char* name;  // "MulBackward", as PyTorch names its grad_fn
+  std::vector<Edge> inputs;
+  uint32_t output_version;
+  uint64_t id;  // creation order, for tracing and graph pictures
+  bool released = false;
+  uint64_t visit_mark = 0;  // the engine's "seen in this backward" flag
+
+  static int64_t live_count();  // Nodes alive now: to check graphs get freed
+};
+
+// A Node whose backward is a lambda written next to the op's forward:
+//   record("MulBackward", out, {a, b}, [a, b](const Tensor& g, const Tensor&) {
+//     return Grads{sum_to(g * b, a.shape()), sum_to(g * a, b.shape())};
+//   });
+// The lambda's captures are the op's saved tensors; release() drops them.
+template <typename Backward>
+struct LambdaNode final : Node {
+  LambdaNode(const char* name, std::vector<Edge> inputs, uint32_t output_version, Backward fn)
+      : Node(name, std::move(inputs), output_version), fn(std::move(fn)) {}
+  Grads backward(const Tensor& grad_output, const Tensor& output) override {
+    return (*fn)(grad_output, output);
+  }
+  void release() override {
+    fn.reset();
+    Node::release();
+  }
+  std::optional<Backward> fn;
+};
+
+// Whether an op must record a node: grad mode is on and at least one input
+// requires grad.
+bool needs_record(const Tensor* first, const Tensor* last);
+
+// Makes `output` the result of `node` (sets grad_fn and requires_grad).
+void attach_node(Tensor& output, std::shared_ptr<Node> node);
+
+// Under set_detect_anomaly(true): throws if `output` holds NaN or Inf.
+void check_anomaly(const Tensor& output, const char* op);
+
+// Records op `name` on `inputs` with gradient rule `fn` as output's grad_fn,
+// when needs_record; a no-op otherwise (under NoGradGuard, or on constants).
+template <typename Backward>
+void record(const char* name, Tensor& output, const Tensor* first, const Tensor* last,
+            Backward&& fn) {
+  check_anomaly(output, name);
+  if (!needs_record(first, last)) return;
+  std::vector<Node::Edge> edges;
+  edges.reserve(last - first);
+  for (const Tensor* t = first; t != last; ++t) edges.push_back({*t, t->version()});
+  using Lambda = std::decay_t<Backward>;
+  attach_node(output, std::make_shared<LambdaNode<Lambda>>(name, std::move(edges),
+                                                           output.version(),
+                                                           std::forward<Backward>(fn)));
+}
+
+template <typename Backward>
+void record(const char* name, Tensor& output, std::initializer_list<Tensor> inputs,
+            Backward&& fn) {
+  record(name, output, inputs.begin(), inputs.end(), std::forward<Backward>(fn));
+}
+
+template <typename Backward>
+void record(const char* name, Tensor& output, const std::vector<Tensor>& inputs, Backward&& fn) {
+  record(name, output, inputs.data(), inputs.data() + inputs.size(),
+         std::forward<Backward>(fn));
+}
+
+}  // namespace ag

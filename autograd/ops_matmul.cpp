@@ -1,0 +1,51 @@
+// matmul with torch.matmul's rules for 1-D, 2-D and batched operands.
+#include "autograd/node.hpp"
+#include "autograd/ops.hpp"
+#include "core/kernels.hpp"
+
+namespace ag {
+
+namespace {
+
+// C = A B with A (..., M, K), B (..., K, N), batch dims broadcast:
+//   dL/dA = dL/dC B^T      (..., M, N) x (..., N, K)
+//   dL/dB = A^T dL/dC      (..., K, M) x (..., M, N)
+// then summed over the batch dims each operand was broadcast along.
+// The transposes are BLAS flags on the same memory, never copies.
+Tensor matmul_nd(const Tensor& a, const Tensor& b) {
+  Tensor out = kernel::matmul(a, b, false, false);
+  record("MatmulBackward", out, {a, b}, [a, b](const Tensor& g, const Tensor&) {
+    Tensor grad_a, grad_b;
+    if (a.requires_grad()) grad_a = kernel::sum_to(kernel::matmul(g, b, false, true), a.shape());
+    if (b.requires_grad()) {
+      if (b.dim() == 2)  // a weight shared by the whole batch: one GEMM over all rows
+        grad_b = kernel::matmul_rows_tn(a, g);
+      else
+        grad_b = kernel::sum_to(kernel::matmul(a, g, true, false), b.shape());
+    }
+    return Grads{grad_a, grad_b};
+  });
+  return out;
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  check(a.dim() >= 1 && b.dim() >= 1, "matmul: both operands need at least 1 dim, got {} and {}",
+        shape_str(a.shape()), shape_str(b.shape()));
+  int64_t k_a = a.shape().back();
+  int64_t k_b = b.dim() == 1 ? b.shape()[0] : b.shape()[b.dim() - 2];
+  check(k_a == k_b, "matmul: cannot multiply {} by {}: inner sizes {} and {} differ",
+        describe(a), describe(b), k_a, k_b);
+  // A 1-D left operand is a row vector (1,K), a 1-D right operand a column
+  // vector (K,1); the added dim is removed from the result.
+  if (a.dim() == 1 && b.dim() == 1) return sum(mul(a, b));  // dot product
+  if (a.dim() == 1) return squeeze(matmul_nd(unsqueeze(a, 0), b), -2);
+  if (b.dim() == 1) return squeeze(matmul_nd(a, unsqueeze(b, 1)), -1);
+  Shape batch_a(a.shape().begin(), a.shape().end() - 2);
+  Shape batch_b(b.shape().begin(), b.shape().end() - 2);
+  broadcast_shapes(batch_a, batch_b, "matmul");  // throws if the batch dims clash
+  return matmul_nd(a, b);
+}
+
+}  // namespace ag

@@ -1,0 +1,94 @@
+// Reductions: sum, mean, max, over all elements or along one dim.
+#include "autograd/node.hpp"
+#include "autograd/ops.hpp"
+#include "core/creation.hpp"
+#include "core/kernels.hpp"
+
+namespace ag {
+
+namespace {
+
+// The gradient of a reduction along dim without keepdim lacks that dim;
+// put it back as size 1 so it broadcasts over the reduced elements.
+Tensor with_kept_dim(const Tensor& g, const Shape& input, int64_t dim, bool keepdim) {
+  if (keepdim || input.empty()) return g;
+  return kernel::reshape(g, kernel::reduced_shape(input, dim, true));
+}
+
+}  // namespace
+
+Tensor sum(const Tensor& a) {
+  Tensor out = scalar(kernel::sum_all(a));
+  // d(sum_i a_i)/da_j = 1: every element gets the upstream gradient
+  record("SumBackward", out, {a}, [shape = a.shape()](const Tensor& g, const Tensor&) {
+    return Grads{full(shape, g.item())};
+  });
+  return out;
+}
+
+Tensor sum(const Tensor& a, int64_t dim, bool keepdim) {
+  dim = normalize_dim(dim, a.dim(), "sum", a.shape());
+  Tensor out = a.dim() == 0 ? a.clone() : kernel::sum_dim(a, dim, keepdim);
+  // d(sum_k a_k)/da_j = 1 along dim: broadcast g back over the summed dim
+  record("SumBackward", out, {a}, [shape = a.shape(), dim, keepdim](const Tensor& g, const Tensor&) {
+    return Grads{kernel::broadcast_to(with_kept_dim(g, shape, dim, keepdim), shape)};
+  });
+  return out;
+}
+
+Tensor mean(const Tensor& a) {
+  check(a.numel() > 0, "mean: {} has no elements", describe(a));
+  return div(sum(a), real(a.numel()));
+}
+
+Tensor mean(const Tensor& a, int64_t dim, bool keepdim) {
+  int64_t d = normalize_dim(dim, a.dim(), "mean", a.shape());
+  int64_t n = a.dim() == 0 ? 1 : a.shape()[d];
+  check(n > 0, "mean: dim {} of {} is empty", dim, describe(a));
+  return div(sum(a, d, keepdim), real(n));
+}
+
+Tensor max(const Tensor& a) {
+  check(a.numel() > 0, "max: {} has no elements", describe(a));
+  int64_t best = 0;
+  for (int64_t i = 1; i < a.numel(); ++i)
+    if (a.data()[i] > a.data()[best]) best = i;
+  Tensor out = scalar(a.data()[best]);
+  // d(max)/da_j = 1 for the (first) maximal element j, 0 elsewhere
+  record("MaxBackward", out, {a}, [shape = a.shape(), best](const Tensor& g, const Tensor&) {
+    Tensor grad = zeros(shape);
+    grad.data()[best] = g.item();
+    return Grads{grad};
+  });
+  return out;
+}
+
+Tensor max(const Tensor& a, int64_t dim, bool keepdim) {
+  dim = normalize_dim(dim, a.dim(), "max", a.shape());
+  if (a.dim() == 0) return max(a);
+  std::vector<int64_t> argmax;
+  Tensor out = kernel::max_dim(a, dim, keepdim, &argmax);
+  // d(max_k a_k)/da_j = 1 where j is the argmax along dim, else 0
+  record("MaxBackward", out, {a},
+         [shape = a.shape(), dim, argmax = std::move(argmax)](const Tensor& g, const Tensor&) {
+           Tensor grad = zeros(shape);
+           auto [outer, size, inner] = split_at(shape, dim);
+           for (int64_t o = 0; o < outer; ++o)
+             for (int64_t i = 0; i < inner; ++i)
+               grad.data()[(o * size + argmax[o * inner + i]) * inner + i] =
+                   g.data()[o * inner + i];
+           return Grads{grad};
+         });
+  return out;
+}
+
+Tensor argmax(const Tensor& a, int64_t dim, bool keepdim) {
+  dim = normalize_dim(dim, a.dim(), "argmax", a.shape());
+  if (a.dim() == 0) return zeros({});
+  std::vector<int64_t> index;
+  Tensor out = kernel::max_dim(a, dim, keepdim, &index);
+  for (int64_t i = 0; i < out.numel(); ++i) out.data()[i] = static_cast<real>(index[i]);
+  return out;  // indices are not differentiable: no node
+}
+
+}  // namespace ag

@@ -1,0 +1,53 @@
+// Masks: masked_fill and where. A mask is a tensor of 0s and 1s (nonzero =
+// true) that broadcasts against the data, e.g. a causal mask (T,T) over
+// attention scores (B,H,T,T).
+#include "autograd/node.hpp"
+#include "autograd/ops.hpp"
+#include "core/kernels.hpp"
+
+namespace ag {
+
+namespace {
+
+// The mask may broadcast to the data but must not enlarge it: the result has
+// the data's shape, as in PyTorch.
+void check_mask_fits(const Tensor& mask, const Shape& target, const char* op) {
+  Shape joint = broadcast_shapes(mask.shape(), target, op);
+  check(joint == target, "{}: mask of shape {} would enlarge the result beyond {}", op,
+        shape_str(mask.shape()), shape_str(target));
+}
+
+}  // namespace
+
+Tensor masked_fill(const Tensor& a, const Tensor& mask, real value) {
+  check_mask_fits(mask, a.shape(), "masked_fill");
+  Tensor out = kernel::zip(a, mask, "masked_fill",
+                           [value](real x, real m) { return m != 0 ? value : x; });
+  // d(out)/da = 1 where the mask is false, 0 where it put the constant
+  record("MaskedFillBackward", out, {a}, [mask](const Tensor& g, const Tensor&) {
+    return Grads{kernel::zip(g, mask, "masked_fill", [](real gi, real m) {
+      return m != 0 ? real(0) : gi;
+    })};
+  });
+  return out;
+}
+
+Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
+  Shape shape = broadcast_shapes(broadcast_shapes(condition.shape(), a.shape(), "where"),
+                                 b.shape(), "where");
+  Tensor c = kernel::broadcast_to(condition, shape);
+  Tensor x = kernel::broadcast_to(a, shape), y = kernel::broadcast_to(b, shape);
+  Tensor out = Tensor::empty(shape);
+  for (int64_t i = 0; i < out.numel(); ++i)
+    out.data()[i] = c.data()[i] != 0 ? x.data()[i] : y.data()[i];
+  // d(out)/da = condition, d(out)/db = 1 - condition (then undo broadcasting)
+  record("WhereBackward", out, {a, b},
+         [c, sa = a.shape(), sb = b.shape()](const Tensor& g, const Tensor&) {
+           Tensor ga = kernel::zip(g, c, "where", [](real gi, real m) { return m != 0 ? gi : 0; });
+           Tensor gb = kernel::zip(g, c, "where", [](real gi, real m) { return m != 0 ? 0 : gi; });
+           return Grads{kernel::sum_to(ga, sa), kernel::sum_to(gb, sb)};
+         });
+  return out;
+}
+
+}  // namespace ag

@@ -1,0 +1,203 @@
+// Ops that change shapes or pick elements. Each backward puts the gradient
+// back where the elements came from.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "autograd/node.hpp"
+#include "autograd/ops.hpp"
+#include "core/kernels.hpp"
+
+namespace ag {
+
+namespace {
+
+// Every shape-only op (reshape, squeeze, unsqueeze) has the same backward:
+// the gradient reshaped to the input's shape.
+Tensor reshaped(const Tensor& a, const Shape& shape, const char* backward_name) {
+  Tensor out = kernel::reshape(a, shape);
+  record(backward_name, out, {a}, [in = a.shape()](const Tensor& g, const Tensor&) {
+    return Grads{kernel::reshape(g, in)};
+  });
+  return out;
+}
+
+}  // namespace
+
+Tensor reshape(const Tensor& a, const Shape& shape) {
+  Shape target = shape;
+  int64_t known = 1, inferred = -1;
+  for (size_t i = 0; i < target.size(); ++i) {
+    if (target[i] == -1) {
+      check(inferred < 0, "reshape: only one size may be -1 in {}", shape_str(shape));
+      inferred = static_cast<int64_t>(i);
+    } else {
+      check(target[i] >= 0, "reshape: invalid size {} in {}", target[i], shape_str(shape));
+      known *= target[i];
+    }
+  }
+  if (inferred >= 0) {
+    check(known > 0 && a.numel() % known == 0,
+          "reshape: cannot reshape {} ({} elements) into {}", describe(a), a.numel(),
+          shape_str(shape));
+    target[inferred] = a.numel() / known;
+  }
+  check(shape_numel(target) == a.numel(), "reshape: cannot reshape {} ({} elements) into {} ({})",
+        describe(a), a.numel(), shape_str(shape), shape_numel(target));
+  return reshaped(a, target, "ReshapeBackward");
+}
+
+Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
+  check(static_cast<int64_t>(dims.size()) == a.dim(),
+        "permute: {} has {} dims but the permutation ({}) has {}", describe(a), a.dim(),
+        fmt::join(dims, ","), dims.size());
+  std::vector<int64_t> order(dims.size());
+  std::vector<bool> seen(dims.size(), false);
+  for (size_t i = 0; i < dims.size(); ++i) {
+    order[i] = normalize_dim(dims[i], a.dim(), "permute", a.shape());
+    check(!seen[order[i]], "permute: dim {} appears twice in ({})", order[i], fmt::join(dims, ","));
+    seen[order[i]] = true;
+  }
+  Tensor out = kernel::permute(a, order);
+  // Moving elements is linear; its adjoint moves them back: out dim i came
+  // from input dim order[i], so input dim order[i] comes from out dim i.
+  record("PermuteBackward", out, {a}, [order](const Tensor& g, const Tensor&) {
+    std::vector<int64_t> inverse(order.size());
+    for (size_t i = 0; i < order.size(); ++i) inverse[order[i]] = static_cast<int64_t>(i);
+    return Grads{kernel::permute(g, inverse)};
+  });
+  return out;
+}
+
+Tensor transpose(const Tensor& a, int64_t dim0, int64_t dim1) {
+  std::vector<int64_t> dims(a.dim());
+  std::iota(dims.begin(), dims.end(), 0);
+  std::swap(dims[normalize_dim(dim0, a.dim(), "transpose", a.shape())],
+            dims[normalize_dim(dim1, a.dim(), "transpose", a.shape())]);
+  return permute(a, dims);
+}
+
+Tensor unsqueeze(const Tensor& a, int64_t dim) {
+  // A new dim may go at any of dim()+1 places: -dim()-1 .. dim().
+  dim = normalize_dim(dim, a.dim() + 1, "unsqueeze", a.shape());
+  Shape shape = a.shape();
+  shape.insert(shape.begin() + dim, 1);
+  return reshaped(a, shape, "UnsqueezeBackward");
+}
+
+Tensor squeeze(const Tensor& a, int64_t dim) {
+  if (a.dim() == 0) return reshaped(a, {}, "SqueezeBackward");
+  dim = normalize_dim(dim, a.dim(), "squeeze", a.shape());
+  Shape shape = a.shape();
+  if (shape[dim] == 1) shape.erase(shape.begin() + dim);  // as PyTorch: else unchanged
+  return reshaped(a, shape, "SqueezeBackward");
+}
+
+Tensor squeeze(const Tensor& a) {
+  Shape shape;
+  for (int64_t s : a.shape())
+    if (s != 1) shape.push_back(s);
+  return reshaped(a, shape, "SqueezeBackward");
+}
+
+Tensor cat(const std::vector<Tensor>& parts, int64_t dim) {
+  check(!parts.empty(), "cat: needs at least one tensor");
+  const Tensor& first = parts[0];
+  check(first.dim() > 0, "cat: cannot concatenate 0-dim tensors; unsqueeze them or use stack");
+  dim = normalize_dim(dim, first.dim(), "cat", first.shape());
+  for (size_t i = 1; i < parts.size(); ++i) {
+    bool same = parts[i].dim() == first.dim();
+    for (int64_t d = 0; same && d < first.dim(); ++d)
+      same = d == dim || parts[i].shape()[d] == first.shape()[d];
+    check(same, "cat: tensor {} has shape {} but tensor 0 has {}; all sizes must match except "
+          "along dim {}", i, shape_str(parts[i].shape()), shape_str(first.shape()), dim);
+  }
+  Tensor out = kernel::cat(parts, dim);
+  // Each part's gradient is its own stretch of g along dim.
+  std::vector<int64_t> sizes;
+  for (const Tensor& p : parts) sizes.push_back(p.shape()[dim]);
+  record("CatBackward", out, parts, [dim, sizes](const Tensor& g, const Tensor&) {
+    Grads grads;
+    int64_t start = 0;
+    for (int64_t size : sizes) {
+      grads.push_back(kernel::narrow(g, dim, start, size));
+      start += size;
+    }
+    return grads;
+  });
+  return out;
+}
+
+Tensor stack(const std::vector<Tensor>& parts, int64_t dim) {
+  check(!parts.empty(), "stack: needs at least one tensor");
+  for (size_t i = 1; i < parts.size(); ++i)
+    check(parts[i].shape() == parts[0].shape(),
+          "stack: tensor {} has shape {} but tensor 0 has {}; all must be equal", i,
+          shape_str(parts[i].shape()), shape_str(parts[0].shape()));
+  dim = normalize_dim(dim, parts[0].dim() + 1, "stack", parts[0].shape());
+  std::vector<Tensor> unsqueezed;
+  for (const Tensor& p : parts) unsqueezed.push_back(unsqueeze(p, dim));
+  return cat(unsqueezed, dim);
+}
+
+Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
+  check(a.dim() > 0, "narrow: cannot narrow a 0-dim tensor");
+  dim = normalize_dim(dim, a.dim(), "narrow", a.shape());
+  int64_t size = a.shape()[dim];
+  check(start >= 0 && length >= 0 && start + length <= size,
+        "narrow: [{}, {}) is outside dim {} of {} (size {})", start, start + length, dim,
+        describe(a), size);
+  Tensor out = kernel::narrow(a, dim, start, length);
+  // The taken elements get g; the others contributed nothing and get 0.
+  record("NarrowBackward", out, {a}, [shape = a.shape(), dim, start](const Tensor& g, const Tensor&) {
+    return Grads{kernel::unnarrow(g, shape, dim, start)};
+  });
+  return out;
+}
+
+Tensor slice(const Tensor& a, int64_t dim, int64_t start, int64_t end) {
+  check(a.dim() > 0, "slice: cannot slice a 0-dim tensor");
+  int64_t size = a.shape()[normalize_dim(dim, a.dim(), "slice", a.shape())];
+  // Python's rules: negative bounds count from the end, bounds are clamped.
+  if (start < 0) start += size;
+  if (end < 0) end += size;
+  start = std::clamp<int64_t>(start, 0, size);
+  end = std::clamp<int64_t>(end, start, size);
+  return narrow(a, dim, start, end - start);
+}
+
+std::vector<int64_t> to_indices(const Tensor& index, const char* op) {
+  check(index.dim() <= 1, "{}: indices must be a 0-D or 1-D tensor, got shape {}", op,
+        shape_str(index.shape()));
+  std::vector<int64_t> out(index.numel());
+  for (int64_t i = 0; i < index.numel(); ++i) {
+    real v = index.data()[i];
+    check(v == std::floor(v), "{}: index {} at position {} is not an integer", op, v, i);
+    out[i] = static_cast<int64_t>(v);
+  }
+  return out;
+}
+
+Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& index) {
+  check(a.dim() > 0, "index_select: cannot index a 0-dim tensor");
+  dim = normalize_dim(dim, a.dim(), "index_select", a.shape());
+  int64_t size = a.shape()[dim];
+  for (size_t i = 0; i < index.size(); ++i)
+    check(index[i] >= 0 && index[i] < size,
+          "index_select: index {} at position {} is out of range for dim {} of {} (valid: "
+          "0..{})", index[i], i, dim, describe(a), size - 1);
+  Tensor out = kernel::index_select(a, dim, index);
+  // Each picked slice sends its gradient back to the row it came from;
+  // a row picked twice receives the sum.
+  record("IndexSelectBackward", out, {a},
+         [shape = a.shape(), dim, index](const Tensor& g, const Tensor&) {
+           return Grads{kernel::index_add(shape, dim, index, g)};
+         });
+  return out;
+}
+
+Tensor index_select(const Tensor& a, int64_t dim, const Tensor& index) {
+  return index_select(a, dim, to_indices(index, "index_select"));
+}
+
+}  // namespace ag

@@ -31,7 +31,10 @@ AG_LDLIBS   := -lfmt
 
 ifeq ($(MODE),release)
   # -g: readable backtraces even when optimised.  -DNDEBUG: assert() is off.
-  MODE_CXXFLAGS := -O2 -g -DNDEBUG
+  # -fvect-cost-model=dynamic: let the vectorizer also take loops that need a
+  # run-time check or a remainder loop (the kernels are plain loops and
+  # rely on it; -O2 alone vectorizes only the trivial ones).
+  MODE_CXXFLAGS := -O2 -g -DNDEBUG -fvect-cost-model=dynamic
 else ifeq ($(MODE),debug)
   MODE_CXXFLAGS := -O0 -g3
 else ifeq ($(MODE),asan)

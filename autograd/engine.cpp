@@ -27,7 +27,7 @@ namespace {
 uint64_t backward_epoch = 0;  // marks nodes visited by the current backward()
 
 void check_not_released(const Node& node, const Tensor& t) {
-  check(!node.released,
+  AG_CHECK(!node.released,
         "backward: trying to go through the graph a second time: the saved values of {} (the "
         "op that made {}) were freed by an earlier backward(); call backward(gradient, "
         "/*retain_graph=*/true) the first time if you need to go through it twice",
@@ -85,12 +85,12 @@ void accumulate(TensorImpl& t, const Tensor& g) {
 }
 
 void check_versions(const Node& node, const Tensor& output) {
-  check(output.version() == node.output_version,
+  AG_CHECK(output.version() == node.output_version,
         "backward: the output {} of {} was changed in place after it was computed; its "
         "gradient would be wrong. Change a copy (clone()) instead",
         describe(output), node.name);
   for (const Node::Edge& edge : node.inputs)
-    check(edge.tensor.version() == edge.version,
+    AG_CHECK(edge.tensor.version() == edge.version,
           "backward: {}, an input of {}, was changed in place after {} used it (version {} then, "
           "{} now); the gradient would use the new values. Change a copy (clone()) instead",
           describe(edge.tensor), node.name, node.name, edge.version, edge.tensor.version());
@@ -99,7 +99,7 @@ void check_versions(const Node& node, const Tensor& output) {
 void check_gradient_finite(const Tensor& g, const Node& node, const Tensor& input) {
   const real* x = g.data();
   for (int64_t i = 0, n = g.numel(); i < n; ++i)
-    check(std::isfinite(x[i]),
+    AG_CHECK(std::isfinite(x[i]),
           "anomaly: {} produced {} in the gradient of its input {} at flat index {}", node.name,
           x[i], describe(input), i);
 }
@@ -107,20 +107,20 @@ void check_gradient_finite(const Tensor& g, const Node& node, const Tensor& inpu
 }  // namespace
 
 void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
-  check(defined(), "backward: called on an undefined tensor");
-  check(requires_grad(),
+  AG_CHECK(defined(), "backward: called on an undefined tensor");
+  AG_CHECK(requires_grad(),
         "backward: {} does not require grad: no input of the ops that made it has "
         "requires_grad set (or it was made under NoGradGuard)",
         describe(*this));
   Tensor seed = gradient;
   if (!seed.defined()) {
-    check(numel() == 1,
+    AG_CHECK(numel() == 1,
           "backward: {} has {} elements; backward() without a gradient needs a 1-element "
           "tensor (a loss). Reduce it first (sum, mean) or pass a gradient of shape {}",
           describe(*this), numel(), shape_str(shape()));
     seed = ones(shape());
   } else {
-    check(seed.shape() == shape(), "backward: gradient of shape {} does not match {}",
+    AG_CHECK(seed.shape() == shape(), "backward: gradient of shape {} does not match {}",
           shape_str(seed.shape()), describe(*this));
   }
   NoGradGuard no_grad;  // gradients are plain values: computing them records nothing
@@ -138,13 +138,13 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
     if (grad_output.defined()) {
       check_versions(node, t);
       Grads grads = node.backward(grad_output, t);
-      check(grads.size() == node.inputs.size(),
+      AG_CHECK(grads.size() == node.inputs.size(),
             "backward: {} returned {} gradients for {} inputs", node.name, grads.size(),
             node.inputs.size());
       for (size_t i = 0; i < grads.size(); ++i) {
         const Tensor& input = node.inputs[i].tensor;
         if (!grads[i].defined() || !input.requires_grad()) continue;
-        check(grads[i].shape() == input.shape(),
+        AG_CHECK(grads[i].shape() == input.shape(),
               "backward: {} returned a gradient of shape {} for its input {}", node.name,
               shape_str(grads[i].shape()), describe(input));
         if (is_anomaly_enabled()) check_gradient_finite(grads[i], node, input);
@@ -156,7 +156,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
 }
 
 void Tensor::retain_grad() {
-  check(requires_grad(), "retain_grad: {} does not require grad", describe(*this));
+  AG_CHECK(requires_grad(), "retain_grad: {} does not require grad", describe(*this));
   impl_->retains_grad = true;
 }
 

@@ -44,7 +44,7 @@ GradcheckResult gradcheck(const GradcheckFunction& f, const std::vector<Tensor>&
   }
 
   Tensor out = f(xs);
-  check(out.requires_grad(),
+  AG_CHECK(out.requires_grad(),
         "gradcheck: the function's output {} does not require grad; give at least one input "
         "requires_grad and make sure f uses it",
         describe(out));

@@ -11,7 +11,7 @@ namespace ag {
 namespace {
 
 void check_inplace(const Tensor& t, const char* op) {
-  check(!(t.requires_grad() && is_grad_enabled()),
+  AG_CHECK(!(t.requires_grad() && is_grad_enabled()),
         "{}: in-place change of {}, which requires grad; the graph that uses it would compute "
         "wrong gradients. Do it inside ag::NoGradGuard (as optimizers do), or on a detach()ed "
         "copy",
@@ -19,7 +19,7 @@ void check_inplace(const Tensor& t, const char* op) {
 }
 
 void check_same_shape(const Tensor& t, const Tensor& other, const char* op) {
-  check(t.shape() == other.shape(), "{}: shape {} does not match {}", op,
+  AG_CHECK(t.shape() == other.shape(), "{}: shape {} does not match {}", op,
         shape_str(other.shape()), describe(t));
 }
 

@@ -43,7 +43,7 @@ void check_anomaly(const Tensor& output, const char* op) {
   if (!is_anomaly_enabled()) return;
   const real* x = output.data();
   for (int64_t i = 0, n = output.numel(); i < n; ++i)
-    check(std::isfinite(x[i]), "anomaly: {} produced {} at flat index {} of its output {}", op,
+    AG_CHECK(std::isfinite(x[i]), "anomaly: {} produced {} at flat index {} of its output {}", op,
           x[i], i, describe(output));
 }
 

@@ -31,11 +31,11 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
-  check(a.dim() >= 1 && b.dim() >= 1, "matmul: both operands need at least 1 dim, got {} and {}",
+  AG_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both operands need at least 1 dim, got {} and {}",
         shape_str(a.shape()), shape_str(b.shape()));
   int64_t k_a = a.shape().back();
   int64_t k_b = b.dim() == 1 ? b.shape()[0] : b.shape()[b.dim() - 2];
-  check(k_a == k_b, "matmul: cannot multiply {} by {}: inner sizes {} and {} differ",
+  AG_CHECK(k_a == k_b, "matmul: cannot multiply {} by {}: inner sizes {} and {} differ",
         describe(a), describe(b), k_a, k_b);
   // A 1-D left operand is a row vector (1,K), a 1-D right operand a column
   // vector (K,1); the added dim is removed from the result.

@@ -37,19 +37,19 @@ Tensor sum(const Tensor& a, int64_t dim, bool keepdim) {
 }
 
 Tensor mean(const Tensor& a) {
-  check(a.numel() > 0, "mean: {} has no elements", describe(a));
+  AG_CHECK(a.numel() > 0, "mean: {} has no elements", describe(a));
   return div(sum(a), real(a.numel()));
 }
 
 Tensor mean(const Tensor& a, int64_t dim, bool keepdim) {
   int64_t d = normalize_dim(dim, a.dim(), "mean", a.shape());
   int64_t n = a.dim() == 0 ? 1 : a.shape()[d];
-  check(n > 0, "mean: dim {} of {} is empty", dim, describe(a));
+  AG_CHECK(n > 0, "mean: dim {} of {} is empty", dim, describe(a));
   return div(sum(a, d, keepdim), real(n));
 }
 
 Tensor max(const Tensor& a) {
-  check(a.numel() > 0, "max: {} has no elements", describe(a));
+  AG_CHECK(a.numel() > 0, "max: {} has no elements", describe(a));
   int64_t best = 0;
   for (int64_t i = 1; i < a.numel(); ++i)
     if (a.data()[i] > a.data()[best]) best = i;

@@ -13,7 +13,7 @@ namespace {
 // the data's shape, as in PyTorch.
 void check_mask_fits(const Tensor& mask, const Shape& target, const char* op) {
   Shape joint = broadcast_shapes(mask.shape(), target, op);
-  check(joint == target, "{}: mask of shape {} would enlarge the result beyond {}", op,
+  AG_CHECK(joint == target, "{}: mask of shape {} would enlarge the result beyond {}", op,
         shape_str(mask.shape()), shape_str(target));
 }
 

@@ -29,33 +29,33 @@ Tensor reshape(const Tensor& a, const Shape& shape) {
   int64_t known = 1, inferred = -1;
   for (size_t i = 0; i < target.size(); ++i) {
     if (target[i] == -1) {
-      check(inferred < 0, "reshape: only one size may be -1 in {}", shape_str(shape));
+      AG_CHECK(inferred < 0, "reshape: only one size may be -1 in {}", shape_str(shape));
       inferred = static_cast<int64_t>(i);
     } else {
-      check(target[i] >= 0, "reshape: invalid size {} in {}", target[i], shape_str(shape));
+      AG_CHECK(target[i] >= 0, "reshape: invalid size {} in {}", target[i], shape_str(shape));
       known *= target[i];
     }
   }
   if (inferred >= 0) {
-    check(known > 0 && a.numel() % known == 0,
+    AG_CHECK(known > 0 && a.numel() % known == 0,
           "reshape: cannot reshape {} ({} elements) into {}", describe(a), a.numel(),
           shape_str(shape));
     target[inferred] = a.numel() / known;
   }
-  check(shape_numel(target) == a.numel(), "reshape: cannot reshape {} ({} elements) into {} ({})",
+  AG_CHECK(shape_numel(target) == a.numel(), "reshape: cannot reshape {} ({} elements) into {} ({})",
         describe(a), a.numel(), shape_str(shape), shape_numel(target));
   return reshaped(a, target, "ReshapeBackward");
 }
 
 Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
-  check(static_cast<int64_t>(dims.size()) == a.dim(),
+  AG_CHECK(static_cast<int64_t>(dims.size()) == a.dim(),
         "permute: {} has {} dims but the permutation ({}) has {}", describe(a), a.dim(),
         fmt::join(dims, ","), dims.size());
   std::vector<int64_t> order(dims.size());
   std::vector<bool> seen(dims.size(), false);
   for (size_t i = 0; i < dims.size(); ++i) {
     order[i] = normalize_dim(dims[i], a.dim(), "permute", a.shape());
-    check(!seen[order[i]], "permute: dim {} appears twice in ({})", order[i], fmt::join(dims, ","));
+    AG_CHECK(!seen[order[i]], "permute: dim {} appears twice in ({})", order[i], fmt::join(dims, ","));
     seen[order[i]] = true;
   }
   Tensor out = kernel::permute(a, order);
@@ -101,15 +101,15 @@ Tensor squeeze(const Tensor& a) {
 }
 
 Tensor cat(const std::vector<Tensor>& parts, int64_t dim) {
-  check(!parts.empty(), "cat: needs at least one tensor");
+  AG_CHECK(!parts.empty(), "cat: needs at least one tensor");
   const Tensor& first = parts[0];
-  check(first.dim() > 0, "cat: cannot concatenate 0-dim tensors; unsqueeze them or use stack");
+  AG_CHECK(first.dim() > 0, "cat: cannot concatenate 0-dim tensors; unsqueeze them or use stack");
   dim = normalize_dim(dim, first.dim(), "cat", first.shape());
   for (size_t i = 1; i < parts.size(); ++i) {
     bool same = parts[i].dim() == first.dim();
     for (int64_t d = 0; same && d < first.dim(); ++d)
       same = d == dim || parts[i].shape()[d] == first.shape()[d];
-    check(same, "cat: tensor {} has shape {} but tensor 0 has {}; all sizes must match except "
+    AG_CHECK(same, "cat: tensor {} has shape {} but tensor 0 has {}; all sizes must match except "
           "along dim {}", i, shape_str(parts[i].shape()), shape_str(first.shape()), dim);
   }
   Tensor out = kernel::cat(parts, dim);
@@ -129,9 +129,9 @@ Tensor cat(const std::vector<Tensor>& parts, int64_t dim) {
 }
 
 Tensor stack(const std::vector<Tensor>& parts, int64_t dim) {
-  check(!parts.empty(), "stack: needs at least one tensor");
+  AG_CHECK(!parts.empty(), "stack: needs at least one tensor");
   for (size_t i = 1; i < parts.size(); ++i)
-    check(parts[i].shape() == parts[0].shape(),
+    AG_CHECK(parts[i].shape() == parts[0].shape(),
           "stack: tensor {} has shape {} but tensor 0 has {}; all must be equal", i,
           shape_str(parts[i].shape()), shape_str(parts[0].shape()));
   dim = normalize_dim(dim, parts[0].dim() + 1, "stack", parts[0].shape());
@@ -141,10 +141,10 @@ Tensor stack(const std::vector<Tensor>& parts, int64_t dim) {
 }
 
 Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
-  check(a.dim() > 0, "narrow: cannot narrow a 0-dim tensor");
+  AG_CHECK(a.dim() > 0, "narrow: cannot narrow a 0-dim tensor");
   dim = normalize_dim(dim, a.dim(), "narrow", a.shape());
   int64_t size = a.shape()[dim];
-  check(start >= 0 && length >= 0 && start + length <= size,
+  AG_CHECK(start >= 0 && length >= 0 && start + length <= size,
         "narrow: [{}, {}) is outside dim {} of {} (size {})", start, start + length, dim,
         describe(a), size);
   Tensor out = kernel::narrow(a, dim, start, length);
@@ -156,7 +156,7 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
 }
 
 Tensor slice(const Tensor& a, int64_t dim, int64_t start, int64_t end) {
-  check(a.dim() > 0, "slice: cannot slice a 0-dim tensor");
+  AG_CHECK(a.dim() > 0, "slice: cannot slice a 0-dim tensor");
   int64_t size = a.shape()[normalize_dim(dim, a.dim(), "slice", a.shape())];
   // Python's rules: negative bounds count from the end, bounds are clamped.
   if (start < 0) start += size;
@@ -167,23 +167,23 @@ Tensor slice(const Tensor& a, int64_t dim, int64_t start, int64_t end) {
 }
 
 std::vector<int64_t> to_indices(const Tensor& index, const char* op) {
-  check(index.dim() <= 1, "{}: indices must be a 0-D or 1-D tensor, got shape {}", op,
+  AG_CHECK(index.dim() <= 1, "{}: indices must be a 0-D or 1-D tensor, got shape {}", op,
         shape_str(index.shape()));
   std::vector<int64_t> out(index.numel());
   for (int64_t i = 0; i < index.numel(); ++i) {
     real v = index.data()[i];
-    check(v == std::floor(v), "{}: index {} at position {} is not an integer", op, v, i);
+    AG_CHECK(v == std::floor(v), "{}: index {} at position {} is not an integer", op, v, i);
     out[i] = static_cast<int64_t>(v);
   }
   return out;
 }
 
 Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& index) {
-  check(a.dim() > 0, "index_select: cannot index a 0-dim tensor");
+  AG_CHECK(a.dim() > 0, "index_select: cannot index a 0-dim tensor");
   dim = normalize_dim(dim, a.dim(), "index_select", a.shape());
   int64_t size = a.shape()[dim];
   for (size_t i = 0; i < index.size(); ++i)
-    check(index[i] >= 0 && index[i] < size,
+    AG_CHECK(index[i] >= 0 && index[i] < size,
           "index_select: index {} at position {} is out of range for dim {} of {} (valid: "
           "0..{})", index[i], i, dim, describe(a), size - 1);
   Tensor out = kernel::index_select(a, dim, index);

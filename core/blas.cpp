@@ -36,7 +36,7 @@ bool cpu_has_avx2_fma() {
 template <typename F>
 F symbol(void* library, const char* name) {
   void* address = dlsym(library, name);
-  check(address != nullptr, "blas: libopenblas.so.0 has no symbol {}", name);
+  AG_CHECK(address != nullptr, "blas: libopenblas.so.0 has no symbol {}", name);
   return reinterpret_cast<F>(address);
 }
 
@@ -68,7 +68,7 @@ OpenBlas load_openblas() {
   setenv("OPENBLAS_NUM_THREADS", threads && *threads ? threads : "1", 1);
 
   void* library = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
-  check(library != nullptr,
+  AG_CHECK(library != nullptr,
         "blas: cannot load libopenblas.so.0 ({}); install it with: apt-get install libopenblas0",
         dlerror());
   blas.sgemm = symbol<decltype(&cblas_sgemm)>(library, "cblas_sgemm");

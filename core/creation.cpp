@@ -12,7 +12,7 @@ namespace {
 void append_rows(std::vector<real>& out, std::initializer_list<std::initializer_list<real>> rows,
                  size_t width) {
   for (const auto& row : rows) {
-    check(row.size() == width, "tensor: ragged nested list: a row has {} values, expected {}",
+    AG_CHECK(row.size() == width, "tensor: ragged nested list: a row has {} values, expected {}",
           row.size(), width);
     out.insert(out.end(), row.begin(), row.end());
   }
@@ -38,7 +38,7 @@ Tensor tensor(std::initializer_list<std::initializer_list<std::initializer_list<
   size_t rows = first_size(blocks);
   size_t cols = rows == 0 ? 0 : first_size(*blocks.begin());
   for (const auto& block : blocks) {
-    check(block.size() == rows, "tensor: ragged nested list: a block has {} rows, expected {}",
+    AG_CHECK(block.size() == rows, "tensor: ragged nested list: a block has {} rows, expected {}",
           block.size(), rows);
     append_rows(data, block, cols);
   }
@@ -52,10 +52,10 @@ Tensor tensor(std::initializer_list<
   size_t rows = blocks == 0 ? 0 : first_size(*groups.begin());
   size_t cols = rows == 0 ? 0 : first_size(*groups.begin()->begin());
   for (const auto& group : groups) {
-    check(group.size() == blocks, "tensor: ragged nested list: a group has {} blocks, expected {}",
+    AG_CHECK(group.size() == blocks, "tensor: ragged nested list: a group has {} blocks, expected {}",
           group.size(), blocks);
     for (const auto& block : group) {
-      check(block.size() == rows, "tensor: ragged nested list: a block has {} rows, expected {}",
+      AG_CHECK(block.size() == rows, "tensor: ragged nested list: a block has {} rows, expected {}",
             block.size(), rows);
       append_rows(data, block, cols);
     }
@@ -71,7 +71,7 @@ Tensor full(const Shape& shape, real value) {
   std::fill(t.data(), t.data() + t.numel(), value);
   return t;
 }
-Tensor zeros(const Shape& shape) { return Tensor::empty(shape); }
+Tensor zeros(const Shape& shape) { return full(shape, 0); }
 Tensor ones(const Shape& shape) { return full(shape, 1); }
 Tensor zeros_like(const Tensor& t) { return zeros(t.shape()); }
 Tensor ones_like(const Tensor& t) { return ones(t.shape()); }
@@ -79,8 +79,8 @@ Tensor ones_like(const Tensor& t) { return ones(t.shape()); }
 Tensor arange(real end) { return arange(0, end, 1); }
 
 Tensor arange(real start, real end, real step) {
-  check(step != 0, "arange: step must be non-zero");
-  check((end - start) / step >= 0, "arange: the range [{}, {}) is empty with step {}", start, end,
+  AG_CHECK(step != 0, "arange: step must be non-zero");
+  AG_CHECK((end - start) / step >= 0, "arange: the range [{}, {}) is empty with step {}", start, end,
         step);
   auto n = static_cast<int64_t>(std::ceil((end - start) / step));
   Tensor t = Tensor::empty({n});
@@ -89,7 +89,7 @@ Tensor arange(real start, real end, real step) {
 }
 
 Tensor linspace(real start, real end, int64_t steps) {
-  check(steps >= 0, "linspace: steps must be >= 0, got {}", steps);
+  AG_CHECK(steps >= 0, "linspace: steps must be >= 0, got {}", steps);
   Tensor t = Tensor::empty({steps});
   for (int64_t i = 0; i < steps; ++i)
     t.data()[i] = steps == 1 ? start : start + (end - start) * real(i) / real(steps - 1);
@@ -103,7 +103,7 @@ Tensor rand(const Shape& shape, Generator& gen) {
 }
 
 Tensor uniform(const Shape& shape, real low, real high, Generator& gen) {
-  check(low <= high, "uniform: low {} is greater than high {}", low, high);
+  AG_CHECK(low <= high, "uniform: low {} is greater than high {}", low, high);
   Tensor t = Tensor::empty(shape);
   for (real& x : t.impl()->data) x = low + (high - low) * static_cast<real>(gen.uniform());
   return t;
@@ -123,12 +123,12 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, Generator& gen) {
 
 Tensor from_vector(std::vector<real> data, const Shape& shape) {
   for (int64_t s : shape)
-    check(s >= 0, "from_vector: negative size in shape {}", shape_str(shape));
-  check(static_cast<int64_t>(data.size()) == shape_numel(shape),
+    AG_CHECK(s >= 0, "from_vector: negative size in shape {}", shape_str(shape));
+  AG_CHECK(static_cast<int64_t>(data.size()) == shape_numel(shape),
         "from_vector: {} values cannot fill shape {} ({} elements)", data.size(),
         shape_str(shape), shape_numel(shape));
   auto impl = std::make_shared<TensorImpl>();
-  impl->data = std::move(data);
+  impl->data.assign(data.begin(), data.end());
   impl->shape = shape;
   return Tensor(std::move(impl));
 }

@@ -17,10 +17,19 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
-// check(cond, "op: {} ...", args...) throws ag::Error with the formatted message.
+// TEMPORARY until print/dot move to AG_CHECK.
 template <typename... Args>
 inline void check(bool condition, fmt::format_string<Args...> message, Args&&... args) {
   if (!condition) throw Error(fmt::format(message, std::forward<Args>(args)...));
 }
 
 }  // namespace ag
+
+// AG_CHECK(condition, "op: {} ...", args...) throws ag::Error with the
+// formatted message when the condition is false. A macro, not a function, so
+// that the message's arguments (shape strings and the like) are computed only
+// when the check fails: checks sit on every op's path.
+#define AG_CHECK(condition, ...)                                   \
+  do {                                                              \
+    if (!(condition)) throw ::ag::Error(fmt::format(__VA_ARGS__)); \
+  } while (0)

@@ -35,7 +35,7 @@ double Generator::normal() {
 }
 
 int64_t Generator::randint(int64_t low, int64_t high) {
-  check(low < high, "randint: empty range [{}, {})", low, high);
+  AG_CHECK(low < high, "randint: empty range [{}, {})", low, high);
   uint64_t range = static_cast<uint64_t>(high - low);
   // Rejection sampling: drop draws from the incomplete last block so every
   // value in the range is exactly equally likely.

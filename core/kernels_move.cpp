@@ -1,6 +1,7 @@
 // Kernels that move elements: permute, concatenate, narrow, index_select.
 #include <cstring>
 
+#include "core/creation.hpp"
 #include "core/kernels.hpp"
 
 namespace ag::kernel {
@@ -62,7 +63,7 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
 }
 
 Tensor unnarrow(const Tensor& g, const Shape& shape, int64_t dim, int64_t start) {
-  Tensor out = Tensor::empty(shape);
+  Tensor out = zeros(shape);  // the elements narrow did not take get gradient 0
   auto [outer, size, inner] = split_at(shape, dim);
   int64_t length = g.shape()[dim];
   for (int64_t o = 0; o < outer; ++o)
@@ -86,7 +87,7 @@ Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& in
 
 Tensor index_add(const Shape& shape, int64_t dim, const std::vector<int64_t>& index,
                  const Tensor& src) {
-  Tensor out = Tensor::empty(shape);
+  Tensor out = zeros(shape);
   auto [outer, size, inner] = split_at(shape, dim);
   const int64_t n = static_cast<int64_t>(index.size());
   for (int64_t o = 0; o < outer; ++o)

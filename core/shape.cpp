@@ -26,7 +26,7 @@ std::vector<int64_t> contiguous_strides(const Shape& shape) {
 
 int64_t normalize_dim(int64_t dim, int64_t ndim, const char* op, const Shape& shape) {
   int64_t lo = ndim == 0 ? -1 : -ndim, hi = ndim == 0 ? 0 : ndim - 1;
-  check(dim >= lo && dim <= hi, "{}: dim {} is out of range for a tensor of shape {} (valid: {}..{})",
+  AG_CHECK(dim >= lo && dim <= hi, "{}: dim {} is out of range for a tensor of shape {} (valid: {}..{})",
         op, dim, shape_str(shape), lo, hi);
   return dim < 0 ? dim + (ndim == 0 ? 1 : ndim) : dim;
 }
@@ -39,7 +39,7 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
     // Align at the right: missing leading dims count as size 1.
     int64_t sa = i < n - a.size() ? 1 : a[i - (n - a.size())];
     int64_t sb = i < n - b.size() ? 1 : b[i - (n - b.size())];
-    check(sa == sb || sa == 1 || sb == 1,
+    AG_CHECK(sa == sb || sa == 1 || sb == 1,
           "{}: shapes {} and {} cannot be broadcast: sizes {} and {} differ at dim {} "
           "(counting from the left of the aligned shape) and neither is 1",
           op, shape_str(a), shape_str(b), sa, sb, i);

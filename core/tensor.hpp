@@ -25,8 +25,33 @@ namespace ag {
 
 struct Node;  // autograd/node.hpp: the op that produced a tensor
 
+// std::allocator, except that resize(n) leaves new numbers uninitialised
+// instead of zeroing them: almost every kernel overwrites its whole output,
+// and zeroing a GEMM's output first would cost a pass over its memory.
+template <typename T>
+struct UninitializedAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  UninitializedAllocator() = default;
+  template <typename U>
+  UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;  // default-initialisation: no value written
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+
+// A tensor's elements. In gdb: `p t.impl_->data` prints them all.
+using Storage = std::vector<real, UninitializedAllocator<real>>;
+
 struct TensorImpl {
-  std::vector<real> data;  // numel() elements, row-major
+  Storage data;  // numel() elements, row-major
   Shape shape;
   std::string name;        // optional; shown by printing, errors and to_dot
 
@@ -43,7 +68,9 @@ class Tensor {
   Tensor() = default;  // an undefined tensor (no impl), like None
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
 
-  // A new zero-filled tensor of this shape, the start of every kernel output.
+  // A new tensor of this shape with UNINITIALISED elements (like torch.empty):
+  // the start of kernel outputs that write every element. Use ag::zeros when
+  // the values are read or accumulated into.
   static Tensor empty(Shape shape);
 
   bool defined() const { return impl_ != nullptr; }
@@ -59,7 +86,7 @@ class Tensor {
   const real* data() const { return impl_->data.data(); }
   real item() const;                                   // the value of a 1-element tensor
   real at(std::initializer_list<int64_t> index) const;  // t.at({i, j}), bounds-checked
-  std::vector<real> to_vector() const { return impl_->data; }
+  std::vector<real> to_vector() const { return {impl_->data.begin(), impl_->data.end()}; }
 
   Tensor clone() const;   // a copy of data, shape and name; not part of any graph
   Tensor detach() const;  // same values, cut from the graph, requires_grad false

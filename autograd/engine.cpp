@@ -67,11 +67,11 @@ std::vector<Tensor> topological_order(const Tensor& root) {
 // Adds g to the gradient slot of t.
 void accumulate(TensorImpl& t, const Tensor& g) {
   if (!t.grad) {
-    // A leaf's .grad is the user's to modify (gradient clipping scales it in
-    // place), so it must not alias a tensor someone else holds (add's backward
-    // hands the same g to both of its inputs).
-    bool shared = g.use_count() > 1;
-    t.grad = (t.grad_fn == nullptr && shared) ? g.clone().impl_ptr() : g.impl_ptr();
+    // A leaf's .grad (or a retained one) is the user's to modify (gradient
+    // clipping scales it in place), so it must not alias a tensor someone else
+    // holds (add's backward hands the same g to both of its inputs).
+    bool users_grad = t.grad_fn == nullptr || t.retains_grad;
+    t.grad = (users_grad && g.use_count() > 1) ? g.clone().impl_ptr() : g.impl_ptr();
     return;
   }
   if (t.grad.use_count() == 1) {  // nobody else sees the slot: add in place
@@ -124,6 +124,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
           shape_str(seed.shape()), describe(*this));
   }
   NoGradGuard no_grad;  // gradients are plain values: computing them records nothing
+  BackwardScope in_backward;
   if (is_leaf()) {      // x.backward() on a leaf: dx/dx = 1
     accumulate(*impl(), seed);
     return;

@@ -26,4 +26,19 @@ class NoGradGuard {
 void set_detect_anomaly(bool enabled);
 bool is_anomaly_enabled();
 
+// True while the engine runs backward formulas. Anomaly detection then checks
+// each node's gradients (naming the node, e.g. SqrtBackward) instead of the
+// helper ops inside the formulas (which the user never called).
+bool is_running_backward();
+class BackwardScope {
+ public:
+  BackwardScope();
+  ~BackwardScope();
+  BackwardScope(const BackwardScope&) = delete;
+  BackwardScope& operator=(const BackwardScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
 }  // namespace ag

@@ -19,6 +19,10 @@ void check_inplace(const Tensor& t, const char* op) {
 }
 
 void check_same_shape(const Tensor& t, const Tensor& other, const char* op) {
+  AG_CHECK(other.defined(),
+           "{}: the other operand is an undefined tensor (a .grad() before any backward() "
+           "reached it?)",
+           op);
   AG_CHECK(t.shape() == other.shape(), "{}: shape {} does not match {}", op,
         shape_str(other.shape()), describe(t));
 }
@@ -28,6 +32,13 @@ void check_same_shape(const Tensor& t, const Tensor& other, const char* op) {
 Tensor& Tensor::fill_(real value) {
   check_inplace(*this, "fill_");
   std::fill(impl_->data.begin(), impl_->data.end(), value);
+  ++impl_->version;
+  return *this;
+}
+
+Tensor& Tensor::zero_() {
+  check_inplace(*this, "zero_");
+  std::fill(impl_->data.begin(), impl_->data.end(), real(0));
   ++impl_->version;
   return *this;
 }

@@ -17,7 +17,27 @@ Node::Node(const char* name, std::vector<Edge> inputs, uint32_t output_version)
   ++live_nodes;
 }
 
-Node::~Node() { --live_nodes; }
+Node::~Node() {
+  --live_nodes;
+  // Dropping a node drops its inputs; an input held only here dies too, and
+  // its node with it, and so on down the graph. For a chain of 100,000 ops
+  // that recursion of destructors would overflow the stack. So the inputs are
+  // dropped here one at a time: a node about to die first hands its own
+  // inputs over to `pending`, and then dies with nothing left to recurse into.
+  std::vector<Tensor> pending;
+  for (Edge& edge : inputs) pending.push_back(std::move(edge.tensor));
+  inputs.clear();
+  while (!pending.empty()) {
+    Tensor t = std::move(pending.back());
+    pending.pop_back();
+    bool dies_here = t.defined() && t.use_count() == 1 && t.grad_fn().use_count() == 1;
+    if (dies_here) {
+      Node* producer = t.grad_fn().get();
+      for (Edge& edge : producer->inputs) pending.push_back(std::move(edge.tensor));
+      producer->release();  // also drops the copies its backward captured
+    }
+  }  // each t dies at the end of its iteration, its node now without inputs
+}
 
 void Node::release() {
   inputs.clear();
@@ -40,7 +60,7 @@ void attach_node(Tensor& output, std::shared_ptr<Node> node) {
 }
 
 void check_anomaly(const Tensor& output, const char* op) {
-  if (!is_anomaly_enabled()) return;
+  if (!is_anomaly_enabled() || is_running_backward()) return;
   const real* x = output.data();
   for (int64_t i = 0, n = output.numel(); i < n; ++i)
     AG_CHECK(std::isfinite(x[i]), "anomaly: {} produced {} at flat index {} of its output {}", op,

@@ -31,6 +31,8 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  AG_CHECK(a.defined() && b.defined(), "matmul: the {} operand is an undefined tensor",
+           a.defined() ? "second" : "first");
   AG_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both operands need at least 1 dim, got {} and {}",
         shape_str(a.shape()), shape_str(b.shape()));
   int64_t k_a = a.shape().back();
@@ -44,7 +46,10 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   if (b.dim() == 1) return squeeze(matmul_nd(a, unsqueeze(b, 1)), -1);
   Shape batch_a(a.shape().begin(), a.shape().end() - 2);
   Shape batch_b(b.shape().begin(), b.shape().end() - 2);
-  broadcast_shapes(batch_a, batch_b, "matmul");  // throws if the batch dims clash
+  Shape batch;
+  if (!try_broadcast_shapes(batch_a, batch_b, batch))
+    throw Error(broadcast_error("matmul", fmt::format("the batch dims of {}", describe(a)),
+                                fmt::format("those of {}", describe(b)), batch_a, batch_b));
   return matmul_nd(a, b);
 }
 

@@ -70,10 +70,11 @@ Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
 }
 
 Tensor transpose(const Tensor& a, int64_t dim0, int64_t dim1) {
+  int64_t d0 = normalize_dim(dim0, a.dim(), "transpose", a.shape());
+  int64_t d1 = normalize_dim(dim1, a.dim(), "transpose", a.shape());
   std::vector<int64_t> dims(a.dim());
   std::iota(dims.begin(), dims.end(), 0);
-  std::swap(dims[normalize_dim(dim0, a.dim(), "transpose", a.shape())],
-            dims[normalize_dim(dim1, a.dim(), "transpose", a.shape())]);
+  if (a.dim() > 0) std::swap(dims[d0], dims[d1]);  // a 0-dim tensor stays as it is
   return permute(a, dims);
 }
 
@@ -86,8 +87,8 @@ Tensor unsqueeze(const Tensor& a, int64_t dim) {
 }
 
 Tensor squeeze(const Tensor& a, int64_t dim) {
-  if (a.dim() == 0) return reshaped(a, {}, "SqueezeBackward");
   dim = normalize_dim(dim, a.dim(), "squeeze", a.shape());
+  if (a.dim() == 0) return reshaped(a, {}, "SqueezeBackward");
   Shape shape = a.shape();
   if (shape[dim] == 1) shape.erase(shape.begin() + dim);  // as PyTorch: else unchanged
   return reshaped(a, shape, "SqueezeBackward");
@@ -172,7 +173,9 @@ std::vector<int64_t> to_indices(const Tensor& index, const char* op) {
   std::vector<int64_t> out(index.numel());
   for (int64_t i = 0; i < index.numel(); ++i) {
     real v = index.data()[i];
-    AG_CHECK(v == std::floor(v), "{}: index {} at position {} is not an integer", op, v, i);
+    AG_CHECK(std::isfinite(v) && v == std::floor(v), "{}: index {} at position {} is not an integer",
+             op, v, i);
+    AG_CHECK(std::abs(v) < 0x1p62, "{}: index {} at position {} is out of range", op, v, i);
     out[i] = static_cast<int64_t>(v);
   }
   return out;

@@ -64,9 +64,19 @@ OpenBlas load_openblas() {
   }
   // One thread unless AG_NUM_THREADS says otherwise: toy models are small, and
   // benchmark figures should not depend on how busy the other core is.
-  const char* threads = std::getenv("AG_NUM_THREADS");
-  setenv("OPENBLAS_NUM_THREADS", threads && *threads ? threads : "1", 1);
+  const char* threads_env = std::getenv("AG_NUM_THREADS");
+  int threads = threads_env && *threads_env ? std::atoi(threads_env) : 1;
+  AG_CHECK(threads >= 1, "blas: AG_NUM_THREADS must be a positive number, got '{}'", threads_env);
+  setenv("OPENBLAS_NUM_THREADS", std::to_string(threads).c_str(), 1);
 
+  // If something linked OpenBLAS into the program (-lopenblas), it was loaded
+  // and chose its kernels before main(); say so instead of claiming a choice.
+  if (void* early = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD)) {
+    dlclose(early);
+    blas.info.reason =
+        "OpenBLAS was loaded before attograd could choose (is the program linked with "
+        "-lopenblas?): its own choice";
+  }
   void* library = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
   AG_CHECK(library != nullptr,
         "blas: cannot load libopenblas.so.0 ({}); install it with: apt-get install libopenblas0",
@@ -75,6 +85,7 @@ OpenBlas load_openblas() {
   blas.dgemm = symbol<decltype(&cblas_dgemm)>(library, "cblas_dgemm");
   blas.info.core = symbol<char* (*)()>(library, "openblas_get_corename")();
   blas.info.config = symbol<char* (*)()>(library, "openblas_get_config")();
+  symbol<void (*)(int)>(library, "openblas_set_num_threads")(threads);  // even if loaded early
   blas.info.threads = symbol<int (*)()>(library, "openblas_get_num_threads")();
   return blas;
 }

@@ -8,6 +8,16 @@ namespace ag {
 
 namespace {
 
+// A uniform draw in [0, 1) at the precision of ag::real. Converting a 53-bit
+// double draw to float would round values just below 1 up to exactly 1.0f;
+// 24 random bits are every float in [0, 1) on a 2^-24 grid.
+real uniform_real(Generator& gen) {
+  if constexpr (std::is_same_v<real, float>)
+    return static_cast<float>(gen.next_u64() >> 40) * 0x1.0p-24f;
+  else
+    return static_cast<real>(gen.uniform());
+}
+
 // Appends the innermost lists to `out`, checking every row has `width` values.
 void append_rows(std::vector<real>& out, std::initializer_list<std::initializer_list<real>> rows,
                  size_t width) {
@@ -67,18 +77,27 @@ Tensor tensor(std::initializer_list<
 Tensor scalar(real value) { return from_vector({value}, {}); }
 
 Tensor full(const Shape& shape, real value) {
+  check_sizes(shape, "full");
   Tensor t = Tensor::empty(shape);
   std::fill(t.data(), t.data() + t.numel(), value);
   return t;
 }
-Tensor zeros(const Shape& shape) { return full(shape, 0); }
-Tensor ones(const Shape& shape) { return full(shape, 1); }
+Tensor zeros(const Shape& shape) {
+  check_sizes(shape, "zeros");
+  return full(shape, 0);
+}
+Tensor ones(const Shape& shape) {
+  check_sizes(shape, "ones");
+  return full(shape, 1);
+}
 Tensor zeros_like(const Tensor& t) { return zeros(t.shape()); }
 Tensor ones_like(const Tensor& t) { return ones(t.shape()); }
 
 Tensor arange(real end) { return arange(0, end, 1); }
 
 Tensor arange(real start, real end, real step) {
+  AG_CHECK(std::isfinite(start) && std::isfinite(end) && std::isfinite(step),
+           "arange: start {}, end {} and step {} must be finite", start, end, step);
   AG_CHECK(step != 0, "arange: step must be non-zero");
   AG_CHECK((end - start) / step >= 0, "arange: the range [{}, {}) is empty with step {}", start, end,
         step);
@@ -97,33 +116,40 @@ Tensor linspace(real start, real end, int64_t steps) {
 }
 
 Tensor rand(const Shape& shape, Generator& gen) {
+  check_sizes(shape, "rand");
   Tensor t = Tensor::empty(shape);
-  for (real& x : t.impl()->data) x = static_cast<real>(gen.uniform());
+  for (real& x : t.impl()->data) x = uniform_real(gen);
   return t;
 }
 
 Tensor uniform(const Shape& shape, real low, real high, Generator& gen) {
   AG_CHECK(low <= high, "uniform: low {} is greater than high {}", low, high);
+  check_sizes(shape, "uniform");
   Tensor t = Tensor::empty(shape);
-  for (real& x : t.impl()->data) x = low + (high - low) * static_cast<real>(gen.uniform());
+  for (real& x : t.impl()->data) {
+    x = low + (high - low) * uniform_real(gen);
+    if (x >= high && low < high) x = std::nextafter(high, low);  // rounding must not reach high
+  }
   return t;
 }
 
 Tensor randn(const Shape& shape, Generator& gen) {
+  check_sizes(shape, "randn");
   Tensor t = Tensor::empty(shape);
   for (real& x : t.impl()->data) x = static_cast<real>(gen.normal());
   return t;
 }
 
 Tensor randint(int64_t low, int64_t high, const Shape& shape, Generator& gen) {
+  check_sizes(shape, "randint");
+  AG_CHECK(low < high, "randint: empty range [{}, {})", low, high);
   Tensor t = Tensor::empty(shape);
   for (real& x : t.impl()->data) x = static_cast<real>(gen.randint(low, high));
   return t;
 }
 
 Tensor from_vector(std::vector<real> data, const Shape& shape) {
-  for (int64_t s : shape)
-    AG_CHECK(s >= 0, "from_vector: negative size in shape {}", shape_str(shape));
+  check_sizes(shape, "from_vector");
   AG_CHECK(static_cast<int64_t>(data.size()) == shape_numel(shape),
         "from_vector: {} values cannot fill shape {} ({} elements)", data.size(),
         shape_str(shape), shape_numel(shape));

@@ -17,12 +17,6 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
-// TEMPORARY until print/dot move to AG_CHECK.
-template <typename... Args>
-inline void check(bool condition, fmt::format_string<Args...> message, Args&&... args) {
-  if (!condition) throw Error(fmt::format(message, std::forward<Args>(args)...));
-}
-
 }  // namespace ag
 
 // AG_CHECK(condition, "op: {} ...", args...) throws ag::Error with the

@@ -55,6 +55,8 @@ Tensor map(const Tensor& a, F f) {
 // out = f(a, b) elementwise with NumPy broadcasting.
 template <typename F>
 Tensor zip(const Tensor& a, const Tensor& b, const char* op, F f) {
+  AG_CHECK(a.defined() && b.defined(), "{}: the {} operand is an undefined tensor", op,
+           a.defined() ? "second" : "first");
   const real* x = a.data();
   const real* y = b.data();
   if (a.shape() == b.shape()) {  // fast path: same shape, one flat loop
@@ -63,7 +65,9 @@ Tensor zip(const Tensor& a, const Tensor& b, const char* op, F f) {
     for (int64_t i = 0, n = a.numel(); i < n; ++i) z[i] = f(x[i], y[i]);
     return out;
   }
-  Shape shape = broadcast_shapes(a.shape(), b.shape(), op);
+  Shape shape;
+  if (!try_broadcast_shapes(a.shape(), b.shape(), shape))
+    throw Error(broadcast_error(op, describe(a), describe(b), a.shape(), b.shape()));
   Tensor out = Tensor::empty(shape);
   real* z = out.data();
   const int64_t n = out.numel();

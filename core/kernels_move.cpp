@@ -6,9 +6,17 @@
 
 namespace ag::kernel {
 
+namespace {
+// memcpy of n elements; n may be 0, where the pointers of an empty tensor may
+// be null (which memcpy does not allow even for 0 bytes).
+void copy_elements(real* to, const real* from, int64_t n) {
+  if (n > 0) std::memcpy(to, from, sizeof(real) * n);
+}
+}  // namespace
+
 Tensor reshape(const Tensor& a, const Shape& shape) {
   Tensor out = Tensor::empty(shape);
-  std::memcpy(out.data(), a.data(), sizeof(real) * a.numel());
+  copy_elements(out.data(), a.data(), a.numel());
   return out;
 }
 
@@ -44,8 +52,7 @@ Tensor cat(const std::vector<Tensor>& parts, int64_t dim) {
   for (const Tensor& p : parts) {
     int64_t chunk = p.shape()[dim] * inner;
     for (int64_t o = 0; o < outer; ++o)
-      std::memcpy(out.data() + o * total * inner + written, p.data() + o * chunk,
-                  sizeof(real) * chunk);
+      copy_elements(out.data() + o * total * inner + written, p.data() + o * chunk, chunk);
     written += chunk;
   }
   return out;
@@ -57,8 +64,8 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
   Tensor out = Tensor::empty(shape);
   auto [outer, size, inner] = split_at(a.shape(), dim);
   for (int64_t o = 0; o < outer; ++o)
-    std::memcpy(out.data() + o * length * inner, a.data() + (o * size + start) * inner,
-                sizeof(real) * length * inner);
+    copy_elements(out.data() + o * length * inner, a.data() + (o * size + start) * inner,
+                  length * inner);
   return out;
 }
 
@@ -67,8 +74,8 @@ Tensor unnarrow(const Tensor& g, const Shape& shape, int64_t dim, int64_t start)
   auto [outer, size, inner] = split_at(shape, dim);
   int64_t length = g.shape()[dim];
   for (int64_t o = 0; o < outer; ++o)
-    std::memcpy(out.data() + (o * size + start) * inner, g.data() + o * length * inner,
-                sizeof(real) * length * inner);
+    copy_elements(out.data() + (o * size + start) * inner, g.data() + o * length * inner,
+                  length * inner);
   return out;
 }
 
@@ -80,8 +87,8 @@ Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& in
   const int64_t n = shape[dim];
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < n; ++i)
-      std::memcpy(out.data() + (o * n + i) * inner, a.data() + (o * size + index[i]) * inner,
-                  sizeof(real) * inner);
+      copy_elements(out.data() + (o * n + i) * inner, a.data() + (o * size + index[i]) * inner,
+                    inner);
   return out;
 }
 

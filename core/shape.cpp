@@ -8,6 +8,10 @@ std::string shape_str(const Shape& shape) {
   return fmt::format("({})", fmt::join(shape, ","));
 }
 
+void check_sizes(const Shape& shape, const char* op) {
+  for (int64_t s : shape) AG_CHECK(s >= 0, "{}: negative size in shape {}", op, shape_str(shape));
+}
+
 int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
   for (int64_t s : shape) n *= s;
@@ -31,20 +35,42 @@ int64_t normalize_dim(int64_t dim, int64_t ndim, const char* op, const Shape& sh
   return dim < 0 ? dim + (ndim == 0 ? 1 : ndim) : dim;
 }
 
-Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
-  if (a == b) return a;
+bool try_broadcast_shapes(const Shape& a, const Shape& b, Shape& out) {
+  if (a == b) {
+    out = a;
+    return true;
+  }
   size_t n = std::max(a.size(), b.size());
-  Shape out(n);
+  out.assign(n, 0);
   for (size_t i = 0; i < n; ++i) {
     // Align at the right: missing leading dims count as size 1.
     int64_t sa = i < n - a.size() ? 1 : a[i - (n - a.size())];
     int64_t sb = i < n - b.size() ? 1 : b[i - (n - b.size())];
-    AG_CHECK(sa == sb || sa == 1 || sb == 1,
-          "{}: shapes {} and {} cannot be broadcast: sizes {} and {} differ at dim {} "
-          "(counting from the left of the aligned shape) and neither is 1",
-          op, shape_str(a), shape_str(b), sa, sb, i);
+    if (sa != sb && sa != 1 && sb != 1) return false;
     out[i] = sa == 1 ? sb : sa;
   }
+  return true;
+}
+
+std::string broadcast_error(const char* op, const std::string& what_a, const std::string& what_b,
+                            const Shape& a, const Shape& b) {
+  size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    int64_t sa = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    int64_t sb = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    if (sa != sb && sa != 1 && sb != 1)
+      return fmt::format(
+          "{}: {} and {} cannot be broadcast: sizes {} and {} differ at dim {} of the "
+          "right-aligned shapes and neither is 1",
+          op, what_a, what_b, sa, sb, i);
+  }
+  return fmt::format("{}: {} and {} cannot be broadcast", op, what_a, what_b);
+}
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
+  Shape out;
+  if (!try_broadcast_shapes(a, b, out))
+    throw Error(broadcast_error(op, "shapes " + shape_str(a), shape_str(b), a, b));
   return out;
 }
 

@@ -13,6 +13,9 @@ using Shape = std::vector<int64_t>;
 // "(2,3)" for {2,3}, "()" for a 0-dim scalar: the form every error message uses.
 std::string shape_str(const Shape& shape);
 
+// Throws "op: negative size in shape (2,-1)" for a shape with a negative size.
+void check_sizes(const Shape& shape, const char* op);
+
 // Product of the sizes; 1 for a 0-dim tensor.
 int64_t shape_numel(const Shape& shape);
 
@@ -25,7 +28,17 @@ int64_t normalize_dim(int64_t dim, int64_t ndim, const char* op, const Shape& sh
 
 // NumPy broadcasting: align shapes at the right; each pair of sizes must be equal
 // or one of them 1. (3,1) and (1,4) -> (3,4); (4,) and (2,3,4) -> (2,3,4).
+// Throws "op: shapes (2,3) and (4) cannot be broadcast: ..." when they clash.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
+
+// The same without throwing: false when the shapes clash.
+bool try_broadcast_shapes(const Shape& a, const Shape& b, Shape& out);
+
+// The message for two clashing operands, described as the caller likes
+// ("'scores' (2,3)" for a named tensor): "op: <a> and <b> cannot be broadcast:
+// sizes 3 and 4 differ at dim 1 (...) and neither is 1".
+std::string broadcast_error(const char* op, const std::string& what_a, const std::string& what_b,
+                            const Shape& a, const Shape& b);
 
 // Dims are split around `dim` as (outer, size, inner), the view every
 // reduction, softmax, concat and narrow kernel loops over.

@@ -5,7 +5,7 @@
 namespace ag {
 
 Tensor Tensor::empty(Shape shape) {
-  for (int64_t s : shape) AG_CHECK(s >= 0, "empty: negative size in shape {}", shape_str(shape));
+  check_sizes(shape, "empty");
   auto impl = std::make_shared<TensorImpl>();
   impl->data.resize(shape_numel(shape));
   impl->shape = std::move(shape);
@@ -18,7 +18,14 @@ std::string describe(const Tensor& t) {
   return fmt::format("'{}' {}", t.name(), shape_str(t.shape()));
 }
 
+void Tensor::throw_undefined() {
+  throw Error(
+      "undefined tensor: this Tensor handle holds nothing (it was default-constructed, or is "
+      "the .grad() of a tensor no backward() has reached yet)");
+}
+
 int64_t Tensor::size(int64_t d) const {
+  AG_CHECK(dim() > 0, "size: {} is 0-dim and has no dim {}", describe(*this), d);
   return impl_->shape[normalize_dim(d, dim(), "size", shape())];
 }
 
@@ -43,17 +50,18 @@ real Tensor::at(std::initializer_list<int64_t> index) const {
 }
 
 Tensor Tensor::clone() const {
+  const TensorImpl& self = get();
   auto impl = std::make_shared<TensorImpl>();
-  impl->data = impl_->data;
-  impl->shape = impl_->shape;
-  impl->name = impl_->name;
+  impl->data = self.data;
+  impl->shape = self.shape;
+  impl->name = self.name;
   return Tensor(std::move(impl));
 }
 
 Tensor Tensor::detach() const { return clone(); }
 
 Tensor& Tensor::set_name(std::string name) {
-  impl_->name = std::move(name);
+  get().name = std::move(name);
   return *this;
 }
 

@@ -76,32 +76,32 @@ class Tensor {
   bool defined() const { return impl_ != nullptr; }
 
   // --- shape -------------------------------------------------------------------
-  const Shape& shape() const { return impl_->shape; }
-  int64_t dim() const { return static_cast<int64_t>(impl_->shape.size()); }
-  int64_t numel() const { return static_cast<int64_t>(impl_->data.size()); }
+  const Shape& shape() const { return get().shape; }
+  int64_t dim() const { return static_cast<int64_t>(get().shape.size()); }
+  int64_t numel() const { return static_cast<int64_t>(get().data.size()); }
   int64_t size(int64_t dim) const;  // negative dims count from the end
 
   // --- elements ----------------------------------------------------------------
-  real* data() { return impl_->data.data(); }
-  const real* data() const { return impl_->data.data(); }
+  real* data() { return get().data.data(); }
+  const real* data() const { return get().data.data(); }
   real item() const;                                   // the value of a 1-element tensor
   real at(std::initializer_list<int64_t> index) const;  // t.at({i, j}), bounds-checked
-  std::vector<real> to_vector() const { return {impl_->data.begin(), impl_->data.end()}; }
+  std::vector<real> to_vector() const { return {get().data.begin(), get().data.end()}; }
 
   Tensor clone() const;   // a copy of data, shape and name; not part of any graph
   Tensor detach() const;  // same values, cut from the graph, requires_grad false
 
-  const std::string& name() const { return impl_->name; }
+  const std::string& name() const { return get().name; }
   Tensor& set_name(std::string name);
 
   // --- autograd fields -----------------------------------------------------------
-  bool requires_grad() const { return impl_->requires_grad; }
+  bool requires_grad() const { return get().requires_grad; }
   Tensor& requires_grad_(bool on = true);  // only on leaves, like PyTorch
-  Tensor grad() const { return Tensor(impl_->grad); }  // undefined until a backward reaches it
+  Tensor grad() const { return Tensor(get().grad); }  // undefined until a backward reaches it
   void set_grad(const Tensor& grad);                   // shape-checked; undefined clears it
-  const std::shared_ptr<Node>& grad_fn() const { return impl_->grad_fn; }
-  bool is_leaf() const { return impl_->grad_fn == nullptr; }
-  uint32_t version() const { return impl_->version; }
+  const std::shared_ptr<Node>& grad_fn() const { return get().grad_fn; }
+  bool is_leaf() const { return get().grad_fn == nullptr; }
+  uint32_t version() const { return get().version; }
 
   // Defined in autograd/engine.cpp. On a 1-element tensor the upstream
   // gradient defaults to 1; otherwise pass one of the tensor's shape.
@@ -111,7 +111,7 @@ class Tensor {
   // In-place updates, defined in autograd/inplace.cpp. Refused on a tensor that
   // requires grad unless grad mode is off (NoGradGuard), as optimizers run.
   Tensor& fill_(real value);
-  Tensor& zero_() { return fill_(0); }
+  Tensor& zero_();
   Tensor& add_(const Tensor& other, real alpha = 1);  // this += alpha * other (same shape)
   Tensor& mul_(real factor);
   Tensor& copy_(const Tensor& source);  // same shape
@@ -123,6 +123,14 @@ class Tensor {
   bool is_same(const Tensor& other) const { return impl_ == other.impl_; }
 
  private:
+  // The impl, or an ag::Error when this handle is undefined (Tensor()), so a
+  // forgotten initialisation is a clear message instead of a segfault.
+  TensorImpl& get() const {
+    if (!impl_) throw_undefined();
+    return *impl_;
+  }
+  [[noreturn]] static void throw_undefined();
+
   std::shared_ptr<TensorImpl> impl_;
 };
 

@@ -1,0 +1,607 @@
+// Gradient checks: every differentiable op of autograd/ops.hpp, its backward
+// compared with central finite differences (ag::gradcheck), plus compositions
+// and a check that gradcheck itself catches a wrong backward.
+//
+// Only in the double flavor: in float, the rounding error of the finite
+// differences swamps any tolerance worth having.
+//
+// Default tolerance everywhere (rtol 1e-6, atol 1e-8, eps 1e-6); each test
+// seeds its own generator so a failure reproduces on its own.
+#include <doctest/doctest.h>
+
+#include "tests/helpers.hpp"
+
+#ifdef AG_USE_DOUBLE
+
+#include <algorithm>
+#include <limits>
+#include <numeric>
+
+namespace {
+
+using namespace ag;
+using ag::testing::check_gradients;
+using Inputs = std::vector<Tensor>;
+
+// A leaf of random normal values that requires grad.
+Tensor param(const Shape& shape, Generator& gen) {
+  Tensor t = randn(shape, gen);
+  t.requires_grad_(true);
+  return t;
+}
+
+// Values in [0.5, 2): for log, sqrt, fractional pow and divisors.
+Tensor positive(const Shape& shape, Generator& gen, bool grad = true) {
+  Tensor t = uniform(shape, real(0.5), real(2), gen);
+  if (grad) t.requires_grad_(true);
+  return t;
+}
+
+// Values with |x| in [0.5, 2) and random signs: kept away from 0, for divisors
+// and for relu (whose kink at 0 finite differences cannot see through).
+Tensor away_from_zero(const Shape& shape, Generator& gen, bool grad = true) {
+  Tensor t = uniform(shape, real(0.5), real(2), gen);
+  for (int64_t i = 0; i < t.numel(); ++i)
+    if (gen.bernoulli(0.5)) t.data()[i] = -t.data()[i];
+  if (grad) t.requires_grad_(true);
+  return t;
+}
+
+// Distinct values at least 0.2 apart, in random order: no ties (nor near ties
+// that a +-eps perturbation could flip) for max.
+Tensor distinct(const Shape& shape, Generator& gen) {
+  const int64_t n = shape_numel(shape);
+  std::vector<int64_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[gen.randint(0, i + 1)]);
+  std::vector<real> values(n);
+  for (int64_t i = 0; i < n; ++i)
+    values[i] = real(0.3) * real(order[i] - n / 2) + real(0.1) * real(gen.uniform());
+  Tensor t = from_vector(values, shape);
+  t.requires_grad_(true);
+  return t;
+}
+
+// A 0/1 mask tensor (no gradient), with both values present when large enough.
+Tensor random_mask(const Shape& shape, Generator& gen) {
+  Tensor m = zeros(shape);
+  for (int64_t i = 0; i < m.numel(); ++i) m.data()[i] = gen.bernoulli(0.5) ? 1 : 0;
+  if (m.numel() >= 2) {
+    m.data()[0] = 1;
+    m.data()[1] = 0;
+  }
+  return m;
+}
+
+}  // namespace
+
+// ===================================================================================
+// Elementwise binary ops, with broadcasting
+// ===================================================================================
+
+TEST_CASE("grad/add: same shape and broadcasting") {
+  Generator gen(101);
+  auto f = [](const Inputs& x) { return add(x[0], x[1]); };
+  SUBCASE("same shape (2,3)") { check_gradients(f, {param({2, 3}, gen), param({2, 3}, gen)}); }
+  SUBCASE("(3,1) + (1,4)") { check_gradients(f, {param({3, 1}, gen), param({1, 4}, gen)}); }
+  SUBCASE("(4,) + (2,3,4)") { check_gradients(f, {param({4}, gen), param({2, 3, 4}, gen)}); }
+  SUBCASE("(2,1,3) + (5,1)") { check_gradients(f, {param({2, 1, 3}, gen), param({5, 1}, gen)}); }
+  SUBCASE("() + (2,3)") { check_gradients(f, {param({}, gen), param({2, 3}, gen)}); }
+  SUBCASE("(2,3) + ()") { check_gradients(f, {param({2, 3}, gen), param({}, gen)}); }
+  SUBCASE("only one side requires grad") {
+    check_gradients(f, {param({3, 1}, gen), randn({1, 4}, gen)});
+    check_gradients(f, {randn({3, 1}, gen), param({1, 4}, gen)});
+  }
+}
+
+TEST_CASE("grad/sub: same shape and broadcasting") {
+  Generator gen(102);
+  auto f = [](const Inputs& x) { return sub(x[0], x[1]); };
+  SUBCASE("same shape (2,3)") { check_gradients(f, {param({2, 3}, gen), param({2, 3}, gen)}); }
+  SUBCASE("(3,1) - (1,4)") { check_gradients(f, {param({3, 1}, gen), param({1, 4}, gen)}); }
+  SUBCASE("(4,) - (2,3,4)") { check_gradients(f, {param({4}, gen), param({2, 3, 4}, gen)}); }
+  SUBCASE("(2,1,3) - (5,1)") { check_gradients(f, {param({2, 1, 3}, gen), param({5, 1}, gen)}); }
+  SUBCASE("() - (2,3)") { check_gradients(f, {param({}, gen), param({2, 3}, gen)}); }
+  SUBCASE("(2,3) - ()") { check_gradients(f, {param({2, 3}, gen), param({}, gen)}); }
+}
+
+TEST_CASE("grad/mul: same shape and broadcasting") {
+  Generator gen(103);
+  auto f = [](const Inputs& x) { return mul(x[0], x[1]); };
+  SUBCASE("same shape (2,3)") { check_gradients(f, {param({2, 3}, gen), param({2, 3}, gen)}); }
+  SUBCASE("(3,1) * (1,4)") { check_gradients(f, {param({3, 1}, gen), param({1, 4}, gen)}); }
+  SUBCASE("(4,) * (2,3,4)") { check_gradients(f, {param({4}, gen), param({2, 3, 4}, gen)}); }
+  SUBCASE("(2,1,3) * (5,1)") { check_gradients(f, {param({2, 1, 3}, gen), param({5, 1}, gen)}); }
+  SUBCASE("() * (2,3)") { check_gradients(f, {param({}, gen), param({2, 3}, gen)}); }
+  SUBCASE("(2,3) * ()") { check_gradients(f, {param({2, 3}, gen), param({}, gen)}); }
+  SUBCASE("only one side requires grad") {
+    check_gradients(f, {param({2, 1, 3}, gen), randn({5, 1}, gen)});
+    check_gradients(f, {randn({2, 1, 3}, gen), param({5, 1}, gen)});
+  }
+}
+
+TEST_CASE("grad/div: same shape and broadcasting, divisor away from 0") {
+  Generator gen(104);
+  auto f = [](const Inputs& x) { return div(x[0], x[1]); };
+  SUBCASE("same shape (2,3)") {
+    check_gradients(f, {param({2, 3}, gen), away_from_zero({2, 3}, gen)});
+  }
+  SUBCASE("(3,1) / (1,4)") {
+    check_gradients(f, {param({3, 1}, gen), away_from_zero({1, 4}, gen)});
+  }
+  SUBCASE("(4,) / (2,3,4)") {
+    check_gradients(f, {param({4}, gen), away_from_zero({2, 3, 4}, gen)});
+  }
+  SUBCASE("(2,1,3) / (5,1)") {
+    check_gradients(f, {param({2, 1, 3}, gen), away_from_zero({5, 1}, gen)});
+  }
+  SUBCASE("() / (2,3)") { check_gradients(f, {param({}, gen), away_from_zero({2, 3}, gen)}); }
+  SUBCASE("(2,3) / ()") { check_gradients(f, {param({2, 3}, gen), away_from_zero({}, gen)}); }
+  SUBCASE("only one side requires grad") {
+    check_gradients(f, {param({3, 1}, gen), away_from_zero({1, 4}, gen, false)});
+    check_gradients(f, {randn({3, 1}, gen), away_from_zero({1, 4}, gen)});
+  }
+}
+
+// ===================================================================================
+// Tensor (op) scalar, and neg
+// ===================================================================================
+
+TEST_CASE("grad/scalar ops: a+2, 2+a, a-2, 2-a, a*3, 3*a, a/3, 2/a") {
+  Generator gen(105);
+  Tensor a = param({2, 3}, gen);
+  Tensor nz = away_from_zero({2, 3}, gen);
+  SUBCASE("a + 2") { check_gradients([](const Inputs& x) { return x[0] + real(2); }, {a}); }
+  SUBCASE("2 + a") { check_gradients([](const Inputs& x) { return real(2) + x[0]; }, {a}); }
+  SUBCASE("a - 2") { check_gradients([](const Inputs& x) { return x[0] - real(2); }, {a}); }
+  SUBCASE("2 - a (rsub)") {
+    check_gradients([](const Inputs& x) { return real(2) - x[0]; }, {a});
+  }
+  SUBCASE("a * 3") { check_gradients([](const Inputs& x) { return x[0] * real(3); }, {a}); }
+  SUBCASE("3 * a") { check_gradients([](const Inputs& x) { return real(3) * x[0]; }, {a}); }
+  SUBCASE("a / 3") { check_gradients([](const Inputs& x) { return x[0] / real(3); }, {a}); }
+  SUBCASE("2 / a (rdiv), a away from 0") {
+    check_gradients([](const Inputs& x) { return real(2) / x[0]; }, {nz});
+  }
+  SUBCASE("on a 0-dim tensor") {
+    check_gradients([](const Inputs& x) { return real(2) / (x[0] * real(3) - real(7)); },
+                    {param({}, gen)});
+  }
+}
+
+TEST_CASE("grad/neg") {
+  Generator gen(106);
+  check_gradients([](const Inputs& x) { return -x[0]; }, {param({3, 2}, gen)});
+  check_gradients([](const Inputs& x) { return neg(x[0]); }, {param({}, gen)});
+}
+
+// ===================================================================================
+// Functions of one tensor
+// ===================================================================================
+
+TEST_CASE("grad/pow: exponents 2, 3, 0.5, -1") {
+  Generator gen(107);
+  SUBCASE("x^2") {
+    check_gradients([](const Inputs& x) { return pow(x[0], 2); }, {param({2, 3}, gen)});
+  }
+  SUBCASE("x^3") {
+    check_gradients([](const Inputs& x) { return pow(x[0], 3); }, {param({2, 3}, gen)});
+  }
+  SUBCASE("x^0.5 on positive inputs") {
+    check_gradients([](const Inputs& x) { return pow(x[0], real(0.5)); },
+                    {positive({2, 3}, gen)});
+  }
+  SUBCASE("x^-1, inputs away from 0") {
+    check_gradients([](const Inputs& x) { return pow(x[0], -1); }, {away_from_zero({2, 3}, gen)});
+  }
+}
+
+TEST_CASE("grad/exp") {
+  Generator gen(108);
+  check_gradients([](const Inputs& x) { return exp(x[0]); }, {param({2, 3}, gen)});
+}
+
+TEST_CASE("grad/log: positive inputs") {
+  Generator gen(109);
+  check_gradients([](const Inputs& x) { return log(x[0]); }, {positive({2, 3}, gen)});
+}
+
+TEST_CASE("grad/sqrt: positive inputs") {
+  Generator gen(110);
+  check_gradients([](const Inputs& x) { return sqrt(x[0]); }, {positive({2, 3}, gen)});
+}
+
+TEST_CASE("grad/tanh") {
+  Generator gen(111);
+  check_gradients([](const Inputs& x) { return tanh(x[0]); }, {param({3, 4}, gen)});
+}
+
+TEST_CASE("grad/sigmoid: including large |x| (both branches of the stable formula)") {
+  Generator gen(112);
+  Tensor a = param({3, 4}, gen);
+  check_gradients([](const Inputs& x) { return sigmoid(x[0]); }, {a});
+  Tensor wide = from_vector({-8, -3, -0.5, 0.5, 3, 8}, {2, 3});
+  wide.requires_grad_(true);
+  check_gradients([](const Inputs& x) { return sigmoid(x[0]); }, {wide});
+}
+
+TEST_CASE("grad/relu: inputs away from the kink") {
+  Generator gen(113);
+  check_gradients([](const Inputs& x) { return relu(x[0]); }, {away_from_zero({3, 4}, gen)});
+}
+
+// ===================================================================================
+// Reductions
+// ===================================================================================
+
+TEST_CASE("grad/sum: all, and along each dim with keepdim both ways") {
+  Generator gen(114);
+  Tensor a = param({2, 3, 4}, gen);
+  check_gradients([](const Inputs& x) { return sum(x[0]); }, {a});
+  check_gradients([](const Inputs& x) { return sum(x[0]); }, {param({}, gen)});
+  for (int64_t dim : {0, 1, 2, -1})
+    for (bool keepdim : {false, true}) {
+      CAPTURE(dim);
+      CAPTURE(keepdim);
+      check_gradients([=](const Inputs& x) { return sum(x[0], dim, keepdim); }, {a});
+    }
+}
+
+TEST_CASE("grad/mean: all, and along each dim with keepdim both ways") {
+  Generator gen(115);
+  Tensor a = param({2, 3, 4}, gen);
+  check_gradients([](const Inputs& x) { return mean(x[0]); }, {a});
+  for (int64_t dim : {0, 1, 2, -1})
+    for (bool keepdim : {false, true}) {
+      CAPTURE(dim);
+      CAPTURE(keepdim);
+      check_gradients([=](const Inputs& x) { return mean(x[0], dim, keepdim); }, {a});
+    }
+}
+
+TEST_CASE("grad/max: all, and along each dim with keepdim both ways (no ties)") {
+  Generator gen(116);
+  Tensor a = distinct({2, 3, 4}, gen);
+  check_gradients([](const Inputs& x) { return max(x[0]); }, {a});
+  for (int64_t dim : {0, 1, 2, -1})
+    for (bool keepdim : {false, true}) {
+      CAPTURE(dim);
+      CAPTURE(keepdim);
+      check_gradients([=](const Inputs& x) { return max(x[0], dim, keepdim); }, {a});
+    }
+}
+
+// ===================================================================================
+// Shapes and selection
+// ===================================================================================
+
+TEST_CASE("grad/reshape") {
+  Generator gen(117);
+  Tensor a = param({2, 3, 4}, gen);
+  check_gradients([](const Inputs& x) { return reshape(x[0], {6, 4}); }, {a});
+  check_gradients([](const Inputs& x) { return reshape(x[0], {4, -1}); }, {a});
+  check_gradients([](const Inputs& x) { return reshape(x[0], {24}); }, {a});
+  check_gradients([](const Inputs& x) { return reshape(x[0], {}); }, {param({1, 1}, gen)});
+}
+
+TEST_CASE("grad/transpose") {
+  Generator gen(118);
+  check_gradients([](const Inputs& x) { return transpose(x[0], 0, 1); }, {param({3, 4}, gen)});
+  Tensor a = param({2, 3, 4}, gen);
+  check_gradients([](const Inputs& x) { return transpose(x[0], 0, 2); }, {a});
+  check_gradients([](const Inputs& x) { return transpose(x[0], -1, -2); }, {a});
+}
+
+TEST_CASE("grad/permute: 3-D") {
+  Generator gen(119);
+  Tensor a = param({2, 3, 4}, gen);
+  // Every non-identity permutation of 3 dims: the cyclic ones catch a backward
+  // that applies the permutation instead of its inverse.
+  for (std::vector<int64_t> dims : std::vector<std::vector<int64_t>>{
+           {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}) {
+    CAPTURE(dims[0]);
+    CAPTURE(dims[1]);
+    CAPTURE(dims[2]);
+    check_gradients([=](const Inputs& x) { return permute(x[0], dims); }, {a});
+  }
+}
+
+TEST_CASE("grad/unsqueeze") {
+  Generator gen(120);
+  Tensor a = param({2, 3}, gen);
+  for (int64_t dim : {0, 1, 2, -1}) {
+    CAPTURE(dim);
+    check_gradients([=](const Inputs& x) { return unsqueeze(x[0], dim); }, {a});
+  }
+}
+
+TEST_CASE("grad/squeeze") {
+  Generator gen(121);
+  Tensor a = param({2, 1, 3, 1}, gen);
+  check_gradients([](const Inputs& x) { return squeeze(x[0], 1); }, {a});
+  check_gradients([](const Inputs& x) { return squeeze(x[0], -1); }, {a});
+  check_gradients([](const Inputs& x) { return squeeze(x[0]); }, {a});
+}
+
+TEST_CASE("grad/cat: 3 parts along dims 0 and 1, only some require grad") {
+  Generator gen(122);
+  SUBCASE("dim 0") {
+    Tensor a = param({2, 3}, gen), b = randn({1, 3}, gen), c = param({3, 3}, gen);
+    check_gradients([](const Inputs& x) { return cat({x[0], x[1], x[2]}, 0); }, {a, b, c});
+  }
+  SUBCASE("dim 1") {
+    Tensor a = randn({2, 2}, gen), b = param({2, 1}, gen), c = param({2, 3}, gen);
+    check_gradients([](const Inputs& x) { return cat({x[0], x[1], x[2]}, 1); }, {a, b, c});
+  }
+  SUBCASE("dim -1 of 3-D, middle part only") {
+    Tensor a = randn({2, 2, 1}, gen), b = param({2, 2, 3}, gen), c = randn({2, 2, 2}, gen);
+    check_gradients([](const Inputs& x) { return cat({x[0], x[1], x[2]}, -1); }, {a, b, c});
+  }
+}
+
+TEST_CASE("grad/stack") {
+  Generator gen(123);
+  Tensor a = param({2, 3}, gen), b = randn({2, 3}, gen), c = param({2, 3}, gen);
+  for (int64_t dim : {0, 1, 2}) {
+    CAPTURE(dim);
+    check_gradients([=](const Inputs& x) { return stack({x[0], x[1], x[2]}, dim); }, {a, b, c});
+  }
+}
+
+TEST_CASE("grad/narrow") {
+  Generator gen(124);
+  Tensor a = param({3, 5, 2}, gen);
+  check_gradients([](const Inputs& x) { return narrow(x[0], 0, 1, 2); }, {a});
+  check_gradients([](const Inputs& x) { return narrow(x[0], 1, 2, 3); }, {a});
+  check_gradients([](const Inputs& x) { return narrow(x[0], -1, 1, 1); }, {a});
+}
+
+TEST_CASE("grad/slice") {
+  Generator gen(125);
+  Tensor a = param({4, 5}, gen);
+  check_gradients([](const Inputs& x) { return slice(x[0], 0, 1, 3); }, {a});
+  check_gradients([](const Inputs& x) { return slice(x[0], 1, -3, -1); }, {a});
+  check_gradients([](const Inputs& x) { return slice(x[0], 1, 2, 100); }, {a});
+}
+
+TEST_CASE("grad/index_select: repeated indices accumulate") {
+  Generator gen(126);
+  Tensor a = param({4, 3}, gen);
+  check_gradients([](const Inputs& x) { return index_select(x[0], 0, {2, 0, 2, 2, 3}); }, {a});
+  check_gradients([](const Inputs& x) { return index_select(x[0], 1, {1, 1, 0}); }, {a});
+  Tensor ids = from_vector({3, 3, 1});
+  check_gradients([ids](const Inputs& x) { return index_select(x[0], 0, ids); }, {a});
+  Tensor b = param({2, 3, 4}, gen);
+  check_gradients([](const Inputs& x) { return index_select(x[0], 1, {0, 2, 0}); }, {b});
+  check_gradients([](const Inputs& x) { return index_select(x[0], -1, {3, 3, 3, 3, 1}); }, {b});
+}
+
+// ===================================================================================
+// Masks
+// ===================================================================================
+
+TEST_CASE("grad/masked_fill: broadcast mask") {
+  Generator gen(127);
+  Tensor a = param({2, 3, 4}, gen);
+  Tensor mask = random_mask({3, 1}, gen);
+  check_gradients([mask](const Inputs& x) { return masked_fill(x[0], mask, real(-7)); }, {a});
+  Tensor causal = from_vector({0, 1, 1, 0, 0, 1, 0, 0, 0}, {3, 3});
+  Tensor scores = param({2, 3, 3}, gen);
+  // A moderate fill value: with -1e9 the output's size would make L = sum(v * out)
+  // round off by ~1e-7 absolute, i.e. ~0.05 after dividing by 2 eps.
+  check_gradients([causal](const Inputs& x) { return masked_fill(x[0], causal, real(-3)); },
+                  {scores});
+}
+
+TEST_CASE("grad/where: broadcasting of condition, a and b") {
+  Generator gen(128);
+  Tensor cond = random_mask({2, 1, 4}, gen);
+  SUBCASE("a (3,1), b (4)") {
+    check_gradients([cond](const Inputs& x) { return where(cond, x[0], x[1]); },
+                    {param({3, 1}, gen), param({4}, gen)});
+  }
+  SUBCASE("a (2,3,4), b () ") {
+    check_gradients([cond](const Inputs& x) { return where(cond, x[0], x[1]); },
+                    {param({2, 3, 4}, gen), param({}, gen)});
+  }
+  SUBCASE("only b requires grad") {
+    check_gradients([cond](const Inputs& x) { return where(cond, x[0], x[1]); },
+                    {randn({3, 1}, gen), param({1, 3, 1}, gen)});
+  }
+}
+
+// ===================================================================================
+// softmax, log_softmax
+// ===================================================================================
+
+TEST_CASE("grad/softmax: dims 0, 1, -1 of a 3-D tensor") {
+  Generator gen(129);
+  Tensor a = param({2, 3, 4}, gen);
+  for (int64_t dim : {0, 1, -1}) {
+    CAPTURE(dim);
+    check_gradients([=](const Inputs& x) { return softmax(x[0], dim); }, {a});
+  }
+}
+
+TEST_CASE("grad/log_softmax: dims 0, 1, -1 of a 3-D tensor") {
+  Generator gen(130);
+  Tensor a = param({2, 3, 4}, gen);
+  for (int64_t dim : {0, 1, -1}) {
+    CAPTURE(dim);
+    check_gradients([=](const Inputs& x) { return log_softmax(x[0], dim); }, {a});
+  }
+}
+
+TEST_CASE("grad/softmax: after a -inf causal mask, including a fully masked row") {
+  Generator gen(136);
+  // Row 0 of each (4,4) block is fully masked (softmax gives zeros there);
+  // the others are causal. Masked positions get no gradient.
+  Tensor mask = from_vector({1, 1, 1, 1,  //
+                             0, 1, 1, 1,  //
+                             0, 0, 1, 1,  //
+                             0, 0, 0, 0},
+                            {4, 4});
+  Tensor scores = param({2, 4, 4}, gen);
+  const real inf = std::numeric_limits<real>::infinity();
+  check_gradients([mask, inf](const Inputs& x) { return softmax(masked_fill(x[0], mask, -inf), -1); },
+                  {scores});
+}
+
+// ===================================================================================
+// matmul
+// ===================================================================================
+
+TEST_CASE("grad/matmul: every operand layout") {
+  Generator gen(131);
+  auto f = [](const Inputs& x) { return matmul(x[0], x[1]); };
+  SUBCASE("1-D x 1-D (dot)") { check_gradients(f, {param({4}, gen), param({4}, gen)}); }
+  SUBCASE("2-D x 1-D") { check_gradients(f, {param({3, 4}, gen), param({4}, gen)}); }
+  SUBCASE("1-D x 2-D") { check_gradients(f, {param({4}, gen), param({4, 5}, gen)}); }
+  SUBCASE("2-D x 2-D") { check_gradients(f, {param({3, 4}, gen), param({4, 5}, gen)}); }
+  SUBCASE("(2,3,4) x (4,5): weight shared by the batch (folded GEMM backward)") {
+    check_gradients(f, {param({2, 3, 4}, gen), param({4, 5}, gen)});
+  }
+  SUBCASE("(2,3,4) x (4,5) with only the weight requiring grad") {
+    check_gradients(f, {randn({2, 3, 4}, gen), param({4, 5}, gen)});
+  }
+  SUBCASE("(2,3,4) x (2,4,5)") { check_gradients(f, {param({2, 3, 4}, gen), param({2, 4, 5}, gen)}); }
+  SUBCASE("broadcast batch (2,1,3,4) x (3,4,2)") {
+    check_gradients(f, {param({2, 1, 3, 4}, gen), param({3, 4, 2}, gen)});
+  }
+  SUBCASE("(3,4) x (2,4,5)") { check_gradients(f, {param({3, 4}, gen), param({2, 4, 5}, gen)}); }
+  SUBCASE("(2,3,4) x 1-D") { check_gradients(f, {param({2, 3, 4}, gen), param({4}, gen)}); }
+  SUBCASE("1-D x (2,4,5)") { check_gradients(f, {param({4}, gen), param({2, 4, 5}, gen)}); }
+}
+
+// ===================================================================================
+// Compositions
+// ===================================================================================
+
+TEST_CASE("grad/composition: 2-layer MLP with softmax, log and mean") {
+  Generator gen(132);
+  // loss = -mean(log(softmax(tanh(x W1 + b1) W2 + b2, dim=1)))
+  auto mlp = [](const Inputs& p) {
+    const Tensor &x = p[0], &w1 = p[1], &b1 = p[2], &w2 = p[3], &b2 = p[4];
+    Tensor hidden = tanh(matmul(x, w1) + b1);
+    Tensor logits = matmul(hidden, w2) + b2;
+    return -mean(log(softmax(logits, 1)));
+  };
+  Tensor x = randn({4, 3}, gen);
+  Tensor w1 = param({3, 5}, gen), b1 = param({5}, gen);
+  Tensor w2 = param({5, 2}, gen), b2 = param({2}, gen);
+  check_gradients(mlp, {x, w1, b1, w2, b2});
+  SUBCASE("and with respect to the input too") {
+    x.requires_grad_(true);
+    check_gradients(mlp, {x, w1, b1, w2, b2});
+  }
+}
+
+TEST_CASE("grad/composition: x used twice (x*x + x)") {
+  Generator gen(133);
+  check_gradients([](const Inputs& x) { return x[0] * x[0] + x[0]; }, {param({2, 3}, gen)});
+  // b = a + a; c = b + b: gradients summed at each fan-out
+  check_gradients(
+      [](const Inputs& x) {
+        Tensor b = x[0] + x[0];
+        return (b + b) * x[0];
+      },
+      {param({3}, gen)});
+}
+
+TEST_CASE("grad/composition: diamond graph") {
+  Generator gen(134);
+  //        a
+  //      /   \            (the two branches meet again in d, and b also
+  //  b=exp(a) c=tanh(a)    reaches the output a second way through sum)
+  //      \   /
+  //    d = b * c + sum(b, 1, keepdim)
+  check_gradients(
+      [](const Inputs& x) {
+        Tensor b = exp(x[0]);
+        Tensor c = tanh(x[0] * x[1]);
+        return b * c + sum(b, 1, true);
+      },
+      {param({3, 4}, gen), param({4}, gen)});
+}
+
+// ===================================================================================
+// gradcheck itself must catch a wrong backward
+// ===================================================================================
+
+namespace {
+
+// y = x, with a backward that multiplies the gradient of exactly one element
+// (flat index `wrong`) by `factor`: wrong unless factor is 1. Built with
+// ag::record as the ops are, so it goes through the engine like any real op.
+Tensor identity_with_bug(const Tensor& x, int64_t wrong, real factor = 2) {
+  Tensor out = x.clone();
+  record("BuggyIdentityBackward", out, {x}, [wrong, factor](const Tensor& g, const Tensor&) {
+    Tensor grad = g.clone();
+    grad.data()[wrong] *= factor;
+    return Grads{grad};
+  });
+  return out;
+}
+
+// y = x with a backward that returns 2g everywhere.
+Tensor identity_doubled(const Tensor& x) {
+  Tensor out = x.clone();
+  record("DoubledIdentityBackward", out, {x}, [](const Tensor& g, const Tensor&) {
+    return Grads{g * real(2)};
+  });
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("grad/gradcheck: fails on a deliberately wrong gradient and names the entry") {
+  Generator gen(135);
+  Tensor a = param({2, 3}, gen).set_name("a");
+  Tensor w = param({2, 3}, gen).set_name("w");
+
+  SUBCASE("a backward returning 2g for y = x") {
+    GradcheckResult r =
+        gradcheck([](const Inputs& x) { return identity_doubled(x[0]); }, {w});
+    INFO(r.message);
+    CHECK_FALSE(r.ok);
+    CHECK_FALSE(static_cast<bool>(r));
+    CHECK(r.input == 0);
+    // analytic is twice the numeric gradient
+    CHECK(std::abs(r.analytic - 2 * r.numeric) <= 1e-6 * std::abs(r.numeric));
+    CHECK(r.message.find("FAILED") != std::string::npos);
+    CHECK(r.message.find("'w'") != std::string::npos);
+  }
+
+  SUBCASE("one wrong element, behind a correct input: input and element are named") {
+    // f(a, w) = a * buggy(w): input 0 is right, input 1 is wrong at [1,2] only.
+    GradcheckResult r = gradcheck(
+        [](const Inputs& x) { return x[0] * identity_with_bug(x[1], /*wrong=*/5); }, {a, w});
+    INFO(r.message);
+    CHECK_FALSE(r.ok);
+    CHECK(r.input == 1);
+    CHECK(r.flat_index == 5);
+    CHECK(r.message.find("FAILED") != std::string::npos);
+    CHECK(r.message.find("input 1") != std::string::npos);
+    CHECK(r.message.find("'w' (2,3)") != std::string::npos);
+    CHECK(r.message.find("[1,2]") != std::string::npos);
+  }
+
+  SUBCASE("the same function with a correct backward passes (control)") {
+    GradcheckResult r = gradcheck(
+        [](const Inputs& x) { return x[0] * identity_with_bug(x[1], 5, /*factor=*/1); }, {a, w});
+    INFO(r.message);
+    CHECK(r.ok);
+    CHECK(r.message.find("passed") != std::string::npos);
+  }
+
+  SUBCASE("gradcheck leaves the caller's inputs and grads alone") {
+    std::vector<real> before = w.to_vector();
+    GradcheckResult r =
+        gradcheck([](const Inputs& x) { return identity_doubled(x[0]); }, {w});
+    CHECK_FALSE(r.ok);
+    CHECK(w.to_vector() == before);
+    CHECK_FALSE(w.grad().defined());
+  }
+}
+
+#endif  // AG_USE_DOUBLE

@@ -105,8 +105,9 @@ TAG := $(notdir $(BUILD))
 .PHONY: all test tutorials bench compdb clean deps help
 .DEFAULT_GOAL := all
 
-# Default: everything of the float flavor, plus the double library and tests.
-all: build-lib build-tests build-programs build-double
+# Default: the library and every program of the float flavor. The double
+# flavor (for the gradient checks) is built by `make test`.
+all: build-lib build-tests build-programs
 
 # `make test`, `make tutorials`, `make bench` and `make tutorial-NN` build in
 # parallel by default.  An explicit -jN of yours (even -j1) wins.
@@ -173,8 +174,7 @@ deps:
 help:
 	@echo 'attograd: make [MODE=release|debug|asan] [V=1] [target]'
 	@echo ''
-	@echo '  all (default)  float: library, tests, bench, tutorials, tools;'
-	@echo '                 double: library and tests'
+	@echo '  all (default)  float flavor: library, tests, bench, tutorials, tools'
 	@echo '  test           check deps, build float + double tests, run both'
 	@echo '                 one test case:  make test ARGS='"'"'-tc="matmul*"'"'"
 	@echo '  tutorials      build and run every tutorials/NN_*.cpp in order'
@@ -208,6 +208,16 @@ $(BUILD)/obj/%.o: %.cpp
 	$(SHOW) CXX $< $(TAG)
 	@mkdir -p $(@D)
 	$(COMPILE) -MMD -MP -c $< -o $@
+
+# Test code is compiled without optimisation in every mode: it is the bulk of
+# the compile time (doctest's assertion macros), and it runs in seconds. The
+# library it tests keeps the flags of its mode.  DOCTEST_CONFIG_SUPER_FAST_ASSERTS
+# makes each CHECK a function call instead of an inlined try/catch block.
+TEST_CXXFLAGS := -O0 -DDOCTEST_CONFIG_SUPER_FAST_ASSERTS
+$(BUILD)/obj/tests/%.o: tests/%.cpp
+	$(SHOW) CXX $< $(TAG)
+	@mkdir -p $(@D)
+	$(COMPILE) $(TEST_CXXFLAGS) -MMD -MP -c $< -o $@
 
 # The static library.  Written anew each time (rather than updated in place
 # with `ar r`) so that it holds exactly the current objects.

@@ -434,8 +434,8 @@ TEST_CASE("grad/log_softmax: dims 0, 1, -1 of a 3-D tensor") {
 
 TEST_CASE("grad/softmax: after a -inf causal mask, including a fully masked row") {
   Generator gen(136);
-  // Row 0 of each (4,4) block is fully masked (softmax gives zeros there);
-  // the others are causal. Masked positions get no gradient.
+  // Row 0 of each (4,4) block is fully masked (softmax gives zeros there), rows
+  // 1 and 2 partly, row 3 not at all. Masked positions get no gradient.
   Tensor mask = from_vector({1, 1, 1, 1,  //
                              0, 1, 1, 1,  //
                              0, 0, 1, 1,  //
@@ -443,8 +443,9 @@ TEST_CASE("grad/softmax: after a -inf causal mask, including a fully masked row"
                             {4, 4});
   Tensor scores = param({2, 4, 4}, gen);
   const real inf = std::numeric_limits<real>::infinity();
-  check_gradients([mask, inf](const Inputs& x) { return softmax(masked_fill(x[0], mask, -inf), -1); },
-                  {scores});
+  check_gradients(
+      [mask, inf](const Inputs& x) { return softmax(masked_fill(x[0], mask, -inf), -1); },
+      {scores});
 }
 
 // ===================================================================================
@@ -464,13 +465,27 @@ TEST_CASE("grad/matmul: every operand layout") {
   SUBCASE("(2,3,4) x (4,5) with only the weight requiring grad") {
     check_gradients(f, {randn({2, 3, 4}, gen), param({4, 5}, gen)});
   }
-  SUBCASE("(2,3,4) x (2,4,5)") { check_gradients(f, {param({2, 3, 4}, gen), param({2, 4, 5}, gen)}); }
+  SUBCASE("(2,3,4) x (2,4,5)") {
+    check_gradients(f, {param({2, 3, 4}, gen), param({2, 4, 5}, gen)});
+  }
   SUBCASE("broadcast batch (2,1,3,4) x (3,4,2)") {
     check_gradients(f, {param({2, 1, 3, 4}, gen), param({3, 4, 2}, gen)});
   }
   SUBCASE("(3,4) x (2,4,5)") { check_gradients(f, {param({3, 4}, gen), param({2, 4, 5}, gen)}); }
   SUBCASE("(2,3,4) x 1-D") { check_gradients(f, {param({2, 3, 4}, gen), param({4}, gen)}); }
   SUBCASE("1-D x (2,4,5)") { check_gradients(f, {param({4}, gen), param({2, 4, 5}, gen)}); }
+  SUBCASE("(5,1,2,4) x (4,3): two batch dims folded") {
+    check_gradients(f, {param({5, 1, 2, 4}, gen), param({4, 3}, gen)});
+  }
+  SUBCASE("both operands broadcast: (3,1,2,4) x (1,2,4,3)") {
+    check_gradients(f, {param({3, 1, 2, 4}, gen), param({1, 2, 4, 3}, gen)});
+  }
+  SUBCASE("(2,4) x (3,1,4,3)") { check_gradients(f, {param({2, 4}, gen), param({3, 1, 4, 3}, gen)}); }
+  SUBCASE("the same tensor on both sides: x x and x^T x") {
+    check_gradients([](const Inputs& x) { return matmul(x[0], x[0]); }, {param({2, 3, 3}, gen)});
+    check_gradients([](const Inputs& x) { return matmul(transpose(x[0], 0, 1), x[0]); },
+                    {param({3, 2}, gen)});
+  }
 }
 
 // ===================================================================================

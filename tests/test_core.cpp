@@ -3,9 +3,6 @@
 // matmul) and the OpenBLAS wrapper. Expected values are written out by hand
 // (or checked against naive loops written here), never taken from the engine.
 #include <doctest/doctest.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -19,6 +16,7 @@
 #include "autograd/attograd.hpp"
 #include "core/kernels.hpp"
 #include "tests/helpers.hpp"
+#include "tests/isolated.hpp"
 
 namespace {
 
@@ -42,40 +40,14 @@ Tensor pattern(const Shape& shape, int mod, int shift) {
   return from_vector(v, shape);
 }
 
-// Like check_error, but runs `code` in a child process, so that a crash
-// (segfault) fails this one test instead of killing the whole test binary.
-// Use for inputs that used to crash.
+// Like check_error, but in a child process: for inputs that used to crash, so
+// that a crash fails this one test instead of killing the whole test binary.
 void check_error_isolated(const std::function<void()>& code,
                           const std::vector<std::string>& fragments) {
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    signal(SIGSEGV, SIG_DFL);  // no doctest crash report from the child
-    signal(SIGBUS, SIG_DFL);
-    signal(SIGABRT, SIG_DFL);
-    int rc = 1;  // 1: no error thrown
-    try {
-      code();
-    } catch (const Error& e) {
-      rc = 0;
-      for (const std::string& f : fragments)
-        if (std::string(e.what()).find(f) == std::string::npos) rc = 2;  // wrong message
-    } catch (...) {
-      rc = 3;  // some other exception
-    }
-    _exit(rc);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  INFO("expected an ag::Error containing \"" << fragments.at(0) << "\"");
-  if (WIFSIGNALED(status)) {
-    FAIL_CHECK("the code crashed with signal " << WTERMSIG(status) << " instead of throwing");
-    return;
-  }
-  REQUIRE(WIFEXITED(status));
-  int rc = WEXITSTATUS(status);
-  INFO("child result: 0 ok, 1 no error thrown, 2 message lacks a fragment, 3 other exception");
-  CHECK(rc == 0);
+  std::string outcome =
+      ag::testing::run_in_child([&] { return ag::testing::expect_error_in_child(code, fragments); });
+  INFO(outcome);
+  CHECK(outcome.empty());
 }
 
 bool iequals(const std::string& a, const std::string& b) {

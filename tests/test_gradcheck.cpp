@@ -480,7 +480,9 @@ TEST_CASE("grad/matmul: every operand layout") {
   SUBCASE("both operands broadcast: (3,1,2,4) x (1,2,4,3)") {
     check_gradients(f, {param({3, 1, 2, 4}, gen), param({1, 2, 4, 3}, gen)});
   }
-  SUBCASE("(2,4) x (3,1,4,3)") { check_gradients(f, {param({2, 4}, gen), param({3, 1, 4, 3}, gen)}); }
+  SUBCASE("(2,4) x (3,1,4,3)") {
+    check_gradients(f, {param({2, 4}, gen), param({3, 1, 4, 3}, gen)});
+  }
   SUBCASE("the same tensor on both sides: x x and x^T x") {
     check_gradients([](const Inputs& x) { return matmul(x[0], x[0]); }, {param({2, 3, 3}, gen)});
     check_gradients([](const Inputs& x) { return matmul(transpose(x[0], 0, 1), x[0]); },

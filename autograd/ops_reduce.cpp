@@ -38,14 +38,28 @@ Tensor sum(const Tensor& a, int64_t dim, bool keepdim) {
 
 Tensor mean(const Tensor& a) {
   AG_CHECK(a.numel() > 0, "mean: {} has no elements", describe(a));
-  return div(sum(a), real(a.numel()));
+  const real n = static_cast<real>(a.numel());
+  Tensor out = scalar(kernel::sum_all(a) / n);
+  // d(sum_i a_i / n)/da_j = 1/n
+  record("MeanBackward", out, {a}, [shape = a.shape(), n](const Tensor& g, const Tensor&) {
+    return Grads{full(shape, g.item() / n)};
+  });
+  return out;
 }
 
 Tensor mean(const Tensor& a, int64_t dim, bool keepdim) {
-  int64_t d = normalize_dim(dim, a.dim(), "mean", a.shape());
-  int64_t n = a.dim() == 0 ? 1 : a.shape()[d];
-  AG_CHECK(n > 0, "mean: dim {} of {} is empty", dim, describe(a));
-  return div(sum(a, d, keepdim), real(n));
+  dim = normalize_dim(dim, a.dim(), "mean", a.shape());
+  const int64_t count = a.dim() == 0 ? 1 : a.shape()[dim];
+  AG_CHECK(count > 0, "mean: dim {} of {} is empty", dim, describe(a));
+  const real n = static_cast<real>(count);
+  Tensor out = a.dim() == 0 ? a.clone() : kernel::sum_dim(a, dim, keepdim);
+  for (real& x : out.impl()->data) x /= n;
+  // d(sum_k a_k / n)/da_j = 1/n along dim
+  record("MeanBackward", out, {a}, [shape = a.shape(), dim, keepdim, n](const Tensor& g, const Tensor&) {
+    Tensor spread = kernel::broadcast_to(with_kept_dim(g, shape, dim, keepdim), shape);
+    return Grads{kernel::map(spread, [n](real x) { return x / n; })};
+  });
+  return out;
 }
 
 Tensor max(const Tensor& a) {

@@ -115,7 +115,8 @@ std::string to_dot(const Tensor& root, const DotOptions& options) {
 void write_dot(const Tensor& root, const std::string& path, const DotOptions& options) {
   std::string text = to_dot(root, options);  // before opening: no empty file on error
   std::ofstream file(path);
-  AG_CHECK(file.is_open(), "write_dot: cannot open '{}' for writing: {}", path, std::strerror(errno));
+  AG_CHECK(file.is_open(), "write_dot: cannot open '{}' for writing: {}", path,
+           std::strerror(errno));
   file << text;
   file.close();
   AG_CHECK(!file.fail(), "write_dot: could not write all of '{}': {}", path, std::strerror(errno));

@@ -28,10 +28,10 @@ uint64_t backward_epoch = 0;  // marks nodes visited by the current backward()
 
 void check_not_released(const Node& node, const Tensor& t) {
   AG_CHECK(!node.released,
-        "backward: trying to go through the graph a second time: the saved values of {} (the "
-        "op that made {}) were freed by an earlier backward(); call backward(gradient, "
-        "/*retain_graph=*/true) the first time if you need to go through it twice",
-        node.name, describe(t));
+           "backward: trying to go through the graph a second time: the saved values of {} (the "
+           "op that made {}) were freed by an earlier backward(); call backward(gradient, "
+           "/*retain_graph=*/true) the first time if you need to go through it twice",
+           node.name, describe(t));
 }
 
 // Reverse post-order of the tensors behind root: outputs before inputs. Only
@@ -86,22 +86,23 @@ void accumulate(TensorImpl& t, const Tensor& g) {
 
 void check_versions(const Node& node, const Tensor& output) {
   AG_CHECK(output.version() == node.output_version,
-        "backward: the output {} of {} was changed in place after it was computed; its "
-        "gradient would be wrong. Change a copy (clone()) instead",
-        describe(output), node.name);
+           "backward: the output {} of {} was changed in place after it was computed; its "
+           "gradient would be wrong. Change a copy (clone()) instead",
+           describe(output), node.name);
   for (const Node::Edge& edge : node.inputs)
-    AG_CHECK(edge.tensor.version() == edge.version,
-          "backward: {}, an input of {}, was changed in place after {} used it (version {} then, "
-          "{} now); the gradient would use the new values. Change a copy (clone()) instead",
-          describe(edge.tensor), node.name, node.name, edge.version, edge.tensor.version());
+    AG_CHECK(
+        edge.tensor.version() == edge.version,
+        "backward: {}, an input of {}, was changed in place after {} used it (version {} then, "
+        "{} now); the gradient would use the new values. Change a copy (clone()) instead",
+        describe(edge.tensor), node.name, node.name, edge.version, edge.tensor.version());
 }
 
 void check_gradient_finite(const Tensor& g, const Node& node, const Tensor& input) {
   const real* x = g.data();
   for (int64_t i = 0, n = g.numel(); i < n; ++i)
     AG_CHECK(std::isfinite(x[i]),
-          "anomaly: {} produced {} in the gradient of its input {} at flat index {}", node.name,
-          x[i], describe(input), i);
+             "anomaly: {} produced {} in the gradient of its input {} at flat index {}", node.name,
+             x[i], describe(input), i);
 }
 
 }  // namespace
@@ -109,23 +110,23 @@ void check_gradient_finite(const Tensor& g, const Node& node, const Tensor& inpu
 void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
   AG_CHECK(defined(), "backward: called on an undefined tensor");
   AG_CHECK(requires_grad(),
-        "backward: {} does not require grad: no input of the ops that made it has "
-        "requires_grad set (or it was made under NoGradGuard)",
-        describe(*this));
+           "backward: {} does not require grad: no input of the ops that made it has "
+           "requires_grad set (or it was made under NoGradGuard)",
+           describe(*this));
   Tensor seed = gradient;
   if (!seed.defined()) {
     AG_CHECK(numel() == 1,
-          "backward: {} has {} elements; backward() without a gradient needs a 1-element "
-          "tensor (a loss). Reduce it first (sum, mean) or pass a gradient of shape {}",
-          describe(*this), numel(), shape_str(shape()));
+             "backward: {} has {} elements; backward() without a gradient needs a 1-element "
+             "tensor (a loss). Reduce it first (sum, mean) or pass a gradient of shape {}",
+             describe(*this), numel(), shape_str(shape()));
     seed = ones(shape());
   } else {
     AG_CHECK(seed.shape() == shape(), "backward: gradient of shape {} does not match {}",
-          shape_str(seed.shape()), describe(*this));
+             shape_str(seed.shape()), describe(*this));
   }
   NoGradGuard no_grad;  // gradients are plain values: computing them records nothing
   BackwardScope in_backward;
-  if (is_leaf()) {      // x.backward() on a leaf: dx/dx = 1
+  if (is_leaf()) {  // x.backward() on a leaf: dx/dx = 1
     accumulate(*impl(), seed);
     return;
   }
@@ -140,14 +141,14 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
       check_versions(node, t);
       Grads grads = node.backward(grad_output, t);
       AG_CHECK(grads.size() == node.inputs.size(),
-            "backward: {} returned {} gradients for {} inputs", node.name, grads.size(),
-            node.inputs.size());
+               "backward: {} returned {} gradients for {} inputs", node.name, grads.size(),
+               node.inputs.size());
       for (size_t i = 0; i < grads.size(); ++i) {
         const Tensor& input = node.inputs[i].tensor;
         if (!grads[i].defined() || !input.requires_grad()) continue;
         AG_CHECK(grads[i].shape() == input.shape(),
-              "backward: {} returned a gradient of shape {} for its input {}", node.name,
-              shape_str(grads[i].shape()), describe(input));
+                 "backward: {} returned a gradient of shape {} for its input {}", node.name,
+                 shape_str(grads[i].shape()), describe(input));
         if (is_anomaly_enabled()) check_gradient_finite(grads[i], node, input);
         accumulate(*input.impl(), grads[i]);
       }

@@ -23,8 +23,7 @@ std::string multi_index(int64_t flat, const Shape& shape) {
 }
 
 // L = sum(v * f(x)) in double, for the finite differences.
-double weighted_output(const GradcheckFunction& f, const std::vector<Tensor>& xs,
-                       const Tensor& v) {
+double weighted_output(const GradcheckFunction& f, const std::vector<Tensor>& xs, const Tensor& v) {
   Tensor out = f(xs);
   double total = 0;
   for (int64_t i = 0; i < out.numel(); ++i) total += double(out.data()[i]) * double(v.data()[i]);
@@ -45,9 +44,9 @@ GradcheckResult gradcheck(const GradcheckFunction& f, const std::vector<Tensor>&
 
   Tensor out = f(xs);
   AG_CHECK(out.requires_grad(),
-        "gradcheck: the function's output {} does not require grad; give at least one input "
-        "requires_grad and make sure f uses it",
-        describe(out));
+           "gradcheck: the function's output {} does not require grad; give at least one input "
+           "requires_grad and make sure f uses it",
+           describe(out));
   Generator gen(options.seed);
   Tensor v = randn(out.shape(), gen);
   sum(mul(out, v)).backward();

@@ -29,7 +29,7 @@ struct GradcheckResult {
   bool ok = true;
   // The worst entry over all inputs that require grad (largest excess over the
   // tolerance), described for a human.
-  size_t input = 0;       // which input
+  size_t input = 0;        // which input
   int64_t flat_index = 0;  // which element of it
   double analytic = 0, numeric = 0;
   std::string message;  // "input 1 'W' (2,3), element [1,0]: analytic 0.5 vs numeric 0.49"

@@ -12,10 +12,10 @@ namespace {
 
 void check_inplace(const Tensor& t, const char* op) {
   AG_CHECK(!(t.requires_grad() && is_grad_enabled()),
-        "{}: in-place change of {}, which requires grad; the graph that uses it would compute "
-        "wrong gradients. Do it inside ag::NoGradGuard (as optimizers do), or on a detach()ed "
-        "copy",
-        op, describe(t));
+           "{}: in-place change of {}, which requires grad; the graph that uses it would compute "
+           "wrong gradients. Do it inside ag::NoGradGuard (as optimizers do), or on a detach()ed "
+           "copy",
+           op, describe(t));
 }
 
 void check_same_shape(const Tensor& t, const Tensor& other, const char* op) {
@@ -24,7 +24,7 @@ void check_same_shape(const Tensor& t, const Tensor& other, const char* op) {
            "reached it?)",
            op);
   AG_CHECK(t.shape() == other.shape(), "{}: shape {} does not match {}", op,
-        shape_str(other.shape()), describe(t));
+           shape_str(other.shape()), describe(t));
 }
 
 }  // namespace

@@ -64,7 +64,7 @@ void check_anomaly(const Tensor& output, const char* op) {
   const real* x = output.data();
   for (int64_t i = 0, n = output.numel(); i < n; ++i)
     AG_CHECK(std::isfinite(x[i]), "anomaly: {} produced {} at flat index {} of its output {}", op,
-          x[i], i, describe(output));
+             x[i], i, describe(output));
 }
 
 }  // namespace ag

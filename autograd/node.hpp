@@ -89,21 +89,18 @@ void record(const char* name, Tensor& output, const Tensor* first, const Tensor*
   edges.reserve(last - first);
   for (const Tensor* t = first; t != last; ++t) edges.push_back({*t, t->version()});
   using Lambda = std::decay_t<Backward>;
-  attach_node(output, std::make_shared<LambdaNode<Lambda>>(name, std::move(edges),
-                                                           output.version(),
+  attach_node(output, std::make_shared<LambdaNode<Lambda>>(name, std::move(edges), output.version(),
                                                            std::forward<Backward>(fn)));
 }
 
 template <typename Backward>
-void record(const char* name, Tensor& output, std::initializer_list<Tensor> inputs,
-            Backward&& fn) {
+void record(const char* name, Tensor& output, std::initializer_list<Tensor> inputs, Backward&& fn) {
   record(name, output, inputs.begin(), inputs.end(), std::forward<Backward>(fn));
 }
 
 template <typename Backward>
 void record(const char* name, Tensor& output, const std::vector<Tensor>& inputs, Backward&& fn) {
-  record(name, output, inputs.data(), inputs.data() + inputs.size(),
-         std::forward<Backward>(fn));
+  record(name, output, inputs.data(), inputs.data() + inputs.size(), std::forward<Backward>(fn));
 }
 
 }  // namespace ag

@@ -90,9 +90,8 @@ Tensor rsub(const Tensor& a, real b) {
 Tensor rdiv(const Tensor& a, real b) {
   Tensor out = kernel::map(a, [b](real x) { return b / x; });
   // d(c/a)/da = -c/a^2 = -out/a
-  record("RdivBackward", out, {a}, [a](const Tensor& g, const Tensor& out) {
-    return Grads{neg(g * out / a)};
-  });
+  record("RdivBackward", out, {a},
+         [a](const Tensor& g, const Tensor& out) { return Grads{neg(g * out / a)}; });
   return out;
 }
 
@@ -110,9 +109,8 @@ Tensor pow(const Tensor& a, real p) {
 Tensor exp(const Tensor& a) {
   Tensor out = kernel::map(a, [](real x) { return std::exp(x); });
   // d(e^a)/da = e^a = out
-  record("ExpBackward", out, {a}, [](const Tensor& g, const Tensor& out) {
-    return Grads{g * out};
-  });
+  record("ExpBackward", out, {a},
+         [](const Tensor& g, const Tensor& out) { return Grads{g * out}; });
   return out;
 }
 
@@ -126,9 +124,8 @@ Tensor log(const Tensor& a) {
 Tensor sqrt(const Tensor& a) {
   Tensor out = kernel::map(a, [](real x) { return std::sqrt(x); });
   // d(sqrt a)/da = 1 / (2 sqrt a) = 0.5 / out
-  record("SqrtBackward", out, {a}, [](const Tensor& g, const Tensor& out) {
-    return Grads{g * rdiv(out, real(0.5))};
-  });
+  record("SqrtBackward", out, {a},
+         [](const Tensor& g, const Tensor& out) { return Grads{g * rdiv(out, real(0.5))}; });
   return out;
 }
 
@@ -143,9 +140,8 @@ Tensor tanh(const Tensor& a) {
 
 Tensor sigmoid(const Tensor& a) {
   // sigma(x) = 1 / (1 + e^-x), written so that no exp overflows for large |x|.
-  Tensor out = kernel::map(a, [](real x) {
-    return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x));
-  });
+  Tensor out = kernel::map(
+      a, [](real x) { return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x)); });
   // d(sigma a)/da = sigma(a) (1 - sigma(a)) = out (1 - out)
   record("SigmoidBackward", out, {a}, [](const Tensor& g, const Tensor& out) {
     return Grads{kernel::zip(g, out, "sigmoid", [](real gi, real y) { return gi * y * (1 - y); })};

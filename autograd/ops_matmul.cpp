@@ -34,11 +34,11 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   AG_CHECK(a.defined() && b.defined(), "matmul: the {} operand is an undefined tensor",
            a.defined() ? "second" : "first");
   AG_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both operands need at least 1 dim, got {} and {}",
-        shape_str(a.shape()), shape_str(b.shape()));
+           shape_str(a.shape()), shape_str(b.shape()));
   int64_t k_a = a.shape().back();
   int64_t k_b = b.dim() == 1 ? b.shape()[0] : b.shape()[b.dim() - 2];
   AG_CHECK(k_a == k_b, "matmul: cannot multiply {} by {}: inner sizes {} and {} differ",
-        describe(a), describe(b), k_a, k_b);
+           describe(a), describe(b), k_a, k_b);
   // A 1-D left operand is a row vector (1,K), a 1-D right operand a column
   // vector (K,1); the added dim is removed from the result.
   if (a.dim() == 1 && b.dim() == 1) return sum(mul(a, b));  // dot product

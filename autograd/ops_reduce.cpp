@@ -30,9 +30,10 @@ Tensor sum(const Tensor& a, int64_t dim, bool keepdim) {
   dim = normalize_dim(dim, a.dim(), "sum", a.shape());
   Tensor out = a.dim() == 0 ? a.clone() : kernel::sum_dim(a, dim, keepdim);
   // d(sum_k a_k)/da_j = 1 along dim: broadcast g back over the summed dim
-  record("SumBackward", out, {a}, [shape = a.shape(), dim, keepdim](const Tensor& g, const Tensor&) {
-    return Grads{kernel::broadcast_to(with_kept_dim(g, shape, dim, keepdim), shape)};
-  });
+  record("SumBackward", out, {a},
+         [shape = a.shape(), dim, keepdim](const Tensor& g, const Tensor&) {
+           return Grads{kernel::broadcast_to(with_kept_dim(g, shape, dim, keepdim), shape)};
+         });
   return out;
 }
 
@@ -55,10 +56,11 @@ Tensor mean(const Tensor& a, int64_t dim, bool keepdim) {
   Tensor out = a.dim() == 0 ? a.clone() : kernel::sum_dim(a, dim, keepdim);
   for (real& x : out.impl()->data) x /= n;
   // d(sum_k a_k / n)/da_j = 1/n along dim
-  record("MeanBackward", out, {a}, [shape = a.shape(), dim, keepdim, n](const Tensor& g, const Tensor&) {
-    Tensor spread = kernel::broadcast_to(with_kept_dim(g, shape, dim, keepdim), shape);
-    return Grads{kernel::map(spread, [n](real x) { return x / n; })};
-  });
+  record("MeanBackward", out, {a},
+         [shape = a.shape(), dim, keepdim, n](const Tensor& g, const Tensor&) {
+           Tensor spread = kernel::broadcast_to(with_kept_dim(g, shape, dim, keepdim), shape);
+           return Grads{kernel::map(spread, [n](real x) { return x / n; })};
+         });
   return out;
 }
 

@@ -14,27 +14,26 @@ namespace {
 void check_mask_fits(const Tensor& mask, const Shape& target, const char* op) {
   Shape joint = broadcast_shapes(mask.shape(), target, op);
   AG_CHECK(joint == target, "{}: mask of shape {} would enlarge the result beyond {}", op,
-        shape_str(mask.shape()), shape_str(target));
+           shape_str(mask.shape()), shape_str(target));
 }
 
 }  // namespace
 
 Tensor masked_fill(const Tensor& a, const Tensor& mask, real value) {
   check_mask_fits(mask, a.shape(), "masked_fill");
-  Tensor out = kernel::zip(a, mask, "masked_fill",
-                           [value](real x, real m) { return m != 0 ? value : x; });
+  Tensor out =
+      kernel::zip(a, mask, "masked_fill", [value](real x, real m) { return m != 0 ? value : x; });
   // d(out)/da = 1 where the mask is false, 0 where it put the constant
   record("MaskedFillBackward", out, {a}, [mask](const Tensor& g, const Tensor&) {
-    return Grads{kernel::zip(g, mask, "masked_fill", [](real gi, real m) {
-      return m != 0 ? real(0) : gi;
-    })};
+    return Grads{
+        kernel::zip(g, mask, "masked_fill", [](real gi, real m) { return m != 0 ? real(0) : gi; })};
   });
   return out;
 }
 
 Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
-  Shape shape = broadcast_shapes(broadcast_shapes(condition.shape(), a.shape(), "where"),
-                                 b.shape(), "where");
+  Shape shape =
+      broadcast_shapes(broadcast_shapes(condition.shape(), a.shape(), "where"), b.shape(), "where");
   Tensor c = kernel::broadcast_to(condition, shape);
   Tensor x = kernel::broadcast_to(a, shape), y = kernel::broadcast_to(b, shape);
   Tensor out = Tensor::empty(shape);

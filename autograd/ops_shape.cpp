@@ -38,24 +38,26 @@ Tensor reshape(const Tensor& a, const Shape& shape) {
   }
   if (inferred >= 0) {
     AG_CHECK(known > 0 && a.numel() % known == 0,
-          "reshape: cannot reshape {} ({} elements) into {}", describe(a), a.numel(),
-          shape_str(shape));
+             "reshape: cannot reshape {} ({} elements) into {}", describe(a), a.numel(),
+             shape_str(shape));
     target[inferred] = a.numel() / known;
   }
-  AG_CHECK(shape_numel(target) == a.numel(), "reshape: cannot reshape {} ({} elements) into {} ({})",
-        describe(a), a.numel(), shape_str(shape), shape_numel(target));
+  AG_CHECK(shape_numel(target) == a.numel(),
+           "reshape: cannot reshape {} ({} elements) into {} ({})", describe(a), a.numel(),
+           shape_str(shape), shape_numel(target));
   return reshaped(a, target, "ReshapeBackward");
 }
 
 Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
   AG_CHECK(static_cast<int64_t>(dims.size()) == a.dim(),
-        "permute: {} has {} dims but the permutation ({}) has {}", describe(a), a.dim(),
-        fmt::join(dims, ","), dims.size());
+           "permute: {} has {} dims but the permutation ({}) has {}", describe(a), a.dim(),
+           fmt::join(dims, ","), dims.size());
   std::vector<int64_t> order(dims.size());
   std::vector<bool> seen(dims.size(), false);
   for (size_t i = 0; i < dims.size(); ++i) {
     order[i] = normalize_dim(dims[i], a.dim(), "permute", a.shape());
-    AG_CHECK(!seen[order[i]], "permute: dim {} appears twice in ({})", order[i], fmt::join(dims, ","));
+    AG_CHECK(!seen[order[i]], "permute: dim {} appears twice in ({})", order[i],
+             fmt::join(dims, ","));
     seen[order[i]] = true;
   }
   Tensor out = kernel::permute(a, order);
@@ -110,8 +112,10 @@ Tensor cat(const std::vector<Tensor>& parts, int64_t dim) {
     bool same = parts[i].dim() == first.dim();
     for (int64_t d = 0; same && d < first.dim(); ++d)
       same = d == dim || parts[i].shape()[d] == first.shape()[d];
-    AG_CHECK(same, "cat: tensor {} has shape {} but tensor 0 has {}; all sizes must match except "
-          "along dim {}", i, shape_str(parts[i].shape()), shape_str(first.shape()), dim);
+    AG_CHECK(same,
+             "cat: tensor {} has shape {} but tensor 0 has {}; all sizes must match except "
+             "along dim {}",
+             i, shape_str(parts[i].shape()), shape_str(first.shape()), dim);
   }
   Tensor out = kernel::cat(parts, dim);
   // Each part's gradient is its own stretch of g along dim.
@@ -133,8 +137,8 @@ Tensor stack(const std::vector<Tensor>& parts, int64_t dim) {
   AG_CHECK(!parts.empty(), "stack: needs at least one tensor");
   for (size_t i = 1; i < parts.size(); ++i)
     AG_CHECK(parts[i].shape() == parts[0].shape(),
-          "stack: tensor {} has shape {} but tensor 0 has {}; all must be equal", i,
-          shape_str(parts[i].shape()), shape_str(parts[0].shape()));
+             "stack: tensor {} has shape {} but tensor 0 has {}; all must be equal", i,
+             shape_str(parts[i].shape()), shape_str(parts[0].shape()));
   dim = normalize_dim(dim, parts[0].dim() + 1, "stack", parts[0].shape());
   std::vector<Tensor> unsqueezed;
   for (const Tensor& p : parts) unsqueezed.push_back(unsqueeze(p, dim));
@@ -146,13 +150,14 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
   dim = normalize_dim(dim, a.dim(), "narrow", a.shape());
   int64_t size = a.shape()[dim];
   AG_CHECK(start >= 0 && length >= 0 && start + length <= size,
-        "narrow: [{}, {}) is outside dim {} of {} (size {})", start, start + length, dim,
-        describe(a), size);
+           "narrow: [{}, {}) is outside dim {} of {} (size {})", start, start + length, dim,
+           describe(a), size);
   Tensor out = kernel::narrow(a, dim, start, length);
   // The taken elements get g; the others contributed nothing and get 0.
-  record("NarrowBackward", out, {a}, [shape = a.shape(), dim, start](const Tensor& g, const Tensor&) {
-    return Grads{kernel::unnarrow(g, shape, dim, start)};
-  });
+  record("NarrowBackward", out, {a},
+         [shape = a.shape(), dim, start](const Tensor& g, const Tensor&) {
+           return Grads{kernel::unnarrow(g, shape, dim, start)};
+         });
   return out;
 }
 
@@ -169,12 +174,12 @@ Tensor slice(const Tensor& a, int64_t dim, int64_t start, int64_t end) {
 
 std::vector<int64_t> to_indices(const Tensor& index, const char* op) {
   AG_CHECK(index.dim() <= 1, "{}: indices must be a 0-D or 1-D tensor, got shape {}", op,
-        shape_str(index.shape()));
+           shape_str(index.shape()));
   std::vector<int64_t> out(index.numel());
   for (int64_t i = 0; i < index.numel(); ++i) {
     real v = index.data()[i];
-    AG_CHECK(std::isfinite(v) && v == std::floor(v), "{}: index {} at position {} is not an integer",
-             op, v, i);
+    AG_CHECK(std::isfinite(v) && v == std::floor(v),
+             "{}: index {} at position {} is not an integer", op, v, i);
     AG_CHECK(std::abs(v) < 0x1p62, "{}: index {} at position {} is out of range", op, v, i);
     out[i] = static_cast<int64_t>(v);
   }
@@ -187,8 +192,9 @@ Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& in
   int64_t size = a.shape()[dim];
   for (size_t i = 0; i < index.size(); ++i)
     AG_CHECK(index[i] >= 0 && index[i] < size,
-          "index_select: index {} at position {} is out of range for dim {} of {} (valid: "
-          "0..{})", index[i], i, dim, describe(a), size - 1);
+             "index_select: index {} at position {} is out of range for dim {} of {} (valid: "
+             "0..{})",
+             index[i], i, dim, describe(a), size - 1);
   Tensor out = kernel::index_select(a, dim, index);
   // Each picked slice sends its gradient back to the row it came from;
   // a row picked twice receives the sum.

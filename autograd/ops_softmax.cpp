@@ -31,9 +31,9 @@ Tensor log_softmax(const Tensor& a, int64_t dim) {
   record("LogSoftmaxBackward", out, {a}, [dim](const Tensor& g, const Tensor& y) {
     Tensor total = kernel::sum_dim(g, dim, /*keepdim=*/true);
     Tensor p = kernel::map(y, [](real v) { return std::exp(v); });
-    return Grads{kernel::zip(g, kernel::zip(p, total, "log_softmax",
-                                            [](real pi, real s) { return pi * s; }),
-                             "log_softmax", [](real gi, real v) { return gi - v; })};
+    return Grads{
+        kernel::zip(g, kernel::zip(p, total, "log_softmax", [](real pi, real s) { return pi * s; }),
+                    "log_softmax", [](real gi, real v) { return gi - v; })};
   });
   return out;
 }

@@ -73,8 +73,8 @@ void linear_fwd_bwd() {
   const double flops = 3.0 * 2.0 * double(batch) * double(in) * double(out);
   double gflops = flops / (engine.median_ms * 1e6), blas_gflops = flops / (raw.median_ms * 1e6);
   print_line("linear_fwd_bwd", engine,
-             fmt::format(", \"gflops\": {:.1f}, \"blas_gflops\": {:.1f}, \"ratio\": {:.3f}",
-                         gflops, blas_gflops, gflops / blas_gflops));
+             fmt::format(", \"gflops\": {:.1f}, \"blas_gflops\": {:.1f}, \"ratio\": {:.3f}", gflops,
+                         blas_gflops, gflops / blas_gflops));
 }
 
 // 10,000 iterations of x = x * w + b on 1-element tensors: 20,000 recorded

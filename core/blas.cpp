@@ -59,8 +59,8 @@ OpenBlas load_openblas() {
     if (inherited && best != inherited)
       blas.info.reason += fmt::format("; replaced OPENBLAS_CORETYPE={}", inherited);
   } else {
-    blas.info.reason = inherited ? "OPENBLAS_CORETYPE from the environment"
-                                 : "OpenBLAS's own CPU detection";
+    blas.info.reason =
+        inherited ? "OPENBLAS_CORETYPE from the environment" : "OpenBLAS's own CPU detection";
   }
   // One thread unless AG_NUM_THREADS says otherwise: toy models are small, and
   // benchmark figures should not depend on how busy the other core is.
@@ -79,8 +79,8 @@ OpenBlas load_openblas() {
   }
   void* library = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
   AG_CHECK(library != nullptr,
-        "blas: cannot load libopenblas.so.0 ({}); install it with: apt-get install libopenblas0",
-        dlerror());
+           "blas: cannot load libopenblas.so.0 ({}); install it with: apt-get install libopenblas0",
+           dlerror());
   blas.sgemm = symbol<decltype(&cblas_sgemm)>(library, "cblas_sgemm");
   blas.dgemm = symbol<decltype(&cblas_dgemm)>(library, "cblas_dgemm");
   blas.info.core = symbol<char* (*)()>(library, "openblas_get_corename")();

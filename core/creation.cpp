@@ -23,7 +23,7 @@ void append_rows(std::vector<real>& out, std::initializer_list<std::initializer_
                  size_t width) {
   for (const auto& row : rows) {
     AG_CHECK(row.size() == width, "tensor: ragged nested list: a row has {} values, expected {}",
-          row.size(), width);
+             row.size(), width);
     out.insert(out.end(), row.begin(), row.end());
   }
 }
@@ -49,24 +49,26 @@ Tensor tensor(std::initializer_list<std::initializer_list<std::initializer_list<
   size_t cols = rows == 0 ? 0 : first_size(*blocks.begin());
   for (const auto& block : blocks) {
     AG_CHECK(block.size() == rows, "tensor: ragged nested list: a block has {} rows, expected {}",
-          block.size(), rows);
+             block.size(), rows);
     append_rows(data, block, cols);
   }
   return from_vector(std::move(data), {int64_t(blocks.size()), int64_t(rows), int64_t(cols)});
 }
 
-Tensor tensor(std::initializer_list<
-              std::initializer_list<std::initializer_list<std::initializer_list<real>>>> groups) {
+Tensor tensor(
+    std::initializer_list<std::initializer_list<std::initializer_list<std::initializer_list<real>>>>
+        groups) {
   std::vector<real> data;
   size_t blocks = first_size(groups);
   size_t rows = blocks == 0 ? 0 : first_size(*groups.begin());
   size_t cols = rows == 0 ? 0 : first_size(*groups.begin()->begin());
   for (const auto& group : groups) {
-    AG_CHECK(group.size() == blocks, "tensor: ragged nested list: a group has {} blocks, expected {}",
-          group.size(), blocks);
+    AG_CHECK(group.size() == blocks,
+             "tensor: ragged nested list: a group has {} blocks, expected {}", group.size(),
+             blocks);
     for (const auto& block : group) {
       AG_CHECK(block.size() == rows, "tensor: ragged nested list: a block has {} rows, expected {}",
-            block.size(), rows);
+               block.size(), rows);
       append_rows(data, block, cols);
     }
   }
@@ -99,8 +101,8 @@ Tensor arange(real start, real end, real step) {
   AG_CHECK(std::isfinite(start) && std::isfinite(end) && std::isfinite(step),
            "arange: start {}, end {} and step {} must be finite", start, end, step);
   AG_CHECK(step != 0, "arange: step must be non-zero");
-  AG_CHECK((end - start) / step >= 0, "arange: the range [{}, {}) is empty with step {}", start, end,
-        step);
+  AG_CHECK((end - start) / step >= 0, "arange: the range [{}, {}) is empty with step {}", start,
+           end, step);
   auto n = static_cast<int64_t>(std::ceil((end - start) / step));
   Tensor t = Tensor::empty({n});
   for (int64_t i = 0; i < n; ++i) t.data()[i] = start + static_cast<real>(i) * step;
@@ -151,8 +153,8 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, Generator& gen) {
 Tensor from_vector(std::vector<real> data, const Shape& shape) {
   check_sizes(shape, "from_vector");
   AG_CHECK(static_cast<int64_t>(data.size()) == shape_numel(shape),
-        "from_vector: {} values cannot fill shape {} ({} elements)", data.size(),
-        shape_str(shape), shape_numel(shape));
+           "from_vector: {} values cannot fill shape {} ({} elements)", data.size(),
+           shape_str(shape), shape_numel(shape));
   auto impl = std::make_shared<TensorImpl>();
   impl->data.assign(data.begin(), data.end());
   impl->shape = shape;

@@ -14,8 +14,9 @@ namespace ag {
 Tensor tensor(std::initializer_list<real> values);
 Tensor tensor(std::initializer_list<std::initializer_list<real>> rows);
 Tensor tensor(std::initializer_list<std::initializer_list<std::initializer_list<real>>> blocks);
-Tensor tensor(std::initializer_list<
-              std::initializer_list<std::initializer_list<std::initializer_list<real>>>> blocks);
+Tensor tensor(
+    std::initializer_list<std::initializer_list<std::initializer_list<std::initializer_list<real>>>>
+        blocks);
 Tensor scalar(real value);  // a 0-dim tensor, shape ()
 
 Tensor zeros(const Shape& shape);
@@ -31,8 +32,7 @@ Tensor linspace(real start, real end, int64_t steps);  // both ends included
 // Uniform in [0,1), standard normal, and integers in [low, high) (as reals).
 Tensor rand(const Shape& shape, Generator& gen = default_generator());
 Tensor randn(const Shape& shape, Generator& gen = default_generator());
-Tensor randint(int64_t low, int64_t high, const Shape& shape,
-               Generator& gen = default_generator());
+Tensor randint(int64_t low, int64_t high, const Shape& shape, Generator& gen = default_generator());
 Tensor uniform(const Shape& shape, real low, real high, Generator& gen = default_generator());
 
 // Copies `data` into a tensor of `shape`; sizes must agree.

@@ -24,6 +24,6 @@ class Error : public std::runtime_error {
 // that the message's arguments (shape strings and the like) are computed only
 // when the check fails: checks sit on every op's path.
 #define AG_CHECK(condition, ...)                                   \
-  do {                                                              \
+  do {                                                             \
     if (!(condition)) throw ::ag::Error(fmt::format(__VA_ARGS__)); \
   } while (0)

@@ -18,8 +18,8 @@ class Generator {
   uint64_t initial_seed() const { return seed_; }
 
   uint64_t next_u64() { return engine_(); }
-  double uniform();                             // in [0, 1), 53 random bits
-  double normal();                              // mean 0, variance 1 (Box-Muller)
+  double uniform();                            // in [0, 1), 53 random bits
+  double normal();                             // mean 0, variance 1 (Box-Muller)
   int64_t randint(int64_t low, int64_t high);  // uniform integer in [low, high)
   bool bernoulli(double p) { return uniform() < p; }
 

@@ -19,8 +19,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose
     shape.push_back(m);
     shape.push_back(n);
     Tensor out = Tensor::empty(shape);
-    gemm(false, transpose_b, shape_numel(batch_a) * m, n, k, 1, a.data(), b.data(), 0,
-         out.data());
+    gemm(false, transpose_b, shape_numel(batch_a) * m, n, k, 1, a.data(), b.data(), 0, out.data());
     return out;
   }
 

@@ -12,8 +12,7 @@ std::vector<int64_t> broadcast_strides(const Shape& shape, const Shape& target) 
   std::vector<int64_t> own = contiguous_strides(shape);
   std::vector<int64_t> strides(target.size(), 0);
   size_t lead = target.size() - shape.size();
-  for (size_t i = 0; i < shape.size(); ++i)
-    strides[lead + i] = shape[i] == 1 ? 0 : own[i];
+  for (size_t i = 0; i < shape.size(); ++i) strides[lead + i] = shape[i] == 1 ? 0 : own[i];
   return strides;
 }
 
@@ -104,7 +103,7 @@ Tensor max_dim(const Tensor& a, int64_t dim, bool keepdim, std::vector<int64_t>*
   Tensor out = Tensor::empty(reduced_shape(a.shape(), dim, keepdim));
   auto [outer, size, inner] = split_at(a.shape(), dim);
   AG_CHECK(size > 0, "max: cannot take the max over an empty dim {} of shape {}", dim,
-        shape_str(a.shape()));
+           shape_str(a.shape()));
   if (argmax) argmax->assign(outer * inner, 0);
   const real* x = a.data();
   real* y = out.data();
@@ -146,22 +145,24 @@ Tensor softmax_like(const Tensor& a, int64_t dim, Write write) {
 }  // namespace
 
 Tensor softmax(const Tensor& a, int64_t dim) {
-  return softmax_like(a, dim, [](const real* x, real* y, int64_t stride, int64_t size, real max,
-                                 real sum) {
-    // exp(x - max) / sum: the max cancels, and no exp overflows.
-    // A fully masked slice (sum 0) gets all-zero weights instead of 0/0.
-    real scale = sum > 0 ? 1 / sum : 0;
-    for (int64_t k = 0; k < size; ++k) y[k * stride] = std::exp(x[k * stride] - max) * scale;
-  });
+  return softmax_like(a, dim,
+                      [](const real* x, real* y, int64_t stride, int64_t size, real max, real sum) {
+                        // exp(x - max) / sum: the max cancels, and no exp overflows.
+                        // A fully masked slice (sum 0) gets all-zero weights instead of 0/0.
+                        real scale = sum > 0 ? 1 / sum : 0;
+                        for (int64_t k = 0; k < size; ++k)
+                          y[k * stride] = std::exp(x[k * stride] - max) * scale;
+                      });
 }
 
 Tensor log_softmax(const Tensor& a, int64_t dim) {
-  return softmax_like(a, dim, [](const real* x, real* y, int64_t stride, int64_t size, real max,
-                                 real sum) {
-    // log(exp(x - max) / sum) = x - max - log(sum)
-    real log_sum = std::log(sum);
-    for (int64_t k = 0; k < size; ++k) y[k * stride] = x[k * stride] - max - log_sum;
-  });
+  return softmax_like(a, dim,
+                      [](const real* x, real* y, int64_t stride, int64_t size, real max, real sum) {
+                        // log(exp(x - max) / sum) = x - max - log(sum)
+                        real log_sum = std::log(sum);
+                        for (int64_t k = 0; k < size; ++k)
+                          y[k * stride] = x[k * stride] - max - log_sum;
+                      });
 }
 
 }  // namespace ag::kernel

@@ -134,8 +134,7 @@ class TensorPrinter {
       write_row(offset, indent, out);
       return;
     }
-    std::string separator =
-        "," + std::string(ndim - dim - 1, '\n') + std::string(indent + 1, ' ');
+    std::string separator = "," + std::string(ndim - dim - 1, '\n') + std::string(indent + 1, ' ');
     out += '[';
     bool first = true;
     for (int64_t i : shown_indices_[dim]) {
@@ -171,9 +170,7 @@ class TensorPrinter {
 };
 
 // Python's str(tuple(shape)) as PyTorch shows it: "(0, 3)".
-std::string python_tuple(const Shape& shape) {
-  return fmt::format("({})", fmt::join(shape, ", "));
-}
+std::string python_tuple(const Shape& shape) { return fmt::format("({})", fmt::join(shape, ", ")); }
 
 // Appends ", suffix" after the data, or starts a new line (aligned under the
 // data) when the suffix would pass linewidth (torch's _add_suffixes).
@@ -199,10 +196,10 @@ std::string add_suffixes(std::string text, const std::vector<std::string>& suffi
 
 std::string to_string(const Tensor& t, const PrintOptions& options) {
   AG_CHECK(options.edgeitems >= 1 && options.threshold >= 0 && options.precision >= 0 &&
-            options.linewidth >= 1,
-        "to_string: invalid PrintOptions (threshold {}, edgeitems {}, precision {}, linewidth "
-        "{}): need threshold >= 0, edgeitems >= 1, precision >= 0, linewidth >= 1",
-        options.threshold, options.edgeitems, options.precision, options.linewidth);
+               options.linewidth >= 1,
+           "to_string: invalid PrintOptions (threshold {}, edgeitems {}, precision {}, linewidth "
+           "{}): need threshold >= 0, edgeitems >= 1, precision >= 0, linewidth >= 1",
+           options.threshold, options.edgeitems, options.precision, options.linewidth);
   if (!t.defined()) return "tensor(undefined)";
 
   std::vector<std::string> suffixes;

@@ -4,9 +4,7 @@
 
 namespace ag {
 
-std::string shape_str(const Shape& shape) {
-  return fmt::format("({})", fmt::join(shape, ","));
-}
+std::string shape_str(const Shape& shape) { return fmt::format("({})", fmt::join(shape, ",")); }
 
 void check_sizes(const Shape& shape, const char* op) {
   for (int64_t s : shape) AG_CHECK(s >= 0, "{}: negative size in shape {}", op, shape_str(shape));
@@ -30,8 +28,9 @@ std::vector<int64_t> contiguous_strides(const Shape& shape) {
 
 int64_t normalize_dim(int64_t dim, int64_t ndim, const char* op, const Shape& shape) {
   int64_t lo = ndim == 0 ? -1 : -ndim, hi = ndim == 0 ? 0 : ndim - 1;
-  AG_CHECK(dim >= lo && dim <= hi, "{}: dim {} is out of range for a tensor of shape {} (valid: {}..{})",
-        op, dim, shape_str(shape), lo, hi);
+  AG_CHECK(dim >= lo && dim <= hi,
+           "{}: dim {} is out of range for a tensor of shape {} (valid: {}..{})", op, dim,
+           shape_str(shape), lo, hi);
   return dim < 0 ? dim + (ndim == 0 ? 1 : ndim) : dim;
 }
 

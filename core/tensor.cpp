@@ -31,18 +31,18 @@ int64_t Tensor::size(int64_t d) const {
 
 real Tensor::item() const {
   AG_CHECK(numel() == 1, "item: only a 1-element tensor has an item; {} has {} elements",
-        describe(*this), numel());
+           describe(*this), numel());
   return impl_->data[0];
 }
 
 real Tensor::at(std::initializer_list<int64_t> index) const {
-  AG_CHECK(static_cast<int64_t>(index.size()) == dim(),
-        "at: {} needs {} indices, got {}", describe(*this), dim(), index.size());
+  AG_CHECK(static_cast<int64_t>(index.size()) == dim(), "at: {} needs {} indices, got {}",
+           describe(*this), dim(), index.size());
   int64_t offset = 0, d = 0;
   for (int64_t i : index) {
     int64_t n = impl_->shape[d];
     AG_CHECK(i >= -n && i < n, "at: index {} is out of range for dim {} of size {} in {}", i, d, n,
-          describe(*this));
+             describe(*this));
     offset = offset * n + (i < 0 ? i + n : i);
     ++d;
   }
@@ -67,9 +67,9 @@ Tensor& Tensor::set_name(std::string name) {
 
 Tensor& Tensor::requires_grad_(bool on) {
   AG_CHECK(is_leaf() || on,
-        "requires_grad_: {} was made by an op; only leaf tensors can stop requiring grad "
-        "(use detach() to get a copy outside the graph)",
-        describe(*this));
+           "requires_grad_: {} was made by an op; only leaf tensors can stop requiring grad "
+           "(use detach() to get a copy outside the graph)",
+           describe(*this));
   impl_->requires_grad = on;
   return *this;
 }
@@ -77,7 +77,7 @@ Tensor& Tensor::requires_grad_(bool on) {
 void Tensor::set_grad(const Tensor& grad) {
   if (grad.defined())
     AG_CHECK(grad.shape() == shape(), "set_grad: gradient of shape {} does not match {}",
-          shape_str(grad.shape()), describe(*this));
+             shape_str(grad.shape()), describe(*this));
   impl_->grad = grad.impl_ptr();
 }
 

@@ -53,12 +53,12 @@ using Storage = std::vector<real, UninitializedAllocator<real>>;
 struct TensorImpl {
   Storage data;  // numel() elements, row-major
   Shape shape;
-  std::string name;        // optional; shown by printing, errors and to_dot
+  std::string name;  // optional; shown by printing, errors and to_dot
 
   // The fields autograd reads and writes.
   bool requires_grad = false;
-  bool retains_grad = false;       // keep .grad on a non-leaf (retain_grad())
-  uint32_t version = 0;            // bumped by every in-place change
+  bool retains_grad = false;         // keep .grad on a non-leaf (retain_grad())
+  uint32_t version = 0;              // bumped by every in-place change
   std::shared_ptr<TensorImpl> grad;  // d(root)/d(this), same shape, or null
   std::shared_ptr<Node> grad_fn;     // the op that made this tensor, null for leaves
 };
@@ -84,7 +84,7 @@ class Tensor {
   // --- elements ----------------------------------------------------------------
   real* data() { return get().data.data(); }
   const real* data() const { return get().data.data(); }
-  real item() const;                                   // the value of a 1-element tensor
+  real item() const;                                    // the value of a 1-element tensor
   real at(std::initializer_list<int64_t> index) const;  // t.at({i, j}), bounds-checked
   std::vector<real> to_vector() const { return {get().data.begin(), get().data.end()}; }
 
@@ -96,9 +96,9 @@ class Tensor {
 
   // --- autograd fields -----------------------------------------------------------
   bool requires_grad() const { return get().requires_grad; }
-  Tensor& requires_grad_(bool on = true);  // only on leaves, like PyTorch
+  Tensor& requires_grad_(bool on = true);             // only on leaves, like PyTorch
   Tensor grad() const { return Tensor(get().grad); }  // undefined until a backward reaches it
-  void set_grad(const Tensor& grad);                   // shape-checked; undefined clears it
+  void set_grad(const Tensor& grad);                  // shape-checked; undefined clears it
   const std::shared_ptr<Node>& grad_fn() const { return get().grad_fn; }
   bool is_leaf() const { return get().grad_fn == nullptr; }
   uint32_t version() const { return get().version; }

@@ -71,11 +71,10 @@ inline std::string run_in_child(const std::function<int()>& body) {
   return outcome;
 }
 
-
 // In a child process: 0 if f throws ag::Error containing every fragment;
 // otherwise prints what happened (for run_in_child to report) and returns 2.
 inline int expect_error_in_child(const std::function<void()>& f,
-                          const std::vector<std::string>& fragments) {
+                                 const std::vector<std::string>& fragments) {
   try {
     f();
   } catch (const ::ag::Error& e) {

@@ -28,25 +28,25 @@ unsigned g_failed = 0;
 // which still prints everything (including failures) as usual.  We only need
 // the totals at the end of the run.
 struct CountingListener : doctest::IReporter {
-    explicit CountingListener(const doctest::ContextOptions&) {}
+  explicit CountingListener(const doctest::ContextOptions&) {}
 
-    void test_run_end(const doctest::TestRunStats& stats) override {
-        g_failed = stats.numTestCasesFailed;
-        g_passed = stats.numTestCasesPassingFilters - stats.numTestCasesFailed;
-    }
+  void test_run_end(const doctest::TestRunStats& stats) override {
+    g_failed = stats.numTestCasesFailed;
+    g_passed = stats.numTestCasesPassingFilters - stats.numTestCasesFailed;
+  }
 
-    // The other events are not needed.
-    void report_query(const doctest::QueryData&) override {}
-    void test_run_start() override {}
-    void test_case_start(const doctest::TestCaseData&) override {}
-    void test_case_reenter(const doctest::TestCaseData&) override {}
-    void test_case_end(const doctest::CurrentTestCaseStats&) override {}
-    void test_case_exception(const doctest::TestCaseException&) override {}
-    void subcase_start(const doctest::SubcaseSignature&) override {}
-    void subcase_end() override {}
-    void log_assert(const doctest::AssertData&) override {}
-    void log_message(const doctest::MessageData&) override {}
-    void test_case_skipped(const doctest::TestCaseData&) override {}
+  // The other events are not needed.
+  void report_query(const doctest::QueryData&) override {}
+  void test_run_start() override {}
+  void test_case_start(const doctest::TestCaseData&) override {}
+  void test_case_reenter(const doctest::TestCaseData&) override {}
+  void test_case_end(const doctest::CurrentTestCaseStats&) override {}
+  void test_case_exception(const doctest::TestCaseException&) override {}
+  void subcase_start(const doctest::SubcaseSignature&) override {}
+  void subcase_end() override {}
+  void log_assert(const doctest::AssertData&) override {}
+  void log_message(const doctest::MessageData&) override {}
+  void test_case_skipped(const doctest::TestCaseData&) override {}
 };
 
 }  // namespace
@@ -54,18 +54,17 @@ struct CountingListener : doctest::IReporter {
 REGISTER_LISTENER("attograd_counts", 1, CountingListener);
 
 int main(int argc, char** argv) {
-    std::cout << "attograd tests (" << ag::real_name << "), BLAS: " << ag::blas_summary()
-              << std::endl;
-    doctest::Context context(argc, argv);
-    const int result = context.run();
+  std::cout << "attograd tests (" << ag::real_name << "), BLAS: " << ag::blas_summary()
+            << std::endl;
+  doctest::Context context(argc, argv);
+  const int result = context.run();
 
 #ifdef AG_USE_DOUBLE
-    const char* const flavor = "double";
+  const char* const flavor = "double";
 #else
-    const char* const flavor = "float";
+  const char* const flavor = "float";
 #endif
-    std::cout << flavor << ": " << g_passed << " passed, " << g_failed << " failed"
-              << std::endl;
+  std::cout << flavor << ": " << g_passed << " passed, " << g_failed << " failed" << std::endl;
 
-    return (result != 0 || g_failed > 0) ? 1 : 0;
+  return (result != 0 || g_failed > 0) ? 1 : 0;
 }

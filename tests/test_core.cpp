@@ -44,8 +44,8 @@ Tensor pattern(const Shape& shape, int mod, int shift) {
 // that a crash fails this one test instead of killing the whole test binary.
 void check_error_isolated(const std::function<void()>& code,
                           const std::vector<std::string>& fragments) {
-  std::string outcome =
-      ag::testing::run_in_child([&] { return ag::testing::expect_error_in_child(code, fragments); });
+  std::string outcome = ag::testing::run_in_child(
+      [&] { return ag::testing::expect_error_in_child(code, fragments); });
   INFO(outcome);
   CHECK(outcome.empty());
 }
@@ -96,14 +96,26 @@ TEST_CASE("core: tensor from 3-D and 4-D lists") {
 }
 
 TEST_CASE("core: a ragged nested list is an error naming the sizes") {
-  check_error([] { ag::tensor({{1, 2, 3}, {4, 5}}); },
-              {"tensor", "ragged", "a row has 2 values, expected 3"});
-  check_error([] { ag::tensor({{{1, 2}, {3, 4}}, {{5, 6}}}); },
-              {"tensor", "ragged", "a block has 1 rows, expected 2"});
-  check_error([] { ag::tensor({{{1, 2}, {3, 4}}, {{5, 6}, {7}}}); },
-              {"ragged", "a row has 1 values, expected 2"});
-  check_error([] { ag::tensor({{{{1, 2}}}, {{{3, 4}}, {{5, 6}}}}); },
-              {"ragged", "a group has 2 blocks, expected 1"});
+  check_error(
+      [] {
+        ag::tensor({{1, 2, 3}, {4, 5}});
+      },
+      {"tensor", "ragged", "a row has 2 values, expected 3"});
+  check_error(
+      [] {
+        ag::tensor({{{1, 2}, {3, 4}}, {{5, 6}}});
+      },
+      {"tensor", "ragged", "a block has 1 rows, expected 2"});
+  check_error(
+      [] {
+        ag::tensor({{{1, 2}, {3, 4}}, {{5, 6}, {7}}});
+      },
+      {"ragged", "a row has 1 values, expected 2"});
+  check_error(
+      [] {
+        ag::tensor({{{{1, 2}}}, {{{3, 4}}, {{5, 6}}}});
+      },
+      {"ragged", "a group has 2 blocks, expected 1"});
 }
 
 TEST_CASE("core: scalar() is a 0-dim tensor") {
@@ -504,11 +516,16 @@ TEST_CASE("core: broadcast_shapes") {
 }
 
 TEST_CASE("core: broadcast_shapes error names the op, both shapes and the clash") {
-  check_error([] { broadcast_shapes({2, 3}, {4, 3}, "add"); },
-              {"add: shapes (2,3) and (4,3) cannot be broadcast", "sizes 2 and 4 differ",
-               "neither is 1"});
-  check_error([] { broadcast_shapes({3}, {2, 4}, "mul"); },
-              {"mul: shapes (3) and (2,4) cannot be broadcast", "sizes 3 and 4"});
+  check_error(
+      [] {
+        broadcast_shapes({2, 3}, {4, 3}, "add");
+      },
+      {"add: shapes (2,3) and (4,3) cannot be broadcast", "sizes 2 and 4 differ", "neither is 1"});
+  check_error(
+      [] {
+        broadcast_shapes({3}, {2, 4}, "mul");
+      },
+      {"mul: shapes (3) and (2,4) cannot be broadcast", "sizes 3 and 4"});
 }
 
 TEST_CASE("core: normalize_dim, and its error message") {
@@ -520,10 +537,16 @@ TEST_CASE("core: normalize_dim, and its error message") {
   // A 0-dim tensor accepts dims 0 and -1, as in PyTorch.
   CHECK(normalize_dim(0, 0, "op", {}) == 0);
   CHECK(normalize_dim(-1, 0, "op", {}) == 0);
-  check_error([] { normalize_dim(3, 2, "softmax", {2, 3}); },
-              {"softmax: dim 3 is out of range for a tensor of shape (2,3) (valid: -2..1)"});
-  check_error([] { normalize_dim(-3, 2, "sum", {2, 3}); },
-              {"sum: dim -3 is out of range for a tensor of shape (2,3) (valid: -2..1)"});
+  check_error(
+      [] {
+        normalize_dim(3, 2, "softmax", {2, 3});
+      },
+      {"softmax: dim 3 is out of range for a tensor of shape (2,3) (valid: -2..1)"});
+  check_error(
+      [] {
+        normalize_dim(-3, 2, "sum", {2, 3});
+      },
+      {"sum: dim -3 is out of range for a tensor of shape (2,3) (valid: -2..1)"});
   check_error([] { normalize_dim(1, 0, "max", {}); },
               {"max: dim 1 is out of range for a tensor of shape () (valid: -1..0)"});
 }
@@ -635,9 +658,8 @@ TEST_CASE("core: kernel::permute on a 3-D tensor matches a naive loop") {
     check_values(out, expected);
   }
   // One case written out: dims {2,0,1}, out[k,i,j] = 12i + 4j + k.
-  check_values(kernel::permute(a, {2, 0, 1}),
-               {0, 4, 8, 12, 16, 20, 1, 5, 9, 13, 17, 21, 2, 6, 10, 14, 18, 22, 3, 7, 11, 15, 19,
-                23});
+  check_values(kernel::permute(a, {2, 0, 1}), {0, 4, 8,  12, 16, 20, 1, 5, 9,  13, 17, 21,
+                                               2, 6, 10, 14, 18, 22, 3, 7, 11, 15, 19, 23});
 }
 
 // =============================================================== BLAS
@@ -741,14 +763,16 @@ TEST_CASE("core: kernel::matmul folds batch dims: (2,3,4) x (4,5)") {
   Tensor b = pattern({4, 5}, 5, 2);
   Tensor out = kernel::matmul(a, b, false, false);
   check_shape(out, {2, 3, 5});
-  check_values(out, naive_matmul(a, b, 2, 3, 4, 5, [](int64_t t) { return t * 12; },
-                                 [](int64_t) { return 0; }));
+  check_values(out,
+               naive_matmul(
+                   a, b, 2, 3, 4, 5, [](int64_t t) { return t * 12; }, [](int64_t) { return 0; }));
   // b stored transposed (5,4)
   Tensor bt = pattern({5, 4}, 5, 2);
   Tensor out_t = kernel::matmul(a, bt, false, true);
   check_shape(out_t, {2, 3, 5});
-  check_values(out_t, naive_matmul(a, bt, 2, 3, 4, 5, [](int64_t t) { return t * 12; },
-                                   [](int64_t) { return 0; }, false, true));
+  check_values(out_t, naive_matmul(
+                          a, bt, 2, 3, 4, 5, [](int64_t t) { return t * 12; },
+                          [](int64_t) { return 0; }, false, true));
 }
 
 TEST_CASE("core: kernel::matmul broadcasts batch dims: (2,1,3,4) x (3,4,2)") {
@@ -757,8 +781,9 @@ TEST_CASE("core: kernel::matmul broadcasts batch dims: (2,1,3,4) x (3,4,2)") {
   Tensor out = kernel::matmul(a, b, false, false);
   check_shape(out, {2, 3, 3, 2});
   // output batch t = (i, j): a's matrix i, b's matrix j
-  check_values(out, naive_matmul(a, b, 6, 3, 4, 2, [](int64_t t) { return (t / 3) * 12; },
-                                 [](int64_t t) { return (t % 3) * 8; }));
+  check_values(out, naive_matmul(
+                        a, b, 6, 3, 4, 2, [](int64_t t) { return (t / 3) * 12; },
+                        [](int64_t t) { return (t % 3) * 8; }));
 }
 
 TEST_CASE("core: kernel::matmul with a transposed, batched left operand") {
@@ -766,14 +791,16 @@ TEST_CASE("core: kernel::matmul with a transposed, batched left operand") {
   Tensor b = pattern({2, 4, 5}, 5, 2);
   Tensor out = kernel::matmul(a, b, true, false);
   check_shape(out, {2, 3, 5});
-  check_values(out, naive_matmul(a, b, 2, 3, 4, 5, [](int64_t t) { return t * 12; },
-                                 [](int64_t t) { return t * 20; }, true, false));
+  check_values(out, naive_matmul(
+                        a, b, 2, 3, 4, 5, [](int64_t t) { return t * 12; },
+                        [](int64_t t) { return t * 20; }, true, false));
   // 2-D left operand against a batched right one: the left is shared.
   Tensor a2 = pattern({3, 4}, 7, 3);
   Tensor out2 = kernel::matmul(a2, b, false, false);
   check_shape(out2, {2, 3, 5});
-  check_values(out2, naive_matmul(a2, b, 2, 3, 4, 5, [](int64_t) { return 0; },
-                                  [](int64_t t) { return t * 20; }));
+  check_values(out2,
+               naive_matmul(
+                   a2, b, 2, 3, 4, 5, [](int64_t) { return 0; }, [](int64_t t) { return t * 20; }));
 }
 
 TEST_CASE("core: kernel::matmul_rows_tn sums a^T g over all rows") {

@@ -91,8 +91,9 @@ TEST_CASE("dot: ops freed by backward are marked and have no inputs") {
 
 TEST_CASE("dot: a leaf alone is one box") {
   std::string dot = to_dot(scalar(2.5));
-  CHECK(dot == "digraph attograd {\n  rankdir=LR;\n"
-               "  t0 [shape=record, label=\"{ t0 | () | data 2.5 }\"];\n}\n");
+  CHECK(dot ==
+        "digraph attograd {\n  rankdir=LR;\n"
+        "  t0 [shape=record, label=\"{ t0 | () | data 2.5 }\"];\n}\n");
 }
 
 TEST_CASE("dot: a 100,000-op chain exports without recursion") {

@@ -34,7 +34,6 @@ struct AnomalyMode {
   AnomalyMode& operator=(const AnomalyMode&) = delete;
 };
 
-
 }  // namespace
 
 // --- gradients summed where a tensor is used more than once -------------------------
@@ -512,8 +511,11 @@ TEST_CASE("engine: anomaly detection checks an infinite upstream gradient") {
   AnomalyMode anomaly;
   Tensor x = param({0, 1});
   Tensor y = tanh(x);
-  check_error([&] { y.backward(tensor({1, std::numeric_limits<real>::infinity()})); },
-              {"anomaly", "TanhBackward", "gradient", "flat index 1"});
+  check_error(
+      [&] {
+        y.backward(tensor({1, std::numeric_limits<real>::infinity()}));
+      },
+      {"anomaly", "TanhBackward", "gradient", "flat index 1"});
 }
 
 TEST_CASE("engine: anomaly mode is off again after the anomaly tests") {

@@ -17,8 +17,8 @@
 using namespace ag;
 using ag::testing::check_error;
 using ag::testing::check_values;
-using ag::testing::run_in_child;
 using ag::testing::expect_error_in_child;
+using ag::testing::run_in_child;
 
 namespace {
 
@@ -27,8 +27,6 @@ Tensor param(const Shape& shape) {
   t.requires_grad_();
   return t;
 }
-
-
 
 }  // namespace
 
@@ -64,93 +62,168 @@ TEST_CASE("errors: elementwise ops refuse shapes that cannot broadcast") {
 }
 
 TEST_CASE("errors: matmul with inner sizes that differ") {
-  check_error([] { (void)matmul(zeros({2, 3}), zeros({2, 3})); },
-              {"matmul: cannot multiply (2,3) by (2,3): inner sizes 3 and 2 differ"});
+  check_error(
+      [] {
+        (void)matmul(zeros({2, 3}), zeros({2, 3}));
+      },
+      {"matmul: cannot multiply (2,3) by (2,3): inner sizes 3 and 2 differ"});
   check_error([] { (void)matmul(zeros({3}), zeros({4})); },
               {"matmul: cannot multiply (3) by (4): inner sizes 3 and 4 differ"});
-  check_error([] { (void)matmul(zeros({2, 3}), zeros({4})); },
-              {"matmul: cannot multiply (2,3) by (4)"});
-  check_error([] { (void)matmul(zeros({5, 2, 3}), zeros({4, 5})); },
-              {"matmul", "(5,2,3)", "(4,5)", "inner sizes 3 and 4 differ"});
+  check_error(
+      [] {
+        (void)matmul(zeros({2, 3}), zeros({4}));
+      },
+      {"matmul: cannot multiply (2,3) by (4)"});
+  check_error(
+      [] {
+        (void)matmul(zeros({5, 2, 3}), zeros({4, 5}));
+      },
+      {"matmul", "(5,2,3)", "(4,5)", "inner sizes 3 and 4 differ"});
 }
 
 TEST_CASE("errors: matmul with batch dims that clash names both operands' shapes") {
   // Batch dims (2) and (3) cannot broadcast. The message must show the
   // operands the user passed, not only their batch parts.
-  check_error([] { (void)matmul(zeros({2, 3, 4}), zeros({3, 4, 5})); },
-              {"matmul", "cannot be broadcast", "(2,3,4)", "(3,4,5)"});
+  check_error(
+      [] {
+        (void)matmul(zeros({2, 3, 4}), zeros({3, 4, 5}));
+      },
+      {"matmul", "cannot be broadcast", "(2,3,4)", "(3,4,5)"});
 }
 
 TEST_CASE("errors: matmul with a 0-dim operand") {
   check_error([] { (void)matmul(scalar(2), zeros({2})); },
               {"matmul: both operands need at least 1 dim, got () and (2)"});
-  check_error([] { (void)matmul(zeros({2, 2}), scalar(2)); },
-              {"matmul", "at least 1 dim", "(2,2) and ()"});
+  check_error(
+      [] {
+        (void)matmul(zeros({2, 2}), scalar(2));
+      },
+      {"matmul", "at least 1 dim", "(2,2) and ()"});
 }
 
 TEST_CASE("errors: cat and stack with mismatched shapes") {
-  check_error([] { (void)cat({zeros({2, 3}), zeros({2, 4})}, 0); },
-              {"cat: tensor 1 has shape (2,4) but tensor 0 has (2,3)", "except along dim 0"});
-  check_error([] { (void)cat({zeros({2, 3}), zeros({3})}, 0); },
-              {"cat: tensor 1 has shape (3) but tensor 0 has (2,3)"});
+  check_error(
+      [] {
+        (void)cat({zeros({2, 3}), zeros({2, 4})}, 0);
+      },
+      {"cat: tensor 1 has shape (2,4) but tensor 0 has (2,3)", "except along dim 0"});
+  check_error(
+      [] {
+        (void)cat({zeros({2, 3}), zeros({3})}, 0);
+      },
+      {"cat: tensor 1 has shape (3) but tensor 0 has (2,3)"});
   check_error([] { (void)cat({}, 0); }, {"cat: needs at least one tensor"});
   check_error([] { (void)cat({scalar(1), scalar(2)}, 0); }, {"cat", "0-dim", "stack"});
-  check_error([] { (void)stack({zeros({2}), zeros({3})}, 0); },
-              {"stack: tensor 1 has shape (3) but tensor 0 has (2); all must be equal"});
+  check_error(
+      [] {
+        (void)stack({zeros({2}), zeros({3})}, 0);
+      },
+      {"stack: tensor 1 has shape (3) but tensor 0 has (2); all must be equal"});
   check_error([] { (void)stack({}, 0); }, {"stack: needs at least one tensor"});
   // Mismatches along the cat dim itself are fine.
   CHECK(cat({zeros({2, 3}), zeros({2, 4})}, 1).shape() == Shape{2, 7});
 }
 
 TEST_CASE("errors: masked_fill with a mask that would enlarge the data") {
-  check_error([] { (void)masked_fill(zeros({3}), ones({2, 3}), 0); },
-              {"masked_fill: mask of shape (2,3) would enlarge the result beyond (3)"});
-  check_error([] { (void)masked_fill(zeros({2, 3}), ones({4}), 0); },
-              {"masked_fill", "(4)", "(2,3)", "cannot be broadcast"});
+  check_error(
+      [] {
+        (void)masked_fill(zeros({3}), ones({2, 3}), 0);
+      },
+      {"masked_fill: mask of shape (2,3) would enlarge the result beyond (3)"});
+  check_error(
+      [] {
+        (void)masked_fill(zeros({2, 3}), ones({4}), 0);
+      },
+      {"masked_fill", "(4)", "(2,3)", "cannot be broadcast"});
 }
 
 TEST_CASE("errors: where with shapes that clash") {
   check_error([] { (void)where(ones({2}), zeros({3}), zeros({2})); },
               {"where:", "(2)", "(3)", "cannot be broadcast"});
-  check_error([] { (void)where(ones({2, 3}), zeros({2, 3}), zeros({4})); },
-              {"where:", "(2,3)", "(4)", "cannot be broadcast"});
+  check_error(
+      [] {
+        (void)where(ones({2, 3}), zeros({2, 3}), zeros({4}));
+      },
+      {"where:", "(2,3)", "(4)", "cannot be broadcast"});
 }
 
 TEST_CASE("errors: reshape to a wrong element count, or with two -1s") {
-  check_error([] { (void)reshape(zeros({2, 3}), {4, 2}); },
-              {"reshape: cannot reshape (2,3) (6 elements) into (4,2) (8)"});
-  check_error([] { (void)reshape(zeros({2, 3}), {-1, 4}); },
-              {"reshape: cannot reshape (2,3) (6 elements) into (-1,4)"});
-  check_error([] { (void)reshape(zeros({2, 3}), {-1, -1}); },
-              {"reshape: only one size may be -1 in (-1,-1)"});
-  check_error([] { (void)reshape(zeros({2, 3}), {-2, -3}); },
-              {"reshape: invalid size -2 in (-2,-3)"});
+  check_error(
+      [] {
+        (void)reshape(zeros({2, 3}), {4, 2});
+      },
+      {"reshape: cannot reshape (2,3) (6 elements) into (4,2) (8)"});
+  check_error(
+      [] {
+        (void)reshape(zeros({2, 3}), {-1, 4});
+      },
+      {"reshape: cannot reshape (2,3) (6 elements) into (-1,4)"});
+  check_error(
+      [] {
+        (void)reshape(zeros({2, 3}), {-1, -1});
+      },
+      {"reshape: only one size may be -1 in (-1,-1)"});
+  check_error(
+      [] {
+        (void)reshape(zeros({2, 3}), {-2, -3});
+      },
+      {"reshape: invalid size -2 in (-2,-3)"});
 }
 
 TEST_CASE("errors: permute with a wrong length or a repeated dim") {
-  check_error([] { (void)permute(zeros({2, 3}), {0}); },
-              {"permute: (2,3) has 2 dims but the permutation (0) has 1"});
-  check_error([] { (void)permute(zeros({2, 3}), {0, 1, 2}); },
-              {"permute", "has 2 dims", "(0,1,2) has 3"});
-  check_error([] { (void)permute(zeros({2, 3}), {1, 1}); },
-              {"permute: dim 1 appears twice in (1,1)"});
-  check_error([] { (void)permute(zeros({2, 3}), {0, -2}); },  // -2 is dim 0 again
-              {"permute: dim 0 appears twice in (0,-2)"});
-  check_error([] { (void)permute(zeros({2, 3}), {0, 2}); },
-              {"permute: dim 2 is out of range", "(valid: -2..1)"});
+  check_error(
+      [] {
+        (void)permute(zeros({2, 3}), {0});
+      },
+      {"permute: (2,3) has 2 dims but the permutation (0) has 1"});
+  check_error(
+      [] {
+        (void)permute(zeros({2, 3}), {0, 1, 2});
+      },
+      {"permute", "has 2 dims", "(0,1,2) has 3"});
+  check_error(
+      [] {
+        (void)permute(zeros({2, 3}), {1, 1});
+      },
+      {"permute: dim 1 appears twice in (1,1)"});
+  check_error(
+      [] {
+        (void)permute(zeros({2, 3}), {0, -2});
+      },  // -2 is dim 0 again
+      {"permute: dim 0 appears twice in (0,-2)"});
+  check_error(
+      [] {
+        (void)permute(zeros({2, 3}), {0, 2});
+      },
+      {"permute: dim 2 is out of range", "(valid: -2..1)"});
 }
 
 TEST_CASE("errors: from_vector and tensor literals with the wrong number of values") {
-  check_error([] { (void)from_vector({1, 2, 3, 4, 5}, {2, 3}); },
-              {"from_vector: 5 values cannot fill shape (2,3) (6 elements)"});
-  check_error([] { (void)from_vector({}, {-1, 0}); },
-              {"from_vector: negative size in shape (-1,0)"});
-  check_error([] { (void)tensor({{1, 2}, {3}}); },
-              {"tensor: ragged nested list: a row has 1 values, expected 2"});
-  check_error([] { (void)tensor({{{1, 2}, {3, 4}}, {{5, 6}}}); },
-              {"tensor: ragged nested list: a block has 1 rows, expected 2"});
-  check_error([] { (void)tensor({{{{1, 2}}, {{3, 4}}}, {{{5, 6}}}}); },
-              {"tensor: ragged nested list: a group has 1 blocks, expected 2"});
+  check_error(
+      [] {
+        (void)from_vector({1, 2, 3, 4, 5}, {2, 3});
+      },
+      {"from_vector: 5 values cannot fill shape (2,3) (6 elements)"});
+  check_error(
+      [] {
+        (void)from_vector({}, {-1, 0});
+      },
+      {"from_vector: negative size in shape (-1,0)"});
+  check_error(
+      [] {
+        (void)tensor({{1, 2}, {3}});
+      },
+      {"tensor: ragged nested list: a row has 1 values, expected 2"});
+  check_error(
+      [] {
+        (void)tensor({{{1, 2}, {3, 4}}, {{5, 6}}});
+      },
+      {"tensor: ragged nested list: a block has 1 rows, expected 2"});
+  check_error(
+      [] {
+        (void)tensor({{{{1, 2}}, {{3, 4}}}, {{{5, 6}}}});
+      },
+      {"tensor: ragged nested list: a group has 1 blocks, expected 2"});
 }
 
 TEST_CASE("errors: a negative size names the function that was called") {
@@ -181,8 +254,11 @@ TEST_CASE("errors: a dim out of range names the op, the shape and the valid rang
   check_error([&] { (void)unsqueeze(a, 3); },
               {"unsqueeze: dim 3 is out of range", "(2,3)", "(valid: -3..2)"});
   check_error([&] { (void)unsqueeze(a, -4); }, {"unsqueeze: dim -4", "(valid: -3..2)"});
-  check_error([&] { (void)stack({a, a}, 3); },
-              {"stack: dim 3 is out of range", "(2,3)", "(valid: -3..2)"});
+  check_error(
+      [&] {
+        (void)stack({a, a}, 3);
+      },
+      {"stack: dim 3 is out of range", "(2,3)", "(valid: -3..2)"});
   // The edges of the valid ranges work.
   CHECK(unsqueeze(a, 2).shape() == Shape{2, 3, 1});
   CHECK(stack({a, a}, -3).shape() == Shape{2, 2, 3});
@@ -217,21 +293,33 @@ TEST_CASE("errors: reductions over nothing") {
 
 TEST_CASE("errors: index_select with an index out of range") {
   Tensor a = zeros({3, 2});
-  check_error([&] { (void)index_select(a, 0, std::vector<int64_t>{0, 3}); },
-              {"index_select: index 3 at position 1 is out of range for dim 0 of (3,2) "
-               "(valid: 0..2)"});
+  check_error(
+      [&] {
+        (void)index_select(a, 0, std::vector<int64_t>{0, 3});
+      },
+      {"index_select: index 3 at position 1 is out of range for dim 0 of (3,2) "
+       "(valid: 0..2)"});
   check_error([&] { (void)index_select(a, 1, std::vector<int64_t>{-1}); },
               {"index_select: index -1 at position 0", "(valid: 0..1)"});
-  check_error([&] { (void)index_select(a, 0, tensor({1, 5})); },
-              {"index_select: index 5 at position 1", "(valid: 0..2)"});
+  check_error(
+      [&] {
+        (void)index_select(a, 0, tensor({1, 5}));
+      },
+      {"index_select: index 5 at position 1", "(valid: 0..2)"});
 }
 
 TEST_CASE("errors: index_select with an index tensor that does not hold integers") {
   Tensor a = zeros({3, 2});
-  check_error([&] { (void)index_select(a, 0, tensor({0, 1.5})); },
-              {"index_select: index 1.5 at position 1 is not an integer"});
-  check_error([&] { (void)index_select(a, 0, zeros({1, 1})); },
-              {"index_select: indices must be a 0-D or 1-D tensor, got shape (1,1)"});
+  check_error(
+      [&] {
+        (void)index_select(a, 0, tensor({0, 1.5}));
+      },
+      {"index_select: index 1.5 at position 1 is not an integer"});
+  check_error(
+      [&] {
+        (void)index_select(a, 0, zeros({1, 1}));
+      },
+      {"index_select: indices must be a 0-D or 1-D tensor, got shape (1,1)"});
   check_error([&] { (void)index_select(a, 0, tensor({std::nanf("")})); },
               {"index_select", "nan", "not an integer"});
 }
@@ -242,14 +330,16 @@ TEST_CASE("errors: index_select with an infinite or huge index reports that valu
   Tensor a = zeros({3});
   check_error([&] { (void)index_select(a, 0, tensor({std::numeric_limits<real>::infinity()})); },
               {"index_select", "inf"});
-  check_error([&] { (void)index_select(a, 0, tensor({real(1e30)})); },
-              {"index_select", "1e+30"});
+  check_error([&] { (void)index_select(a, 0, tensor({real(1e30)})); }, {"index_select", "1e+30"});
 }
 
 TEST_CASE("errors: at() with an index out of range or the wrong number of indices") {
   Tensor a = zeros({2, 3});
-  check_error([&] { (void)a.at({1, 3}); },
-              {"at: index 3 is out of range for dim 1 of size 3 in (2,3)"});
+  check_error(
+      [&] {
+        (void)a.at({1, 3});
+      },
+      {"at: index 3 is out of range for dim 1 of size 3 in (2,3)"});
   check_error([&] { (void)a.at({-3, 0}); }, {"at: index -3 is out of range for dim 0 of size 2"});
   check_error([&] { (void)a.at({1}); }, {"at: (2,3) needs 2 indices, got 1"});
   CHECK(tensor({{1, 2, 3}, {4, 5, 6}}).at({-1, -1}) == real(6));
@@ -264,15 +354,15 @@ TEST_CASE("errors: narrow outside the dim") {
   CHECK(narrow(a, 1, 1, 2).shape() == Shape{2, 2});
 }
 
-// --- backward misuse -------------------------------------------------------------------------------
+// --- backward misuse
+// -------------------------------------------------------------------------------
 
 TEST_CASE("errors: backward twice through a freed graph") {
   Tensor x = param({2});
   Tensor L = sum(x * x);
   L.backward();
-  check_error([&] { L.backward(); },
-              {"backward: trying to go through the graph a second time", "SumBackward",
-               "retain_graph"});
+  check_error([&] { L.backward(); }, {"backward: trying to go through the graph a second time",
+                                      "SumBackward", "retain_graph"});
   // A new root over a freed part of an old graph: the message names the freed node.
   Tensor y = exp(x);
   sum(y).backward();
@@ -309,8 +399,11 @@ TEST_CASE("errors: retain_grad on a tensor that does not require grad") {
 }
 
 TEST_CASE("errors: item() on a tensor with more than one element") {
-  check_error([] { (void)zeros({2, 3}).item(); },
-              {"item: only a 1-element tensor has an item; (2,3) has 6 elements"});
+  check_error(
+      [] {
+        (void)zeros({2, 3}).item();
+      },
+      {"item: only a 1-element tensor has an item; (2,3) has 6 elements"});
   check_error([] { (void)zeros({0}).item(); }, {"item", "(0) has 0 elements"});
   CHECK(scalar(4).item() == real(4));
 }
@@ -374,8 +467,7 @@ TEST_CASE("errors: changing an input in place after it was used, then backward")
   Tensor L = sum(w * x);
   x.fill_(0);  // allowed: x does not require grad; but MulBackward saved it
   check_error([&] { L.backward(); },
-              {"backward:", "changed in place", "MulBackward", "version 0 then, 1 now",
-               "clone()"});
+              {"backward:", "changed in place", "MulBackward", "version 0 then, 1 now", "clone()"});
   CHECK_FALSE(w.grad().defined());
 }
 
@@ -414,8 +506,7 @@ TEST_CASE("errors: in-place ops with an undefined tensor argument") {
     std::string outcome = run_in_child([] {
       Tensor w = param({2});
       NoGradGuard no_grad;
-      return expect_error_in_child([&] { w.add_(w.grad(), real(-0.1)); },
-                                   {"add_", "undefined"});
+      return expect_error_in_child([&] { w.add_(w.grad(), real(-0.1)); }, {"add_", "undefined"});
     });
     INFO(outcome);
     CHECK(outcome.empty());
@@ -440,15 +531,19 @@ TEST_CASE("errors: ops with an undefined tensor argument") {
   }
   SUBCASE("matmul") {
     std::string outcome = run_in_child([] {
-      return expect_error_in_child([] { (void)matmul(zeros({2, 2}), Tensor()); },
-                                   {"matmul", "undefined"});
+      return expect_error_in_child(
+          [] {
+            (void)matmul(zeros({2, 2}), Tensor());
+          },
+          {"matmul", "undefined"});
     });
     INFO(outcome);
     CHECK(outcome.empty());
   }
 }
 
-// --- autograd fields ---------------------------------------------------------------------------------
+// --- autograd fields
+// ---------------------------------------------------------------------------------
 
 TEST_CASE("errors: requires_grad_(false) on a non-leaf") {
   Tensor h = param({2}) * real(2);
@@ -462,12 +557,16 @@ TEST_CASE("errors: requires_grad_(false) on a non-leaf") {
 
 TEST_CASE("errors: set_grad with a gradient of the wrong shape") {
   Tensor w = param({2, 3});
-  check_error([&] { w.set_grad(ones({3, 2})); },
-              {"set_grad: gradient of shape (3,2) does not match (2,3)"});
+  check_error(
+      [&] {
+        w.set_grad(ones({3, 2}));
+      },
+      {"set_grad: gradient of shape (3,2) does not match (2,3)"});
   CHECK_FALSE(w.grad().defined());
 }
 
-// --- creation --------------------------------------------------------------------------------------------
+// --- creation
+// --------------------------------------------------------------------------------------------
 
 TEST_CASE("errors: arange with a zero step or an empty range") {
   check_error([] { (void)arange(0, 1, 0); }, {"arange: step must be non-zero"});
@@ -487,7 +586,8 @@ TEST_CASE("errors: randint and uniform with an empty range") {
   check_error([] { (void)uniform({2}, 1, 0); }, {"uniform: low 1 is greater than high 0"});
 }
 
-// --- names in messages ---------------------------------------------------------------------------------
+// --- names in messages
+// ---------------------------------------------------------------------------------
 
 TEST_CASE("errors: named tensors appear in messages by name") {
   Tensor W = zeros({2, 3});

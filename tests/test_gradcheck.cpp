@@ -151,15 +151,27 @@ TEST_CASE("grad/scalar ops: a+2, 2+a, a-2, 2-a, a*3, 3*a, a/3, 2/a") {
   Generator gen(105);
   Tensor a = param({2, 3}, gen);
   Tensor nz = away_from_zero({2, 3}, gen);
-  SUBCASE("a + 2") { check_gradients([](const Inputs& x) { return x[0] + real(2); }, {a}); }
-  SUBCASE("2 + a") { check_gradients([](const Inputs& x) { return real(2) + x[0]; }, {a}); }
-  SUBCASE("a - 2") { check_gradients([](const Inputs& x) { return x[0] - real(2); }, {a}); }
+  SUBCASE("a + 2") {
+    check_gradients([](const Inputs& x) { return x[0] + real(2); }, {a});
+  }
+  SUBCASE("2 + a") {
+    check_gradients([](const Inputs& x) { return real(2) + x[0]; }, {a});
+  }
+  SUBCASE("a - 2") {
+    check_gradients([](const Inputs& x) { return x[0] - real(2); }, {a});
+  }
   SUBCASE("2 - a (rsub)") {
     check_gradients([](const Inputs& x) { return real(2) - x[0]; }, {a});
   }
-  SUBCASE("a * 3") { check_gradients([](const Inputs& x) { return x[0] * real(3); }, {a}); }
-  SUBCASE("3 * a") { check_gradients([](const Inputs& x) { return real(3) * x[0]; }, {a}); }
-  SUBCASE("a / 3") { check_gradients([](const Inputs& x) { return x[0] / real(3); }, {a}); }
+  SUBCASE("a * 3") {
+    check_gradients([](const Inputs& x) { return x[0] * real(3); }, {a});
+  }
+  SUBCASE("3 * a") {
+    check_gradients([](const Inputs& x) { return real(3) * x[0]; }, {a});
+  }
+  SUBCASE("a / 3") {
+    check_gradients([](const Inputs& x) { return x[0] / real(3); }, {a});
+  }
   SUBCASE("2 / a (rdiv), a away from 0") {
     check_gradients([](const Inputs& x) { return real(2) / x[0]; }, {nz});
   }
@@ -188,8 +200,7 @@ TEST_CASE("grad/pow: exponents 2, 3, 0.5, -1") {
     check_gradients([](const Inputs& x) { return pow(x[0], 3); }, {param({2, 3}, gen)});
   }
   SUBCASE("x^0.5 on positive inputs") {
-    check_gradients([](const Inputs& x) { return pow(x[0], real(0.5)); },
-                    {positive({2, 3}, gen)});
+    check_gradients([](const Inputs& x) { return pow(x[0], real(0.5)); }, {positive({2, 3}, gen)});
   }
   SUBCASE("x^-1, inputs away from 0") {
     check_gradients([](const Inputs& x) { return pow(x[0], -1); }, {away_from_zero({2, 3}, gen)});
@@ -297,8 +308,8 @@ TEST_CASE("grad/permute: 3-D") {
   Tensor a = param({2, 3, 4}, gen);
   // Every non-identity permutation of 3 dims: the cyclic ones catch a backward
   // that applies the permutation instead of its inverse.
-  for (std::vector<int64_t> dims : std::vector<std::vector<int64_t>>{
-           {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}) {
+  for (std::vector<int64_t> dims :
+       std::vector<std::vector<int64_t>>{{0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}) {
     CAPTURE(dims[0]);
     CAPTURE(dims[1]);
     CAPTURE(dims[2]);
@@ -563,9 +574,8 @@ Tensor identity_with_bug(const Tensor& x, int64_t wrong, real factor = 2) {
 // y = x with a backward that returns 2g everywhere.
 Tensor identity_doubled(const Tensor& x) {
   Tensor out = x.clone();
-  record("DoubledIdentityBackward", out, {x}, [](const Tensor& g, const Tensor&) {
-    return Grads{g * real(2)};
-  });
+  record("DoubledIdentityBackward", out, {x},
+         [](const Tensor& g, const Tensor&) { return Grads{g * real(2)}; });
   return out;
 }
 
@@ -577,8 +587,7 @@ TEST_CASE("grad/gradcheck: fails on a deliberately wrong gradient and names the 
   Tensor w = param({2, 3}, gen).set_name("w");
 
   SUBCASE("a backward returning 2g for y = x") {
-    GradcheckResult r =
-        gradcheck([](const Inputs& x) { return identity_doubled(x[0]); }, {w});
+    GradcheckResult r = gradcheck([](const Inputs& x) { return identity_doubled(x[0]); }, {w});
     INFO(r.message);
     CHECK_FALSE(r.ok);
     CHECK_FALSE(static_cast<bool>(r));
@@ -613,8 +622,7 @@ TEST_CASE("grad/gradcheck: fails on a deliberately wrong gradient and names the 
 
   SUBCASE("gradcheck leaves the caller's inputs and grads alone") {
     std::vector<real> before = w.to_vector();
-    GradcheckResult r =
-        gradcheck([](const Inputs& x) { return identity_doubled(x[0]); }, {w});
+    GradcheckResult r = gradcheck([](const Inputs& x) { return identity_doubled(x[0]); }, {w});
     CHECK_FALSE(r.ok);
     CHECK(w.to_vector() == before);
     CHECK_FALSE(w.grad().defined());

@@ -17,9 +17,9 @@
 
 namespace {
 
+using ag::real;
 using ag::Shape;
 using ag::Tensor;
-using ag::real;
 using ag::testing::check_error;
 using ag::testing::check_shape;
 using ag::testing::check_values;
@@ -55,7 +55,6 @@ void check_not_recorded(const Tensor& out) {
   CHECK_FALSE(out.requires_grad());
   CHECK(out.grad_fn() == nullptr);
 }
-
 
 }  // namespace
 
@@ -96,8 +95,11 @@ TEST_CASE("ops/add: broadcasting (4,)+(2,3,4) and a 0-dim operand") {
 }
 
 TEST_CASE("ops/add: shapes that do not broadcast are an error naming both") {
-  check_error([] { ag::add(ag::zeros({2, 3}), ag::zeros({4, 3})); },
-              {"add", "(2,3)", "(4,3)", "cannot be broadcast"});
+  check_error(
+      [] {
+        ag::add(ag::zeros({2, 3}), ag::zeros({4, 3}));
+      },
+      {"add", "(2,3)", "(4,3)", "cannot be broadcast"});
   check_error([] { ag::sub(ag::zeros({3}), ag::zeros({4})); }, {"sub", "(3)", "(4)"});
   check_error([] { ag::mul(ag::zeros({2, 3}), ag::zeros({3, 2})); }, {"mul", "(2,3)", "(3,2)"});
   check_error([] { ag::div(ag::zeros({2}), ag::zeros({3, 1, 5})); }, {"div", "(2)", "(3,1,5)"});
@@ -121,12 +123,12 @@ TEST_CASE("ops/mul: same shape and broadcasting (2,1,3)*(5,1)") {
   Tensor b = ag::from_vector({1, 2, 3, 4, 5}, {5, 1});
   Tensor c = a * b;  // c[i,j,k] = a[i,0,k] * b[j,0]
   check_shape(c, {2, 5, 3});
-  check_values(c, {1, 2,  3,  2,  4,  6,  3,  6,  9,  4,  8,  12, 5,  10, 15,
-                   4, 5,  6,  8,  10, 12, 12, 15, 18, 16, 20, 24, 20, 25, 30});
+  check_values(c, {1, 2, 3, 2, 4,  6,  3,  6,  9,  4,  8,  12, 5,  10, 15,
+                   4, 5, 6, 8, 10, 12, 12, 15, 18, 16, 20, 24, 20, 25, 30});
   Tensor d = ag::mul(b, a);
   check_shape(d, {2, 5, 3});
-  check_values(d, {1, 2,  3,  2,  4,  6,  3,  6,  9,  4,  8,  12, 5,  10, 15,
-                   4, 5,  6,  8,  10, 12, 12, 15, 18, 16, 20, 24, 20, 25, 30});
+  check_values(d, {1, 2, 3, 2, 4,  6,  3,  6,  9,  4,  8,  12, 5,  10, 15,
+                   4, 5, 6, 8, 10, 12, 12, 15, 18, 16, 20, 24, 20, 25, 30});
   Tensor e = ag::from_vector({1, 2, 3}, {3, 1}) * ag::tensor({{1, 10, 100, -1}});
   check_shape(e, {3, 4});
   check_values(e, {1, 10, 100, -1, 2, 20, 200, -2, 3, 30, 300, -3});
@@ -388,13 +390,13 @@ TEST_CASE("ops/transpose") {
   // (2,3,4) swap 0 and 2: out[k,j,i] = 12i + 4j + k
   Tensor x = ag::transpose(iota({2, 3, 4}), 0, 2);
   check_shape(x, {4, 3, 2});
-  check_values(x, {0, 12, 4, 16, 8, 20, 1, 13, 5, 17, 9, 21,
-                   2, 14, 6, 18, 10, 22, 3, 15, 7, 19, 11, 23});
+  check_values(
+      x, {0, 12, 4, 16, 8, 20, 1, 13, 5, 17, 9, 21, 2, 14, 6, 18, 10, 22, 3, 15, 7, 19, 11, 23});
   // swap the last two: out[i,k,j]
   Tensor y = ag::transpose(iota({2, 3, 4}), 1, 2);
   check_shape(y, {2, 4, 3});
-  check_values(y, {0,  4,  8,  1,  5,  9,  2,  6,  10, 3,  7,  11,
-                   12, 16, 20, 13, 17, 21, 14, 18, 22, 15, 19, 23});
+  check_values(
+      y, {0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11, 12, 16, 20, 13, 17, 21, 14, 18, 22, 15, 19, 23});
   check_error([&] { ag::transpose(a, 0, 2); }, {"transpose", "dim 2", "(2,3)"});
 }
 
@@ -417,17 +419,17 @@ TEST_CASE("ops/transpose: a 0-dim tensor is returned as is, not a crash") {
 }
 
 TEST_CASE("ops/permute") {
-  Tensor x = iota({2, 3, 4});  // x[i,j,k] = 12i + 4j + k
+  Tensor x = iota({2, 3, 4});            // x[i,j,k] = 12i + 4j + k
   Tensor p = ag::permute(x, {1, 2, 0});  // out[j,k,i]
   check_shape(p, {3, 4, 2});
-  check_values(p, {0, 12, 1, 13, 2, 14, 3, 15, 4, 16, 5, 17,
-                   6, 18, 7, 19, 8, 20, 9, 21, 10, 22, 11, 23});
+  check_values(
+      p, {0, 12, 1, 13, 2, 14, 3, 15, 4, 16, 5, 17, 6, 18, 7, 19, 8, 20, 9, 21, 10, 22, 11, 23});
   Tensor q = ag::permute(x, {-1, 0, 1});  // {2,0,1}: out[k,i,j]
   check_shape(q, {4, 2, 3});
-  check_values(q, {0, 4, 8, 12, 16, 20, 1, 5, 9, 13, 17, 21,
-                   2, 6, 10, 14, 18, 22, 3, 7, 11, 15, 19, 23});
+  check_values(
+      q, {0, 4, 8, 12, 16, 20, 1, 5, 9, 13, 17, 21, 2, 6, 10, 14, 18, 22, 3, 7, 11, 15, 19, 23});
   check_values(ag::permute(x, {0, 1, 2}), {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
-                                          12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23});
+                                           12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23});
   check_error([&] { ag::permute(x, {0, 1}); }, {"permute", "3 dims", "2"});
   check_error([&] { ag::permute(x, {0, 1, 1}); }, {"permute", "appears twice"});
   check_error([&] { ag::permute(x, {0, 1, 3}); }, {"permute", "dim 3", "(2,3,4)"});
@@ -488,8 +490,11 @@ TEST_CASE("ops/cat: along 0, 1 and -1") {
   check_values(x, {0, 1, -1, -1, -1, -1, 2, 3, -1, -1, -1, -1});
   check_shape(ag::cat({ag::zeros({0, 3}), ag::zeros({0, 3})}, 0), {0, 3});
   check_values(ag::cat({ag::zeros({2, 0}), ag::ones({2, 1})}, 1), {1, 1});
-  check_error([&] { ag::cat({a, b}, 1); },
-              {"cat: tensor 1 has shape (1,2) but tensor 0 has (2,2)", "dim 1"});
+  check_error(
+      [&] {
+        ag::cat({a, b}, 1);
+      },
+      {"cat: tensor 1 has shape (1,2) but tensor 0 has (2,2)", "dim 1"});
   check_error([] { ag::cat({}, 0); }, {"cat", "at least one"});
   check_error([&] { ag::cat({a, ag::tensor({1, 2})}, 0); }, {"cat", "(2)", "(2,2)"});
 }
@@ -517,8 +522,7 @@ TEST_CASE("ops/stack: along 0, 1 and -1") {
   Tensor sc = ag::stack({ag::scalar(1), ag::scalar(2), ag::scalar(3)}, 0);
   check_shape(sc, {3});
   check_values(sc, {1, 2, 3});
-  check_error([&] { ag::stack({p, ag::tensor({1, 2})}, 0); },
-              {"stack", "(2)", "(3)"});
+  check_error([&] { ag::stack({p, ag::tensor({1, 2})}, 0); }, {"stack", "(2)", "(3)"});
   check_error([&] { ag::stack({p, q}, 2); }, {"stack", "dim 2"});
 }
 
@@ -573,8 +577,11 @@ TEST_CASE("ops/index_select: with a vector of indices, dims 0 and 1, repeats") {
   check_shape(l, {3, 1});
   check_values(l, {0, 4, 8});
   check_shape(ag::index_select(x, 0, std::vector<int64_t>{}), {0, 4});
-  check_error([&] { ag::index_select(x, 0, std::vector<int64_t>{0, 3}); },
-              {"index_select", "index 3 at position 1", "dim 0", "(3,4)", "0..2"});
+  check_error(
+      [&] {
+        ag::index_select(x, 0, std::vector<int64_t>{0, 3});
+      },
+      {"index_select", "index 3 at position 1", "dim 0", "(3,4)", "0..2"});
   check_error([&] { ag::index_select(x, 1, std::vector<int64_t>{-1}); },
               {"index_select", "index -1", "0..3"});
 }
@@ -588,10 +595,16 @@ TEST_CASE("ops/index_select: with a tensor of indices") {
   Tensor cols = ag::index_select(table, 1, ag::tensor({1, 0, 1}));
   check_shape(cols, {3, 3});
   check_values(cols, {2, 1, 2, 4, 3, 4, 6, 5, 6});
-  check_error([&] { ag::index_select(table, 0, ag::tensor({0, 1.5})); },
-              {"index_select", "1.5", "position 1", "not an integer"});
-  check_error([&] { ag::index_select(table, 0, ag::tensor({{0, 1}})); },
-              {"index_select", "0-D or 1-D", "(1,2)"});
+  check_error(
+      [&] {
+        ag::index_select(table, 0, ag::tensor({0, 1.5}));
+      },
+      {"index_select", "1.5", "position 1", "not an integer"});
+  check_error(
+      [&] {
+        ag::index_select(table, 0, ag::tensor({{0, 1}}));
+      },
+      {"index_select", "0-D or 1-D", "(1,2)"});
   CHECK(ag::to_indices(ag::tensor({3, 0, 2}), "t") == std::vector<int64_t>{3, 0, 2});
 }
 
@@ -617,8 +630,11 @@ TEST_CASE("ops/masked_fill: with a broadcast mask") {
   CHECK(std::isinf(m.at({1, 0, 1})));
   CHECK(m.at({1, 1, 0}) == 0);
   check_values(a, {1, 2, 3, 4, 5, 6});  // untouched
-  check_error([&] { ag::masked_fill(a, ag::zeros({2, 1, 3}), 0); },
-              {"masked_fill", "(2,1,3)", "(2,3)"});
+  check_error(
+      [&] {
+        ag::masked_fill(a, ag::zeros({2, 1, 3}), 0);
+      },
+      {"masked_fill", "(2,1,3)", "(2,3)"});
   check_error([&] { ag::masked_fill(a, ag::zeros({4}), 0); }, {"masked_fill", "(4)", "(2,3)"});
 }
 
@@ -674,16 +690,16 @@ TEST_CASE("ops/softmax: dim 0 versus dim 1") {
   // columns [1,3] and [2,5]: softmax of a pair (a, b) is (sigma(a-b), sigma(b-a))
   Tensor s0 = ag::softmax(x, 0);
   check_shape(s0, {2, 2});
-  check_values(s0, {0.11920292202211755, 0.04742587317756679, 0.8807970779778823,
-                    0.9525741268224334});
+  check_values(s0,
+               {0.11920292202211755, 0.04742587317756679, 0.8807970779778823, 0.9525741268224334});
   // rows [1,2] and [3,5]
   Tensor s1 = ag::softmax(x, 1);
-  check_values(s1, {0.2689414213699951, 0.7310585786300049, 0.11920292202211755,
-                    0.8807970779778823});
-  check_values(ag::softmax(x, -1), {0.2689414213699951, 0.7310585786300049,
-                                    0.11920292202211755, 0.8807970779778823});
-  check_values(ag::softmax(x, -2), {0.11920292202211755, 0.04742587317756679,
-                                    0.8807970779778823, 0.9525741268224334});
+  check_values(s1,
+               {0.2689414213699951, 0.7310585786300049, 0.11920292202211755, 0.8807970779778823});
+  check_values(ag::softmax(x, -1),
+               {0.2689414213699951, 0.7310585786300049, 0.11920292202211755, 0.8807970779778823});
+  check_values(ag::softmax(x, -2),
+               {0.11920292202211755, 0.04742587317756679, 0.8807970779778823, 0.9525741268224334});
   // 3-D, middle dim: x[i,j,k] = 6i + 2j + k, each (i, :, k) is [a, a+2, a+4] -> softmax of [0,2,4]
   Tensor s3 = ag::softmax(iota({2, 3, 2}), 1);
   check_shape(s3, {2, 3, 2});
@@ -719,9 +735,9 @@ TEST_CASE("ops/log_softmax: values, equals log of softmax, huge values stable") 
   CHECK(std::isfinite(big.data()[0]));
   check_values(big, {0, -1e30});
   // dim 0 of a 2-D: columns [1,3] and [2,5]
-  check_values(ag::log_softmax(ag::tensor({{1, 2}, {3, 5}}), 0),
-               {-2.1269280110429727, -3.048587351573742, -0.1269280110429726,
-                -0.04858735157374196});
+  check_values(
+      ag::log_softmax(ag::tensor({{1, 2}, {3, 5}}), 0),
+      {-2.1269280110429727, -3.048587351573742, -0.1269280110429726, -0.04858735157374196});
 }
 
 // ============================================================ matmul
@@ -776,20 +792,19 @@ TEST_CASE("ops/matmul: batched 3-D x 3-D and (B,M,K) x (K,N)") {
 TEST_CASE("ops/matmul: broadcast batch dims (2,1,2,3) x (3,3,2) -> (2,3,2,2)") {
   // a[0] picks rows 0 and 1 of each b[j]; a[1] picks row 2 and sums all rows.
   Tensor a = ag::tensor({{{{1, 0, 0}, {0, 1, 0}}}, {{{0, 0, 1}, {1, 1, 1}}}});
-  Tensor b = ag::tensor({{{1, 2}, {3, 4}, {5, 6}}, {{0, 1}, {1, 0}, {2, 2}},
-                         {{-1, 0}, {0, -1}, {1, 1}}});
+  Tensor b =
+      ag::tensor({{{1, 2}, {3, 4}, {5, 6}}, {{0, 1}, {1, 0}, {2, 2}}, {{-1, 0}, {0, -1}, {1, 1}}});
   check_shape(a, {2, 1, 2, 3});
   check_shape(b, {3, 3, 2});
   Tensor c = ag::matmul(a, b);
   check_shape(c, {2, 3, 2, 2});
-  check_values(c, {1, 2, 3, 4, 0, 1, 1, 0, -1, 0, 0, -1,
-                   5, 6, 9, 12, 2, 2, 3, 3, 1, 1, 0, 0});
+  check_values(c, {1, 2, 3, 4, 0, 1, 1, 0, -1, 0, 0, -1, 5, 6, 9, 12, 2, 2, 3, 3, 1, 1, 0, 0});
 }
 
 TEST_CASE("ops/matmul: 1-D with batched operands") {
-  Tensor b = ag::tensor({{{1, 2}, {3, 4}, {5, 6}}, {{0, 1}, {1, 0}, {2, 2}},
-                         {{-1, 0}, {0, -1}, {1, 1}}});  // (3,3,2)
-  Tensor vb = ag::matmul(ag::tensor({1, 1, 1}), b);     // sums of rows
+  Tensor b = ag::tensor(
+      {{{1, 2}, {3, 4}, {5, 6}}, {{0, 1}, {1, 0}, {2, 2}}, {{-1, 0}, {0, -1}, {1, 1}}});  // (3,3,2)
+  Tensor vb = ag::matmul(ag::tensor({1, 1, 1}), b);  // sums of rows
   check_shape(vb, {3, 2});
   check_values(vb, {9, 12, 3, 3, 0, 0});
   Tensor x = ag::tensor({{{1, 2, 3}, {4, 5, 6}}, {{1, 0, 0}, {0, 1, 1}}});  // (2,2,3)
@@ -799,11 +814,17 @@ TEST_CASE("ops/matmul: 1-D with batched operands") {
 }
 
 TEST_CASE("ops/matmul: errors name both shapes") {
-  check_error([] { ag::matmul(ag::zeros({2, 3}), ag::zeros({2, 3})); },
-              {"matmul: cannot multiply (2,3) by (2,3): inner sizes 3 and 2 differ"});
+  check_error(
+      [] {
+        ag::matmul(ag::zeros({2, 3}), ag::zeros({2, 3}));
+      },
+      {"matmul: cannot multiply (2,3) by (2,3): inner sizes 3 and 2 differ"});
   check_error([] { ag::matmul(ag::zeros({3}), ag::zeros({4})); }, {"matmul", "3 and 4"});
-  check_error([] { ag::matmul(ag::zeros({2, 2, 3}), ag::zeros({3, 3, 2})); },
-              {"matmul", "(2,2,3)", "(3,3,2)", "cannot be broadcast"});
+  check_error(
+      [] {
+        ag::matmul(ag::zeros({2, 2, 3}), ag::zeros({3, 3, 2}));
+      },
+      {"matmul", "(2,2,3)", "(3,3,2)", "cannot be broadcast"});
   check_error([] { ag::matmul(ag::scalar(1), ag::zeros({2})); }, {"matmul", "()"});
 }
 

@@ -75,7 +75,8 @@ TEST_CASE("print: long rows wrap at 80 characters") {
 }
 
 TEST_CASE("print: more than 1000 elements are summarised") {
-  CHECK(to_string(arange(2000) + 1000) == "tensor([1000., 1001., 1002.,  ..., 2997., 2998., 2999.])");
+  CHECK(to_string(arange(2000) + 1000) ==
+        "tensor([1000., 1001., 1002.,  ..., 2997., 2998., 2999.])");
   std::string text = to_string(reshape(arange(2000) + 1000, {40, 50}));
   CHECK(text ==
         "tensor([[1000., 1001., 1002.,  ..., 1047., 1048., 1049.],\n"

@@ -225,14 +225,14 @@ TEST_CASE("property: broadcasting binary ops match a naive reference (and gradch
         ++grad_checked;
       }
       ok &= check_gradients(
-          "masked_fill",
-          [&mask, fill](const Inputs& x) { return masked_fill(x[0], mask, fill); }, {ga});
+          "masked_fill", [&mask, fill](const Inputs& x) { return masked_fill(x[0], mask, fill); },
+          {ga});
       ++grad_checked;
     }
 
     if (!ok && ++failing_cases >= kMaxFailingCases) {
-      FAIL("stopping after " << failing_cases << " failing cases (case " << c << " of "
-                             << kCases << ")");
+      FAIL("stopping after " << failing_cases << " failing cases (case " << c << " of " << kCases
+                             << ")");
     }
   }
 

@@ -43,6 +43,7 @@ std::vector<Tensor> topological_order(const Tensor& root) {
   std::vector<std::pair<Tensor, size_t>> stack;
   check_not_released(*root.grad_fn(), root);
   root.grad_fn()->visit_mark = mark;
+  root.grad_fn()->grad_of_output.reset();
   stack.push_back({root, 0});
   while (!stack.empty()) {
     Node& node = *stack.back().first.grad_fn();
@@ -53,6 +54,7 @@ std::vector<Tensor> topological_order(const Tensor& root) {
       if (producer && producer->visit_mark != mark) {
         check_not_released(*producer, input);
         producer->visit_mark = mark;
+        producer->grad_of_output.reset();  // drop leftovers of an interrupted backward
         stack.push_back({input, 0});  // may reallocate: node/next not used after
       }
     } else {
@@ -64,24 +66,33 @@ std::vector<Tensor> topological_order(const Tensor& root) {
   return post_order;
 }
 
-// Adds g to the gradient slot of t.
-void accumulate(TensorImpl& t, const Tensor& g) {
-  if (!t.grad) {
-    // A leaf's .grad (or a retained one) is the user's to modify (gradient
-    // clipping scales it in place), so it must not alias a tensor someone else
-    // holds (add's backward hands the same g to both of its inputs).
-    bool users_grad = t.grad_fn == nullptr || t.retains_grad;
-    t.grad = (users_grad && g.use_count() > 1) ? g.clone().impl_ptr() : g.impl_ptr();
+// Adds g to a gradient slot: a leaf's (or retained) .grad, or a node's
+// grad_of_output.
+void accumulate(std::shared_ptr<TensorImpl>& slot, const Tensor& g, bool users_slot) {
+  if (!slot) {
+    // A .grad is the user's to modify (gradient clipping scales it in place),
+    // so it must not alias a tensor someone else holds (add's backward hands
+    // the same g to both of its inputs).
+    slot = (users_slot && g.use_count() > 1) ? g.clone().impl_ptr() : g.impl_ptr();
     return;
   }
-  if (t.grad.use_count() == 1) {  // nobody else sees the slot: add in place
-    real* sum = t.grad->data.data();
+  if (slot.use_count() == 1) {  // nobody else sees the slot: add in place
+    real* sum = slot->data.data();
     const real* add = g.data();
     for (int64_t i = 0, n = g.numel(); i < n; ++i) sum[i] += add[i];
     return;
   }
-  Tensor sum = kernel::zip(Tensor(t.grad), g, "backward", [](real x, real y) { return x + y; });
-  t.grad = sum.impl_ptr();
+  Tensor sum = kernel::zip(Tensor(slot), g, "backward", [](real x, real y) { return x + y; });
+  slot = sum.impl_ptr();
+}
+
+// Sends g to a tensor: into its .grad if it is a leaf, else to the node that
+// made it, which passes it on when its turn comes.
+void send_gradient(const Tensor& t, const Tensor& g) {
+  if (t.is_leaf())
+    accumulate(t.impl()->grad, g, /*users_slot=*/true);
+  else
+    accumulate(t.grad_fn()->grad_of_output, g, /*users_slot=*/false);
 }
 
 void check_versions(const Node& node, const Tensor& output) {
@@ -127,16 +138,17 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
   NoGradGuard no_grad;  // gradients are plain values: computing them records nothing
   BackwardScope in_backward;
   if (is_leaf()) {  // x.backward() on a leaf: dx/dx = 1
-    accumulate(*impl(), seed);
+    send_gradient(*this, seed);
     return;
   }
 
   std::vector<Tensor> order = topological_order(*this);
-  accumulate(*impl(), seed.use_count() > 1 ? seed.clone() : seed);
+  send_gradient(*this, seed);
   for (Tensor& t : order) {
     Node& node = *t.grad_fn();
-    Tensor grad_output(t.impl()->grad);
-    if (!t.impl()->retains_grad) t.impl()->grad.reset();  // intermediates keep nothing
+    Tensor grad_output(std::move(node.grad_of_output));
+    if (grad_output.defined() && t.impl()->retains_grad)
+      accumulate(t.impl()->grad, grad_output, /*users_slot=*/true);
     if (grad_output.defined()) {
       check_versions(node, t);
       Grads grads = node.backward(grad_output, t);
@@ -150,7 +162,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
                  "backward: {} returned a gradient of shape {} for its input {}", node.name,
                  shape_str(grads[i].shape()), describe(input));
         if (is_anomaly_enabled()) check_gradient_finite(grads[i], node, input);
-        accumulate(*input.impl(), grads[i]);
+        send_gradient(input, grads[i]);
       }
     }
     if (!retain_graph) node.release();

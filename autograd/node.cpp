@@ -1,6 +1,8 @@
 #include "autograd/node.hpp"
 
+#include <cctype>
 #include <cmath>
+#include <string>
 
 #include "autograd/grad_mode.hpp"
 #include "core/error.hpp"
@@ -59,12 +61,24 @@ void attach_node(Tensor& output, std::shared_ptr<Node> node) {
   output.impl()->requires_grad = true;
 }
 
+namespace {
+// "log" for "LogBackward": the name the user called the op by.
+std::string forward_name(std::string node_name) {
+  const std::string suffix = "Backward";
+  if (node_name.size() > suffix.size() && node_name.ends_with(suffix))
+    node_name.resize(node_name.size() - suffix.size());
+  if (!node_name.empty()) node_name[0] = static_cast<char>(std::tolower(node_name[0]));
+  return node_name;
+}
+}  // namespace
+
 void check_anomaly(const Tensor& output, const char* op) {
   if (!is_anomaly_enabled() || is_running_backward()) return;
   const real* x = output.data();
   for (int64_t i = 0, n = output.numel(); i < n; ++i)
-    AG_CHECK(std::isfinite(x[i]), "anomaly: {} produced {} at flat index {} of its output {}", op,
-             x[i], i, describe(output));
+    AG_CHECK(std::isfinite(x[i]),
+             "anomaly: the op {} (recorded as {}) produced {} at flat index {} of its output {}",
+             forward_name(op), op, x[i], i, describe(output));
 }
 
 }  // namespace ag

@@ -45,6 +45,10 @@ struct Node {
   uint64_t id;  // creation order, for tracing and graph pictures
   bool released = false;
   uint64_t visit_mark = 0;  // the engine's "seen in this backward" flag
+  // During one backward(): the sum so far of the gradients flowing into this
+  // node's output from the ops that used it. Kept here, not in the output's
+  // .grad, so that .grad only ever holds what the user asked to keep.
+  std::shared_ptr<TensorImpl> grad_of_output;
 
   static int64_t live_count();  // Nodes alive now: to check graphs get freed
 };

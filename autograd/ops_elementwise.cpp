@@ -101,7 +101,8 @@ Tensor pow(const Tensor& a, real p) {
   Tensor out = kernel::map(a, [p](real x) { return std::pow(x, p); });
   // d(a^p)/da = p a^(p-1)
   record("PowBackward", out, {a}, [a, p](const Tensor& g, const Tensor&) {
-    return Grads{g * kernel::map(a, [p](real x) { return p * std::pow(x, p - 1); })};
+    // (p = 0: the derivative is 0 everywhere; p x^(p-1) would give 0 * inf at x = 0)
+    return Grads{g * kernel::map(a, [p](real x) { return p == 0 ? 0 : p * std::pow(x, p - 1); })};
   });
   return out;
 }

@@ -66,9 +66,9 @@ Tensor mean(const Tensor& a, int64_t dim, bool keepdim) {
 
 Tensor max(const Tensor& a) {
   AG_CHECK(a.numel() > 0, "max: {} has no elements", describe(a));
-  int64_t best = 0;
-  for (int64_t i = 1; i < a.numel(); ++i)
-    if (a.data()[i] > a.data()[best]) best = i;
+  std::vector<int64_t> argmax;
+  kernel::max_dim(kernel::reshape(a, {a.numel()}), 0, false, &argmax);
+  const int64_t best = argmax[0];
   Tensor out = scalar(a.data()[best]);
   // d(max)/da_j = 1 for the (first) maximal element j, 0 elsewhere
   record("MaxBackward", out, {a}, [shape = a.shape(), best](const Tensor& g, const Tensor&) {

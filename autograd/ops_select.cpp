@@ -17,16 +17,28 @@ void check_mask_fits(const Tensor& mask, const Shape& target, const char* op) {
            shape_str(mask.shape()), shape_str(target));
 }
 
+// For an op whose differentiable inputs do not require grad: the output is
+// a constant, but anomaly detection still looks at it.
+Tensor record_nothing(const Tensor& out, const char* name) {
+  check_anomaly(out, name);
+  return out;
+}
+
 }  // namespace
 
 Tensor masked_fill(const Tensor& a, const Tensor& mask, real value) {
   check_mask_fits(mask, a.shape(), "masked_fill");
   Tensor out =
       kernel::zip(a, mask, "masked_fill", [value](real x, real m) { return m != 0 ? value : x; });
-  // d(out)/da = 1 where the mask is false, 0 where it put the constant
-  record("MaskedFillBackward", out, {a}, [mask](const Tensor& g, const Tensor&) {
+  // d(out)/da = 1 where the mask is false, 0 where it put the constant.
+  // The mask is recorded as an input (it gets no gradient) so that backward
+  // notices if it is changed in place afterwards; only a decides whether
+  // anything is recorded.
+  if (!a.requires_grad()) return record_nothing(out, "MaskedFillBackward");
+  record("MaskedFillBackward", out, {a, mask}, [mask](const Tensor& g, const Tensor&) {
     return Grads{
-        kernel::zip(g, mask, "masked_fill", [](real gi, real m) { return m != 0 ? real(0) : gi; })};
+        kernel::zip(g, mask, "masked_fill", [](real gi, real m) { return m != 0 ? real(0) : gi; }),
+        Tensor()};
   });
   return out;
 }
@@ -39,12 +51,15 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
   Tensor out = Tensor::empty(shape);
   for (int64_t i = 0; i < out.numel(); ++i)
     out.data()[i] = c.data()[i] != 0 ? x.data()[i] : y.data()[i];
-  // d(out)/da = condition, d(out)/db = 1 - condition (then undo broadcasting)
-  record("WhereBackward", out, {a, b},
-         [c, sa = a.shape(), sb = b.shape()](const Tensor& g, const Tensor&) {
+  // d(out)/da = condition, d(out)/db = 1 - condition (then undo broadcasting).
+  // The condition is recorded as an input (no gradient), as masked_fill's mask.
+  if (!a.requires_grad() && !b.requires_grad()) return record_nothing(out, "WhereBackward");
+  record("WhereBackward", out, {a, b, condition},
+         [condition, sa = a.shape(), sb = b.shape()](const Tensor& g, const Tensor&) {
+           Tensor c = kernel::broadcast_to(condition, g.shape());
            Tensor ga = kernel::zip(g, c, "where", [](real gi, real m) { return m != 0 ? gi : 0; });
            Tensor gb = kernel::zip(g, c, "where", [](real gi, real m) { return m != 0 ? 0 : gi; });
-           return Grads{kernel::sum_to(ga, sa), kernel::sum_to(gb, sb)};
+           return Grads{kernel::sum_to(ga, sa), kernel::sum_to(gb, sb), Tensor()};
          });
   return out;
 }

@@ -149,7 +149,7 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
   AG_CHECK(a.dim() > 0, "narrow: cannot narrow a 0-dim tensor");
   dim = normalize_dim(dim, a.dim(), "narrow", a.shape());
   int64_t size = a.shape()[dim];
-  AG_CHECK(start >= 0 && length >= 0 && start + length <= size,
+  AG_CHECK(start >= 0 && length >= 0 && start <= size && length <= size - start,
            "narrow: [{}, {}) is outside dim {} of {} (size {})", start, start + length, dim,
            describe(a), size);
   Tensor out = kernel::narrow(a, dim, start, length);

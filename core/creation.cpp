@@ -103,7 +103,10 @@ Tensor arange(real start, real end, real step) {
   AG_CHECK(step != 0, "arange: step must be non-zero");
   AG_CHECK((end - start) / step >= 0, "arange: the range [{}, {}) is empty with step {}", start,
            end, step);
-  auto n = static_cast<int64_t>(std::ceil((end - start) / step));
+  double count = std::ceil((double(end) - double(start)) / double(step));
+  AG_CHECK(count < 0x1p40, "arange: [{}, {}) with step {} would have {} elements", start, end, step,
+           count);
+  auto n = static_cast<int64_t>(count);
   Tensor t = Tensor::empty({n});
   for (int64_t i = 0; i < n; ++i) t.data()[i] = start + static_cast<real>(i) * step;
   return t;

@@ -49,7 +49,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose
 
 Tensor matmul_rows_tn(const Tensor& a, const Tensor& g) {
   const int64_t k = a.shape().back(), n = g.shape().back();
-  const int64_t rows = a.numel() / k;
+  const int64_t rows = shape_numel(Shape(a.shape().begin(), a.shape().end() - 1));
   Tensor out = Tensor::empty({k, n});
   // (rows, K)^T x (rows, N) = sum over rows of outer products = (K, N)
   gemm(true, false, k, n, rows, 1, a.data(), g.data(), 0, out.data());

@@ -99,6 +99,12 @@ Tensor sum_dim(const Tensor& a, int64_t dim, bool keepdim) {
   return out;
 }
 
+namespace {
+// Whether x should replace the maximum so far: larger, or NaN (a NaN anywhere
+// makes the max NaN, as in PyTorch, so that a NaN loss is not hidden).
+bool beats(real x, real best) { return x > best || (std::isnan(x) && !std::isnan(best)); }
+}  // namespace
+
 Tensor max_dim(const Tensor& a, int64_t dim, bool keepdim, std::vector<int64_t>* argmax) {
   Tensor out = Tensor::empty(reduced_shape(a.shape(), dim, keepdim));
   auto [outer, size, inner] = split_at(a.shape(), dim);
@@ -111,7 +117,7 @@ Tensor max_dim(const Tensor& a, int64_t dim, bool keepdim, std::vector<int64_t>*
     for (int64_t i = 0; i < inner; ++i) {
       int64_t best = 0;
       for (int64_t k = 1; k < size; ++k)
-        if (x[(o * size + k) * inner + i] > x[(o * size + best) * inner + i]) best = k;
+        if (beats(x[(o * size + k) * inner + i], x[(o * size + best) * inner + i])) best = k;
       y[o * inner + i] = x[(o * size + best) * inner + i];
       if (argmax) (*argmax)[o * inner + i] = best;
     }

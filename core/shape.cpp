@@ -7,7 +7,12 @@ namespace ag {
 std::string shape_str(const Shape& shape) { return fmt::format("({})", fmt::join(shape, ",")); }
 
 void check_sizes(const Shape& shape, const char* op) {
-  for (int64_t s : shape) AG_CHECK(s >= 0, "{}: negative size in shape {}", op, shape_str(shape));
+  int64_t count = 1;
+  for (int64_t s : shape) {
+    AG_CHECK(s >= 0, "{}: negative size in shape {}", op, shape_str(shape));
+    AG_CHECK(!__builtin_mul_overflow(count, s, &count),
+             "{}: shape {} has more elements than a 64-bit count holds", op, shape_str(shape));
+  }
 }
 
 int64_t shape_numel(const Shape& shape) {

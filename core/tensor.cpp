@@ -78,7 +78,7 @@ void Tensor::set_grad(const Tensor& grad) {
   if (grad.defined())
     AG_CHECK(grad.shape() == shape(), "set_grad: gradient of shape {} does not match {}",
              shape_str(grad.shape()), describe(*this));
-  impl_->grad = grad.impl_ptr();
+  get().grad = grad.impl_ptr();
 }
 
 }  // namespace ag

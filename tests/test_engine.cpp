@@ -492,7 +492,8 @@ TEST_CASE("engine: without anomaly detection a NaN passes silently") {
 TEST_CASE("engine: anomaly detection names the forward op that made a NaN") {
   AnomalyMode anomaly;
   Tensor x = param({1, -1});
-  check_error([&] { (void)log(x); }, {"anomaly", "Log", "nan", "flat index 1"});
+  check_error([&] { (void)log(x); },
+              {"anomaly: the op log (recorded as LogBackward)", "nan", "flat index 1"});
   check_error([&] { (void)log(tensor({2, -2})); }, {"anomaly", "Log"});  // also on constants
 }
 
@@ -521,4 +522,61 @@ TEST_CASE("engine: anomaly detection checks an infinite upstream gradient") {
 TEST_CASE("engine: anomaly mode is off again after the anomaly tests") {
   { AnomalyMode anomaly; }
   CHECK_FALSE(is_anomaly_enabled());
+}
+
+// --- gradients in flight are kept apart from the .grad the user sees ----------------------
+
+TEST_CASE("engine: a retained gradient does not leak into a second backward") {
+  Tensor x = param({1, 2});
+  Tensor b = x * real(2);
+  b.retain_grad();
+  Tensor loss = sum(b);
+  loss.backward(Tensor(), /*retain_graph=*/true);
+  loss.backward();
+  check_values(x.grad(), {4, 4});  // 2 + 2, not 2 + (2 + 2)
+  check_values(b.grad(), {2, 2});  // retained gradients accumulate, as leaves' do
+}
+
+TEST_CASE("engine: a retained root gradient does not leak into a second backward") {
+  Tensor x = param({1, 2});
+  Tensor loss = sum(x * x);
+  loss.retain_grad();
+  loss.backward(Tensor(), /*retain_graph=*/true);
+  loss.backward();
+  check_values(x.grad(), {4, 8});  // twice 2x
+  check_values(loss.grad(), {2});
+}
+
+TEST_CASE("engine: a backward interrupted by an error leaves nothing behind for the next one") {
+  Tensor x = param({1, 2});
+  Tensor c = tensor({1, 1});
+  Tensor h = x * real(3);
+  Tensor y = h * c;        // reads c
+  Tensor z = h * real(1);  // a second path from h
+  c.add_(ones({2}));       // c changed after y used it: backward through y must fail
+  check_error([&] { sum(y + z).backward(Tensor(), /*retain_graph=*/true); }, {"changed in place"});
+  x.set_grad(Tensor());
+  sum(z).backward();  // through h again: no partial gradient from the failed run
+  check_values(x.grad(), {3, 3});
+}
+
+TEST_CASE("engine: changing a mask in place after masked_fill or where used it is caught") {
+  Tensor x = param({1, 2, 3});
+  Tensor mask = tensor({1, 0, 0});
+  Tensor y = masked_fill(x, mask, 0);
+  mask.fill_(0);
+  check_error([&] { sum(y).backward(); }, {"MaskedFillBackward", "changed in place"});
+
+  Tensor condition = tensor({1, 0, 1});
+  Tensor w = where(condition, x, zeros({3}));
+  condition.fill_(0);
+  check_error([&] { sum(w).backward(); }, {"WhereBackward", "changed in place"});
+}
+
+TEST_CASE("engine: a deep chain of masked_fill is freed without recursion") {
+  Tensor y = param({1, 2});
+  Tensor mask = tensor({0, 1});
+  for (int i = 0; i < 100000; ++i) y = masked_fill(y, mask, 0);
+  y = Tensor();  // dropping the graph must not overflow the stack
+  CHECK_FALSE(y.defined());
 }

@@ -618,3 +618,16 @@ TEST_CASE("errors: named tensors appear by name in broadcasting errors") {
   check_error([&] { (void)add(scores, bias); },
               {"add:", "'scores' (2,3)", "'bias' (4)", "cannot be broadcast"});
 }
+
+TEST_CASE("errors: sizes that overflow are refused") {
+  const int64_t big = int64_t(1) << 32;
+  check_error([&] { (void)zeros({big, big}); }, {"zeros:", "more elements than"});
+  check_error([] { (void)arange(0, real(1e30)); }, {"arange:", "would have"});
+  Tensor t = zeros({3, 4});
+  check_error([&] { (void)narrow(t, 0, 2, std::numeric_limits<int64_t>::max()); },
+              {"narrow:", "outside dim 0"});
+}
+
+TEST_CASE("errors: set_grad on an undefined tensor") {
+  check_error([] { Tensor().set_grad(Tensor()); }, {"undefined tensor"});
+}

@@ -21,6 +21,7 @@ namespace {
 
 using namespace ag;
 using ag::testing::check_gradients;
+using ag::testing::check_values;
 using Inputs = std::vector<Tensor>;
 
 // A leaf of random normal values that requires grad.
@@ -627,6 +628,19 @@ TEST_CASE("grad/gradcheck: fails on a deliberately wrong gradient and names the 
     CHECK(w.to_vector() == before);
     CHECK_FALSE(w.grad().defined());
   }
+}
+
+TEST_CASE("grad/pow: exponent 0 has gradient 0, also at x = 0") {
+  Tensor x = ag::tensor({0, 2}).requires_grad_();
+  ag::sum(ag::pow(x, 0)).backward();
+  check_values(x.grad(), {0, 0});
+}
+
+TEST_CASE("grad/gradcheck: inputs without elements pass and say so") {
+  Tensor x = ag::zeros({0, 3}).requires_grad_();
+  GradcheckResult r = gradcheck([](const Inputs& in) { return ag::mul(in[0], real(2)); }, {x});
+  CHECK(r.ok);
+  CHECK(r.message.find("no elements") != std::string::npos);
 }
 
 #endif  // AG_USE_DOUBLE

@@ -951,3 +951,22 @@ TEST_CASE("ops/grad_fn: nothing is recorded on constants or under NoGradGuard") 
   CHECK(ag::is_grad_enabled());
   check_recorded(a * b, "MulBackward");  // recording resumes after the guard
 }
+
+TEST_CASE("ops/max: a NaN anywhere makes the max NaN, as in PyTorch") {
+  const real nan = std::numeric_limits<real>::quiet_NaN();
+  CHECK(std::isnan(ag::max(ag::tensor({1, nan, 0})).item()));
+  Tensor rows = ag::max(ag::tensor({{1, 2}, {nan, 0}}), 1);
+  CHECK(rows.data()[0] == 2);
+  CHECK(std::isnan(rows.data()[1]));
+}
+
+TEST_CASE("ops/matmul: an inner size of 0 gives zeros, forward and backward") {
+  Tensor a = ag::zeros({2, 0}).requires_grad_();
+  Tensor b = ag::zeros({0, 3}).requires_grad_();
+  Tensor c = ag::matmul(a, b);
+  check_shape(c, {2, 3});
+  check_values(c, {0, 0, 0, 0, 0, 0});
+  ag::sum(c).backward();
+  check_shape(a.grad(), {2, 0});
+  check_shape(b.grad(), {0, 3});
+}

@@ -29,7 +29,7 @@ uint64_t backward_epoch = 0;  // marks nodes visited by the current backward()
 void check_not_released(const Node& node, const Tensor& t) {
   AG_CHECK(!node.released,
            "backward: trying to go through the graph a second time: the saved values of {} (the "
-           "op that made {}) were freed by an earlier backward(); call backward(gradient, "
+           "op that made {}) were freed by an earlier backward(); call backward(ag::Tensor(), "
            "/*retain_graph=*/true) the first time if you need to go through it twice",
            node.name, describe(t));
 }
@@ -55,7 +55,7 @@ std::vector<Tensor> topological_order(const Tensor& root) {
         check_not_released(*producer, input);
         producer->visit_mark = mark;
         producer->grad_of_output.reset();  // drop leftovers of an interrupted backward
-        stack.push_back({input, 0});  // may reallocate: node/next not used after
+        stack.push_back({input, 0});       // may reallocate: node/next not used after
       }
     } else {
       post_order.push_back(std::move(stack.back().first));

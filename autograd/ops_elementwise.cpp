@@ -12,6 +12,10 @@ using kernel::sum_to;
 
 // --- tensor (op) tensor ---------------------------------------------------------------
 
+// The backward lambdas of add and sub capture a and b (already kept alive by
+// the node) rather than copies of their shapes: a Shape copy is an allocation,
+// and these ops run by the thousand in a training step.
+
 Tensor add(const Tensor& a, const Tensor& b) {
   Tensor out = kernel::zip(a, b, "add", [](real x, real y) { return x + y; });
   // d(a+b)/da = 1, d(a+b)/db = 1
@@ -125,8 +129,9 @@ Tensor log(const Tensor& a) {
 Tensor sqrt(const Tensor& a) {
   Tensor out = kernel::map(a, [](real x) { return std::sqrt(x); });
   // d(sqrt a)/da = 1 / (2 sqrt a) = 0.5 / out
-  record("SqrtBackward", out, {a},
-         [](const Tensor& g, const Tensor& out) { return Grads{g * rdiv(out, real(0.5))}; });
+  record("SqrtBackward", out, {a}, [](const Tensor& g, const Tensor& out) {
+    return Grads{kernel::zip(g, out, "sqrt", [](real gi, real y) { return gi * real(0.5) / y; })};
+  });
   return out;
 }
 

@@ -28,7 +28,7 @@ Tensor sum(const Tensor& a) {
 
 Tensor sum(const Tensor& a, int64_t dim, bool keepdim) {
   dim = normalize_dim(dim, a.dim(), "sum", a.shape());
-  Tensor out = a.dim() == 0 ? a.clone() : kernel::sum_dim(a, dim, keepdim);
+  Tensor out = kernel::sum_dim(a, dim, keepdim);  // a 0-dim a gives a copy of itself
   // d(sum_k a_k)/da_j = 1 along dim: broadcast g back over the summed dim
   record("SumBackward", out, {a},
          [shape = a.shape(), dim, keepdim](const Tensor& g, const Tensor&) {
@@ -53,7 +53,7 @@ Tensor mean(const Tensor& a, int64_t dim, bool keepdim) {
   const int64_t count = a.dim() == 0 ? 1 : a.shape()[dim];
   AG_CHECK(count > 0, "mean: dim {} of {} is empty", dim, describe(a));
   const real n = static_cast<real>(count);
-  Tensor out = a.dim() == 0 ? a.clone() : kernel::sum_dim(a, dim, keepdim);
+  Tensor out = kernel::sum_dim(a, dim, keepdim);  // a 0-dim a gives a copy of itself
   for (real& x : out.impl()->data) x /= n;
   // d(sum_k a_k / n)/da_j = 1/n along dim
   record("MeanBackward", out, {a},

@@ -1,7 +1,9 @@
 // Raw kernels: plain loops over contiguous row-major buffers, and batched GEMM.
 //
 // Nothing here records gradients; autograd/ wraps each kernel in an op that
-// does. Every kernel returns a new tensor and leaves its inputs untouched.
+// does. Kernels leave their inputs untouched and return a new tensor, except
+// sum_to and broadcast_to, which return their input itself when it already has
+// the requested shape: never change their result in place.
 #pragma once
 
 #include <vector>

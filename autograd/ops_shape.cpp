@@ -150,8 +150,8 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
   dim = normalize_dim(dim, a.dim(), "narrow", a.shape());
   int64_t size = a.shape()[dim];
   AG_CHECK(start >= 0 && length >= 0 && start <= size && length <= size - start,
-           "narrow: [{}, {}) is outside dim {} of {} (size {})", start, start + length, dim,
-           describe(a), size);
+           "narrow: [{}, {}) is outside dim {} of {} (size {})", start,
+           double(start) + double(length), dim, describe(a), size);  // double: no overflow
   Tensor out = kernel::narrow(a, dim, start, length);
   // The taken elements get g; the others contributed nothing and get 0.
   record("NarrowBackward", out, {a},

@@ -88,7 +88,9 @@ class Tensor {
   real at(std::initializer_list<int64_t> index) const;  // t.at({i, j}), bounds-checked
   std::vector<real> to_vector() const { return {get().data.begin(), get().data.end()}; }
 
-  Tensor clone() const;   // a copy of data, shape and name; not part of any graph
+  // A copy of data, shape and name, outside any graph. Unlike torch.clone, the
+  // copy is not recorded: gradients do not flow back through it.
+  Tensor clone() const;
   Tensor detach() const;  // same values, cut from the graph, requires_grad false
 
   const std::string& name() const { return get().name; }

@@ -18,62 +18,54 @@ real uniform_real(Generator& gen) {
     return static_cast<real>(gen.uniform());
 }
 
-// Appends the innermost lists to `out`, checking every row has `width` values.
-void append_rows(std::vector<real>& out, std::initializer_list<std::initializer_list<real>> rows,
-                 size_t width) {
-  for (const auto& row : rows) {
-    AG_CHECK(row.size() == width, "tensor: ragged nested list: a row has {} values, expected {}",
-             row.size(), width);
-    out.insert(out.end(), row.begin(), row.end());
-  }
+// What a list at a given height above the numbers is called in error messages:
+// a row holds values, a block rows, a group blocks.
+const char* list_name(size_t height) {
+  static const char* names[] = {"row", "block", "group"};
+  return height < 3 ? names[height] : "list";
+}
+const char* item_name(size_t height) {
+  static const char* names[] = {"values", "rows", "blocks"};
+  return height < 3 ? names[height] : "lists";
 }
 
-size_t first_size(auto list) { return list.size() == 0 ? 0 : list.begin()->size(); }
+// The shape of a nested list, read along its first elements.
+Shape nested_shape(const NestedList& list) {
+  Shape shape;
+  for (const NestedList* level = &list; level->is_list();) {
+    shape.push_back(static_cast<int64_t>(level->items().size()));
+    if (level->items().empty()) break;
+    level = &level->items()[0];
+  }
+  return shape;
+}
+
+// Appends the numbers of `list` to `out` in row-major order, checking that it
+// has the sizes shape[depth:] everywhere.
+void flatten(const NestedList& list, const Shape& shape, size_t depth, std::vector<real>& out) {
+  if (depth == shape.size()) {
+    AG_CHECK(!list.is_list(),
+             "tensor: ragged nested list: a list stands where a number was expected");
+    out.push_back(list.value());
+    return;
+  }
+  const size_t height = shape.size() - depth - 1;
+  AG_CHECK(list.is_list(), "tensor: ragged nested list: a number stands where a {} was expected",
+           list_name(height));
+  AG_CHECK(static_cast<int64_t>(list.items().size()) == shape[depth],
+           "tensor: ragged nested list: a {} has {} {}, expected {}", list_name(height),
+           list.items().size(), item_name(height), shape[depth]);
+  for (const NestedList& item : list.items()) flatten(item, shape, depth + 1, out);
+}
 
 }  // namespace
 
-Tensor tensor(std::initializer_list<real> values) {
-  return from_vector(std::vector<real>(values), {static_cast<int64_t>(values.size())});
-}
-
-Tensor tensor(std::initializer_list<std::initializer_list<real>> rows) {
+Tensor tensor(const NestedList& values) {
+  Shape shape = nested_shape(values);
   std::vector<real> data;
-  size_t cols = first_size(rows);
-  append_rows(data, rows, cols);
-  return from_vector(std::move(data), {int64_t(rows.size()), int64_t(cols)});
-}
-
-Tensor tensor(std::initializer_list<std::initializer_list<std::initializer_list<real>>> blocks) {
-  std::vector<real> data;
-  size_t rows = first_size(blocks);
-  size_t cols = rows == 0 ? 0 : first_size(*blocks.begin());
-  for (const auto& block : blocks) {
-    AG_CHECK(block.size() == rows, "tensor: ragged nested list: a block has {} rows, expected {}",
-             block.size(), rows);
-    append_rows(data, block, cols);
-  }
-  return from_vector(std::move(data), {int64_t(blocks.size()), int64_t(rows), int64_t(cols)});
-}
-
-Tensor tensor(
-    std::initializer_list<std::initializer_list<std::initializer_list<std::initializer_list<real>>>>
-        groups) {
-  std::vector<real> data;
-  size_t blocks = first_size(groups);
-  size_t rows = blocks == 0 ? 0 : first_size(*groups.begin());
-  size_t cols = rows == 0 ? 0 : first_size(*groups.begin()->begin());
-  for (const auto& group : groups) {
-    AG_CHECK(group.size() == blocks,
-             "tensor: ragged nested list: a group has {} blocks, expected {}", group.size(),
-             blocks);
-    for (const auto& block : group) {
-      AG_CHECK(block.size() == rows, "tensor: ragged nested list: a block has {} rows, expected {}",
-               block.size(), rows);
-      append_rows(data, block, cols);
-    }
-  }
-  return from_vector(std::move(data),
-                     {int64_t(groups.size()), int64_t(blocks), int64_t(rows), int64_t(cols)});
+  data.reserve(static_cast<size_t>(shape_numel(shape)));
+  flatten(values, shape, 0, data);
+  return from_vector(std::move(data), shape);
 }
 
 Tensor scalar(real value) { return from_vector({value}, {}); }

@@ -10,13 +10,28 @@
 
 namespace ag {
 
-// ag::tensor({{1, 2}, {3, 4}}) is a (2,2) tensor. Rows must have equal lengths.
-Tensor tensor(std::initializer_list<real> values);
-Tensor tensor(std::initializer_list<std::initializer_list<real>> rows);
-Tensor tensor(std::initializer_list<std::initializer_list<std::initializer_list<real>>> blocks);
-Tensor tensor(
-    std::initializer_list<std::initializer_list<std::initializer_list<std::initializer_list<real>>>>
-        blocks);
+// A number, or a braced list of NestedLists: what ag::tensor reads. One
+// recursive type (rather than an overload per depth) so that every depth works
+// and a column such as {{1}, {0}} is not ambiguous.
+class NestedList {
+ public:
+  NestedList(real value) : value_(value) {}  // NOLINT: implicit, so {1, 2} works
+  NestedList(std::initializer_list<NestedList> items) : items_(items), is_list_(true) {}
+
+  bool is_list() const { return is_list_; }
+  real value() const { return value_; }
+  const std::vector<NestedList>& items() const { return items_; }
+
+ private:
+  real value_ = 0;
+  std::vector<NestedList> items_;
+  bool is_list_ = false;
+};
+
+// ag::tensor({{1, 2}, {3, 4}}) is a (2,2) tensor, ag::tensor({{1}, {0}}) a (2,1)
+// column, ag::tensor({1, 2, 3}) a (3,) vector. Lists at the same depth must
+// have equal lengths.
+Tensor tensor(const NestedList& values);
 Tensor scalar(real value);  // a 0-dim tensor, shape ()
 
 Tensor zeros(const Shape& shape);

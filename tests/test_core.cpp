@@ -811,3 +811,24 @@ TEST_CASE("core: kernel::matmul_rows_tn sums a^T g over all rows") {
   check_shape(out, {2, 1});
   check_values(out, {-4, -4});
 }
+
+TEST_CASE("core: tensor literals of any depth, columns included") {
+  Tensor column = ag::tensor({{1}, {0}});
+  check_shape(column, {2, 1});
+  check_values(column, {1, 0});
+  check_shape(ag::tensor({{{1.5}}}), {1, 1, 1});
+  check_shape(ag::tensor({3}), {1});
+  Tensor five = ag::tensor({{{{{1, 2}}}}});
+  check_shape(five, {1, 1, 1, 1, 2});
+  check_values(ag::tensor({1, 2.5}), {1, 2.5});  // ints and decimals mix
+  check_error(
+      [] {
+        (void)ag::tensor({{1, 2}, 3});
+      },
+      {"tensor: ragged nested list: a number stands where a row was expected"});
+  check_error(
+      [] {
+        (void)ag::tensor({1, {2}});
+      },
+      {"tensor: ragged nested list: a list stands where a number was expected"});
+}

@@ -19,7 +19,7 @@ using ag::testing::run_in_child;
 namespace {
 
 // A leaf that requires grad, like a parameter.
-Tensor param(std::initializer_list<real> values) {
+Tensor param(const NestedList& values) {
   Tensor t = tensor(values);
   t.requires_grad_();
   return t;

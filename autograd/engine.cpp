@@ -147,9 +147,8 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
   for (Tensor& t : order) {
     Node& node = *t.grad_fn();
     Tensor grad_output(std::move(node.grad_of_output));
-    if (grad_output.defined() && t.impl()->retains_grad)
-      accumulate(t.impl()->grad, grad_output, /*users_slot=*/true);
     if (grad_output.defined()) {
+      if (t.impl()->retains_grad) accumulate(t.impl()->grad, grad_output, /*users_slot=*/true);
       check_versions(node, t);
       Grads grads = node.backward(grad_output, t);
       AG_CHECK(grads.size() == node.inputs.size(),

@@ -25,6 +25,15 @@ Tensor param(const NestedList& values) {
   return t;
 }
 
+// In a child process: 0 when every node made since `before` is gone again,
+// else prints how many are left (for run_in_child to report) and returns 2.
+int all_nodes_freed_since(int64_t before) {
+  if (Node::live_count() == before) return 0;
+  std::printf("%lld nodes still alive after the graph went out of scope",
+              static_cast<long long>(Node::live_count() - before));
+  return 2;
+}
+
 // Turns anomaly detection on for one scope and always off again, even when a
 // check fails or an exception escapes the test.
 struct AnomalyMode {
@@ -186,10 +195,7 @@ TEST_CASE("engine: an RNN-like chain of 100,000 ops can be dropped without backw
         return 2;
       }
     }
-    if (Node::live_count() == before) return 0;
-    std::printf("%lld nodes still alive after the graph went out of scope",
-                static_cast<long long>(Node::live_count() - before));
-    return 2;
+    return all_nodes_freed_since(before);
   });
   INFO(outcome);
   CHECK(outcome.empty());
@@ -208,10 +214,7 @@ TEST_CASE("engine: a chain of 100,000 ops kept by retain_graph can be dropped af
         return 2;
       }
     }
-    if (Node::live_count() == before) return 0;
-    std::printf("%lld nodes still alive after the graph went out of scope",
-                static_cast<long long>(Node::live_count() - before));
-    return 2;
+    return all_nodes_freed_since(before);
   });
   INFO(outcome);
   CHECK(outcome.empty());

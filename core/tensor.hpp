@@ -12,6 +12,7 @@
 // autograd/engine.cpp and autograd/inplace.cpp.
 #pragma once
 
+#include <concepts>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -66,7 +67,12 @@ struct TensorImpl {
 class Tensor {
  public:
   Tensor() = default;  // an undefined tensor (no impl), like None
-  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+  // Takes exactly a shared_ptr (a template, so no conversion reaches it): a
+  // literal 0 must not become a null impl, or index_select(a, 0, {0}) would be
+  // ambiguous between the index-list and the Tensor overload.
+  template <typename Impl>
+    requires std::same_as<Impl, std::shared_ptr<TensorImpl>>
+  explicit Tensor(Impl impl) : impl_(std::move(impl)) {}
 
   // A new tensor of this shape with UNINITIALISED elements (like torch.empty):
   // the start of kernel outputs that write every element. Use ag::zeros when

@@ -1,0 +1,22 @@
+#include "layers/activation.hpp"
+
+#include "core/error.hpp"
+
+#include "autograd/ops.hpp"
+
+namespace ag::nn {
+
+Tensor ReLU::forward(const Tensor& x) { return relu(x); }
+Tensor Tanh::forward(const Tensor& x) { return tanh(x); }
+Tensor Sigmoid::forward(const Tensor& x) { return sigmoid(x); }
+
+Tensor Softmax::forward(const Tensor& x) {
+  // [F0.2] a_i = exp(e_i) / sum_j exp(e_j)   along dim; the seed's "e^i" is a typo
+  // for exp(e_i). Computed as exp(e_i - max) / sum_j exp(e_j - max): same value,
+  // and no exp can overflow.
+  return softmax(x, dim);
+}
+
+std::string Softmax::extra_repr() const { return fmt::format("dim={}", dim); }
+
+}  // namespace ag::nn

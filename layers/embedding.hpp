@@ -1,0 +1,27 @@
+// Embedding: a lookup table of vectors, one row per token id, as
+// torch.nn.Embedding. The first layer of the tiny Transformer [F2.8] and of
+// every encoder and decoder in the seeds.
+#pragma once
+
+#include <vector>
+
+#include "layers/module.hpp"
+
+namespace ag::nn {
+
+class Embedding : public UnaryModule {
+ public:
+  // PyTorch's default initialisation: weight ~ N(0, 1).
+  Embedding(int64_t num_embeddings, int64_t embedding_dim);
+
+  // indices: a tensor of integer ids in [0, num_embeddings), any shape (...)
+  //   -> (..., embedding_dim); the gradient of a row used twice is the sum.
+  Tensor forward(const Tensor& indices) override;
+  Tensor forward(const std::vector<int64_t>& indices);  // (n) -> (n, embedding_dim)
+  std::string extra_repr() const override;
+
+  int64_t num_embeddings, embedding_dim;
+  Tensor weight;  // (num_embeddings, embedding_dim)
+};
+
+}  // namespace ag::nn

@@ -1,0 +1,79 @@
+// Linear layer: forward and backward of y = x W^T + b side by side.
+#include "layers/linear.hpp"
+
+#include <cmath>
+
+#include "autograd/node.hpp"
+#include "core/creation.hpp"
+#include "core/kernels.hpp"
+#include "layers/init.hpp"
+
+namespace ag::nn {
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  AG_CHECK(x.defined() && weight.defined(), "linear: the {} is an undefined tensor",
+           x.defined() ? "weight" : "input");
+  AG_CHECK(weight.dim() == 2, "linear: weight must be 2-D (out, in), got {}", describe(weight));
+  AG_CHECK(x.dim() >= 1 && x.shape().back() == weight.shape()[1],
+           "linear: input {} does not end in in_features = {} (weight {})", describe(x),
+           weight.shape()[1], describe(weight));
+  const int64_t out_features = weight.shape()[0];
+  AG_CHECK(!bias.defined() || bias.shape() == Shape{out_features},
+           "linear: bias {} must have shape ({}) to match weight {}", describe(bias), out_features,
+           describe(weight));
+
+  // A 1-D input is one row: (in) -> (1, in), the added dim removed again.
+  Tensor rows = x.dim() == 1 ? kernel::reshape(x, {1, x.shape()[0]}) : x;
+  // y = x W^T        (..., in) x (in, out): W read transposed by BLAS, not copied
+  Tensor y = kernel::matmul(rows, weight, /*transpose_a=*/false, /*transpose_b=*/true);
+  if (bias.defined()) {  // y += b, every row
+    real* out = y.data();
+    const real* b = bias.data();
+    for (int64_t row = 0, n = y.numel() / out_features; row < n; ++row)
+      for (int64_t j = 0; j < out_features; ++j) out[row * out_features + j] += b[j];
+  }
+  if (x.dim() == 1) y = kernel::reshape(y, {out_features});
+
+  // dL/dx = g W           (..., out) x (out, in)
+  // dL/dW = g^T x         summed over every row of the batch: one GEMM, (out, in)
+  // dL/db = sum_rows g    (out)
+  auto backward = [x, weight, has_bias = bias.defined()](const Tensor& g, const Tensor&) {
+    Tensor g_rows = g.dim() == 1 ? kernel::reshape(g, {1, g.shape()[0]}) : g;
+    Grads grads(has_bias ? 3 : 2);
+    if (x.requires_grad())
+      grads[0] = kernel::reshape(kernel::matmul(g_rows, weight, false, false), x.shape());
+    if (weight.requires_grad())
+      grads[1] = kernel::matmul_rows_tn(
+          g_rows, x.dim() == 1 ? kernel::reshape(x, {1, x.shape()[0]}) : x);
+    if (has_bias) grads[2] = kernel::sum_to(g_rows, {g.shape().back()});
+    return grads;
+  };
+  if (bias.defined())
+    record("LinearBackward", y, {x, weight, bias}, backward);
+  else
+    record("LinearBackward", y, {x, weight}, backward);
+  return y;
+}
+
+Linear::Linear(int64_t in_features, int64_t out_features, bool has_bias)
+    : UnaryModule("Linear"), in_features(in_features), out_features(out_features) {
+  AG_CHECK(in_features > 0 && out_features > 0,
+           "Linear: in_features and out_features must be positive, got {} and {}", in_features,
+           out_features);
+  weight = register_parameter("weight", Tensor::empty({out_features, in_features}));
+  init::kaiming_uniform_(weight, std::sqrt(real(5)));
+  if (has_bias) {
+    real bound = 1 / std::sqrt(static_cast<real>(in_features));
+    bias = register_parameter("bias", Tensor::empty({out_features}));
+    init::uniform_(bias, -bound, bound);
+  }
+}
+
+Tensor Linear::forward(const Tensor& x) { return linear(x, weight, bias); }
+
+std::string Linear::extra_repr() const {
+  return fmt::format("in_features={}, out_features={}, bias={}", in_features, out_features,
+                     bias.defined());
+}
+
+}  // namespace ag::nn

@@ -11,13 +11,18 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/file_bytes.hpp"
 
 namespace ag {
 
-static_assert(std::endian::native == std::endian::little,
-              "attograd's file I/O assumes little-endian");
-
 namespace {
+
+using file_bytes::decode;
+using file_bytes::fail;
+using file_bytes::out_of_range;
+using file_bytes::read_file;
+using file_bytes::Where;
+using file_bytes::write_file;
 
 constexpr std::string_view magic = "\x93NUMPY";
 // Far above any real header (a few dozen bytes a dim), and a bound on the
@@ -26,69 +31,10 @@ constexpr uint64_t max_header_bytes = 1 << 20;
 
 constexpr const char* stored_descr = std::is_same_v<real, float> ? "<f4" : "<f8";
 
-struct Where {
-  const char* op;
-  std::string_view file;
-};
-
-[[noreturn]] void fail(const Where& where, const std::string& problem) {
-  if (where.file.empty()) throw Error(fmt::format("{}: {}", where.op, problem));
-  throw Error(fmt::format("{}: '{}': {}", where.op, where.file, problem));
-}
-
 // Text from the header as errors show it; cut short, as a hostile file may
 // hold a huge one.
 std::string show(std::string_view text) {
   return text.size() <= 40 ? std::string(text) : std::string(text.substr(0, 36)) + "...";
-}
-
-std::string read_file(const char* op, const std::string& path) {
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
-                                                       &std::fclose);
-  AG_CHECK(file, "{}: cannot open '{}': {}", op, path, std::strerror(errno));
-  std::string bytes;
-  char buffer[1 << 16];
-  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0;)
-    bytes.append(buffer, n);
-  AG_CHECK(!std::ferror(file.get()), "{}: cannot read '{}': {}", op, path, std::strerror(errno));
-  return bytes;
-}
-
-void write_file(const char* op, const std::string& path, std::string_view bytes) {
-  std::FILE* file = std::fopen(path.c_str(), "wb");
-  AG_CHECK(file, "{}: cannot create '{}': {}", op, path, std::strerror(errno));
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size();
-  int error = errno;
-  if (std::fclose(file) != 0 && ok) ok = false, error = errno;
-  if (!ok) std::remove(path.c_str());  // a half-written file must not pass for a whole one
-  AG_CHECK(ok, "{}: cannot write '{}': {}", op, path, std::strerror(error));
-}
-
-// `count` elements stored as `Stored` (float or double) at `src`, converted to
-// real. Returns the index of the first element that does not fit (a finite
-// double beyond float's range, which would silently become inf), or `count`.
-template <typename Stored>
-size_t decode(const char* src, size_t count, real* dst) {
-  if (count == 0) return 0;  // dst may be null for an empty tensor
-  if constexpr (std::is_same_v<Stored, real>) {
-    std::memcpy(dst, src, count * sizeof(real));
-  } else {
-    for (size_t i = 0; i < count; ++i) {
-      Stored x;
-      std::memcpy(&x, src + i * sizeof(Stored), sizeof(Stored));
-      dst[i] = static_cast<real>(x);
-      if (std::isfinite(x) && !std::isfinite(dst[i])) return i;
-    }
-  }
-  return count;
-}
-
-// The message for an element decode() could not convert.
-std::string out_of_range(const char* src, size_t index) {
-  double x;
-  std::memcpy(&x, src + index * sizeof(double), sizeof(double));
-  return fmt::format("element {} is {}, beyond the range of {} (the double flavor can load it)",
-                     index, x, real_name);
 }
 
 // What the header says. NumPy reads it with Python's literal parser; the

@@ -1,0 +1,47 @@
+#include "core/file_bytes.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <memory>
+
+#include "core/error.hpp"
+
+namespace ag::file_bytes {
+
+void fail(const Where& where, const std::string& problem) {
+  if (where.file.empty()) throw Error(fmt::format("{}: {}", where.op, problem));
+  throw Error(fmt::format("{}: '{}': {}", where.op, where.file, problem));
+}
+
+std::string read_file(const char* op, const std::string& path) {
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
+                                                       &std::fclose);
+  AG_CHECK(file, "{}: cannot open '{}': {}", op, path, std::strerror(errno));
+  std::string bytes;
+  char buffer[1 << 16];
+  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0;)
+    bytes.append(buffer, n);
+  AG_CHECK(!std::ferror(file.get()), "{}: cannot read '{}': {}", op, path, std::strerror(errno));
+  return bytes;
+}
+
+void write_file(const char* op, const std::string& path, std::string_view bytes) {
+  std::FILE* file = std::fopen(path.c_str(), "wb");
+  AG_CHECK(file, "{}: cannot create '{}': {}", op, path, std::strerror(errno));
+  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size();
+  int error = errno;
+  if (std::fclose(file) != 0 && ok) ok = false, error = errno;
+  if (!ok) std::remove(path.c_str());
+  AG_CHECK(ok, "{}: cannot write '{}': {}", op, path, std::strerror(error));
+}
+
+std::string out_of_range(const char* src, size_t index) {
+  double x;
+  std::memcpy(&x, src + index * sizeof(double), sizeof(double));
+  return fmt::format("element {} is {}, beyond the range of {} (the double flavor can load it)",
+                     index, x, real_name);
+}
+
+}  // namespace ag::file_bytes

@@ -116,10 +116,14 @@ PAR = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc))
 # These targets first check the dependencies (`deps`), *then* build.  A
 # prerequisite cannot express "first" under -j, so they build with a second
 # run of make once `deps` is done.
+# Without ARGS, `make test` also runs every tutorial chapter (each counts as
+# one test: it passes when the chapter reaches its target). With ARGS (a
+# doctest filter) only the test binaries run.
 test: deps
-	$(MAKE) $(PAR) FLAVOR=float build-tests build-double
+	$(MAKE) $(PAR) FLAVOR=float build-tests build-double $(if $(ARGS),,build-tutorials)
 	tools/run_tests.sh $(FLOAT_DIR)/tests/attograd_tests \
-	                       $(DOUBLE_DIR)/tests/attograd_tests -- $(ARGS)
+	                       $(DOUBLE_DIR)/tests/attograd_tests \
+	                   $(if $(ARGS),,--programs $(TUTORIAL_BINS)) -- $(ARGS)
 
 tutorials: deps
 ifeq ($(TUTORIAL_SRCS),)
@@ -175,7 +179,8 @@ help:
 	@echo 'attograd: make [MODE=release|debug|asan] [V=1] [target]'
 	@echo ''
 	@echo '  all (default)  float flavor: library, tests, bench, tutorials, tools'
-	@echo '  test           check deps, build float + double tests, run both'
+	@echo '  test           check deps, build float + double tests, run both, then'
+	@echo '                 every tutorial chapter (each must reach its target)'
 	@echo '                 one test case:  make test ARGS='"'"'-tc="matmul*"'"'"
 	@echo '  tutorials      build and run every tutorials/NN_*.cpp in order'
 	@echo '  tutorial-NN    build and run tutorials/NN_*.cpp   (make tutorial-01)'

@@ -109,7 +109,7 @@ TEST_CASE("layers/linear: gradcheck of the output w.r.t. input, weight and bias"
 
 // --- Embedding -----------------------------------------------------------------------
 
-TEST_CASE("layers/embedding: rows of the table, any index shape") {
+TEST_CASE("layers/embedding [F2.8]: rows of the table, any index shape") {
   nn::Embedding emb(4, 2);
   set_values(emb.weight, tensor({{0, 1}, {10, 11}, {20, 21}, {30, 31}}));
   Tensor rows = emb.forward(std::vector<int64_t>{3, 0, 3});
@@ -324,7 +324,7 @@ TEST_CASE("layers/point_attention [F0.4]: the seed's shapes, x (3,5,64) -> conte
   check_shape(names[0].second, {1, 64});
 }
 
-TEST_CASE("layers/point_attention [F0.1] [F0.2] [F0.4]: each step by hand") {
+TEST_CASE("layers/point_attention [F0.1] [F0.2] [F0.3] [F0.4]: each step by hand") {
   nn::PointAttention attention(2);
   set_values(attention.linear->weight, tensor({{1, -1}}));
   set_values(attention.linear->bias, tensor({0.5}));

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Runs attograd test binaries one after the other and adds up their results.
 #
-#   tools/run_tests.sh BIN... [-- ARGS...]     ARGS are given to every BIN
+#   tools/run_tests.sh BIN... [--programs PROG...] [-- ARGS...]
+#
+# ARGS are given to every BIN. Each PROG (a tutorial chapter) is run without
+# arguments and counts as one test: passed when it exits with status 0 (a
+# chapter exits non-zero when it misses its target).
 #
 # Each binary (tests/main.cpp) ends its output with a line such as
 #   float: 12 passed, 0 failed
@@ -13,10 +17,18 @@
 set -uo pipefail   # no -e: a failing test binary must not stop the script
 
 bins=()
-while [[ $# -gt 0 && $1 != "--" ]]; do
+programs=()
+while [[ $# -gt 0 && $1 != "--" && $1 != "--programs" ]]; do
     bins+=("$1")
     shift
 done
+if [[ $# -gt 0 && $1 == "--programs" ]]; then
+    shift
+    while [[ $# -gt 0 && $1 != "--" ]]; do
+        programs+=("$1")
+        shift
+    done
+fi
 [[ $# -gt 0 ]] && shift   # drop the "--"
 args=("$@")
 
@@ -60,6 +72,20 @@ for bin in "${bins[@]}"; do
     fi
     total_passed=$((total_passed + passed))
     total_failed=$((total_failed + failed))
+done
+
+for prog in "${programs[@]}"; do
+    echo "=== $prog"
+    start=$SECONDS
+    "$prog" 2>&1 | tail -n 3
+    code=${PIPESTATUS[0]}
+    if [[ $code -eq 0 ]]; then
+        echo "run_tests: $prog reached its target ($((SECONDS - start)) s)"
+        total_passed=$((total_passed + 1))
+    else
+        echo "run_tests: $prog FAILED with exit code $code"
+        total_failed=$((total_failed + 1))
+    fi
 done
 
 echo "$total_passed passed, $total_failed failed"

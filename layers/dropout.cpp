@@ -1,3 +1,5 @@
+// Dropout: no formula of the seeds computes it; seed 003 creates one in its
+// SelfAttention [F3.5] and never calls it. Inverted dropout, as PyTorch.
 #include "layers/dropout.hpp"
 
 #include "core/error.hpp"

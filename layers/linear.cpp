@@ -1,4 +1,6 @@
-// Linear layer: forward and backward of y = x W^T + b side by side.
+// Linear layer: forward and backward of y = x W^T + b side by side. Every
+// projection of the seeds is this op: the point-attention score [F0.1], the
+// query/key/value maps [F2.2], the output projection [F0.10], the FFN [F3.3].
 #include "layers/linear.hpp"
 
 #include <cmath>

@@ -1,8 +1,7 @@
 #include "layers/activation.hpp"
 
-#include "core/error.hpp"
-
 #include "autograd/ops.hpp"
+#include "core/error.hpp"
 
 namespace ag::nn {
 
@@ -11,9 +10,9 @@ Tensor Tanh::forward(const Tensor& x) { return tanh(x); }
 Tensor Sigmoid::forward(const Tensor& x) { return sigmoid(x); }
 
 Tensor Softmax::forward(const Tensor& x) {
-  // [F0.2] a_i = exp(e_i) / sum_j exp(e_j)   along dim; the seed's "e^i" is a typo
-  // for exp(e_i). Computed as exp(e_i - max) / sum_j exp(e_j - max): same value,
-  // and no exp can overflow.
+  // The seed's "e^i" is a typo for exp(e_i). Computed as exp(e_i - max) /
+  // sum_j exp(e_j - max): the same value, and no exp can overflow.
+  // [F0.2] a_i = exp(e_i) / sum_j exp(e_j)   along dim
   return softmax(x, dim);
 }
 

@@ -70,8 +70,14 @@ void Module::collect(const std::string& prefix, bool parameters,
 }
 
 std::vector<NamedTensor> Module::named_parameters() const {
-  std::vector<NamedTensor> out;
-  collect("", /*parameters=*/true, out);
+  std::vector<NamedTensor> all, out;
+  collect("", /*parameters=*/true, all);
+  // A parameter reachable by two paths (a shared submodule, tied weights) is
+  // listed once, under its first name, as PyTorch does: an optimizer must
+  // update it once per step. state_dict() keeps every name.
+  std::set<const TensorImpl*> seen;
+  for (auto& entry : all)
+    if (seen.insert(entry.second.impl()).second) out.push_back(std::move(entry));
   return out;
 }
 
@@ -82,9 +88,9 @@ std::vector<NamedTensor> Module::named_buffers() const {
 }
 
 std::vector<NamedTensor> Module::state_dict() const {
-  std::vector<NamedTensor> out = named_parameters();
-  std::vector<NamedTensor> buffers = named_buffers();
-  out.insert(out.end(), buffers.begin(), buffers.end());
+  std::vector<NamedTensor> out;
+  collect("", /*parameters=*/true, out);
+  collect("", /*parameters=*/false, out);
   return out;
 }
 
@@ -138,8 +144,9 @@ void Module::load(const std::string& path) {
   std::set<std::string> in_file;
   for (const auto& [name, tensor] : loaded) in_file.insert(name);
   for (const auto& [name, tensor] : own)
-    AG_CHECK(in_file.count(name), "load {}: the file has no tensor '{}' ({} {}) that {} needs",
-             path, name, type_name_, shape_str(tensor.shape()), type_name_);
+    AG_CHECK(in_file.count(name),
+             "load {}: the file has no tensor '{}' of shape {}, which {} needs", path, name,
+             shape_str(tensor.shape()), type_name_);
   for (const auto& [name, tensor] : loaded) {
     auto it = std::find_if(own.begin(), own.end(), [&](const auto& e) { return e.first == name; });
     AG_CHECK(it != own.end(), "load {}: the file has a tensor '{}' that {} does not have", path,

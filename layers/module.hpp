@@ -49,9 +49,10 @@ class Module {
   // --- what the module holds, this module first, then submodules in
   // registration order (the order PyTorch's state_dict() uses) ----------------
   std::vector<Tensor> parameters() const;
-  std::vector<NamedTensor> named_parameters() const;  // "fc1.weight", "fc1.bias", ...
+  // "fc1.weight", "fc1.bias", ...; a parameter shared by two submodules once.
+  std::vector<NamedTensor> named_parameters() const;
   std::vector<NamedTensor> named_buffers() const;
-  // Parameters then buffers: everything save() writes.
+  // Parameters then buffers, every path of a shared one: everything save() writes.
   std::vector<NamedTensor> state_dict() const;
   // Direct submodules, and all modules below this one with their paths.
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const;

@@ -21,10 +21,9 @@ struct Encoder : nn::Module {
   std::shared_ptr<nn::Sequential> rnn;
   Encoder() : Module("Encoder") {
     embed = register_module("embed", std::make_shared<nn::Embedding>(10, 4));
-    rnn = register_module("rnn", std::make_shared<nn::Sequential>(
-                                     std::vector<std::shared_ptr<nn::UnaryModule>>{
-                                         std::make_shared<nn::Linear>(4, 3),
-                                         std::make_shared<nn::Tanh>()}));
+    rnn = register_module(
+        "rnn", std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::UnaryModule>>{
+                   std::make_shared<nn::Linear>(4, 3), std::make_shared<nn::Tanh>()}));
   }
 };
 
@@ -41,7 +40,8 @@ struct Model : nn::Module {
     head = register_module("head", std::make_shared<nn::Linear>(3, 2, /*bias=*/false));
   }
   Tensor forward(const Tensor& ids) {
-    return head->forward(drop->forward(encoder->rnn->forward(encoder->embed->forward(ids)) * scale));
+    return head->forward(
+        drop->forward(encoder->rnn->forward(encoder->embed->forward(ids)) * scale));
   }
 };
 
@@ -120,9 +120,7 @@ TEST_CASE("module: registration errors") {
   struct Bad : nn::Module {
     Bad() : Module("Bad") {}
     void add(const std::string& name) { register_parameter(name, zeros({1})); }
-    void add_child(const std::string& name) {
-      register_module(name, std::make_shared<nn::ReLU>());
-    }
+    void add_child(const std::string& name) { register_module(name, std::make_shared<nn::ReLU>()); }
   };
   Bad bad;
   bad.add("w");
@@ -171,8 +169,7 @@ TEST_CASE("module: save and load give bit-identical outputs") {
   for (auto& [name, t] : load_safetensors(path)) names.push_back(name);
   std::sort(names.begin(), names.end());
   CHECK(names == std::vector<std::string>{"encoder.embed.weight", "encoder.rnn.0.bias",
-                                          "encoder.rnn.0.weight", "head.weight", "scale",
-                                          "steps"});
+                                          "encoder.rnn.0.weight", "head.weight", "scale", "steps"});
   std::filesystem::remove(path);
 }
 
@@ -227,5 +224,31 @@ TEST_CASE("module: the README's example trains, prints and saves") {
   const std::string path = temp_path("readme.safetensors");
   model->save(path);
   CHECK(load_safetensors(path).size() == 4);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("module: a submodule registered twice is one set of parameters, as in PyTorch") {
+  struct Tied : nn::Module {
+    std::shared_ptr<nn::Linear> encoder, decoder;
+    Tied() : Module("Tied") {
+      auto shared = std::make_shared<nn::Linear>(2, 2);
+      encoder = register_module("encoder", shared);
+      decoder = register_module("decoder", shared);
+    }
+  };
+  Tied model;
+  auto named = model.named_parameters();
+  REQUIRE(named.size() == 2);
+  CHECK(named[0].first == "encoder.weight");
+  CHECK(named[1].first == "encoder.bias");
+  CHECK(model.num_parameters() == 6);
+  CHECK(model.state_dict().size() == 4);  // every name is saved
+  // An optimizer accepts the list (it refuses a tensor listed twice).
+  optim::SGD opt(model.parameters(), 0.1);
+  sum(model.decoder->forward(model.encoder->forward(ones({1, 2})))).backward();
+  opt.step();
+  const std::string path = temp_path("tied.safetensors");
+  model.save(path);
+  model.load(path);
   std::filesystem::remove(path);
 }

@@ -208,7 +208,7 @@ int main() {
   section("4. Point attention, trained");
   AttentionClassifier model;
   std::cout << model << "\n";
-  fmt::print("before training, the weights are nearly uniform (1/T = {}):\n", 1.0 / T);
+  fmt::print("before training, the weights are random, spread around 1/T = {}:\n", 1.0 / T);
   {
     NoGradGuard no_grad;
     show_weights(model.forward(test.x).weights, test, /*numbers=*/true);

@@ -330,7 +330,7 @@ inline std::string region_plot(const Classify& classify, const Tensor& points,
 
 // --- metrics ----------------------------------------------------------------------------------
 
-// The predicted class of each row of logits (..., C): the index of its largest entry.
+// The predicted class of each row of logits (N,C): the index of its largest entry.
 inline std::vector<int64_t> predicted_classes(const Tensor& logits) {
   NoGradGuard no_grad;
   return to_indices(argmax(logits, -1), "predicted_classes");

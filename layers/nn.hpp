@@ -20,3 +20,4 @@
 #include "layers/module.hpp"
 #include "layers/optim.hpp"
 #include "layers/point_attention.hpp"
+#include "layers/scaled_dot_product.hpp"

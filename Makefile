@@ -119,11 +119,19 @@ PAR = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc))
 # Without ARGS, `make test` also runs every tutorial chapter (each counts as
 # one test: it passes when the chapter reaches its target). With ARGS (a
 # doctest filter) only the test binaries run.
+# Also without ARGS: the formula-map check (tools/check_formulas.cpp) and,
+# when gdb is installed, the pretty-printers' test on chapter 03's debug build
+# (tools/gdb/check_printers.sh), each counted as one test.
+GDB := $(shell command -v gdb 2>/dev/null)
+PRINTER_TEST_BIN := build/debug/tutorials/03_point_attention
 test: deps
-	$(MAKE) $(PAR) FLAVOR=float build-tests build-double $(if $(ARGS),,build-tutorials)
+	$(MAKE) $(PAR) FLAVOR=float build-tests build-double $(if $(ARGS),,build-tutorials $(FLOAT_DIR)/tools/check_formulas)
+	$(if $(ARGS)$(GDB),,@echo "gdb is not installed: the pretty-printers' test is skipped (apt-get install -y gdb)")
+	$(if $(ARGS),,$(if $(GDB),$(MAKE) $(PAR) MODE=debug FLAVOR=float $(PRINTER_TEST_BIN)))
 	tools/run_tests.sh $(FLOAT_DIR)/tests/attograd_tests \
 	                       $(DOUBLE_DIR)/tests/attograd_tests \
-	                   $(if $(ARGS),,--programs $(TUTORIAL_BINS)) -- $(ARGS)
+	                   $(if $(ARGS),,--programs $(TUTORIAL_BINS) \
+	                                  $(if $(GDB),tools/gdb/check_printers.sh)) -- $(ARGS)
 
 tutorials: deps
 ifeq ($(TUTORIAL_SRCS),)
@@ -146,6 +154,18 @@ tutorial-%: deps
 	$(MAKE) $(PAR) FLAVOR=float $(FLOAT_DIR)/$(basename $(call tutorial_src,$*))
 	@echo "=== $(FLOAT_DIR)/$(basename $(call tutorial_src,$*))"
 	$(FLOAT_DIR)/$(basename $(call tutorial_src,$*)) $(ARGS)
+
+# make debug-03  builds chapter 03 with MODE=debug and starts it in gdb with
+# attograd's pretty-printers loaded, stopped at the function the chapter names
+# in its line "// make debug-NN breaks in: <function>" (its main layer's forward).
+debug-%: deps
+	$(if $(call tutorial_src,$*),,$(error No tutorial tutorials/$*_*.cpp. Available: $(or $(TUTORIAL_SRCS),none yet)))
+	$(if $(word 2,$(call tutorial_src,$*)),$(error Several tutorials match tutorials/$*_*.cpp: $(call tutorial_src,$*)))
+	@command -v gdb >/dev/null || { echo "gdb is not installed; run: apt-get install -y gdb" >&2; exit 1; }
+	$(MAKE) $(PAR) MODE=debug FLAVOR=float build/debug/$(basename $(call tutorial_src,$*))
+	gdb -q -iex "add-auto-load-safe-path $(CURDIR)/build" \
+	    $(foreach f,$(shell sed -n 's|^// make debug-[0-9]* breaks in: *||p' $(call tutorial_src,$*)),-ex "break $(f)") \
+	    -ex run --args build/debug/$(basename $(call tutorial_src,$*)) $(ARGS)
 
 # Benchmarks only make sense optimised: always release mode, float flavor.
 bench: deps
@@ -184,6 +204,7 @@ help:
 	@echo '                 one test case:  make test ARGS='"'"'-tc="matmul*"'"'"
 	@echo '  tutorials      build and run every tutorials/NN_*.cpp in order'
 	@echo '  tutorial-NN    build and run tutorials/NN_*.cpp   (make tutorial-01)'
+	@echo '  debug-NN       chapter NN in gdb (debug build, printers loaded, stopped in its layer)'
 	@echo '  bench          build (always release, float) and run bench/bench.cpp'
 	@echo '  compdb         write compile_commands.json for clangd/editors'
 	@echo '  deps           check/install libopenblas-dev doctest-dev libfmt-dev'
@@ -233,15 +254,22 @@ $(LIB): $(call objects_of,$(LIB_SRCS))
 
 # Programs: their object file(s), then the library, then system libraries
 # (a static library must come after the objects that use it).
+# Beside each program, <program>-gdb.py: gdb runs it when it loads the
+# program (once build/ is on its auto-load safe path, see docs/debugging.md),
+# and it loads the pretty-printers of tools/gdb/attograd.py.
+write_gdb_script = printf 'import sys, gdb\nsys.path.insert(0, "%s/tools/gdb")\nimport attograd\nattograd.register(gdb.current_objfile())\n' "$(CURDIR)" > $@-gdb.py
+
 $(TEST_BIN): $(call objects_of,$(TEST_SRCS)) $(LIB)
 	$(SHOW) LINK $@ $(TAG)
 	@mkdir -p $(@D)
 	$(LINK) $^ $(AG_LDLIBS) $(LDLIBS) -o $@
+	$(write_gdb_script)
 
 $(BENCH_BIN) $(TUTORIAL_BINS) $(TOOL_BINS): $(BUILD)/%: $(BUILD)/obj/%.o $(LIB)
 	$(SHOW) LINK $@ $(TAG)
 	@mkdir -p $(@D)
 	$(LINK) $^ $(AG_LDLIBS) $(LDLIBS) -o $@
+	$(write_gdb_script)
 
 # Header dependencies from earlier builds (missing on the first build: fine).
 -include $(patsubst %.o,%.d,$(call objects_of,$(ALL_SRCS)))

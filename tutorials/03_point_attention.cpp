@@ -13,6 +13,7 @@
 // Targets: at least 95% accuracy on held-out sequences; the mean attention
 // weight on the marked element is reported (it should be large, > 0.8).
 // Text: docs/tutorials/03-point-attention.md
+// make debug-03 breaks in: ag::nn::PointAttention::forward
 #include <algorithm>
 #include <cmath>
 #include <iostream>

@@ -1,0 +1,188 @@
+# gdb pretty-printers for attograd.
+#
+# With them, `print x` on an ag::Tensor shows what a learner wants to see:
+#
+#   (gdb) p e
+#   $1 = tensor (3,5,1) requires_grad grad_fn=AddmmBackward#7 [0.12, -0.3, ...] = {0.12, -0.3, ...}
+#
+# the shape, the name (when it has one), requires_grad, the op that made it
+# (grad_fn, with the node's id), the first values, and then every element as
+# an array child (`set print elements N` limits how many). An autograd node
+# (ag::Node, the target of grad_fn) prints as its op name, id and the shapes of
+# its inputs, with the input tensors as children.
+#
+# Loading: `make MODE=debug` writes <binary>-gdb.py beside each program, which
+# gdb runs when it loads the binary, once the build directory is on gdb's
+# auto-load safe path (docs/debugging.md). By hand, in any gdb session:
+#   (gdb) source tools/gdb/attograd.py
+#
+# The printers read the engine's own layout: TensorImpl's `data` and `shape`
+# are std::vectors (libstdc++: _M_impl._M_start .. _M_finish), the handles are
+# std::shared_ptr (_M_ptr). They only read memory; a printer never calls a
+# function of the program, so printing is safe at any breakpoint.
+
+import gdb
+import gdb.printing
+
+# How many values the one-line summary shows before "...".
+SUMMARY_VALUES = 6
+
+
+def _vector(vec):
+    """(pointer to the first element, element count) of a libstdc++ std::vector."""
+    impl = vec["_M_impl"]
+    start = impl["_M_start"]
+    count = int(impl["_M_finish"] - start)
+    return start, count
+
+
+def _shared_get(ptr):
+    """The raw pointer held by a std::shared_ptr (null when empty)."""
+    return ptr["_M_ptr"]
+
+
+def _shape(impl):
+    start, count = _vector(impl["shape"])
+    return [int(start[i]) for i in range(count)]
+
+
+def shape_str(shape):
+    """The engine's own spelling of a shape, as in its error messages: (2,3)."""
+    return "(" + ",".join(str(s) for s in shape) + ")"
+
+
+def _number(value):
+    text = "%.6g" % float(value)
+    return text
+
+
+def _node_field(node_ptr, field_name):
+    """A field of the ag::Node that node_ptr points to, read at its offset.
+
+    Dereferencing a pointer to a polymorphic class makes gdb look up its dynamic
+    type, and for the LambdaNode<lambda> types ops record it cannot (it warns
+    "RTTI symbol not found"). Reading the field through its offset in the base
+    class avoids that lookup.
+    """
+    node_type = gdb.lookup_type("ag::Node")
+    for field in node_type.fields():
+        if field.name == field_name:
+            address = node_ptr.cast(gdb.lookup_type("char").pointer()) + field.bitpos // 8
+            return address.cast(field.type.pointer()).dereference()
+    raise gdb.GdbError("ag::Node has no field " + field_name)
+
+
+def _node_label(node_ptr):
+    if int(node_ptr) == 0:
+        return None
+    name = _node_field(node_ptr, "name")
+    label = name.string() if int(name) != 0 else "?"
+    return "%s#%d" % (label, int(_node_field(node_ptr, "id")))
+
+
+def _impl_summary(impl):
+    shape = _shape(impl)
+    parts = ["tensor", shape_str(shape)]
+    name = impl["name"].format_string().strip('"')
+    if name:
+        parts.append("'%s'" % name)
+    if bool(impl["requires_grad"]):
+        parts.append("requires_grad")
+    node = _node_label(_shared_get(impl["grad_fn"]))
+    if node:
+        parts.append("grad_fn=" + node)
+    if int(_shared_get(impl["grad"])) != 0:
+        parts.append("has_grad")
+    start, count = _vector(impl["data"])
+    shown = [_number(start[i]) for i in range(min(count, SUMMARY_VALUES))]
+    if count > SUMMARY_VALUES:
+        shown.append("...")
+    parts.append("[" + ", ".join(shown) + "]")
+    return " ".join(parts)
+
+
+class TensorImplPrinter:
+    """ag::TensorImpl: the summary line, then the elements as an array."""
+
+    def __init__(self, impl):
+        self.impl = impl
+
+    def to_string(self):
+        return _impl_summary(self.impl)
+
+    def children(self):
+        start, count = _vector(self.impl["data"])
+        for i in range(count):
+            yield "[%d]" % i, start[i]
+
+    def display_hint(self):
+        return "array"
+
+
+class TensorPrinter:
+    """ag::Tensor, the handle: prints the tensor it points to."""
+
+    def __init__(self, tensor):
+        self.ptr = _shared_get(tensor["impl_"])
+
+    def to_string(self):
+        if int(self.ptr) == 0:
+            return "tensor (undefined)"
+        return _impl_summary(self.ptr.dereference())
+
+    def children(self):
+        if int(self.ptr) == 0:
+            return
+        impl = self.ptr.dereference()
+        start, count = _vector(impl["data"])
+        for i in range(count):
+            yield "[%d]" % i, start[i]
+
+    def display_hint(self):
+        return "array"
+
+
+class NodePrinter:
+    """ag::Node (and the LambdaNode<...> that ops record): op, id, input shapes."""
+
+    def __init__(self, node):
+        self.node = node
+
+    def _inputs(self):
+        start, count = _vector(self.node["inputs"])
+        return [start[i]["tensor"] for i in range(count)]
+
+    def to_string(self):
+        name = self.node["name"]
+        label = name.string() if int(name) != 0 else "?"
+        shapes = []
+        for tensor in self._inputs():
+            ptr = _shared_get(tensor["impl_"])
+            shapes.append("released" if int(ptr) == 0 else shape_str(_shape(ptr.dereference())))
+        text = "%s#%d inputs %s" % (label, int(self.node["id"]), ", ".join(shapes) or "none")
+        if bool(self.node["released"]):
+            text += " (released)"
+        return text
+
+    def children(self):
+        for i, tensor in enumerate(self._inputs()):
+            yield "input %d" % i, tensor
+
+
+def build_printer():
+    printer = gdb.printing.RegexpCollectionPrettyPrinter("attograd")
+    printer.add_printer("Tensor", "^ag::Tensor$", TensorPrinter)
+    printer.add_printer("TensorImpl", "^ag::TensorImpl$", TensorImplPrinter)
+    printer.add_printer("Node", "^ag::Node$", NodePrinter)
+    printer.add_printer("LambdaNode", "^ag::LambdaNode<.*>$", NodePrinter)
+    return printer
+
+
+def register(objfile=None):
+    """Registers the printers for one binary (objfile) or, with None, globally."""
+    gdb.printing.register_pretty_printer(objfile, build_printer(), replace=True)
+
+
+# `source tools/gdb/attograd.py` registers them for the whole session.
+if __name__ == "__main__":
+    register(None)

@@ -16,6 +16,7 @@
 
 #include "autograd/grad_mode.hpp"
 #include "autograd/node.hpp"
+#include "autograd/trace.hpp"
 #include "core/creation.hpp"
 #include "core/error.hpp"
 #include "core/kernels.hpp"
@@ -151,6 +152,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
       if (t.impl()->retains_grad) accumulate(t.impl()->grad, grad_output, /*users_slot=*/true);
       check_versions(node, t);
       Grads grads = node.backward(grad_output, t);
+      if (trace_enabled()) trace_backward(node, grad_output, grads);
       AG_CHECK(grads.size() == node.inputs.size(),
                "backward: {} returned {} gradients for {} inputs", node.name, grads.size(),
                node.inputs.size());

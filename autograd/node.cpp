@@ -1,10 +1,10 @@
 #include "autograd/node.hpp"
 
-#include <cctype>
 #include <cmath>
 #include <string>
 
 #include "autograd/grad_mode.hpp"
+#include "autograd/trace.hpp"
 #include "core/error.hpp"
 
 namespace ag {
@@ -59,18 +59,8 @@ bool needs_record(const Tensor* first, const Tensor* last) {
 void attach_node(Tensor& output, std::shared_ptr<Node> node) {
   output.impl()->grad_fn = std::move(node);
   output.impl()->requires_grad = true;
+  if (trace_enabled()) trace_forward(*output.impl()->grad_fn, output);
 }
-
-namespace {
-// "log" for "LogBackward": the name the user called the op by.
-std::string forward_name(std::string node_name) {
-  const std::string suffix = "Backward";
-  if (node_name.size() > suffix.size() && node_name.ends_with(suffix))
-    node_name.resize(node_name.size() - suffix.size());
-  if (!node_name.empty()) node_name[0] = static_cast<char>(std::tolower(node_name[0]));
-  return node_name;
-}
-}  // namespace
 
 void check_anomaly(const Tensor& output, const char* op) {
   if (!is_anomaly_enabled() || is_running_backward()) return;

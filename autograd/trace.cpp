@@ -1,0 +1,74 @@
+#include "autograd/trace.hpp"
+
+#include <fmt/core.h>
+
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "autograd/node.hpp"
+
+namespace ag {
+
+namespace {
+bool env_flag(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' && std::strcmp(value, "0") != 0;
+}
+
+// "'x' (3,5,64)" or "(3,5,64)", as in error messages.
+std::string tensors_str(const std::vector<Tensor>& tensors) {
+  std::string out;
+  for (const Tensor& t : tensors) {
+    if (!out.empty()) out += ", ";
+    out += t.defined() ? describe(t) : "none";
+  }
+  return out.empty() ? "nothing" : out;
+}
+}  // namespace
+
+bool trace_flag = env_flag("AG_TRACE");
+namespace {
+std::FILE* trace_sink = stderr;
+}  // namespace
+
+void set_trace(bool enabled, std::FILE* sink) {
+  trace_flag = enabled;
+  trace_sink = sink;
+}
+
+std::string forward_name(const std::string& node_name) {
+  std::string name = node_name;
+  const std::string suffix = "Backward";
+  if (name.size() > suffix.size() && name.ends_with(suffix))
+    name.resize(name.size() - suffix.size());
+  if (!name.empty()) name[0] = static_cast<char>(std::tolower(name[0]));
+  return name;
+}
+
+void trace_forward(const Node& node, const Tensor& output) {
+  std::vector<Tensor> inputs;
+  for (const Node::Edge& edge : node.inputs) inputs.push_back(edge.tensor);
+  fmt::print(trace_sink, "[trace] forward  #{:<4} {:<24} {} -> {}\n", node.id,
+             forward_name(node.name), tensors_str(inputs), describe(output));
+}
+
+void trace_backward(const Node& node, const Tensor& grad_output, const std::vector<Tensor>& grads) {
+  // Each input's gradient, labelled with the input's name when it has one.
+  std::string out;
+  for (size_t i = 0; i < grads.size(); ++i) {
+    if (!out.empty()) out += ", ";
+    const Tensor& input = i < node.inputs.size() ? node.inputs[i].tensor : Tensor();
+    if (!grads[i].defined() || !input.defined() || !input.requires_grad()) {
+      out += "none";
+      continue;
+    }
+    out += input.name().empty() ? shape_str(grads[i].shape())
+                                : fmt::format("'{}' {}", input.name(), shape_str(grads[i].shape()));
+  }
+  fmt::print(trace_sink, "[trace] backward #{:<4} {:<24} grad {} -> {}\n", node.id, node.name,
+             shape_str(grad_output.shape()), out.empty() ? "nothing" : out);
+}
+
+}  // namespace ag

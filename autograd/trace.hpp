@@ -1,0 +1,45 @@
+// Tracing: the tape of a training step, printed as it is written and read.
+//
+// With AG_TRACE=1 in the environment (or ag::set_trace(true)), every op that
+// records a node prints one line to stderr when it runs forward, and again
+// when backward() runs its derivative:
+//
+//   [trace] forward  #7  linear          x 'x' (3,5,64), 'linear.weight' (1,64), 'linear.bias' (1)
+//   -> (3,5,1) [trace] forward  #8  softmax         (3,5,1) -> (3,5,1)
+//   ...
+//   [trace] backward #8  SoftmaxBackward grad (3,5,1) -> (3,5,1)
+//   [trace] backward #7  LinearBackward  grad (3,5,1) -> 'x' (3,5,64), 'linear.weight' (1,64), ...
+//
+// #7 is the node's id (creation order, as in ag::to_dot's pictures), so a
+// forward line and its backward line pair up. Only recorded ops are traced:
+// those under grad mode with an input that requires grad (the tape backward
+// walks); work under NoGradGuard, such as an optimizer's step, prints nothing.
+//
+// Off by default; when off, the cost is one test of a bool per recorded op.
+#pragma once
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "core/tensor.hpp"
+
+namespace ag {
+
+struct Node;
+
+extern bool trace_flag;  // from AG_TRACE when the program starts; set_trace changes it
+// Lines go to `sink` (stderr unless given), so `AG_TRACE=1 prog 2> tape.txt`
+// keeps them apart from the program's own output.
+void set_trace(bool enabled, std::FILE* sink = stderr);
+inline bool trace_enabled() { return trace_flag; }
+
+// Called by attach_node, once output's node is set.
+void trace_forward(const Node& node, const Tensor& output);
+// Called by the engine after node's backward turned grad_output into grads.
+void trace_backward(const Node& node, const Tensor& grad_output, const std::vector<Tensor>& grads);
+
+// "log" for "LogBackward": the name the user called the op by.
+std::string forward_name(const std::string& node_name);
+
+}  // namespace ag

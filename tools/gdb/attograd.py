@@ -41,6 +41,11 @@ def _shared_get(ptr):
     return ptr["_M_ptr"]
 
 
+def _string(value):
+    """The text of a libstdc++ std::string (read directly, needing no other printer)."""
+    return value["_M_dataplus"]["_M_p"].string(length=int(value["_M_string_length"]))
+
+
 def _shape(impl):
     start, count = _vector(impl["shape"])
     return [int(start[i]) for i in range(count)]
@@ -49,6 +54,13 @@ def _shape(impl):
 def shape_str(shape):
     """The engine's own spelling of a shape, as in its error messages: (2,3)."""
     return "(" + ",".join(str(s) for s in shape) + ")"
+
+
+def _describe(impl):
+    """'x' (3,5,64), or (3,5,64) for a tensor without a name, as describe() in errors."""
+    name = _string(impl["name"])
+    shape = shape_str(_shape(impl))
+    return "'%s' %s" % (name, shape) if name else shape
 
 
 def _number(value):
@@ -81,9 +93,8 @@ def _node_label(node_ptr):
 
 
 def _impl_summary(impl):
-    shape = _shape(impl)
-    parts = ["tensor", shape_str(shape)]
-    name = impl["name"].format_string().strip('"')
+    parts = ["tensor", shape_str(_shape(impl))]
+    name = _string(impl["name"])
     if name:
         parts.append("'%s'" % name)
     if bool(impl["requires_grad"]):
@@ -158,7 +169,7 @@ class NodePrinter:
         shapes = []
         for tensor in self._inputs():
             ptr = _shared_get(tensor["impl_"])
-            shapes.append("released" if int(ptr) == 0 else shape_str(_shape(ptr.dereference())))
+            shapes.append("released" if int(ptr) == 0 else _describe(ptr.dereference()))
         text = "%s#%d inputs %s" % (label, int(self.node["id"]), ", ".join(shapes) or "none")
         if bool(self.node["released"]):
             text += " (released)"
@@ -169,12 +180,65 @@ class NodePrinter:
             yield "input %d" % i, tensor
 
 
+class NodePointerPrinter:
+    """std::shared_ptr<ag::Node>, a tensor's grad_fn: the node it points to."""
+
+    def __init__(self, ptr):
+        self.ptr = _shared_get(ptr)
+
+    def _inputs(self):
+        if int(self.ptr) == 0:
+            return []
+        start, count = _vector(_node_field(self.ptr, "inputs"))
+        return [start[i]["tensor"] for i in range(count)]
+
+    def to_string(self):
+        if int(self.ptr) == 0:
+            return "grad_fn none (a leaf)"
+        shapes = []
+        for tensor in self._inputs():
+            impl = _shared_get(tensor["impl_"])
+            shapes.append("released" if int(impl) == 0 else _describe(impl.dereference()))
+        text = "%s inputs %s" % (_node_label(self.ptr), ", ".join(shapes) or "none")
+        if bool(_node_field(self.ptr, "released")):
+            text += " (released)"
+        return text
+
+    def children(self):
+        for i, tensor in enumerate(self._inputs()):
+            yield "input %d" % i, tensor
+
+
+class ImplPointerPrinter:
+    """std::shared_ptr<ag::TensorImpl>, as a tensor's .grad: the tensor."""
+
+    def __init__(self, ptr):
+        self.ptr = _shared_get(ptr)
+
+    def to_string(self):
+        if int(self.ptr) == 0:
+            return "tensor (none)"
+        return _impl_summary(self.ptr.dereference())
+
+    def children(self):
+        if int(self.ptr) == 0:
+            return
+        start, count = _vector(self.ptr.dereference()["data"])
+        for i in range(count):
+            yield "[%d]" % i, start[i]
+
+    def display_hint(self):
+        return "array"
+
+
 def build_printer():
     printer = gdb.printing.RegexpCollectionPrettyPrinter("attograd")
     printer.add_printer("Tensor", "^ag::Tensor$", TensorPrinter)
     printer.add_printer("TensorImpl", "^ag::TensorImpl$", TensorImplPrinter)
     printer.add_printer("Node", "^ag::Node$", NodePrinter)
     printer.add_printer("LambdaNode", "^ag::LambdaNode<.*>$", NodePrinter)
+    printer.add_printer("grad_fn", "^std::shared_ptr<ag::Node>$", NodePointerPrinter)
+    printer.add_printer("TensorImpl pointer", "^std::shared_ptr<ag::TensorImpl>$", ImplPointerPrinter)
     return printer
 
 

@@ -7,7 +7,7 @@
 #     children, equal to the raw std::vector the tensor holds;
 #   - the returned weights: "tensor (3,5,1) requires_grad grad_fn=SoftmaxBackward#..",
 #     15 children, each run of 5 summing to 1 ([F0.2]);
-#   - the weights' node: "SoftmaxBackward#.. inputs (3,5,1)".
+#   - the weights' grad_fn and its node: "SoftmaxBackward#.. inputs (3,5,1)".
 # Exits gdb with status 1 and a message on the first failed check.
 import gdb
 
@@ -74,12 +74,14 @@ def run():
             total = sum(values[5 * b:5 * b + 5])
             check(abs(total - 1) < 1e-5, "weights of sequence %d sum to %.7f, not 1" % (b, total))
 
-    node_ptr = weights["impl_"]["_M_ptr"]["grad_fn"]["_M_ptr"]
-    node_text = gdb.default_visualizer(node_ptr.dereference()).to_string()
-    print(node_text)
-    check(node_text.startswith("SoftmaxBackward#") and node_text.endswith("inputs (3,5,1)"),
-          "the softmax node prints as %r" % node_text)
-
+    # grad_fn, the std::shared_ptr<ag::Node>, and the node itself.
+    grad_fn = weights["impl_"]["_M_ptr"]["grad_fn"]
+    pointer_text = gdb.default_visualizer(grad_fn).to_string()
+    print(pointer_text)
+    check(pointer_text.startswith("SoftmaxBackward#") and pointer_text.endswith("inputs (3,5,1)"),
+          "the weights' grad_fn prints as %r" % pointer_text)
+    node_text = gdb.default_visualizer(grad_fn["_M_ptr"].dereference()).to_string()
+    check(node_text == pointer_text, "the node prints as %r, its pointer as %r" % (node_text, pointer_text))
 
 try:
     run()

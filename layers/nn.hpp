@@ -6,6 +6,15 @@
 //   [F2.8]        token embedding          layers/embedding.hpp
 //   [F3.6]        layer normalization      layers/layer_norm.hpp
 //   [F4.10]       mean squared error       layers/loss.hpp
+//   [F1.1] [F1.3] [F2.1] [F2.3]-[F2.5] [F3.4] [F4.8]
+//                 scaled dot-product attention and masks   layers/scaled_dot_product.hpp
+//   [F0.8]-[F0.10] [F2.2] [F2.6] [F3.2]
+//                 multi-head attention     layers/multi_head_attention.hpp
+//   [F3.5]        seed 003's SelfAttention layers/self_attention.hpp
+//   [F3.1]        positional encoding      layers/positional_encoding.hpp
+//   [F3.3]        feed-forward network     layers/feed_forward.hpp
+//   [F2.8] [F3.3] [F3.6]
+//                 encoder layer, tiny Transformer          layers/transformer.hpp
 // docs/formulas.md lists every formula with its file, line and test.
 #pragma once
 
@@ -13,11 +22,16 @@
 #include "layers/activation.hpp"
 #include "layers/dropout.hpp"
 #include "layers/embedding.hpp"
+#include "layers/feed_forward.hpp"
 #include "layers/init.hpp"
 #include "layers/layer_norm.hpp"
 #include "layers/linear.hpp"
 #include "layers/loss.hpp"
 #include "layers/module.hpp"
+#include "layers/multi_head_attention.hpp"
 #include "layers/optim.hpp"
 #include "layers/point_attention.hpp"
+#include "layers/positional_encoding.hpp"
 #include "layers/scaled_dot_product.hpp"
+#include "layers/self_attention.hpp"
+#include "layers/transformer.hpp"

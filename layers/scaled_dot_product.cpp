@@ -29,6 +29,7 @@ AttentionOutput scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
            describe(k), describe(v));
 
   // [F1.3] step 1, [F2.3] A_ij = q_i . k_j / sqrt(d_k)      (..., Tq, d_k) x (..., d_k, Tk)
+  // [F1.6] 1/sqrt(d_k) keeps var(A_ij) near 1 (d_k unscaled): softmax does not saturate
   Tensor scores = matmul(q, transpose(k, -2, -1)) / std::sqrt(static_cast<real>(d_k));
   if (mask.defined()) {
     // [F4.8] masked scores become -inf, so exp gives exactly 0 weight

@@ -130,6 +130,129 @@ TEST_CASE(
   CHECK(after.at({3, 1}) != before.at({3, 1}));
 }
 
+TEST_CASE("attention/sdpa [F1.1]: queries from the decoder, keys and values from the encoder") {
+  // Seed 001 calls Q the encoder output, K the decoder output and V the
+  // attention weights. The roles are: Q asks (one row per decoder step), K
+  // and V answer (one row per encoder position). With 2 decoder steps and 3
+  // encoder positions the result is one context per DECODER step, a mix of
+  // the encoder's value rows with weights over the 3 ENCODER positions.
+  Tensor decoder = tensor({{1, 0}, {0, 1}});          // (Tq=2, d=2)
+  Tensor encoder = tensor({{2, 0}, {0, 2}, {1, 1}});  // (Tk=3, d=2)
+  auto [context, weights] = nn::scaled_dot_product_attention(decoder, encoder, encoder);
+  check_shape(context, {2, 2});
+  check_shape(weights, {2, 3});
+  // Query 0 = (1,0): scores (2, 0, 1)/sqrt(2); query 1 = (0,1): (0, 2, 1)/sqrt(2).
+  const double r = std::sqrt(2.0);
+  const double z = std::exp(2 / r) + 1 + std::exp(1 / r);
+  check_values(weights, {std::exp(2 / r) / z, 1 / z, std::exp(1 / r) / z,  //
+                         1 / z, std::exp(2 / r) / z, std::exp(1 / r) / z});
+  check_values(context, {(2 * std::exp(2 / r) + std::exp(1 / r)) / z, (2 + std::exp(1 / r)) / z,
+                         (2 + std::exp(1 / r)) / z, (2 * std::exp(2 / r) + std::exp(1 / r)) / z});
+  // Taking the seed's roles literally (queries from the encoder) answers a
+  // different question: one row per ENCODER position.
+  check_shape(nn::scaled_dot_product_attention(encoder, decoder, decoder).context, {3, 2});
+}
+
+TEST_CASE("attention/sdpa [F1.8]: the seed's worked example, Q (2,3), K (3,2), scale 1/sqrt(3)") {
+  // Seed 001 section 4.4: Q = [[1,2,3],[4,5,6]], K = [[7,8],[9,10],[11,12]],
+  // "Score = Q'K^T = [[64,72],[128,152]]" with Q' = Q/sqrt(3). K is (3,2): its
+  // COLUMNS are the two keys, so the product meant is Q K, (2,3)(3,2):
+  //   Q K = [[1*7+2*9+3*11, 1*8+2*10+3*12], [4*7+5*9+6*11, 4*8+5*10+6*12]]
+  //       = [[58, 64], [139, 154]]
+  // and the scaled scores Q K / sqrt(3). The seed's numbers are neither: its
+  // sums (28+36, ...) match no entry, and no 1/sqrt(3) is applied.
+  Tensor q = tensor({{1, 2, 3}, {4, 5, 6}});
+  Tensor k_columns = tensor({{7, 8}, {9, 10}, {11, 12}});
+  check_values(matmul(q, k_columns), {58, 64, 139, 154});
+  Tensor keys = transpose(k_columns, 0, 1);  // the two keys as rows (Tk=2, d_k=3)
+  Tensor values = tensor({{1, 0}, {0, 1}});  // V = I: the output shows the weights
+  auto [out, weights] = nn::scaled_dot_product_attention(q, keys, values);
+  const double s3 = std::sqrt(3.0);
+  // scores 58/sqrt(3) = 33.486, 64/sqrt(3) = 36.950; 139/sqrt(3) = 80.252, 154/sqrt(3) = 88.912
+  const double w00 = 1 / (1 + std::exp((64 - 58) / s3)), w10 = 1 / (1 + std::exp((154 - 139) / s3));
+  check_values(weights, {w00, 1 - w00, w10, 1 - w10}, testing::is_double ? 1e-12 : 1e-5);
+  CHECK(weights.at({0, 0}) == doctest::Approx(0.0303511).epsilon(1e-5));
+  CHECK(weights.at({1, 0}) == doctest::Approx(0.000173310).epsilon(1e-4));
+  CHECK(out.to_vector() == weights.to_vector());  // V = I: each output row is its weights
+  // The seed's softmax of [[64,72],[128,152]] gives 0.000335 and 3.8e-11 on
+  // the first key: far more saturated than the true weights 0.0304 and 0.000173.
+  Tensor seed_weights = softmax(tensor({{64, 72}, {128, 152}}), -1);
+  CHECK(seed_weights.at({0, 0}) == doctest::Approx(0.000335350).epsilon(1e-4));
+  CHECK(seed_weights.at({0, 0}) < weights.at({0, 0}) / 50);
+}
+
+TEST_CASE(
+    "attention/sdpa [F2.7] [F2.2]: the four tokens of the seed's sentence, W_Q = W_K = W_V = I") {
+  // Seed 002 section 4.3: embeddings of the 4 tokens of the sentence
+  // "wo / feichang / xihuan / biancheng" (I / very much / like / programming).
+  Tensor x = tensor({{0.1, 0.2, 0.3}, {0.4, 0.5, 0.6}, {0.7, 0.8, 0.9}, {1.0, 1.1, 1.2}});
+  // [F2.2] Q = X W_Q, K = X W_K, V = X W_V with identity projections: Q = K = V = X.
+  auto [o, h] = nn::scaled_dot_product_attention(x, x, x);
+  const double tolerance = testing::is_double ? 1e-12 : 1e-5;
+  // A = X X^T / sqrt(3), then H = softmax over each row, O = H X (values from
+  // an independent double-precision computation).
+  Tensor a = matmul(x, transpose(x, 0, 1)) / std::sqrt(real(3));
+  check_values(a,
+               {0.08082903768654762, 0.18475208614068026, 0.2886751345948129, 0.39259818304894556,
+                0.18475208614068026, 0.44455970727601185, 0.7043673284113434, 0.964174949546675,
+                0.2886751345948129, 0.7043673284113434, 1.1200595222278742, 1.5357517160444047,
+                0.39259818304894556, 0.964174949546675, 1.5357517160444047, 2.107328482542134},
+               tolerance);
+  check_values(h,
+               {0.21247761557424943, 0.23574711709746007, 0.26156497977238685, 0.2902102875559036,
+                0.1623831393428758, 0.21055906796996804, 0.2730278604280891, 0.35402993225906715,
+                0.12059715979215899, 0.18275526849472545, 0.27695086866175744, 0.41969670305135803,
+                0.087238120570574, 0.15450371855905448, 0.27363495330305765, 0.4846232075673139},
+               tolerance);
+  check_values(o,
+               {0.5888523817929834, 0.6888523817929835, 0.7888523817929833, 0.6456113756810042,
+                0.7456113756810043, 0.8456113756810043, 0.6987241344916943, 0.7987241344916943,
+                0.8987241344916943, 0.7466929743601334, 0.8466929743601335, 0.9466929743601336},
+               tolerance);
+  // The seed's A = [0.04, 0.10, 0.28, 0.58], H = [0.16, 0.25, 0.42, 0.17] and
+  // O = [0.048, 0.150, 0.378, 0.290] are not consistent with each other: the
+  // softmax of its A is not its H ...
+  Tensor seed_a_softmax = softmax(tensor({0.04, 0.10, 0.28, 0.58}), -1);
+  check_values(seed_a_softmax,
+               {0.19805539080627022, 0.2103024521984215, 0.25177774727904473, 0.3398644097162636},
+               testing::is_double ? 1e-12 : 1e-5);
+  CHECK(std::abs(seed_a_softmax.at({3}) - 0.17) > 0.15);
+  // ... and its O is H_i times V_i elementwise (0.16*0.3 = 0.048, 0.25*0.6, 0.42*0.9),
+  // not the weighted sum sum_j H_ij V_j, and its last entry (0.17*1.2 = 0.204) is 0.290.
+  Tensor seed_elementwise = tensor({0.16, 0.25, 0.42, 0.17}) * tensor({0.3, 0.6, 0.9, 1.2});
+  check_values(seed_elementwise, {0.048, 0.15, 0.378, 0.204}, 1e-6);
+}
+
+TEST_CASE("attention/sdpa [F1.6]: var(q.k) grows like d_k; dividing by sqrt(d_k) keeps it near 1") {
+  // q and k with independent N(0,1) entries: q.k is a sum of d_k products of
+  // variance 1, so var(q.k) = d_k, and var(q.k / sqrt(d_k)) = 1. Scaling does
+  // not change the cost (still d_k multiplications per score, seed 001 claims
+  // O(d_k^2) -> O(d_k)); it keeps the softmax out of saturation.
+  Generator gen(11);
+  const int64_t n = 4000;
+  for (int64_t d_k : {4, 16, 64, 256}) {
+    Tensor q = randn({n, 1, d_k}, gen), k = randn({n, 1, d_k}, gen);
+    Tensor dot = reshape(matmul(q, transpose(k, -2, -1)), {n});  // (n) scores q.k
+    auto variance = [&](const Tensor& t) {
+      Tensor centred = t - mean(t);
+      return double(mean(centred * centred).item());
+    };
+    const double raw = variance(dot), scaled = variance(dot / std::sqrt(real(d_k)));
+    INFO("d_k " << d_k << ": var(q.k) " << raw << ", var(q.k/sqrt(d_k)) " << scaled);
+    CHECK(raw / double(d_k) == doctest::Approx(1).epsilon(0.1));  // 4000 samples: within 10%
+    CHECK(scaled == doctest::Approx(1).epsilon(0.1));
+  }
+  // Saturation: with 8 keys and d_k = 256, unscaled scores put almost all the
+  // weight on one key; scaled ones do not.
+  Tensor q = randn({200, 1, 256}, gen), k = randn({200, 8, 256}, gen);
+  Tensor raw_scores = matmul(q, transpose(k, -2, -1));
+  const double raw_max = double(mean(max(softmax(raw_scores, -1), -1)).item());
+  const double scaled_max = double(mean(max(softmax(raw_scores / real(16), -1), -1)).item());
+  INFO("mean largest weight: unscaled " << raw_max << ", scaled " << scaled_max);
+  CHECK(raw_max > 0.85);
+  CHECK(scaled_max < 0.7);
+}
+
 TEST_CASE("attention/sdpa: errors name the shapes") {
   check_error(
       [] {

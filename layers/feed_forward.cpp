@@ -1,0 +1,22 @@
+// Position-wise feed-forward network [F3.3].
+#include "layers/feed_forward.hpp"
+
+#include "autograd/ops.hpp"
+
+namespace ag::nn {
+
+FeedForward::FeedForward(int64_t d_model, int64_t d_ff, real dropout_p)
+    : UnaryModule("FeedForward") {
+  linear1 = register_module("linear1", std::make_shared<Linear>(d_model, d_ff));
+  dropout = register_module("dropout", std::make_shared<Dropout>(dropout_p));
+  linear2 = register_module("linear2", std::make_shared<Linear>(d_ff, d_model));
+}
+
+Tensor FeedForward::forward(const Tensor& x) {
+  // [F3.3] hidden = ReLU(W_1 x + b_1)           (..., d) -> (..., d_ff)
+  Tensor hidden = dropout->forward(relu(linear1->forward(x)));
+  // [F3.3] FFN(x) = W_2 hidden + b_2            (..., d_ff) -> (..., d)
+  return linear2->forward(hidden);
+}
+
+}  // namespace ag::nn

@@ -1,0 +1,52 @@
+// Multi-head attention, as in Vaswani et al. (2017) and seeds 000 (section
+// 3.3), 002 (sections 2.2, 3.2) and 003 (section 3.2): h heads, each a scaled
+// dot-product attention in its own subspace of d_model / h features, their
+// outputs concatenated and projected.
+//
+//   query (B,Tq,d)  key, value (B,Tk,d)          d = d_model, h = heads, d_h = d / h
+//   [F2.2] Q = X_q W_Q^T + b_Q, K = X_k W_K^T + b_K, V = X_v W_V^T + b_V    (B,T,d)
+//   [F0.8] split the FEATURES into h heads:      (B,T,d) -> (B,h,T,d_h)
+//   [F0.9] per head c_k = softmax(Q_k K_k^T / sqrt(d_h)) V_k                (B,h,Tq,d_h)
+//   [F0.10] c = W_c [c_1; ...; c_h] + b_c        concat (B,Tq,d), out_proj  (B,Tq,d)
+//
+// Seed 000 splits the TIME STEPS into subsets, one per head [F0.8]; that is
+// not the standard multi-head attention (every head of Vaswani et al. sees
+// every position), see docs/errata.md. The four projections are separate
+// Linear(d, d) layers named q_proj, k_proj, v_proj and out_proj (the names of
+// Hugging Face's attention modules; PyTorch's nn.MultiheadAttention stores
+// the first three stacked in one in_proj_weight (3d, d)).
+#pragma once
+
+#include "layers/linear.hpp"
+#include "layers/module.hpp"
+#include "layers/point_attention.hpp"
+
+namespace ag::nn {
+
+// (B,T,d) -> (B,h,T,d/h): head k holds features k*d/h .. (k+1)*d/h - 1.
+Tensor split_heads(const Tensor& x, int64_t heads);
+// (B,h,T,d_h) -> (B,T,h*d_h): the heads side by side again, [c_1; c_2; ...; c_h].
+Tensor merge_heads(const Tensor& x);
+
+class MultiHeadAttention : public Module {
+ public:
+  // d_model must be a multiple of heads.
+  MultiHeadAttention(int64_t d_model, int64_t heads, bool bias = true);
+
+  // Returns {output (B,Tq,d), weights (B,h,Tq,Tk)}, one weight matrix per head.
+  // mask (1 = blocked) broadcasts against the scores of ONE head (B,Tq,Tk):
+  // causal_mask(T) (T,T), padding_mask(...) (B,1,Tk), or their combination
+  // (B,T,T); a 4-D mask (B or 1, h or 1, Tq, Tk) is used as it is.
+  AttentionOutput forward(const Tensor& query, const Tensor& key, const Tensor& value,
+                          const Tensor& mask = Tensor());
+  // Self-attention: queries, keys and values all from x (B,T,d).
+  AttentionOutput forward(const Tensor& x, const Tensor& mask = Tensor()) {
+    return forward(x, x, x, mask);
+  }
+  std::string extra_repr() const override;
+
+  int64_t d_model, heads, head_dim;
+  std::shared_ptr<Linear> q_proj, k_proj, v_proj, out_proj;  // each Linear(d, d)
+};
+
+}  // namespace ag::nn

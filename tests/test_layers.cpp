@@ -8,10 +8,12 @@
 
 #include "layers/nn.hpp"
 #include "tests/helpers.hpp"
+#include "tests/module_gradcheck.hpp"
 
 using namespace ag;
 using ag::testing::check_error;
 using ag::testing::check_gradients;
+using ag::testing::check_module_gradients;
 using ag::testing::check_shape;
 using ag::testing::check_values;
 
@@ -104,6 +106,10 @@ TEST_CASE("layers/linear: gradcheck of the output w.r.t. input, weight and bias"
   nn::Linear no_bias(4, 3, false);
   check_gradients([&](const std::vector<Tensor>& in) { return nn::linear(in[0], in[1]); },
                   {randn_input({3, 4}, 4), no_bias.weight});
+  // The module, through its own weight and bias.
+  Tensor x = randn_input({2, 3, 4}, 5);
+  check_module_gradients(fc, [&] { return fc.forward(x); }, {x});
+  check_module_gradients(no_bias, [&] { return no_bias.forward(x); }, {x});
 }
 #endif
 
@@ -155,10 +161,13 @@ TEST_CASE("layers/embedding: out-of-range and non-integer indices are errors") {
 
 #ifdef AG_USE_DOUBLE
 TEST_CASE("layers/embedding: gradcheck w.r.t. the table") {
+  // The indices are not differentiable: the table is the only input. Row 3 is
+  // used twice, row 2 never (its gradient must be 0).
+  manual_seed(6);
   nn::Embedding emb(4, 3);
   Tensor ids = tensor({{1, 3}, {3, 0}});
-  check_gradients(
-      [&](const std::vector<Tensor>&) { return emb.forward(ids); }, {emb.weight});
+  check_module_gradients(emb, [&] { return emb.forward(ids); });
+  check_module_gradients(emb, [&] { return emb.forward(std::vector<int64_t>{2, 2, 0}); });
 }
 #endif
 
@@ -237,6 +246,23 @@ TEST_CASE("layers/dropout: the gradient is the mask scaled by 1/(1-p)") {
   }
 }
 
+#ifdef AG_USE_DOUBLE
+TEST_CASE("layers/dropout: gradcheck of the output w.r.t. the input, in training and eval") {
+  nn::Dropout drop(0.3);
+  Tensor x = randn_input({4, 5}, 6);
+  // Reseeding before each forward draws the same mask every time, so the
+  // finite differences see one fixed function of x.
+  check_gradients(
+      [&](const std::vector<Tensor>& in) {
+        manual_seed(21);
+        return drop.forward(in[0]);
+      },
+      {x});
+  drop.eval();
+  check_gradients([&](const std::vector<Tensor>& in) { return drop.forward(in[0]); }, {x});
+}
+#endif
+
 TEST_CASE("layers/dropout: p outside [0, 1] is an error") {
   check_error([] { nn::Dropout d(1.5); }, {"Dropout:", "[0, 1]", "1.5"});
   check_error([] { (void)nn::dropout(ones({2}), -0.1, true); }, {"Dropout:", "-0.1"});
@@ -303,6 +329,12 @@ TEST_CASE("layers/layer_norm [F3.6]: gradcheck w.r.t. input, gamma and beta") {
   check_gradients(
       [](const std::vector<Tensor>& in) { return nn::layer_norm(in[0], Tensor(), Tensor()); },
       {randn_input({2, 2, 5}, 12)});
+  // The module, through its own gamma and beta (set away from 1 and 0).
+  nn::LayerNorm norm(5);
+  set_values(norm.weight, gamma);
+  set_values(norm.bias, beta);
+  Tensor x = randn_input({2, 3, 5}, 13);
+  check_module_gradients(norm, [&] { return norm.forward(x); }, {x});
 }
 #endif
 
@@ -358,13 +390,15 @@ TEST_CASE("layers/point_attention: errors") {
 TEST_CASE("layers/point_attention [F0.1] [F0.2] [F0.3] [F0.4]: gradcheck w.r.t. x and the score") {
   manual_seed(13);
   nn::PointAttention attention(3);
-  check_gradients(
-      [&](const std::vector<Tensor>& in) {
-        nn::AttentionOutput out = attention.forward(in[0]);
-        return concat({reshape(out.context, {-1}), reshape(out.weights, {-1}),
-                       reshape(nn::add_context(in[0], out.context), {-1})},
-                      0);
-      },
-      {randn_input({2, 4, 3}, 14), attention.linear->weight, attention.linear->bias});
+  auto outputs = [&](const Tensor& x) {
+    nn::AttentionOutput out = attention.forward(x);
+    return concat({reshape(out.context, {-1}), reshape(out.weights, {-1}),
+                   reshape(nn::add_context(x, out.context), {-1})},
+                  0);
+  };
+  Tensor x = randn_input({2, 4, 3}, 14);
+  check_gradients([&](const std::vector<Tensor>& in) { return outputs(in[0]); }, {x});
+  // The score's W_e and b_e are the module's own tensors: perturbed in place.
+  check_module_gradients(attention, [&] { return outputs(x); }, {x});
 }
 #endif

@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -55,6 +56,15 @@ void check_error(F code, const std::vector<std::string>& fragments) {
       CHECK(message.find(fragment) != std::string::npos);
     }
   }
+}
+
+// Largest |a - b| over the elements of two tensors of the same shape.
+inline double max_abs_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  double worst = 0;
+  for (int64_t i = 0; i < a.numel(); ++i)
+    worst = std::max(worst, std::abs(double(a.data()[i]) - double(b.data()[i])));
+  return worst;
 }
 
 }  // namespace ag::testing

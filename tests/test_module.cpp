@@ -8,6 +8,7 @@
 #include "core/safetensors.hpp"
 #include "layers/nn.hpp"
 #include "tests/helpers.hpp"
+#include "tests/module_gradcheck.hpp"
 
 using namespace ag;
 using ag::testing::check_error;
@@ -142,6 +143,19 @@ TEST_CASE("module: Sequential chains its modules, named 0, 1, ...") {
   CHECK(seq.named_parameters()[0].first == "0.weight");
   check_error([&] { (void)seq[2]; }, {"Sequential:", "index 2", "2 modules"});
 }
+
+#ifdef AG_USE_DOUBLE
+TEST_CASE("module: gradcheck of a Sequential w.r.t. its input and every parameter") {
+  manual_seed(6);
+  nn::Sequential mlp({std::make_shared<nn::Linear>(3, 4), std::make_shared<nn::Tanh>(),
+                      std::make_shared<nn::Linear>(4, 2)});
+  Tensor x = randn({5, 3});
+  x.requires_grad_();
+  ag::testing::check_gradients([&](const std::vector<Tensor>& in) { return mlp.forward(in[0]); },
+                               {x});
+  ag::testing::check_module_gradients(mlp, [&] { return mlp.forward(x); }, {x});
+}
+#endif
 
 TEST_CASE("module: save and load give bit-identical outputs") {
   const std::string path = temp_path("roundtrip.safetensors");

@@ -165,16 +165,25 @@ void Module::load(const std::string& path) {
 // --- printing ----------------------------------------------------------------------------
 
 void Module::print_lines(std::string& out, int indent) const {
-  out += type_name_ + "(" + extra_repr();
-  if (children_.empty()) {
-    out += ")";
+  // PyTorch's layout: extra_repr() inside the parentheses when it is one line
+  // and there are no children; otherwise each of its lines on a line of its
+  // own, then (attograd's addition) the parameters, then the children.
+  std::vector<std::string> extra_lines;
+  const std::string extra = extra_repr();
+  for (size_t begin = 0; !extra.empty() && begin <= extra.size();) {
+    const size_t newline = std::min(extra.find('\n', begin), extra.size());
+    extra_lines.push_back(extra.substr(begin, newline - begin));
+    begin = newline + 1;
+  }
+  if (children_.empty() && extra_lines.size() <= 1) {
+    out += type_name_ + "(" + extra + ")";
     for (const auto& [name, tensor] : parameters_)
       out += fmt::format("  {} {}", name, shape_str(tensor.shape()));
     return;
   }
-  // Parameters of a module with children are listed on their own lines.
   std::string pad(static_cast<size_t>(indent) + 2, ' ');
-  out += "\n";
+  out += type_name_ + "(\n";
+  for (const std::string& line : extra_lines) out += pad + line + "\n";
   for (const auto& [name, tensor] : parameters_)
     out += fmt::format("{}{} {}\n", pad, name, shape_str(tensor.shape()));
   for (const auto& [name, child] : children_) {

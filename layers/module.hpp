@@ -86,6 +86,15 @@ class Module {
   //     (fc2): Linear(in_features=128, out_features=3, bias=true)  weight (3,128)  bias (3)
   //   )
   //   parameters: 771
+  // A module with children shows its extra_repr() on a line of its own after
+  // the opening parenthesis, as PyTorch does, then its own parameters, then
+  // the children:
+  //   TransformerEncoderLayer(
+  //     norm_first=true
+  //     (self_attn): MultiHeadAttention(
+  //       d_model=4, heads=2, head_dim=2, bias=true
+  //       (q_proj): Linear(in_features=4, out_features=4, bias=true)  weight (4,4)  bias (4)
+  //       ...
   std::string to_string() const;
 
  protected:

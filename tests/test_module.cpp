@@ -117,6 +117,39 @@ TEST_CASE("module: the printed summary, one line per layer with its parameter sh
   CHECK(os.str() == expected);
 }
 
+TEST_CASE("module: with children, extra_repr gets a line of its own, as PyTorch prints it") {
+  // A module with settings, a parameter of its own and children; a leaf whose
+  // extra_repr has two lines.
+  struct TwoLines : nn::Module {
+    TwoLines() : Module("TwoLines") { register_parameter("w", zeros({2})); }
+    std::string extra_repr() const override { return "first=1\nsecond=2"; }
+  };
+  struct Block : nn::Module {
+    Block() : Module("Block") {
+      register_parameter("gain", ones({4}));
+      register_module("fc", std::make_shared<nn::Linear>(4, 4, /*bias=*/false));
+      register_module("two", std::make_shared<TwoLines>());
+    }
+    std::string extra_repr() const override { return "width=4"; }
+  };
+  Block block;
+  CHECK(block.to_string() ==
+        "Block(\n"
+        "  width=4\n"
+        "  gain (4)\n"
+        "  (fc): Linear(in_features=4, out_features=4, bias=false)  weight (4,4)\n"
+        "  (two): TwoLines(\n"
+        "    first=1\n"
+        "    second=2\n"
+        "    w (2)\n"
+        "  )\n"
+        ")\n"
+        "parameters: 22");
+  // Without children a one-line extra_repr stays inside the parentheses.
+  CHECK(nn::Linear(2, 3).to_string() ==
+        "Linear(in_features=2, out_features=3, bias=true)  weight (3,2)  bias (3)\nparameters: 9");
+}
+
 TEST_CASE("module: registration errors") {
   struct Bad : nn::Module {
     Bad() : Module("Bad") {}

@@ -48,7 +48,16 @@ TEST_CASE("layers/multi_head_attention [F2.6] [F3.2]: shapes, parameter names, s
   CHECK(names == std::vector<std::string>{"q_proj.weight", "q_proj.bias", "k_proj.weight",
                                           "k_proj.bias", "v_proj.weight", "v_proj.bias",
                                           "out_proj.weight", "out_proj.bias"});
-  CHECK(mha.to_string().find("MultiHeadAttention(d_model=8, heads=2, head_dim=4, bias=true") == 0);
+  // As PyTorch prints a module with children: the settings on their own line.
+  CHECK(mha.to_string() ==
+        "MultiHeadAttention(\n"
+        "  d_model=8, heads=2, head_dim=4, bias=true\n"
+        "  (q_proj): Linear(in_features=8, out_features=8, bias=true)  weight (8,8)  bias (8)\n"
+        "  (k_proj): Linear(in_features=8, out_features=8, bias=true)  weight (8,8)  bias (8)\n"
+        "  (v_proj): Linear(in_features=8, out_features=8, bias=true)  weight (8,8)  bias (8)\n"
+        "  (out_proj): Linear(in_features=8, out_features=8, bias=true)  weight (8,8)  bias (8)\n"
+        ")\n"
+        "parameters: 288");
   CHECK(nn::MultiHeadAttention(8, 4, /*bias=*/false).num_parameters() == 4 * 8 * 8);
 }
 

@@ -184,6 +184,33 @@ TEST_CASE(
   CHECK(max_abs_diff(train_out, layer.forward(x)) > 0);
 }
 
+TEST_CASE(
+    "layers/transformer: the summary of an encoder layer, nested settings on their own lines") {
+  nn::TransformerEncoderLayer layer(4, 2, 6, /*dropout=*/0.1);
+  const std::string expected =
+      "TransformerEncoderLayer(\n"
+      "  norm_first=true\n"
+      "  (self_attn): MultiHeadAttention(\n"
+      "    d_model=4, heads=2, head_dim=2, bias=true\n"
+      "    (q_proj): Linear(in_features=4, out_features=4, bias=true)  weight (4,4)  bias (4)\n"
+      "    (k_proj): Linear(in_features=4, out_features=4, bias=true)  weight (4,4)  bias (4)\n"
+      "    (v_proj): Linear(in_features=4, out_features=4, bias=true)  weight (4,4)  bias (4)\n"
+      "    (out_proj): Linear(in_features=4, out_features=4, bias=true)  weight (4,4)  bias (4)\n"
+      "  )\n"
+      "  (feed_forward): FeedForward(\n"
+      "    (linear1): Linear(in_features=4, out_features=6, bias=true)  weight (6,4)  bias (6)\n"
+      "    (dropout): Dropout(p=0.1)\n"
+      "    (linear2): Linear(in_features=6, out_features=4, bias=true)  weight (4,6)  bias (4)\n"
+      "  )\n"
+      "  (norm1): LayerNorm((4,), eps=1e-05, elementwise_affine=true)  weight (4)  bias (4)\n"
+      "  (norm2): LayerNorm((4,), eps=1e-05, elementwise_affine=true)  weight (4)  bias (4)\n"
+      "  (dropout1): Dropout(p=0.1)\n"
+      "  (dropout2): Dropout(p=0.1)\n"
+      ")\n"
+      "parameters: 154";  // 4 (4*4 + 4) + (6*4 + 6) + (4*6 + 4) + 2 (4 + 4)
+  CHECK(layer.to_string() == expected);
+}
+
 #ifdef AG_USE_DOUBLE
 TEST_CASE(
     "layers/transformer [F3.3] [F3.6]: gradcheck of the encoder layer, inputs and parameters") {

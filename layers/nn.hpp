@@ -6,18 +6,27 @@
 //   [F2.8]        token embedding          layers/embedding.hpp
 //   [F3.6]        layer normalization      layers/layer_norm.hpp
 //   [F4.10]       mean squared error       layers/loss.hpp
+//   [F0.5]        RNN (Elman), LSTM        layers/rnn.hpp, layers/lstm.hpp
+//   [F0.6]-[F0.7] attention over RNN states layers/sequence_attention.hpp
+//   [F1.4] [F1.5] [F1.7] [F4.2] [F4.4]-[F4.7] scores  layers/attention_scores.hpp
+//   [F1.2] [F1.9] [F4.1] [F4.9] Seq2Seq      layers/seq2seq.hpp
 // docs/formulas.md lists every formula with its file, line and test.
 #pragma once
 
 #include "autograd/attograd.hpp"
 #include "layers/activation.hpp"
+#include "layers/attention_scores.hpp"
 #include "layers/dropout.hpp"
 #include "layers/embedding.hpp"
 #include "layers/init.hpp"
 #include "layers/layer_norm.hpp"
 #include "layers/linear.hpp"
 #include "layers/loss.hpp"
+#include "layers/lstm.hpp"
 #include "layers/module.hpp"
 #include "layers/optim.hpp"
 #include "layers/point_attention.hpp"
+#include "layers/rnn.hpp"
 #include "layers/scaled_dot_product.hpp"
+#include "layers/seq2seq.hpp"
+#include "layers/sequence_attention.hpp"

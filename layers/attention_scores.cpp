@@ -153,7 +153,8 @@ Tensor GeneralScore::project_keys(const Tensor& keys) {
 
 Tensor GeneralScore::score(const Tensor& query, const Tensor& projected_keys) {
   check_query_keys(query, projected_keys, query_size, attention_size, "GeneralScore");
-  // [F4.2] q = W_hq s_t                             (B,Hq) -> (B,A)
+  // [F4.2] q = W_hq s_t                             (B,Hq) -> (B,A); seed 004's second
+  // definition [F4.3] q = sum_k W_hk a_k needs the contexts it is used to make: not adopted
   const Tensor q = query_layer->forward(query);
   // [F4.5] e_t(j) = q^T k_j                         (B,S,A) x (B,A,1) -> (B,S)
   return squeeze(matmul(projected_keys, unsqueeze(q, 2)), 2);

@@ -96,7 +96,7 @@ Seq2Seq::Encoded Seq2Seq::encode(const Tensor& source, const std::vector<int64_t
 Seq2Seq::Step Seq2Seq::decode_step(const Encoded& encoded, const Tensor& embedded,
                                    RecurrentState& state, Tensor& context) {
   // [F1.9] input feeding: u_t = [embed(y_{t-1}); c_{t-1}]       (B,E) ++ (B,H) -> (B,E+H)
-  const Tensor input = cat({embedded, context}, 1);
+  const Tensor input = cat({embedded, options.input_feeding ? context : zeros_like(context)}, 1);
   // [F4.9] [F1.2] s_t = Decoder(y_{t-1}, s_{t-1}, c_{t-1})      (B,E+H) -> (B,H)
   if (decoder_rnn)
     state.h = decoder_rnn->forward(input, state.h);
@@ -104,7 +104,8 @@ Seq2Seq::Step Seq2Seq::decode_step(const Encoded& encoded, const Tensor& embedde
     state = decoder_lstm->forward(input, state);
   Tensor weights;
   if (attention) {
-    // [F4.2]-[F4.7] a_t = softmax_j score(s_t, h_j), c_t = sum_j a_t(j) h_j
+    // [F4.2] [F4.4] [F4.5] e_t(j) = score(s_t, h_j), [F4.6] a_t = softmax_j e_t(j),
+    // [F4.7] c_t = sum_j a_t(j) h_j; the query is s_t itself ([F4.3] not adopted)
     AttentionOutput att =
         attention->attend(state.h, encoded.states, encoded.projected_keys, encoded.mask);
     context = att.context;

@@ -45,6 +45,10 @@ struct Seq2SeqOptions {
   CellType cell = CellType::LSTM;
   ScoreType score = ScoreType::Additive;
   int64_t pad_id = 0, bos_id = 1, eos_id = 2;
+  // [F1.9] feed c_{t-1} into the decoder's input; false feeds zeros in its
+  // place (the input size stays E+H): an ablation, to measure what the fed-back
+  // context carries (chapter 04 decodes a trained model both ways).
+  bool input_feeding = true;
 };
 
 struct Seq2SeqOutput {

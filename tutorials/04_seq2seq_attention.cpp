@@ -274,6 +274,14 @@ int main() {
   section("4. Held-out sequences, greedy decoding");
   ExactMatch attention_match = exact_match(model, test_set, max_len);
   fmt::print("exact match on held-out sequences: {:.1f}%\n", 100 * attention_match.overall);
+  // [F1.9] [F4.3] what the fed-back context c_{t-1} carries: decode the same
+  // trained model with zeros in its place
+  model.options.input_feeding = false;
+  const double without_feeding = exact_match(model, test_set, max_len).overall;
+  model.options.input_feeding = true;
+  fmt::print("the same model decoded with c_(t-1) replaced by zeros in its input: {:.1f}%\n",
+             100 * without_feeding);
+
   section("5. Where the decoder looks: the attention matrix a_t(j)");
   for (int64_t i = 0; i < 3; ++i) show_attention(model, test_set[i]);
 

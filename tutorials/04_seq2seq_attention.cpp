@@ -206,6 +206,19 @@ void show_scores() {
     fmt::print("{:<14} e = {}\n{:<14} a = {}  context {}\n", score->type_name(), e, "", out.weights,
                shape_str(out.context.shape()));
   }
+  // [F1.5] erratum: the seed writes softmax(sigma(W_q Q + W_k K + W_v V)). The
+  // sum inside keeps A numbers per position, (1,4,3) here; Bahdanau's v^T makes
+  // one score of them. The seed's Keras code instead takes a dot product of two
+  // tanh projections: a multiplicative score, bounded by A, not an additive one.
+  const Tensor inside =
+      tanh(unsqueeze(additive.query_layer->forward(query), 1) + additive.project_keys(keys));
+  const Tensor keras = squeeze(matmul(tanh(additive.project_keys(keys)),
+                                      unsqueeze(tanh(additive.query_layer->forward(query)), 2)),
+                               2);
+  fmt::print("tanh(W_q s + W_k h_j) {}: {} numbers per position; v^T tanh(.) {}\n",
+             shape_str(inside.shape()), inside.size(2),
+             shape_str(squeeze(additive.weight_layer->forward(inside), 2).shape()));
+  fmt::print("seed's Keras score tanh(W_q s)^T tanh(W_k h_j) = {}  (not Bahdanau's)\n", keras);
   const Tensor e = dot.score(query, keys);
   // [F4.6] one softmax, and the seed's softmax of a softmax
   fmt::print("softmax(e)            {}\n", nn::attention_weights(e));

@@ -296,7 +296,12 @@ int main() {
              100 * without_feeding);
 
   section("5. Where the decoder looks: the attention matrix a_t(j)");
-  for (int64_t i = 0; i < 3; ++i) show_attention(model, test_set[i]);
+  for (size_t wanted : {10, 7, 4})  // the first held-out sequence of each of three lengths
+    for (const std::vector<int64_t>& s : test_set)
+      if (s.size() == wanted) {
+        show_attention(model, s);
+        break;
+      }
 
   section("6. The same encoder-decoder without attention: the source in one vector");
   nn::Seq2Seq plain(options_for(nn::ScoreType::None));

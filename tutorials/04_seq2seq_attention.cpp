@@ -98,7 +98,7 @@ std::vector<int64_t> reversed(std::vector<int64_t> s) {
 // --- training and evaluation ------------------------------------------------------------
 
 struct TrainSettings {
-  int64_t steps = 500, batch = 32;
+  int64_t steps = 400, batch = 32;
   real lr = 0.01;
 };
 

@@ -218,7 +218,8 @@ TEST_CASE("attention/scores: errors name the score and the shapes") {
 }
 
 TEST_CASE(
-    "layers/seq2seq [F1.2] [F1.9] [F4.1] [F4.9]: shapes, names, teacher forcing = the step loop") {
+    "layers/seq2seq [F1.2] [F1.9] [F4.1] [F4.9]: shapes, names, no attention on padding, greedy "
+    "step 1 = teacher forcing step 1") {
   manual_seed(4);
   for (nn::CellType cell : {nn::CellType::RNN, nn::CellType::LSTM})
     for (nn::ScoreType score : {nn::ScoreType::None, nn::ScoreType::Dot, nn::ScoreType::General,
@@ -239,7 +240,7 @@ TEST_CASE(
           CHECK(out.attention.at({1, t, 3}) == 0);
         }
       }
-      // Greedy decoding with the true tokens fed back is teacher forcing: its
+      // Greedy decoding and teacher forcing share step 1 (both read <s>): its
       // first step sees only <s>, so its first logits' argmax is the first token.
       nn::GreedyDecoding greedy = model.greedy_decode(source, {3, 2}, 4);
       CHECK(greedy.tokens.size() == 2);

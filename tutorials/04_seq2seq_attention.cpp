@@ -224,6 +224,8 @@ void show_scores() {
   fmt::print("softmax(e)            {}\n", nn::attention_weights(e));
   fmt::print("softmax(softmax(e))   {}   <- the seed's formula: flattened toward 1/4\n",
              nn::double_softmax(e));
+  fmt::print("softmax(softmax(e)) of e = (1000, 0, 0, 0): {}   ceiling e/(e+3) = {:.4f}\n",
+             nn::double_softmax(tensor({{1000, 0, 0, 0}})), std::exp(1.0) / (std::exp(1.0) + 3));
   // [F1.7] hard attention: one-hot at the best score
   fmt::print("hard attention        {}\n", nn::hard_attention(e, keys).weights);
   // [F4.7] local attention: only positions within 1 of position 2

@@ -1,4 +1,4 @@
-// Chapter 4: an RNN encoder-decoder with attention [F0.5] [F1.2] [F1.4] [F1.5]
+// Chapter 4: an RNN encoder-decoder with attention [F0.5]-[F0.7] [F1.2] [F1.4] [F1.5]
 // [F1.7] [F1.9] [F4.1]-[F4.9], on a toy translation task: reverse a sequence of
 // digits.
 //
@@ -186,6 +186,23 @@ void show_attention(nn::Seq2Seq& model, const std::vector<int64_t>& s) {
   fmt::print("{}", heat_map(reshape(out.attention, {T, S}), heat));
 }
 
+// Seed 000's attention over RNN states, with three sequences of lengths 5, 3
+// and 4 padded to 5: the states, one score per state, the weights and the
+// context added back to every state.
+void show_rnn_attention() {
+  NoGradGuard no_grad;
+  Generator gen(12);
+  nn::SequenceAttention layer(4, 8);
+  Tensor x = randn({3, 5, 4}, gen).set_name("x");
+  // [F0.5] h_t = tanh(W_hh h_{t-1} + W_xh x_t + b); [F0.6] a = softmax_t(W_e h_t + b_e);
+  // [F0.7] h_t + sum_i a_i h_i
+  nn::SequenceAttentionOutput out = layer.forward(x, {5, 3, 4});
+  fmt::print("x {} -> states h {} -> weights a {} -> context {} -> h_t + context {}\n",
+             shape_str(x.shape()), shape_str(out.states.shape()), shape_str(out.weights.shape()),
+             shape_str(out.context.shape()), shape_str(out.output.shape()));
+  fmt::print("weights (lengths 5, 3, 4; padding gets 0):\n{}\n", out.weights);
+}
+
 // The three scores on one query and four keys, then what the weights become
 // with the seed's double softmax, with hard attention and with a local window.
 void show_scores() {
@@ -272,10 +289,14 @@ int main() {
                show_tokens(to_indices(reshape(narrow(example.target_in, 0, r, 1), {-1}), "ids")),
                show_tokens(to_indices(reshape(narrow(example.target_out, 0, r, 1), {-1}), "ids")));
 
-  section("2. Three ways to score a source position, and what the weights become");
+  section("2. Recurrent states, and seed 000's attention over them");
+  show_rnn_attention();
+  manual_seed(0);  // what follows draws the same weights whether or not this section ran
+
+  section("3. Three ways to score a source position, and what the weights become");
   show_scores();
 
-  section("3. Seq2Seq with additive attention, trained with teacher forcing");
+  section("4. Seq2Seq with additive attention, trained with teacher forcing");
   nn::Seq2Seq model(options_for(nn::ScoreType::Additive));
   std::cout << model << "\n";
   TrainSettings settings;
@@ -286,7 +307,7 @@ int main() {
   chart.log_y = true;
   fmt::print("{}", line_chart(losses, chart));
 
-  section("4. Held-out sequences, greedy decoding");
+  section("5. Held-out sequences, greedy decoding");
   ExactMatch attention_match = exact_match(model, test_set, max_len);
   fmt::print("exact match on held-out sequences: {:.1f}%\n", 100 * attention_match.overall);
   // [F1.9] [F4.3] what the fed-back context c_{t-1} carries: decode the same
@@ -297,7 +318,7 @@ int main() {
   fmt::print("the same model decoded with c_(t-1) replaced by zeros in its input: {:.1f}%\n",
              100 * without_feeding);
 
-  section("5. Where the decoder looks: the attention matrix a_t(j)");
+  section("6. Where the decoder looks: the attention matrix a_t(j)");
   for (size_t wanted : {10, 7, 4})  // the first held-out sequence of each of three lengths
     for (const std::vector<int64_t>& s : test_set)
       if (s.size() == wanted) {
@@ -305,7 +326,7 @@ int main() {
         break;
       }
 
-  section("6. The same encoder-decoder without attention: the source in one vector");
+  section("7. The same encoder-decoder without attention: the source in one vector");
   nn::Seq2Seq plain(options_for(nn::ScoreType::None));
   train(plain, train_set, settings, "plain", "build/tutorials/04_no_attention_loss.csv");
   ExactMatch plain_match = exact_match(plain, test_set, max_len);

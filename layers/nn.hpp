@@ -6,6 +6,10 @@
 //   [F2.8]        token embedding          layers/embedding.hpp
 //   [F3.6]        layer normalization      layers/layer_norm.hpp
 //   [F4.10]       mean squared error       layers/loss.hpp
+//   [F0.5]        RNN (Elman), LSTM        layers/rnn.hpp, layers/lstm.hpp
+//   [F0.6]-[F0.7] attention over RNN states layers/sequence_attention.hpp
+//   [F1.4] [F1.5] [F1.7] [F4.2] [F4.4]-[F4.7] scores  layers/attention_scores.hpp
+//   [F1.2] [F1.9] [F4.1] [F4.9] Seq2Seq      layers/seq2seq.hpp
 //   [F1.1] [F1.3] [F2.1] [F2.3]-[F2.5] [F3.4] [F4.8]
 //                 scaled dot-product attention and masks   layers/scaled_dot_product.hpp
 //   [F0.8]-[F0.10] [F2.2] [F2.6] [F3.2]
@@ -20,6 +24,7 @@
 
 #include "autograd/attograd.hpp"
 #include "layers/activation.hpp"
+#include "layers/attention_scores.hpp"
 #include "layers/dropout.hpp"
 #include "layers/embedding.hpp"
 #include "layers/feed_forward.hpp"
@@ -27,11 +32,15 @@
 #include "layers/layer_norm.hpp"
 #include "layers/linear.hpp"
 #include "layers/loss.hpp"
+#include "layers/lstm.hpp"
 #include "layers/module.hpp"
 #include "layers/multi_head_attention.hpp"
 #include "layers/optim.hpp"
 #include "layers/point_attention.hpp"
 #include "layers/positional_encoding.hpp"
+#include "layers/rnn.hpp"
 #include "layers/scaled_dot_product.hpp"
 #include "layers/self_attention.hpp"
+#include "layers/seq2seq.hpp"
+#include "layers/sequence_attention.hpp"
 #include "layers/transformer.hpp"

@@ -1,0 +1,200 @@
+// Dot, general and additive scores, and the softmax, context, hard attention
+// and local window that go with them.
+#include "layers/attention_scores.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include "autograd/ops.hpp"
+#include "core/creation.hpp"
+#include "core/error.hpp"
+
+namespace ag::nn {
+
+namespace {
+
+// A mask for scores (B,S) given as (B,S) or (B,1,S) (what padding_mask makes),
+// as (B,S); undefined stays undefined.
+Tensor mask_for_scores(const Tensor& mask, const Tensor& scores, const char* op) {
+  if (!mask.defined()) return mask;
+  const int64_t B = scores.size(0), S = scores.size(1);
+  AG_CHECK(mask.shape() == Shape({B, S}) || mask.shape() == Shape({B, 1, S}),
+           "{}: mask {} must be (B,S) or (B,1,S) for scores (B,S) = {}", op, describe(mask), B, S,
+           describe(scores));
+  return mask.dim() == 3 ? reshape(mask, {B, S}) : mask;
+}
+
+Tensor blocked_to_minus_infinity(const Tensor& scores, const Tensor& mask, const char* op) {
+  AG_CHECK(scores.dim() == 2, "{}: scores {} must be (batch, source length)", op, describe(scores));
+  const Tensor m = mask_for_scores(mask, scores, op);
+  if (!m.defined()) return scores;
+  // [F4.8] blocked scores become -inf, so exp gives them exactly 0 weight
+  return masked_fill(scores, m, -std::numeric_limits<real>::infinity());
+}
+
+void check_query_keys(const Tensor& query, const Tensor& keys, int64_t query_size, int64_t key_size,
+                      const char* op) {
+  AG_CHECK(query.dim() == 2 && keys.dim() == 3 && query.size(0) == keys.size(0),
+           "{}: query {} must be (B,Hq) and keys {} (B,S,Hk) with the same B", op, describe(query),
+           describe(keys));
+  AG_CHECK(query_size < 0 || query.size(1) == query_size,
+           "{}: query {} must have query_size = {} features", op, describe(query), query_size);
+  AG_CHECK(key_size < 0 || keys.size(2) == key_size, "{}: keys {} must have key_size = {} features",
+           op, describe(keys), key_size);
+}
+
+}  // namespace
+
+Tensor attention_weights(const Tensor& scores, const Tensor& mask) {
+  const Tensor e = blocked_to_minus_infinity(scores, mask, "attention_weights");
+  // [F4.6] a_t(j) = exp(e_t(j)) / sum_k exp(e_t(k))    over the source positions (dim 1)
+  return softmax(e, /*dim=*/1);
+}
+
+Tensor double_softmax(const Tensor& scores, const Tensor& mask) {
+  const Tensor e = blocked_to_minus_infinity(scores, mask, "double_softmax");
+  // [F4.6] the seed's alpha_t(j) = softmax(exp(e_t(j)) / sum_k exp(e_t(k))): the
+  // inner softmax's weights, all in [0,1], become the scores of a second one
+  Tensor once = softmax(e, 1);
+  const Tensor m = mask_for_scores(mask, scores, "double_softmax");
+  if (m.defined()) once = masked_fill(once, m, -std::numeric_limits<real>::infinity());
+  return softmax(once, 1);
+}
+
+Tensor weighted_context(const Tensor& weights, const Tensor& values) {
+  AG_CHECK(weights.dim() == 2 && values.dim() == 3 && values.size(0) == weights.size(0) &&
+               values.size(1) == weights.size(1),
+           "weighted_context: weights {} must be (B,S) and values {} (B,S,H)", describe(weights),
+           describe(values));
+  // [F4.7] c_t = sum_j a_t(j) h_j        (B,1,S) x (B,S,H) -> (B,1,H) -> (B,H)
+  return squeeze(matmul(unsqueeze(weights, 1), values), 1);
+}
+
+AttentionOutput hard_attention(const Tensor& scores, const Tensor& values, const Tensor& mask) {
+  const Tensor e = blocked_to_minus_infinity(scores, mask, "hard_attention").detach();
+  AG_CHECK(values.dim() == 3 && values.size(0) == e.size(0) && values.size(1) == e.size(1),
+           "hard_attention: scores {} must be (B,S) and values {} (B,S,H)", describe(scores),
+           describe(values));
+  const int64_t B = e.size(0), S = e.size(1);
+  Tensor one_hot = zeros({B, S});
+  for (int64_t b = 0; b < B; ++b) {
+    // [F1.7] hard attention: a_t(j) = 1 at j = argmax_k e_t(k), 0 elsewhere
+    int64_t best = -1;
+    for (int64_t j = 0; j < S; ++j) {
+      const real v = e.data()[b * S + j];
+      if (v != -std::numeric_limits<real>::infinity() && (best < 0 || v > e.data()[b * S + best]))
+        best = j;
+    }
+    if (best >= 0) one_hot.data()[b * S + best] = 1;  // none: every position blocked
+  }
+  return {weighted_context(one_hot, values), one_hot};
+}
+
+Tensor local_window_mask(const std::vector<int64_t>& centers, int64_t half_width, int64_t length) {
+  AG_CHECK(half_width >= 0 && length >= 0,
+           "local_window_mask: half_width {} and length {} must be >= 0", half_width, length);
+  const int64_t B = static_cast<int64_t>(centers.size());
+  Tensor mask = zeros({B, 1, length});
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t j = 0; j < length; ++j)
+      // [F4.7] a_t = sum over the window of M = 2D+1 states |j - p_t| <= D only
+      if (std::abs(j - centers[b]) > half_width) mask.data()[b * length + j] = 1;
+  return mask;
+}
+
+// --- the module's steps ------------------------------------------------------------------
+
+AttentionOutput AttentionScore::forward(const Tensor& query, const Tensor& keys,
+                                        const Tensor& mask) {
+  return attend(query, keys, project_keys(keys), mask);
+}
+
+AttentionOutput AttentionScore::attend(const Tensor& query, const Tensor& keys,
+                                       const Tensor& projected_keys, const Tensor& mask) {
+  check_query_keys(query, keys, -1, -1, type_name().c_str());
+  // e_t(j) = score(s_t, h_j)                        (B,Hq), (B,S,A) -> (B,S)
+  const Tensor e = score(query, projected_keys);
+  // [F4.6] a_t(j) = exp(e_t(j)) / sum_k exp(e_t(k)), blocked positions 0
+  const Tensor a = attention_weights(e, mask);
+  // [F4.7] c_t = sum_j a_t(j) h_j                   (B,S), (B,S,Hk) -> (B,Hk)
+  return {weighted_context(a, keys), a};
+}
+
+AttentionOutput AttentionScore::attend_hard(const Tensor& query, const Tensor& keys,
+                                            const Tensor& projected_keys, const Tensor& mask) {
+  check_query_keys(query, keys, -1, -1, type_name().c_str());
+  // [F1.7] weights from the maximum score: one-hot, no gradient to the score
+  return hard_attention(score(query, projected_keys), keys, mask);
+}
+
+Tensor DotScore::score(const Tensor& query, const Tensor& keys) {
+  check_query_keys(query, keys, -1, query.dim() == 2 ? query.size(1) : -1, "DotScore");
+  // [F1.4] e_t(j) = s_t^T h_j                       (B,S,H) x (B,H,1) -> (B,S,1) -> (B,S)
+  return squeeze(matmul(keys, unsqueeze(query, 2)), 2);
+}
+
+GeneralScore::GeneralScore(int64_t query_size, int64_t key_size, int64_t attention_size)
+    : AttentionScore("GeneralScore"),
+      query_size(query_size),
+      key_size(key_size),
+      attention_size(attention_size) {
+  query_layer =
+      register_module("query_layer", std::make_shared<Linear>(query_size, attention_size, false));
+  key_layer =
+      register_module("key_layer", std::make_shared<Linear>(key_size, attention_size, false));
+}
+
+Tensor GeneralScore::project_keys(const Tensor& keys) {
+  AG_CHECK(keys.dim() == 3 && keys.size(2) == key_size,
+           "GeneralScore: keys {} must be (B,S,key_size = {})", describe(keys), key_size);
+  // [F4.4] k_j = W_k h_j, stacked [k_1; ...; k_S]   (B,S,Hk) -> (B,S,A)
+  return key_layer->forward(keys);
+}
+
+Tensor GeneralScore::score(const Tensor& query, const Tensor& projected_keys) {
+  check_query_keys(query, projected_keys, query_size, attention_size, "GeneralScore");
+  // [F4.2] q = W_hq s_t                             (B,Hq) -> (B,A); seed 004's second
+  // definition [F4.3] q = sum_k W_hk a_k needs the contexts it is used to make: not adopted
+  const Tensor q = query_layer->forward(query);
+  // [F4.5] e_t(j) = q^T k_j                         (B,S,A) x (B,A,1) -> (B,S)
+  return squeeze(matmul(projected_keys, unsqueeze(q, 2)), 2);
+}
+
+std::string GeneralScore::extra_repr() const {
+  return fmt::format("query_size={}, key_size={}, attention_size={}", query_size, key_size,
+                     attention_size);
+}
+
+AdditiveScore::AdditiveScore(int64_t query_size, int64_t key_size, int64_t attention_size)
+    : AttentionScore("AdditiveScore"),
+      query_size(query_size),
+      key_size(key_size),
+      attention_size(attention_size) {
+  query_layer =
+      register_module("query_layer", std::make_shared<Linear>(query_size, attention_size, false));
+  key_layer =
+      register_module("key_layer", std::make_shared<Linear>(key_size, attention_size, false));
+  weight_layer =
+      register_module("weight_layer", std::make_shared<Linear>(attention_size, 1, false));
+}
+
+Tensor AdditiveScore::project_keys(const Tensor& keys) {
+  AG_CHECK(keys.dim() == 3 && keys.size(2) == key_size,
+           "AdditiveScore: keys {} must be (B,S,key_size = {})", describe(keys), key_size);
+  // [F1.5] W_k h_j, once per source sequence        (B,S,Hk) -> (B,S,A)
+  return key_layer->forward(keys);
+}
+
+Tensor AdditiveScore::score(const Tensor& query, const Tensor& projected_keys) {
+  check_query_keys(query, projected_keys, query_size, attention_size, "AdditiveScore");
+  // [F1.5] e_t(j) = v^T tanh(W_q s_t + W_k h_j)     (B,1,A) + (B,S,A) -> (B,S,A) -> (B,S)
+  const Tensor hidden = tanh(unsqueeze(query_layer->forward(query), 1) + projected_keys);
+  return squeeze(weight_layer->forward(hidden), 2);
+}
+
+std::string AdditiveScore::extra_repr() const {
+  return fmt::format("query_size={}, key_size={}, attention_size={}", query_size, key_size,
+                     attention_size);
+}
+
+}  // namespace ag::nn

@@ -1,0 +1,50 @@
+// LSTM, as torch.nn.LSTMCell and torch.nn.LSTM (batch_first = true, one
+// layer): the recurrent unit of the seeds' code (seed 001's Keras LSTM
+// encoder and decoder, seed 004's LSTMCell decoder).
+//
+// PyTorch's gate layout: the four gates are stacked in the order input,
+// forget, cell (candidate), output, so one GEMM computes them all:
+//
+//   [i; f; g; o] = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh     (B,4H)
+//   i = sigmoid(.)  f = sigmoid(.)  g = tanh(.)  o = sigmoid(.)
+//   c_t = f * c_{t-1} + i * g
+//   h_t = o * tanh(c_t)
+//
+// Parameters as PyTorch names them: weight_ih (4H,D), weight_hh (4H,H),
+// bias_ih (4H), bias_hh (4H) (with the suffix _l0 in LSTM), each initialised
+// U(-1/sqrt(H), 1/sqrt(H)); a PyTorch state_dict loads by name.
+#pragma once
+
+#include "layers/rnn.hpp"
+
+namespace ag::nn {
+
+class LSTMCell : public Module {
+ public:
+  LSTMCell(int64_t input_size, int64_t hidden_size);
+  // x (B,D), state {h (B,H), c (B,H)} (undefined = zeros) -> {h', c'}
+  RecurrentState forward(const Tensor& x, const RecurrentState& state = {});
+  std::string extra_repr() const override;
+
+  int64_t input_size, hidden_size;
+  Tensor weight_ih, weight_hh, bias_ih, bias_hh;
+};
+
+// One LSTM step given the gates' pre-activations (B,4H) and c_{t-1} (B,H):
+// shared by LSTMCell and LSTM.
+RecurrentState lstm_gates(const Tensor& gates, const Tensor& c_prev, int64_t hidden_size);
+
+class LSTM : public Module {
+ public:
+  LSTM(int64_t input_size, int64_t hidden_size);
+  // x (B,T,D); lengths as in RNN::forward (empty = all T); initial state
+  // {h0, c0} (B,H) each, undefined = zeros. Returns output (B,T,H), h_n, c_n.
+  SequenceOutput forward(const Tensor& x, const std::vector<int64_t>& lengths = {},
+                         const RecurrentState& initial = {});
+  std::string extra_repr() const override;
+
+  int64_t input_size, hidden_size;
+  Tensor weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0;
+};
+
+}  // namespace ag::nn

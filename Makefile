@@ -130,7 +130,7 @@ test: deps
 	$(if $(ARGS),,$(if $(GDB),$(MAKE) $(PAR) MODE=debug FLAVOR=float $(PRINTER_TEST_BIN)))
 	tools/run_tests.sh $(FLOAT_DIR)/tests/attograd_tests \
 	                       $(DOUBLE_DIR)/tests/attograd_tests \
-	                   $(if $(ARGS),,--programs $(TUTORIAL_BINS) \
+	                   $(if $(ARGS),,--programs $(TUTORIAL_BINS) $(FLOAT_DIR)/tools/check_formulas \
 	                                  $(if $(GDB),tools/gdb/check_printers.sh)) -- $(ARGS)
 
 tutorials: deps

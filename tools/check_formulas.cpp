@@ -162,8 +162,7 @@ int main(int argc, char** argv) {
         for (std::sregex_iterator it(text.begin(), text.end(), kId), end; it != end; ++it) {
           const std::string id = (*it)[1];
           in_code.insert(id);
-          const std::string where =
-              fs::relative(file, root).string() + ":" + std::to_string(n + 1);
+          const std::string where = fs::relative(file, root).string() + ":" + std::to_string(n + 1);
           if (!known.count(id))
             problems.add(where + ": [" + id + "] is not a formula ID");
           else if (!rows.count(id))

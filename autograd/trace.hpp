@@ -4,13 +4,13 @@
 // records a node prints one line to stderr when it runs forward, and again
 // when backward() runs its derivative:
 //
-//   [trace] forward  #7  linear          x 'x' (3,5,64), 'linear.weight' (1,64), 'linear.bias' (1)
-//   -> (3,5,1) [trace] forward  #8  softmax         (3,5,1) -> (3,5,1)
+//   [trace] forward  #3929 linear                   (100,10,16), 'weight' (1,16), 'bias' (1) -> (100,10,1)
+//   [trace] forward  #3930 softmax                  (100,10,1) -> (100,10,1)
 //   ...
-//   [trace] backward #8  SoftmaxBackward grad (3,5,1) -> (3,5,1)
-//   [trace] backward #7  LinearBackward  grad (3,5,1) -> 'x' (3,5,64), 'linear.weight' (1,64), ...
+//   [trace] backward #3930 SoftmaxBackward          grad (100,10,1) -> (100,10,1)
+//   [trace] backward #3929 LinearBackward           grad (100,10,1) -> none, 'weight' (1,16), 'bias' (1)
 //
-// #7 is the node's id (creation order, as in ag::to_dot's pictures), so a
+// #3929 is the node's id (creation order, as in ag::to_dot's pictures), so a
 // forward line and its backward line pair up. Only recorded ops are traced:
 // those under grad mode with an input that requires grad (the tape backward
 // walks); work under NoGradGuard, such as an optimizer's step, prints nothing.

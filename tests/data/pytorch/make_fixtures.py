@@ -1,0 +1,529 @@
+#!/usr/bin/python3
+"""Writes the PyTorch fixtures that tests/test_pytorch_interop.cpp loads.
+
+Only for regenerating them: the tests read the committed files and never run
+Python. It needs PyTorch (Debian 12: apt-get install -y python3-torch, which is
+1.13, CPU); the .safetensors files are written by hand (8-byte little-endian
+header length, JSON header, raw little-endian data), so the safetensors
+package is not needed. From the repository root:
+
+    /usr/bin/python3 tests/data/pytorch/make_fixtures.py [case ...]
+
+For every case NAME it builds the PyTorch module with a fixed seed, runs it in
+eval mode on a fixed input and writes, next to this script,
+
+    NAME.safetensors     the module's state_dict under attograd's names: what
+                         nn::Module::load reads. For the layers whose names are
+                         PyTorch's that is the state_dict as it is; for
+                         MultiHeadAttention and the Transformer layers it is
+                         the state_dict through to_attograd (docs/pytorch.md)
+    NAME.io.safetensors  the inputs and PyTorch's outputs (F32; integer inputs
+                         such as token ids and lengths stored as F32 too)
+
+Where PyTorch has the module (nn.Linear, nn.LSTM, ...) it is used; for the
+layers it lacks, a few-line class with the attograd layer's parameter names
+(the seeds' own PyTorch classes where there is one).
+"""
+
+import json
+import math
+import os
+import struct
+import sys
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# ---------------------------------------------------------------- .safetensors
+
+DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64"}
+TORCH_DTYPES = {v: k for k, v in DTYPES.items()}
+
+
+def save_safetensors(path, tensors):
+    """tensors: {name: torch.Tensor}, written in name order, data 8-byte aligned."""
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().cpu()
+        data = t.numpy().tobytes()  # x86: little-endian already
+        header[name] = {"dtype": DTYPES[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def load_safetensors(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    data = raw[8 + n:]
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = e["data_offsets"]
+        t = torch.frombuffer(bytearray(data[begin:end]), dtype=TORCH_DTYPES[e["dtype"]])
+        out[name] = t.reshape(e["shape"]) if e["shape"] else t.reshape(())
+    return out
+
+
+# ---------------------------------------------------------------- name mappings
+#
+# PyTorch's nn.MultiheadAttention stores W_Q, W_K, W_V stacked in one
+# in_proj_weight (3d, d) and in_proj_bias (3d); attograd keeps them as three
+# Linear layers q_proj, k_proj, v_proj. out_proj has the same name on both sides.
+
+
+def mha_to_attograd(sd, prefix=""):
+    out = {}
+    for name, t in sd.items():
+        if not name.startswith(prefix):
+            out[name] = t
+            continue
+        rest = name[len(prefix):]
+        if rest in ("in_proj_weight", "in_proj_bias"):
+            kind = "weight" if rest.endswith("weight") else "bias"
+            for part, chunk in zip(("q_proj", "k_proj", "v_proj"), t.chunk(3, dim=0)):
+                out[f"{prefix}{part}.{kind}"] = chunk.clone()
+        else:
+            out[name] = t
+    return out
+
+
+def mha_from_attograd(sd, prefix=""):
+    out = {name: t for name, t in sd.items()
+           if not any(name.startswith(f"{prefix}{p}_proj.") for p in "qkv")}
+    for kind in ("weight", "bias"):
+        parts = [f"{prefix}{p}_proj.{kind}" for p in "qkv"]
+        if parts[0] in sd:
+            out[f"{prefix}in_proj_{kind}"] = torch.cat([sd[p] for p in parts], 0)
+    return out
+
+
+# nn.TransformerEncoderLayer: self_attn as above; its linear1/linear2 are
+# attograd's feed_forward.linear1/feed_forward.linear2; norm1, norm2 the same.
+def encoder_layer_to_attograd(sd, prefix=""):
+    sd = mha_to_attograd(sd, prefix + "self_attn.")
+    return {(prefix + "feed_forward." + n[len(prefix):]
+             if n.startswith(prefix + "linear") else n): t for n, t in sd.items()}
+
+
+def encoder_layer_from_attograd(sd, prefix=""):
+    sd = mha_from_attograd(sd, prefix + "self_attn.")
+    ff = prefix + "feed_forward."
+    return {(prefix + n[len(ff):] if n.startswith(ff) else n): t for n, t in sd.items()}
+
+
+def layers_mapping(to, count):
+    def mapping(sd):
+        for i in range(count):
+            sd = to(sd, f"layers.{i}.")
+        return sd
+    return mapping
+
+
+def identity(sd):
+    return dict(sd)
+
+
+# ---------------------------------------------------------------- the few-line classes
+# for the attograd layers PyTorch does not have, with the same parameter names.
+
+
+class PointAttention(nn.Module):  # seed 000's Attention class, as it is
+    def __init__(self, hidden_size):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.linear = nn.Linear(hidden_size, 1)
+
+    def forward(self, x):
+        e = self.linear(x)
+        a = torch.softmax(e, dim=1)
+        context = torch.sum(a * x, dim=1)
+        return context, a
+
+
+class SelfAttention(nn.Module):  # seed 003's SelfAttention class, as it is
+    def __init__(self, d_model=512, dropout=0.1):
+        super().__init__()
+        self.d_model = d_model
+        self.query = nn.Linear(d_model, d_model)
+        self.key = nn.Linear(d_model, d_model)
+        self.value = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(d_model, d_model)
+
+    def forward(self, x):
+        q, k, v = self.query(x), self.key(x), self.value(x)
+        scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.d_model)
+        attention = F.softmax(scores, dim=-1)
+        out = torch.matmul(attention, v)
+        out += x
+        return self.out(out)
+
+
+def run_rnn(rnn, x, lengths=None, state=None):
+    """nn.RNN / nn.LSTM (batch_first) with padding: output zeros past each length."""
+    if lengths is None:
+        return rnn(x, state)
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True,
+                                               enforce_sorted=False)
+    out, last = rnn(packed, state)
+    out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    return out, last
+
+
+def padding_mask(lengths, length):  # True (blocked) past each sequence's end
+    return torch.arange(length)[None, :] >= torch.tensor(lengths)[:, None]
+
+
+class SequenceAttention(nn.Module):  # seed 000 section 3.2.2: attention over RNN states
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.rnn = nn.RNN(input_size, hidden_size, batch_first=True)
+        self.linear = nn.Linear(hidden_size, 1)
+
+    def forward(self, x, lengths):
+        h, _ = run_rnn(self.rnn, x, lengths)
+        mask = padding_mask(lengths, x.shape[1])
+        a = torch.softmax(self.linear(h).squeeze(2).masked_fill(mask, -math.inf), dim=1)
+        context = torch.bmm(a.unsqueeze(1), h).squeeze(1)
+        output = (h + context.unsqueeze(1)).masked_fill(mask.unsqueeze(2), 0)
+        return output, context, a
+
+
+class DotScore(nn.Module):
+    def score(self, query, keys):
+        return torch.bmm(keys, query.unsqueeze(2)).squeeze(2)
+
+    def project_keys(self, keys):
+        return keys
+
+    def forward(self, query, keys, mask=None):
+        e = self.score(query, self.project_keys(keys))
+        if mask is not None:
+            e = e.masked_fill(mask, -math.inf)
+        a = torch.softmax(e, dim=1)
+        return torch.bmm(a.unsqueeze(1), keys).squeeze(1), a
+
+
+class GeneralScore(DotScore):  # Luong's general: (W_q s)^T (W_k h_j)
+    def __init__(self, query_size, key_size, attention_size):
+        super().__init__()
+        self.query_layer = nn.Linear(query_size, attention_size, bias=False)
+        self.key_layer = nn.Linear(key_size, attention_size, bias=False)
+
+    def project_keys(self, keys):
+        return self.key_layer(keys)
+
+    def score(self, query, keys):
+        return torch.bmm(keys, self.query_layer(query).unsqueeze(2)).squeeze(2)
+
+
+class AdditiveScore(GeneralScore):  # Bahdanau's: v^T tanh(W_q s + W_k h_j), seed 004's names
+    def __init__(self, query_size, key_size, attention_size):
+        super().__init__(query_size, key_size, attention_size)
+        self.weight_layer = nn.Linear(attention_size, 1, bias=False)
+
+    def score(self, query, keys):
+        hidden = torch.tanh(self.query_layer(query).unsqueeze(1) + keys)
+        return self.weight_layer(hidden).squeeze(2)
+
+
+class Seq2Seq(nn.Module):  # layers/seq2seq.hpp: encoder, input-feeding decoder, attention
+    def __init__(self, source_vocab, target_vocab, E, H, A, cell="lstm", score="additive"):
+        super().__init__()
+        self.H, self.cell = H, cell
+        self.encoder_embedding = nn.Embedding(source_vocab, E)
+        self.encoder = (nn.LSTM if cell == "lstm" else nn.RNN)(E, H, batch_first=True)
+        self.decoder_embedding = nn.Embedding(target_vocab, E)
+        self.decoder = (nn.LSTMCell if cell == "lstm" else nn.RNNCell)(E + H, H)
+        scores = {"dot": lambda: DotScore(), "general": lambda: GeneralScore(H, H, A),
+                  "additive": lambda: AdditiveScore(H, H, A)}
+        self.attention = scores[score]()
+        self.output = nn.Linear(2 * H, target_vocab)
+
+    def forward(self, source, lengths, target_in):
+        states, last = run_rnn(self.encoder, self.encoder_embedding(source), lengths)
+        state = tuple(s[0] for s in last) if self.cell == "lstm" else last[0]
+        keys = self.attention.project_keys(states)
+        mask = padding_mask(lengths, source.shape[1])
+        context = torch.zeros(source.shape[0], self.H)
+        embedded = self.decoder_embedding(target_in)
+        logits, weights = [], []
+        for t in range(target_in.shape[1]):
+            state = self.decoder(torch.cat([embedded[:, t], context], 1), state)
+            h = state[0] if self.cell == "lstm" else state
+            e = self.attention.score(h, keys).masked_fill(mask, -math.inf)
+            a = torch.softmax(e, dim=1)
+            context = torch.bmm(a.unsqueeze(1), states).squeeze(1)
+            logits.append(self.output(torch.cat([h, context], 1)))
+            weights.append(a)
+        return torch.stack(logits, 1), torch.stack(weights, 1)
+
+
+class PositionalEncoding(nn.Module):  # the sinusoidal table as a buffer pe (max_len, d)
+    def __init__(self, d_model, max_len=5000):
+        super().__init__()
+        position = torch.arange(max_len, dtype=torch.float64).unsqueeze(1)
+        div_term = torch.pow(10000.0, torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
+        pe = torch.zeros(max_len, d_model, dtype=torch.float64)
+        pe[:, 0::2] = torch.sin(position / div_term)
+        pe[:, 1::2] = torch.cos(position / div_term[: d_model // 2])
+        self.register_buffer("pe", pe.float())
+
+    def forward(self, x):
+        return x + self.pe[: x.shape[-2]]
+
+
+class FeedForward(nn.Module):  # the linear1, dropout, linear2 of nn.TransformerEncoderLayer
+    def __init__(self, d_model, d_ff, dropout=0.0):
+        super().__init__()
+        self.linear1 = nn.Linear(d_model, d_ff)
+        self.dropout = nn.Dropout(dropout)
+        self.linear2 = nn.Linear(d_ff, d_model)
+
+    def forward(self, x):
+        return self.linear2(self.dropout(torch.relu(self.linear1(x))))
+
+
+class TinyTransformer(nn.Module):  # layers/transformer.hpp, of nn.TransformerEncoderLayer's
+    def __init__(self, vocab_size, d_model, heads, d_ff, num_layers, max_len, norm_first=True):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, d_model)
+        self.positional = PositionalEncoding(d_model, max_len)
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(d_model, heads, d_ff, dropout=0.0, batch_first=True,
+                                       norm_first=norm_first) for _ in range(num_layers))
+        self.norm = nn.LayerNorm(d_model)
+        self.lm_head = nn.Linear(d_model, vocab_size)
+
+    def forward(self, tokens):
+        T = tokens.shape[1]
+        mask = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+        x = self.positional(self.embedding(tokens))
+        for layer in self.layers:
+            x = layer(x, src_mask=mask)
+        return self.lm_head(self.norm(x))
+
+
+# ---------------------------------------------------------------- the cases
+#
+# Each returns (module, inputs, run, to_attograd, from_attograd): run(module,
+# inputs) gives the outputs by name.
+
+
+def randomize_norms(module):  # so that weight = 1, bias = 0 cannot hide a mix-up
+    for m in module.modules():
+        if isinstance(m, nn.LayerNorm):
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+            nn.init.uniform_(m.bias, -0.5, 0.5)
+
+
+def causal(T):
+    return torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+
+
+def ids(high, shape):
+    return torch.randint(0, high, shape)
+
+
+def case_linear():
+    return (nn.Linear(4, 3), {"input": torch.randn(2, 5, 4)},
+            lambda m, i: {"output": m(i["input"])}, identity, identity)
+
+
+def case_embedding():
+    return (nn.Embedding(10, 4), {"input": ids(10, (2, 5))},
+            lambda m, i: {"output": m(i["input"])}, identity, identity)
+
+
+def case_layer_norm():
+    m = nn.LayerNorm(6)
+    randomize_norms(m)
+    return (m, {"input": 3 * torch.randn(2, 3, 6) + 1},
+            lambda m, i: {"output": m(i["input"])}, identity, identity)
+
+
+def case_rnn_cell():
+    return (nn.RNNCell(3, 5), {"input": torch.randn(2, 3), "h": torch.randn(2, 5)},
+            lambda m, i: {"h_next": m(i["input"], i["h"])}, identity, identity)
+
+
+def case_lstm_cell():
+    def run(m, i):
+        h, c = m(i["input"], (i["h"], i["c"]))
+        return {"h_next": h, "c_next": c}
+    return (nn.LSTMCell(3, 5),
+            {"input": torch.randn(2, 3), "h": torch.randn(2, 5), "c": torch.randn(2, 5)},
+            run, identity, identity)
+
+
+# RNN and LSTM: once over full sequences from a given initial state, once over
+# padded sequences of lengths 4, 2, 3 (packed in PyTorch) from zeros.
+def case_rnn():
+    def run(m, i):
+        out, h_n = run_rnn(m, i["input"], None, i["h0"].unsqueeze(0))
+        packed_out, packed_h = run_rnn(m, i["input"], i["lengths"].tolist())
+        return {"output": out, "h_n": h_n[0], "packed_output": packed_out,
+                "packed_h_n": packed_h[0]}
+    return (nn.RNN(3, 5, batch_first=True),
+            {"input": torch.randn(3, 4, 3), "h0": torch.randn(3, 5),
+             "lengths": torch.tensor([4, 2, 3])}, run, identity, identity)
+
+
+def case_lstm():
+    def run(m, i):
+        out, (h_n, c_n) = run_rnn(m, i["input"], None, (i["h0"][None], i["c0"][None]))
+        packed_out, (packed_h, packed_c) = run_rnn(m, i["input"], i["lengths"].tolist())
+        return {"output": out, "h_n": h_n[0], "c_n": c_n[0], "packed_output": packed_out,
+                "packed_h_n": packed_h[0], "packed_c_n": packed_c[0]}
+    return (nn.LSTM(3, 5, batch_first=True),
+            {"input": torch.randn(3, 4, 3), "h0": torch.randn(3, 5), "c0": torch.randn(3, 5),
+             "lengths": torch.tensor([4, 2, 3])}, run, identity, identity)
+
+
+# nn.MultiheadAttention through the in_proj mapping: cross-attention with a
+# key padding mask, and self-attention with a causal mask.
+def case_multi_head_attention():
+    def run(m, i):
+        out, w = m(i["query"], i["key"], i["value"], key_padding_mask=i["key_padding"] > 0,
+                   average_attn_weights=False)
+        self_out, self_w = m(i["x"], i["x"], i["x"], attn_mask=causal(i["x"].shape[1]),
+                             average_attn_weights=False)
+        return {"output": out, "weights": w, "self_output": self_out, "self_weights": self_w}
+    return (nn.MultiheadAttention(8, 2, batch_first=True),
+            {"query": torch.randn(2, 3, 8), "key": torch.randn(2, 4, 8),
+             "value": torch.randn(2, 4, 8),
+             "key_padding": padding_mask([4, 2], 4).float(), "x": torch.randn(2, 5, 8)},
+            run, mha_to_attograd, mha_from_attograd)
+
+
+def encoder_layer_case(norm_first):
+    m = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, norm_first=norm_first)
+    randomize_norms(m)
+    return (m, {"input": torch.randn(2, 5, 8)},
+            lambda m, i: {"output": m(i["input"], src_mask=causal(i["input"].shape[1]))},
+            encoder_layer_to_attograd, encoder_layer_from_attograd)
+
+
+def case_transformer_encoder_layer():  # pre-norm, attograd's default
+    return encoder_layer_case(norm_first=True)
+
+
+def case_transformer_encoder_layer_post_norm():  # post-norm, PyTorch's default
+    return encoder_layer_case(norm_first=False)
+
+
+def case_tiny_transformer():
+    m = TinyTransformer(vocab_size=10, d_model=8, heads=2, d_ff=16, num_layers=2, max_len=12)
+    randomize_norms(m)
+    return (m, {"tokens": ids(10, (2, 6))}, lambda m, i: {"logits": m(i["tokens"])},
+            layers_mapping(encoder_layer_to_attograd, 2),
+            layers_mapping(encoder_layer_from_attograd, 2))
+
+
+def case_point_attention():
+    def run(m, i):
+        context, a = m(i["input"])
+        return {"context": context, "weights": a}
+    return PointAttention(6), {"input": torch.randn(2, 5, 6)}, run, identity, identity
+
+
+def case_self_attention():
+    return (SelfAttention(d_model=8), {"input": torch.randn(2, 5, 8)},
+            lambda m, i: {"output": m(i["input"])}, identity, identity)
+
+
+def case_sequence_attention():
+    def run(m, i):
+        output, context, a = m(i["input"], i["lengths"].tolist())
+        return {"output": output, "context": context, "weights": a}
+    return (SequenceAttention(3, 5), {"input": torch.randn(3, 4, 3),
+                                      "lengths": torch.tensor([4, 2, 3])}, run, identity, identity)
+
+
+def score_case(module, query_size):
+    def run(m, i):
+        context, a = m(i["query"], i["keys"], i["mask"] > 0)
+        return {"context": context, "weights": a}
+    return (module, {"query": torch.randn(2, query_size), "keys": torch.randn(2, 4, 5),
+                     "mask": padding_mask([4, 3], 4).float()}, run, identity, identity)
+
+
+def case_dot_score():
+    return score_case(DotScore(), 5)
+
+
+def case_general_score():
+    return score_case(GeneralScore(3, 5, 6), 3)
+
+
+def case_additive_score():
+    return score_case(AdditiveScore(3, 5, 6), 3)
+
+
+def seq2seq_case(cell, score):
+    def run(m, i):
+        logits, weights = m(i["source"], i["lengths"].tolist(), i["target_in"])
+        return {"logits": logits, "attention": weights}
+    m = Seq2Seq(source_vocab=7, target_vocab=9, E=4, H=5, A=6, cell=cell, score=score)
+    return (m, {"source": ids(7, (2, 4)), "lengths": torch.tensor([4, 3]),
+                "target_in": ids(9, (2, 3))}, run, identity, identity)
+
+
+def case_seq2seq_lstm_additive():
+    return seq2seq_case("lstm", "additive")
+
+
+def case_seq2seq_rnn_general():
+    return seq2seq_case("rnn", "general")
+
+
+def case_positional_encoding():
+    return (PositionalEncoding(6, max_len=10), {"input": torch.randn(2, 4, 6)},
+            lambda m, i: {"output": m(i["input"])}, identity, identity)
+
+
+def case_feed_forward():
+    return (FeedForward(6, 12), {"input": torch.randn(2, 3, 6)},
+            lambda m, i: {"output": m(i["input"])}, identity, identity)
+
+
+CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+
+def build(name):
+    """The case's module (seeded, eval mode), inputs, outputs and mappings."""
+    torch.manual_seed(sum(map(ord, name)))  # each case its own fixed seed
+    module, inputs, run, to_ag, from_ag = CASES[name]()
+    module.eval()
+    with torch.no_grad():
+        outputs = run(module, inputs)
+    return module, inputs, outputs, run, to_ag, from_ag
+
+
+def as_f32(tensors):
+    return {n: t.float() for n, t in tensors.items()}
+
+
+def main(names):
+    for name in names or CASES:
+        module, inputs, outputs, _, to_ag, _ = build(name)
+        weights = to_ag(module.state_dict())
+        save_safetensors(os.path.join(HERE, name + ".safetensors"), weights)
+        save_safetensors(os.path.join(HERE, name + ".io.safetensors"),
+                         as_f32({**inputs, **outputs}))
+        print(f"{name}: {len(weights)} tensors, outputs {', '.join(outputs)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

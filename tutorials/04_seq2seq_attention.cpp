@@ -19,6 +19,7 @@
 #include <set>
 
 #include "layers/nn.hpp"
+#include "tutorials/schedule.hpp"
 #include "tutorials/terminal.hpp"
 
 using namespace ag;
@@ -118,9 +119,8 @@ std::vector<double> train(nn::Seq2Seq& model, const std::vector<std::vector<int6
       idx.push_back(pick.randint(0, static_cast<int64_t>(data.size())));
     Batch b = make_batch(data, idx);
     // The learning rate falls along a half cosine from lr to lr/20: large
-    // steps early, small ones to settle at the end.
-    const double progress_fraction = double(step - 1) / double(settings.steps);
-    opt.set_lr(settings.lr * real(0.05 + 0.95 * 0.5 * (1 + std::cos(M_PI * progress_fraction))));
+    // steps early, small ones to settle at the end (tutorials/schedule.hpp).
+    opt.set_lr(cosine_lr(settings.lr, step, settings.steps));
     opt.zero_grad();
     nn::Seq2SeqOutput out = model.forward(b.source, b.lengths, b.target_in);
     Tensor loss = nn::cross_entropy(out.logits, b.target_out, /*ignore_index=*/kPad);
@@ -302,10 +302,8 @@ int main() {
   TrainSettings settings;
   std::vector<double> losses =
       train(model, train_set, settings, "attend", "build/tutorials/04_attention_loss.csv");
-  ChartOptions chart;
-  chart.title = "training loss (cross-entropy per token, one point per batch)";
-  chart.log_y = true;
-  fmt::print("{}", line_chart(losses, chart));
+  fmt::print("{}",
+             loss_chart(losses, "training loss (cross-entropy per token, one point per batch)"));
 
   section("5. Held-out sequences, greedy decoding");
   ExactMatch attention_match = exact_match(model, test_set, max_len);

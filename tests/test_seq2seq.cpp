@@ -12,17 +12,9 @@
 #include "tests/module_gradcheck.hpp"
 
 using namespace ag;
-using ag::testing::check_error;
-using ag::testing::check_module_gradients;
-using ag::testing::check_shape;
-using ag::testing::check_values;
+using namespace ag::testing;
 
 namespace {
-
-void set_values(Tensor& param, const Tensor& values) {
-  NoGradGuard no_grad;
-  param.copy_(values);
-}
 
 // softmax of a row of doubles, by hand
 std::vector<double> softmax_row(const std::vector<double>& e) {
@@ -215,6 +207,32 @@ TEST_CASE("attention/scores: errors name the score and the shapes") {
       {"attention_weights:", "mask (2,1,5)", "(B,S) or (B,1,S)"});
   check_error([] { (void)nn::local_window_mask({0}, -1, 3); },
               {"local_window_mask:", "half_width -1"});
+  nn::GeneralScore general(3, 4, 2);
+  check_error(
+      [&] {
+        (void)general.forward(zeros({2, 3}), zeros({2, 5, 3}));
+      },
+      {"GeneralScore:", "(2,5,3)", "key_size = 4"});
+  check_error(
+      [&] {
+        (void)general.forward(zeros({2, 5}), zeros({2, 5, 4}));
+      },
+      {"GeneralScore:", "(2,5)", "query_size = 3"});
+  check_error(
+      [] {
+        (void)nn::weighted_context(zeros({2, 3}), zeros({2, 4, 5}));
+      },
+      {"weighted_context:", "(2,3)", "(2,4,5)"});
+  check_error(
+      [] {
+        (void)nn::hard_attention(zeros({2, 3}), zeros({2, 4, 5}));
+      },
+      {"hard_attention:", "(2,3)", "(2,4,5)"});
+  check_error(
+      [] {
+        (void)nn::attention_weights(zeros({2, 3, 1}));
+      },
+      {"attention_weights:", "(2,3,1)", "(batch, source length)"});
 }
 
 TEST_CASE(

@@ -194,12 +194,6 @@ TEST_CASE("attention/scores: errors name the score and the shapes") {
         (void)dot.forward(zeros({2, 3}), zeros({3, 4, 3}));
       },
       {"DotScore:", "(2,3)", "(3,4,3)", "same B"});
-  nn::AdditiveScore additive(3, 4, 2);
-  check_error(
-      [&] {
-        (void)additive.forward(zeros({2, 3}), zeros({2, 5, 3}));
-      },
-      {"AdditiveScore:", "(2,5,3)", "key_size = 4"});
   check_error(
       [&] {
         (void)dot.forward(zeros({2, 3}), zeros({2, 4, 3}), zeros({2, 1, 5}));
@@ -207,17 +201,22 @@ TEST_CASE("attention/scores: errors name the score and the shapes") {
       {"attention_weights:", "mask (2,1,5)", "(B,S) or (B,1,S)"});
   check_error([] { (void)nn::local_window_mask({0}, -1, 3); },
               {"local_window_mask:", "half_width -1"});
+  // The general and additive scores check the keys (ProjectedScore) and the query.
   nn::GeneralScore general(3, 4, 2);
-  check_error(
-      [&] {
-        (void)general.forward(zeros({2, 3}), zeros({2, 5, 3}));
-      },
-      {"GeneralScore:", "(2,5,3)", "key_size = 4"});
-  check_error(
-      [&] {
-        (void)general.forward(zeros({2, 5}), zeros({2, 5, 4}));
-      },
-      {"GeneralScore:", "(2,5)", "query_size = 3"});
+  nn::AdditiveScore additive(3, 4, 2);
+  for (nn::AttentionScore* score : std::vector<nn::AttentionScore*>{&general, &additive}) {
+    const std::string name = score->type_name() + ":";
+    check_error(
+        [&] {
+          (void)score->forward(zeros({2, 3}), zeros({2, 5, 3}));
+        },
+        {name, "(2,5,3)", "key_size = 4"});
+    check_error(
+        [&] {
+          (void)score->forward(zeros({2, 5}), zeros({2, 5, 4}));
+        },
+        {name, "(2,5)", "query_size = 3"});
+  }
   check_error(
       [] {
         (void)nn::weighted_context(zeros({2, 3}), zeros({2, 4, 5}));

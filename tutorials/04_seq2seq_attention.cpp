@@ -19,7 +19,6 @@
 #include <set>
 
 #include "layers/nn.hpp"
-#include "tutorials/schedule.hpp"
 #include "tutorials/terminal.hpp"
 
 using namespace ag;
@@ -119,8 +118,9 @@ std::vector<double> train(nn::Seq2Seq& model, const std::vector<std::vector<int6
       idx.push_back(pick.randint(0, static_cast<int64_t>(data.size())));
     Batch b = make_batch(data, idx);
     // The learning rate falls along a half cosine from lr to lr/20: large
-    // steps early, small ones to settle at the end (tutorials/schedule.hpp).
-    opt.set_lr(cosine_lr(settings.lr, step, settings.steps));
+    // steps early, small ones to settle at the end.
+    const double progress_fraction = double(step - 1) / double(settings.steps);
+    opt.set_lr(settings.lr * real(0.05 + 0.95 * 0.5 * (1 + std::cos(M_PI * progress_fraction))));
     opt.zero_grad();
     nn::Seq2SeqOutput out = model.forward(b.source, b.lengths, b.target_in);
     Tensor loss = nn::cross_entropy(out.logits, b.target_out, /*ignore_index=*/kPad);

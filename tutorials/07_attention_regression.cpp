@@ -22,7 +22,6 @@
 #include <iostream>
 
 #include "layers/nn.hpp"
-#include "tutorials/schedule.hpp"
 #include "tutorials/terminal.hpp"
 
 using namespace ag;
@@ -100,7 +99,7 @@ std::vector<double> train_model(Model& model, const Sequences& train, int64_t st
   for (int64_t step = 1; step <= steps; ++step) {
     std::vector<int64_t> idx;
     for (int64_t i = 0; i < batch; ++i) idx.push_back(pick.randint(0, train.x.size(0)));
-    opt.set_lr(cosine_lr(/*base_lr=*/0.01, step, steps));
+    opt.set_lr(real(0.01 * (0.05 + 0.95 * 0.5 * (1 + std::cos(M_PI * (step - 1) / steps)))));
     opt.zero_grad();
     // [F4.10] the loss: MSE = 1/n sum (y - y_hat)^2
     Tensor loss =

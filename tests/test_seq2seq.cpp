@@ -30,6 +30,16 @@ std::vector<std::shared_ptr<nn::AttentionScore>> all_scores(int64_t H) {
           std::make_shared<nn::AdditiveScore>(H, H, 3)};
 }
 
+// Each encoder-decoder cell with each score (and with none).
+std::vector<std::pair<nn::CellType, nn::ScoreType>> every_config() {
+  std::vector<std::pair<nn::CellType, nn::ScoreType>> configs;
+  for (nn::CellType cell : {nn::CellType::RNN, nn::CellType::LSTM})
+    for (nn::ScoreType score :
+         {nn::ScoreType::None, nn::ScoreType::Dot, nn::ScoreType::General, nn::ScoreType::Additive})
+      configs.push_back({cell, score});
+  return configs;
+}
+
 nn::Seq2SeqOptions tiny_options(nn::CellType cell, nn::ScoreType score) {
   nn::Seq2SeqOptions o;
   o.source_vocab = 6;
@@ -238,45 +248,42 @@ TEST_CASE(
     "layers/seq2seq [F1.2] [F1.9] [F4.1] [F4.9]: shapes, names, no attention on padding, greedy "
     "step 1 = teacher forcing step 1") {
   manual_seed(4);
-  for (nn::CellType cell : {nn::CellType::RNN, nn::CellType::LSTM})
-    for (nn::ScoreType score : {nn::ScoreType::None, nn::ScoreType::Dot, nn::ScoreType::General,
-                                nn::ScoreType::Additive}) {
-      const std::string config = std::string(nn::to_string(cell)) + " " + nn::to_string(score);
-      INFO(config);
-      nn::Seq2Seq model(tiny_options(cell, score));
-      Tensor source = tensor({{3, 4, 5, 0}, {5, 3, 0, 0}});
-      Tensor target_in = tensor({{1, 3, 4}, {1, 4, 0}});
-      nn::Seq2SeqOutput out = model.forward(source, {3, 2}, target_in);
-      check_shape(out.logits, {2, 3, 5});
-      CHECK(out.attention.defined() == (score != nn::ScoreType::None));
-      if (out.attention.defined()) {
-        check_shape(out.attention, {2, 3, 4});
-        for (int64_t t = 0; t < 3; ++t) {  // [F4.8] padding gets no attention
-          CHECK(out.attention.at({0, t, 3}) == 0);
-          CHECK(out.attention.at({1, t, 2}) == 0);
-          CHECK(out.attention.at({1, t, 3}) == 0);
-        }
-      }
-      // Greedy decoding and teacher forcing share step 1 (both read <s>): its
-      // first step sees only <s>, so its first logits' argmax is the first token.
-      nn::GreedyDecoding greedy = model.greedy_decode(source, {3, 2}, 4);
-      CHECK(greedy.tokens.size() == 2);
-      CHECK(greedy.attention.defined() == (score != nn::ScoreType::None));
-      const std::vector<int64_t> first =
-          to_indices(reshape(argmax(narrow(out.logits, 1, 0, 1), -1), {-1}), "first");
-      for (int64_t b = 0; b < 2; ++b) {
-        if (first[b] == model.options.eos_id)
-          CHECK(greedy.tokens[b].empty());
-        else
-          CHECK(greedy.tokens[b].at(0) == first[b]);
-      }
-      const auto params = model.named_parameters();
-      CHECK(params.front().first == "encoder_embedding.weight");
-      if (cell == nn::CellType::LSTM) {
-        CHECK(params[1].first == "encoder.weight_ih_l0");
-        check_shape(params[1].second, {12, 2});  // 4H x E
+  for (const auto& [cell, score] : every_config()) {
+    INFO(nn::to_string(cell) << " " << nn::to_string(score));
+    nn::Seq2Seq model(tiny_options(cell, score));
+    Tensor source = tensor({{3, 4, 5, 0}, {5, 3, 0, 0}});
+    Tensor target_in = tensor({{1, 3, 4}, {1, 4, 0}});
+    nn::Seq2SeqOutput out = model.forward(source, {3, 2}, target_in);
+    check_shape(out.logits, {2, 3, 5});
+    CHECK(out.attention.defined() == (score != nn::ScoreType::None));
+    if (out.attention.defined()) {
+      check_shape(out.attention, {2, 3, 4});
+      for (int64_t t = 0; t < 3; ++t) {  // [F4.8] padding gets no attention
+        CHECK(out.attention.at({0, t, 3}) == 0);
+        CHECK(out.attention.at({1, t, 2}) == 0);
+        CHECK(out.attention.at({1, t, 3}) == 0);
       }
     }
+    // Greedy decoding and teacher forcing share step 1 (both read <s>): its
+    // first step sees only <s>, so its first logits' argmax is the first token.
+    nn::GreedyDecoding greedy = model.greedy_decode(source, {3, 2}, 4);
+    CHECK(greedy.tokens.size() == 2);
+    CHECK(greedy.attention.defined() == (score != nn::ScoreType::None));
+    const std::vector<int64_t> first =
+        to_indices(reshape(argmax(narrow(out.logits, 1, 0, 1), -1), {-1}), "first");
+    for (int64_t b = 0; b < 2; ++b) {
+      if (first[b] == model.options.eos_id)
+        CHECK(greedy.tokens[b].empty());
+      else
+        CHECK(greedy.tokens[b].at(0) == first[b]);
+    }
+    const auto params = model.named_parameters();
+    CHECK(params.front().first == "encoder_embedding.weight");
+    if (cell == nn::CellType::LSTM) {
+      CHECK(params[1].first == "encoder.weight_ih_l0");
+      check_shape(params[1].second, {12, 2});  // 4H x E
+    }
+  }
 }
 
 TEST_CASE(
@@ -378,19 +385,16 @@ TEST_CASE(
 
 TEST_CASE("grad/seq2seq [F1.2] [F1.9] [F4.1] [F4.9]: finite differences of a tiny Seq2Seq") {
   manual_seed(8);
-  for (nn::CellType cell : {nn::CellType::RNN, nn::CellType::LSTM})
-    for (nn::ScoreType score : {nn::ScoreType::None, nn::ScoreType::Dot, nn::ScoreType::General,
-                                nn::ScoreType::Additive}) {
-      const std::string config = std::string(nn::to_string(cell)) + " " + nn::to_string(score);
-      INFO(config);
-      nn::Seq2Seq model(tiny_options(cell, score));
-      Tensor source = tensor({{3, 4, 5}, {5, 3, 0}});
-      Tensor target_in = tensor({{1, 3, 4}, {1, 4, 0}});
-      Tensor target_out = tensor({{3, 4, 2}, {4, 2, 0}});
-      check_module_gradients(model, [&] {
-        return nn::cross_entropy(model.forward(source, {3, 2}, target_in).logits, target_out, 0);
-      });
-    }
+  for (const auto& [cell, score] : every_config()) {
+    INFO(nn::to_string(cell) << " " << nn::to_string(score));
+    nn::Seq2Seq model(tiny_options(cell, score));
+    Tensor source = tensor({{3, 4, 5}, {5, 3, 0}});
+    Tensor target_in = tensor({{1, 3, 4}, {1, 4, 0}});
+    Tensor target_out = tensor({{3, 4, 2}, {4, 2, 0}});
+    check_module_gradients(model, [&] {
+      return nn::cross_entropy(model.forward(source, {3, 2}, target_in).logits, target_out, 0);
+    });
+  }
 }
 #endif
 

@@ -133,8 +133,9 @@ Tensor DotScore::score(const Tensor& query, const Tensor& keys) {
   return squeeze(matmul(keys, unsqueeze(query, 2)), 2);
 }
 
-GeneralScore::GeneralScore(int64_t query_size, int64_t key_size, int64_t attention_size)
-    : AttentionScore("GeneralScore"),
+ProjectedScore::ProjectedScore(const std::string& name, int64_t query_size, int64_t key_size,
+                               int64_t attention_size)
+    : AttentionScore(name),
       query_size(query_size),
       key_size(key_size),
       attention_size(attention_size) {
@@ -144,12 +145,21 @@ GeneralScore::GeneralScore(int64_t query_size, int64_t key_size, int64_t attenti
       register_module("key_layer", std::make_shared<Linear>(key_size, attention_size, false));
 }
 
-Tensor GeneralScore::project_keys(const Tensor& keys) {
-  AG_CHECK(keys.dim() == 3 && keys.size(2) == key_size,
-           "GeneralScore: keys {} must be (B,S,key_size = {})", describe(keys), key_size);
-  // [F4.4] k_j = W_k h_j, stacked [k_1; ...; k_S]   (B,S,Hk) -> (B,S,A)
+Tensor ProjectedScore::project_keys(const Tensor& keys) {
+  AG_CHECK(keys.dim() == 3 && keys.size(2) == key_size, "{}: keys {} must be (B,S,key_size = {})",
+           type_name(), describe(keys), key_size);
+  // [F4.4] k_j = W_k h_j, stacked [k_1; ...; k_S]; [F1.5] the W_k h_j inside the tanh
+  //   (B,S,Hk) -> (B,S,A)
   return key_layer->forward(keys);
 }
+
+std::string ProjectedScore::extra_repr() const {
+  return fmt::format("query_size={}, key_size={}, attention_size={}", query_size, key_size,
+                     attention_size);
+}
+
+GeneralScore::GeneralScore(int64_t query_size, int64_t key_size, int64_t attention_size)
+    : ProjectedScore("GeneralScore", query_size, key_size, attention_size) {}
 
 Tensor GeneralScore::score(const Tensor& query, const Tensor& projected_keys) {
   check_query_keys(query, projected_keys, query_size, attention_size, "GeneralScore");
@@ -160,29 +170,10 @@ Tensor GeneralScore::score(const Tensor& query, const Tensor& projected_keys) {
   return squeeze(matmul(projected_keys, unsqueeze(q, 2)), 2);
 }
 
-std::string GeneralScore::extra_repr() const {
-  return fmt::format("query_size={}, key_size={}, attention_size={}", query_size, key_size,
-                     attention_size);
-}
-
 AdditiveScore::AdditiveScore(int64_t query_size, int64_t key_size, int64_t attention_size)
-    : AttentionScore("AdditiveScore"),
-      query_size(query_size),
-      key_size(key_size),
-      attention_size(attention_size) {
-  query_layer =
-      register_module("query_layer", std::make_shared<Linear>(query_size, attention_size, false));
-  key_layer =
-      register_module("key_layer", std::make_shared<Linear>(key_size, attention_size, false));
+    : ProjectedScore("AdditiveScore", query_size, key_size, attention_size) {
   weight_layer =
       register_module("weight_layer", std::make_shared<Linear>(attention_size, 1, false));
-}
-
-Tensor AdditiveScore::project_keys(const Tensor& keys) {
-  AG_CHECK(keys.dim() == 3 && keys.size(2) == key_size,
-           "AdditiveScore: keys {} must be (B,S,key_size = {})", describe(keys), key_size);
-  // [F1.5] W_k h_j, once per source sequence        (B,S,Hk) -> (B,S,A)
-  return key_layer->forward(keys);
 }
 
 Tensor AdditiveScore::score(const Tensor& query, const Tensor& projected_keys) {
@@ -190,11 +181,6 @@ Tensor AdditiveScore::score(const Tensor& query, const Tensor& projected_keys) {
   // [F1.5] e_t(j) = v^T tanh(W_q s_t + W_k h_j)     (B,1,A) + (B,S,A) -> (B,S,A) -> (B,S)
   const Tensor hidden = tanh(unsqueeze(query_layer->forward(query), 1) + projected_keys);
   return squeeze(weight_layer->forward(hidden), 2);
-}
-
-std::string AdditiveScore::extra_repr() const {
-  return fmt::format("query_size={}, key_size={}, attention_size={}", query_size, key_size,
-                     attention_size);
 }
 
 }  // namespace ag::nn

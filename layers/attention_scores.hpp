@@ -54,32 +54,40 @@ class DotScore : public AttentionScore {
   Tensor score(const Tensor& query, const Tensor& projected_keys) override;
 };
 
-// [F4.2] q = W_hq s_t, [F4.4] k_j = W_k h_j, [F4.5] e_t(j) = q^T k_j.
-// Submodules query_layer Linear(Hq,A) and key_layer Linear(Hk,A), no biases.
-class GeneralScore : public AttentionScore {
+// What the general and additive scores share: the query and the keys each
+// projected to A features, W_q s_t and W_k h_j, by submodules query_layer
+// Linear(Hq,A) and key_layer Linear(Hk,A), no biases (the names of seed 004's
+// Attention class). The keys are projected once per source sequence.
+class ProjectedScore : public AttentionScore {
  public:
-  GeneralScore(int64_t query_size, int64_t key_size, int64_t attention_size);
+  // keys (B,S,Hk) -> W_k h_j (B,S,A)
   Tensor project_keys(const Tensor& keys) override;
-  Tensor score(const Tensor& query, const Tensor& projected_keys) override;
   std::string extra_repr() const override;
 
   int64_t query_size, key_size, attention_size;
   std::shared_ptr<Linear> query_layer, key_layer;
+
+ protected:
+  ProjectedScore(const std::string& name, int64_t query_size, int64_t key_size,
+                 int64_t attention_size);
 };
 
-// [F1.5] e_t(j) = v^T tanh(W_q s_t + W_k h_j) (Bahdanau et al. 2015).
-// Submodules query_layer Linear(Hq,A), key_layer Linear(Hk,A) and
-// weight_layer Linear(A,1) (the vector v), no biases: the names of seed 004's
-// Attention class.
-class AdditiveScore : public AttentionScore {
+// [F4.2] q = W_hq s_t, [F4.4] k_j = W_k h_j, [F4.5] e_t(j) = q^T k_j.
+class GeneralScore : public ProjectedScore {
+ public:
+  GeneralScore(int64_t query_size, int64_t key_size, int64_t attention_size);
+  Tensor score(const Tensor& query, const Tensor& projected_keys) override;
+};
+
+// [F1.5] e_t(j) = v^T tanh(W_q s_t + W_k h_j) (Bahdanau et al. 2015). Besides
+// query_layer and key_layer, a submodule weight_layer Linear(A,1), no bias:
+// the vector v.
+class AdditiveScore : public ProjectedScore {
  public:
   AdditiveScore(int64_t query_size, int64_t key_size, int64_t attention_size);
-  Tensor project_keys(const Tensor& keys) override;
   Tensor score(const Tensor& query, const Tensor& projected_keys) override;
-  std::string extra_repr() const override;
 
-  int64_t query_size, key_size, attention_size;
-  std::shared_ptr<Linear> query_layer, key_layer, weight_layer;
+  std::shared_ptr<Linear> weight_layer;
 };
 
 // --- the steps after the score, as functions ------------------------------------------

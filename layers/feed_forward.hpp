@@ -18,8 +18,10 @@ namespace ag::nn {
 class FeedForward : public UnaryModule {
  public:
   FeedForward(int64_t d_model, int64_t d_ff, real dropout = 0);
+  // x (..., d_model) -> (..., d_model)
   Tensor forward(const Tensor& x) override;
 
+  int64_t d_model, d_ff;
   std::shared_ptr<Linear> linear1;   // W_1 (d_ff, d), b_1 (d_ff)
   std::shared_ptr<Dropout> dropout;  // on the hidden layer, in training only
   std::shared_ptr<Linear> linear2;   // W_2 (d, d_ff), b_2 (d)

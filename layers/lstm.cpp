@@ -6,34 +6,9 @@
 #include "autograd/ops.hpp"
 #include "core/creation.hpp"
 #include "core/error.hpp"
-#include "layers/init.hpp"
 #include "layers/linear.hpp"
 
 namespace ag::nn {
-
-namespace {
-
-Tensor lstm_parameter(const Shape& shape, int64_t hidden_size) {
-  Tensor t = Tensor::empty(shape);
-  const real bound = 1 / std::sqrt(static_cast<real>(hidden_size));
-  init::uniform_(t, -bound, bound);
-  return t;
-}
-
-void check_sizes(int64_t input_size, int64_t hidden_size, const char* op) {
-  AG_CHECK(input_size > 0 && hidden_size > 0,
-           "{}: input_size and hidden_size must be positive, got {} and {}", op, input_size,
-           hidden_size);
-}
-
-void check_state(const Tensor& t, int64_t batch, int64_t hidden_size, const char* op,
-                 const char* what) {
-  AG_CHECK(!t.defined() || t.shape() == Shape({batch, hidden_size}),
-           "{}: {} {} must be (batch = {}, hidden_size = {})", op, what, describe(t), batch,
-           hidden_size);
-}
-
-}  // namespace
 
 RecurrentState lstm_gates(const Tensor& gates, const Tensor& c_prev, int64_t H) {
   // PyTorch's order of the four gates in (B,4H): input, forget, cell, output.
@@ -49,12 +24,9 @@ RecurrentState lstm_gates(const Tensor& gates, const Tensor& c_prev, int64_t H) 
 
 LSTMCell::LSTMCell(int64_t input_size, int64_t hidden_size)
     : Module("LSTMCell"), input_size(input_size), hidden_size(hidden_size) {
-  check_sizes(input_size, hidden_size, "LSTMCell");
-  const int64_t H = hidden_size;
-  weight_ih = register_parameter("weight_ih", lstm_parameter({4 * H, input_size}, H));
-  weight_hh = register_parameter("weight_hh", lstm_parameter({4 * H, H}, H));
-  bias_ih = register_parameter("bias_ih", lstm_parameter({4 * H}, H));
-  bias_hh = register_parameter("bias_hh", lstm_parameter({4 * H}, H));
+  std::tie(weight_ih, weight_hh, bias_ih, bias_hh) = register_recurrent_parameters(
+      [this](const std::string& name, Tensor t) { return register_parameter(name, t); }, "",
+      /*gates=*/4, input_size, hidden_size, "LSTMCell");
 }
 
 RecurrentState LSTMCell::forward(const Tensor& x, const RecurrentState& state) {
@@ -76,12 +48,9 @@ std::string LSTMCell::extra_repr() const {
 
 LSTM::LSTM(int64_t input_size, int64_t hidden_size)
     : Module("LSTM"), input_size(input_size), hidden_size(hidden_size) {
-  check_sizes(input_size, hidden_size, "LSTM");
-  const int64_t H = hidden_size;
-  weight_ih_l0 = register_parameter("weight_ih_l0", lstm_parameter({4 * H, input_size}, H));
-  weight_hh_l0 = register_parameter("weight_hh_l0", lstm_parameter({4 * H, H}, H));
-  bias_ih_l0 = register_parameter("bias_ih_l0", lstm_parameter({4 * H}, H));
-  bias_hh_l0 = register_parameter("bias_hh_l0", lstm_parameter({4 * H}, H));
+  std::tie(weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0) = register_recurrent_parameters(
+      [this](const std::string& name, Tensor t) { return register_parameter(name, t); }, "_l0",
+      /*gates=*/4, input_size, hidden_size, "LSTM");
 }
 
 SequenceOutput LSTM::forward(const Tensor& x, const std::vector<int64_t>& lengths,

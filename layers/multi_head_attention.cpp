@@ -64,6 +64,18 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
   // A mask for one head's scores (Tq,Tk), (B,1,Tk) or (B,Tq,Tk) gets a heads
   // dim, (B,1,Tq,Tk), so that it broadcasts over the heads and not the batch.
   Tensor head_mask = mask.defined() && mask.dim() == 3 ? unsqueeze(mask, 1) : mask;
+  // The mask may block scores, not add to them: it must broadcast to the scores
+  // (B,h,Tq,Tk) without enlarging them (a (2,T,T) mask on a batch of 1 would
+  // otherwise silently give two copies of the batch).
+  const Shape scores_shape = {query.size(0), heads, query.size(1), key.size(1)};
+  Shape broadcast;
+  AG_CHECK(
+      !head_mask.defined() || (head_mask.dim() <= 4 &&
+                               try_broadcast_shapes(head_mask.shape(), scores_shape, broadcast) &&
+                               broadcast == scores_shape),
+      "MultiHeadAttention: mask {} must broadcast to one head's scores (B,Tq,Tk) = ({},{},{}) "
+      "or to all of them (B,h,Tq,Tk)",
+      describe(mask), query.size(0), query.size(1), key.size(1));
   // [F0.9] [F2.6] c_k = softmax(Q_k K_k^T / sqrt(d_h)) V_k, all heads at once
   //   (B,h,Tq,d_h) x (B,h,Tk,d_h) -> weights (B,h,Tq,Tk), c (B,h,Tq,d_h)
   AttentionOutput heads_out = scaled_dot_product_attention(q, k, v, head_mask);

@@ -14,7 +14,15 @@
 // every position), see docs/errata.md. The four projections are separate
 // Linear(d, d) layers named q_proj, k_proj, v_proj and out_proj (the names of
 // Hugging Face's attention modules; PyTorch's nn.MultiheadAttention stores
-// the first three stacked in one in_proj_weight (3d, d)).
+// the first three stacked in one in_proj_weight (3d, d) and in_proj_bias
+// (3d): rows 0..d-1 are q_proj's, d..2d-1 k_proj's, 2d..3d-1 v_proj's).
+// Each is initialised as a Linear, weights and biases ~ U(-1/sqrt(d),
+// 1/sqrt(d)); PyTorch draws in_proj_weight with xavier_uniform_ and sets the
+// biases to 0, so the same seed gives different numbers there.
+//
+// k_proj's bias does not change the output: it adds q_i . b_k / sqrt(d_h) to
+// every score of query i alike, and softmax ignores a shift of its row. Its
+// gradient is exactly 0 (kept for PyTorch's parameter layout).
 #pragma once
 
 #include "layers/linear.hpp"

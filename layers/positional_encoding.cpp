@@ -27,6 +27,9 @@ Tensor sinusoidal_encoding(int64_t max_len, int64_t d_model) {
 
 PositionalEncoding::PositionalEncoding(int64_t d_model, int64_t max_len)
     : UnaryModule("PositionalEncoding"), d_model(d_model), max_len(max_len) {
+  AG_CHECK(d_model > 0 && max_len > 0,
+           "PositionalEncoding: d_model and max_len must be positive, got {} and {}", d_model,
+           max_len);
   pe = register_buffer("pe", sinusoidal_encoding(max_len, d_model));
 }
 

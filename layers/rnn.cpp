@@ -11,23 +11,6 @@
 
 namespace ag::nn {
 
-namespace {
-
-Tensor recurrent_parameter(const Shape& shape, int64_t hidden_size) {
-  Tensor t = Tensor::empty(shape);
-  const real bound = 1 / std::sqrt(static_cast<real>(hidden_size));
-  init::uniform_(t, -bound, bound);
-  return t;
-}
-
-void check_sizes(int64_t input_size, int64_t hidden_size, const char* op) {
-  AG_CHECK(input_size > 0 && hidden_size > 0,
-           "{}: input_size and hidden_size must be positive, got {} and {}", op, input_size,
-           hidden_size);
-}
-
-}  // namespace
-
 Tensor active_steps(const std::vector<int64_t>& lengths, int64_t batch, int64_t step) {
   std::vector<real> active(static_cast<size_t>(batch), 1);
   if (!lengths.empty())
@@ -46,23 +29,45 @@ void check_lengths(const std::vector<int64_t>& lengths, const Tensor& x, const c
              b, x.size(1), describe(x));
 }
 
+void check_state(const Tensor& state, int64_t batch, int64_t hidden_size, const char* op,
+                 const char* what) {
+  AG_CHECK(!state.defined() || state.shape() == Shape({batch, hidden_size}),
+           "{}: {} {} must be (batch = {}, hidden_size = {})", op, what, describe(state), batch,
+           hidden_size);
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> register_recurrent_parameters(
+    const ParameterRegistrar& register_fn, const std::string& suffix, int64_t gates,
+    int64_t input_size, int64_t hidden_size, const char* op) {
+  AG_CHECK(input_size > 0 && hidden_size > 0,
+           "{}: input_size and hidden_size must be positive, got {} and {}", op, input_size,
+           hidden_size);
+  // PyTorch: every weight and bias ~ U(-k, k), k = 1/sqrt(hidden_size)
+  const real bound = 1 / std::sqrt(static_cast<real>(hidden_size));
+  auto uniform = [&](const std::string& name, const Shape& shape) {
+    Tensor t = Tensor::empty(shape);
+    init::uniform_(t, -bound, bound);
+    return register_fn(name + suffix, t);
+  };
+  const int64_t rows = gates * hidden_size;
+  Tensor weight_ih = uniform("weight_ih", {rows, input_size});
+  Tensor weight_hh = uniform("weight_hh", {rows, hidden_size});
+  Tensor bias_ih = uniform("bias_ih", {rows});
+  Tensor bias_hh = uniform("bias_hh", {rows});
+  return {weight_ih, weight_hh, bias_ih, bias_hh};
+}
+
 RNNCell::RNNCell(int64_t input_size, int64_t hidden_size)
     : Module("RNNCell"), input_size(input_size), hidden_size(hidden_size) {
-  check_sizes(input_size, hidden_size, "RNNCell");
-  weight_ih =
-      register_parameter("weight_ih", recurrent_parameter({hidden_size, input_size}, hidden_size));
-  weight_hh =
-      register_parameter("weight_hh", recurrent_parameter({hidden_size, hidden_size}, hidden_size));
-  bias_ih = register_parameter("bias_ih", recurrent_parameter({hidden_size}, hidden_size));
-  bias_hh = register_parameter("bias_hh", recurrent_parameter({hidden_size}, hidden_size));
+  std::tie(weight_ih, weight_hh, bias_ih, bias_hh) = register_recurrent_parameters(
+      [this](const std::string& name, Tensor t) { return register_parameter(name, t); }, "",
+      /*gates=*/1, input_size, hidden_size, "RNNCell");
 }
 
 Tensor RNNCell::forward(const Tensor& x, const Tensor& h) {
   AG_CHECK(x.dim() == 2 && x.size(1) == input_size,
            "RNNCell: input {} must be (batch, input_size = {})", describe(x), input_size);
-  AG_CHECK(!h.defined() || h.shape() == Shape({x.size(0), hidden_size}),
-           "RNNCell: state {} must be (batch = {}, hidden_size = {})", describe(h), x.size(0),
-           hidden_size);
+  check_state(h, x.size(0), hidden_size, "RNNCell", "state");
   const Tensor h_prev = h.defined() ? h : zeros({x.size(0), hidden_size});
   // [F0.5] h_t = tanh(W_hh h_{t-1} + W_xh x_t + b)     x (B,D), h (B,H) -> (B,H)
   return tanh(linear(x, weight_ih, bias_ih) + linear(h_prev, weight_hh, bias_hh));
@@ -74,13 +79,9 @@ std::string RNNCell::extra_repr() const {
 
 RNN::RNN(int64_t input_size, int64_t hidden_size)
     : Module("RNN"), input_size(input_size), hidden_size(hidden_size) {
-  check_sizes(input_size, hidden_size, "RNN");
-  weight_ih_l0 = register_parameter("weight_ih_l0",
-                                    recurrent_parameter({hidden_size, input_size}, hidden_size));
-  weight_hh_l0 = register_parameter("weight_hh_l0",
-                                    recurrent_parameter({hidden_size, hidden_size}, hidden_size));
-  bias_ih_l0 = register_parameter("bias_ih_l0", recurrent_parameter({hidden_size}, hidden_size));
-  bias_hh_l0 = register_parameter("bias_hh_l0", recurrent_parameter({hidden_size}, hidden_size));
+  std::tie(weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0) = register_recurrent_parameters(
+      [this](const std::string& name, Tensor t) { return register_parameter(name, t); }, "_l0",
+      /*gates=*/1, input_size, hidden_size, "RNN");
 }
 
 SequenceOutput RNN::forward(const Tensor& x, const std::vector<int64_t>& lengths,
@@ -89,9 +90,7 @@ SequenceOutput RNN::forward(const Tensor& x, const std::vector<int64_t>& lengths
            "RNN: input {} must be (batch, time >= 1, input_size = {})", describe(x), input_size);
   check_lengths(lengths, x, "RNN");
   const int64_t B = x.size(0), T = x.size(1);
-  AG_CHECK(!h0.defined() || h0.shape() == Shape({B, hidden_size}),
-           "RNN: initial state {} must be (batch = {}, hidden_size = {})", describe(h0), B,
-           hidden_size);
+  check_state(h0, B, hidden_size, "RNN", "initial state");
   // W_xh x_t + b_ih for every step at once: one GEMM    (B,T,D) -> (B,T,H)
   const Tensor input_part = linear(x, weight_ih_l0, bias_ih_l0);
   Tensor h = h0.defined() ? h0 : zeros({B, hidden_size});

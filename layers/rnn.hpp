@@ -16,6 +16,9 @@
 // sequences x (B,T,D) gives every state, output (B,T,H), and the last ones.
 #pragma once
 
+#include <functional>
+#include <string>
+#include <tuple>
 #include <vector>
 
 #include "layers/module.hpp"
@@ -45,6 +48,22 @@ struct SequenceOutput {
 Tensor active_steps(const std::vector<int64_t>& lengths, int64_t batch, int64_t step);
 // Checks lengths against x (B,T,...) and names `op` in the error.
 void check_lengths(const std::vector<int64_t>& lengths, const Tensor& x, const char* op);
+// Checks a state given to `op`: undefined (it starts at zeros) or (batch,
+// hidden_size); `what` names it in the error ("state", "initial c", ...).
+void check_state(const Tensor& state, int64_t batch, int64_t hidden_size, const char* op,
+                 const char* what);
+
+// The parameters every PyTorch recurrent module has, for `gates` gates (1 for
+// an RNN; 4 for an LSTM, whose i, f, g, o rows are stacked):
+//   weight_ih (gates*H, D), weight_hh (gates*H, H), bias_ih (gates*H), bias_hh (gates*H)
+// each ~ U(-1/sqrt(H), 1/sqrt(H)) as PyTorch initialises them, created in that
+// order, named as PyTorch names them plus `suffix` ("" in a cell, "_l0" for
+// the one layer of RNN and LSTM) and registered with `register_fn` (the
+// module's register_parameter). `op` names the module in the size check.
+using ParameterRegistrar = std::function<Tensor(const std::string& name, Tensor value)>;
+std::tuple<Tensor, Tensor, Tensor, Tensor> register_recurrent_parameters(
+    const ParameterRegistrar& register_fn, const std::string& suffix, int64_t gates,
+    int64_t input_size, int64_t hidden_size, const char* op);
 
 class RNNCell : public Module {
  public:

@@ -22,6 +22,9 @@ TransformerEncoderLayer::TransformerEncoderLayer(int64_t d_model, int64_t heads,
 }
 
 Tensor TransformerEncoderLayer::forward(const Tensor& x, const Tensor& mask) {
+  AG_CHECK(x.defined() && x.dim() == 3 && x.size(2) == self_attn->d_model,
+           "TransformerEncoderLayer: input {} must be (batch, time, d_model = {})", describe(x),
+           self_attn->d_model);
   auto attend = [&](const Tensor& input) {
     AttentionOutput attended = self_attn->forward(input, mask);
     attention_weights = attended.weights;

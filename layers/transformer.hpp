@@ -44,6 +44,8 @@ class TransformerEncoderLayer : public Module {
 
   bool norm_first;
   std::shared_ptr<MultiHeadAttention> self_attn;
+  // PyTorch keeps linear1, dropout and linear2 on the layer itself: its
+  // linear1.weight is feed_forward.linear1.weight here.
   std::shared_ptr<FeedForward> feed_forward;
   std::shared_ptr<LayerNorm> norm1, norm2;
   std::shared_ptr<Dropout> dropout1, dropout2;

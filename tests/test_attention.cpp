@@ -9,20 +9,7 @@
 #include "tests/helpers.hpp"
 
 using namespace ag;
-using ag::testing::check_error;
-using ag::testing::check_gradients;
-using ag::testing::check_shape;
-using ag::testing::check_values;
-
-namespace {
-
-Tensor leaf(const Shape& shape, Generator& gen) {
-  Tensor t = randn(shape, gen);
-  t.requires_grad_();
-  return t;
-}
-
-}  // namespace
+using namespace ag::testing;
 
 TEST_CASE("attention/sdpa [F1.1] [F1.3] [F2.1] [F3.4]: softmax(QK^T / sqrt(d_k)) V by hand") {
   // One query, two keys, d_k = 4: q.k = (2, 0), scaled by 1/sqrt(4) = (1, 0).

@@ -643,4 +643,27 @@ TEST_CASE("grad/gradcheck: inputs without elements pass and say so") {
   CHECK(r.message.find("no elements") != std::string::npos);
 }
 
+TEST_CASE("grad/gradcheck: a function that ignores an input it is passed is caught") {
+  Generator gen(21);
+  Tensor a = ag::randn({2, 3}, gen).requires_grad_();
+  Tensor w = ag::randn({2, 3}, gen).requires_grad_();
+  // Reads the captured w, not its perturbed copy in[1]: gradcheck compares
+  // a zero gradient with a zero difference quotient for w and passes.
+  auto captured = [&](const Inputs& in) { return ag::mul(in[0], w); };
+  CHECK(gradcheck(captured, {a, w}).ok);
+  const std::string unread = ag::testing::unread_inputs(captured, {a, w});
+  CHECK(unread.find("does not read input 1 ") != std::string::npos);
+  CHECK(unread.find("input 0") == std::string::npos);
+  // Reading every input passes, also through softmax, which ignores a constant shift.
+  CHECK(ag::testing::unread_inputs([](const Inputs& in) { return ag::mul(in[0], in[1]); }, {a, w})
+            .empty());
+  CHECK(ag::testing::unread_inputs([](const Inputs& in) { return ag::softmax(in[0], 1); }, {a})
+            .empty());
+  // An input that does not require grad is not asked to matter.
+  Tensor constant = ag::randn({2, 3}, gen);
+  CHECK(ag::testing::unread_inputs([](const Inputs& in) { return ag::mul(in[0], real(2)); },
+                                   {a, constant})
+            .empty());
+}
+
 #endif  // AG_USE_DOUBLE

@@ -1,7 +1,8 @@
-// Layers I: Linear, Embedding, activations, Softmax [F0.2], Dropout, LayerNorm
-// [F3.6] and PointAttention [F0.1-F0.4]. For each: output shapes, values
-// computed by hand, gradcheck of the output with respect to the input and
-// every parameter (double flavor), and the error messages of misuse.
+// Layers I: Linear, Embedding, activations, Dropout and LayerNorm [F3.6]
+// (Softmax [F0.2] and PointAttention are in test_point_attention.cpp). For
+// each: output shapes, values computed by hand, gradcheck of the output with
+// respect to the input and every parameter (double flavor), and the error
+// messages of misuse.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -11,28 +12,7 @@
 #include "tests/module_gradcheck.hpp"
 
 using namespace ag;
-using ag::testing::check_error;
-using ag::testing::check_gradients;
-using ag::testing::check_module_gradients;
-using ag::testing::check_shape;
-using ag::testing::check_values;
-
-namespace {
-
-// Sets a parameter's values (outside any graph, as loading weights does).
-void set_values(Tensor& param, const Tensor& values) {
-  NoGradGuard no_grad;
-  param.copy_(values);
-}
-
-Tensor randn_input(const Shape& shape, uint64_t seed) {
-  Generator gen(seed);
-  Tensor x = randn(shape, gen);
-  x.requires_grad_();
-  return x;
-}
-
-}  // namespace
+using namespace ag::testing;
 
 // --- Linear --------------------------------------------------------------------------
 
@@ -64,7 +44,8 @@ TEST_CASE("layers/linear: any number of leading dims, and no bias") {
   check_values(y, values);
 }
 
-TEST_CASE("layers/linear: PyTorch's default init U(-1/sqrt(in), 1/sqrt(in)), same seed same numbers") {
+TEST_CASE(
+    "layers/linear: PyTorch's default init U(-1/sqrt(in), 1/sqrt(in)), same seed same numbers") {
   manual_seed(42);
   nn::Linear a(100, 50);
   manual_seed(42);
@@ -87,10 +68,16 @@ TEST_CASE("layers/linear: PyTorch's default init U(-1/sqrt(in), 1/sqrt(in)), sam
 
 TEST_CASE("layers/linear: errors name the layer and the shapes") {
   nn::Linear fc(3, 2);
-  check_error([&] { (void)fc.forward(zeros({4, 5})); },
-              {"linear:", "(4,5)", "in_features = 3", "'weight' (2,3)"});
-  check_error([&] { (void)nn::linear(zeros({2, 3}), zeros({2, 3}), zeros({3})); },
-              {"linear:", "bias (3)", "(2)"});
+  check_error(
+      [&] {
+        (void)fc.forward(zeros({4, 5}));
+      },
+      {"linear:", "(4,5)", "in_features = 3", "'weight' (2,3)"});
+  check_error(
+      [&] {
+        (void)nn::linear(zeros({2, 3}), zeros({2, 3}), zeros({3}));
+      },
+      {"linear:", "bias (3)", "(2)"});
   check_error([] { nn::Linear bad(0, 2); }, {"Linear:", "positive", "0"});
 }
 
@@ -99,15 +86,15 @@ TEST_CASE("layers/linear: gradcheck of the output w.r.t. input, weight and bias"
   manual_seed(2);
   nn::Linear fc(4, 3);
   for (const Shape& shape : {Shape{4}, Shape{5, 4}, Shape{2, 3, 4}}) {
-    Tensor x = randn_input(shape, 3);
+    Tensor x = leaf(shape, 3);
     check_gradients([&](const std::vector<Tensor>& in) { return nn::linear(in[0], in[1], in[2]); },
                     {x, fc.weight, fc.bias});
   }
   nn::Linear no_bias(4, 3, false);
   check_gradients([&](const std::vector<Tensor>& in) { return nn::linear(in[0], in[1]); },
-                  {randn_input({3, 4}, 4), no_bias.weight});
+                  {leaf({3, 4}, 4), no_bias.weight});
   // The module, through its own weight and bias.
-  Tensor x = randn_input({2, 3, 4}, 5);
+  Tensor x = leaf({2, 3, 4}, 5);
   check_module_gradients(fc, [&] { return fc.forward(x); }, {x});
   check_module_gradients(no_bias, [&] { return no_bias.forward(x); }, {x});
 }
@@ -153,8 +140,11 @@ TEST_CASE("layers/embedding: init N(0,1), seeded") {
 
 TEST_CASE("layers/embedding: out-of-range and non-integer indices are errors") {
   nn::Embedding emb(5, 2);
-  check_error([&] { (void)emb.forward(std::vector<int64_t>{1, 5}); },
-              {"Embedding:", "index 5", "position 1", "5 embeddings", "0..4"});
+  check_error(
+      [&] {
+        (void)emb.forward(std::vector<int64_t>{1, 5});
+      },
+      {"Embedding:", "index 5", "position 1", "5 embeddings", "0..4"});
   check_error([&] { (void)emb.forward(tensor({0, -1})); }, {"Embedding:", "index -1"});
   check_error([&] { (void)emb.forward(tensor({0.5})); }, {"Embedding:", "not an integer"});
 }
@@ -177,29 +167,12 @@ TEST_CASE("layers/activation: ReLU, Tanh, Sigmoid values") {
   Tensor x = tensor({-2, 0, 1.5});
   check_values(nn::ReLU().forward(x), {0, 0, 1.5});
   check_values(nn::Tanh().forward(x), {std::tanh(-2.0), 0, std::tanh(1.5)});
-  check_values(nn::Sigmoid().forward(x),
-               {1 / (1 + std::exp(2.0)), 0.5, 1 / (1 + std::exp(-1.5))});
-}
-
-TEST_CASE("layers/softmax [F0.2]: a_i = exp(e_i) / sum_j exp(e_j), not e^i") {
-  nn::Softmax softmax_layer(/*dim=*/1);
-  Tensor e = tensor({{1, 2, 3}, {1000, 1000, 1000}});
-  Tensor a = softmax_layer.forward(e);
-  const double z = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
-  // Large scores do not overflow: the max is subtracted first.
-  check_values(a, {std::exp(1.0) / z, std::exp(2.0) / z, std::exp(3.0) / z, 1.0 / 3, 1.0 / 3,
-                   1.0 / 3});
-  // The seed's literal e^i (exponent = the position i) would give the same
-  // weights whatever the scores: positions 0,1,2 -> 1, e, e^2 normalised.
-  // That it depends on the scores is the point of attention.
-  Tensor shifted = softmax_layer.forward(tensor({{3, 2, 1}}));
-  CHECK(shifted.data()[0] > shifted.data()[2]);
-  CHECK(softmax_layer.to_string().find("Softmax(dim=1)") == 0);
+  check_values(nn::Sigmoid().forward(x), {1 / (1 + std::exp(2.0)), 0.5, 1 / (1 + std::exp(-1.5))});
 }
 
 #ifdef AG_USE_DOUBLE
 TEST_CASE("layers/activation: gradcheck of ReLU, Tanh, Sigmoid, Softmax [F0.2]") {
-  Tensor x = randn_input({3, 4}, 5);
+  Tensor x = leaf({3, 4}, 5);
   nn::ReLU relu_layer;
   nn::Tanh tanh_layer;
   nn::Sigmoid sigmoid_layer;
@@ -249,7 +222,7 @@ TEST_CASE("layers/dropout: the gradient is the mask scaled by 1/(1-p)") {
 #ifdef AG_USE_DOUBLE
 TEST_CASE("layers/dropout: gradcheck of the output w.r.t. the input, in training and eval") {
   nn::Dropout drop(0.3);
-  Tensor x = randn_input({4, 5}, 6);
+  Tensor x = leaf({4, 5}, 6);
   // Reseeding before each forward draws the same mask every time, so the
   // finite differences see one fixed function of x.
   check_gradients(
@@ -289,7 +262,7 @@ TEST_CASE("layers/layer_norm [F3.6]: the fused op equals the composed ops, forwa
   Tensor gamma = randn({6}), beta = randn({6});
   gamma.requires_grad_();
   beta.requires_grad_();
-  Tensor x = randn_input({2, 3, 6}, 9);
+  Tensor x = leaf({2, 3, 6}, 9);
   Tensor weights = randn({2, 3, 6});  // a fixed upstream gradient
   auto run = [&](auto layer_norm_fn) {
     for (Tensor* t : {&x, &gamma, &beta}) t->set_grad(Tensor());
@@ -310,10 +283,16 @@ TEST_CASE("layers/layer_norm [F3.6]: the fused op equals the composed ops, forwa
 
 TEST_CASE("layers/layer_norm: errors") {
   nn::LayerNorm norm(4);
-  check_error([&] { (void)norm.forward(zeros({2, 3})); },
-              {"LayerNorm:", "(2,3)", "normalized_shape = 4"});
-  check_error([] { (void)nn::layer_norm(zeros({2, 3}), ones({4}), Tensor()); },
-              {"layer_norm:", "weight", "(4)", "(3)"});
+  check_error(
+      [&] {
+        (void)norm.forward(zeros({2, 3}));
+      },
+      {"LayerNorm:", "(2,3)", "normalized_shape = 4"});
+  check_error(
+      [] {
+        (void)nn::layer_norm(zeros({2, 3}), ones({4}), Tensor());
+      },
+      {"layer_norm:", "weight", "(4)", "(3)"});
   check_error([] { nn::LayerNorm bad(0); }, {"LayerNorm:", "positive"});
 }
 
@@ -323,82 +302,16 @@ TEST_CASE("layers/layer_norm [F3.6]: gradcheck w.r.t. input, gamma and beta") {
   Tensor gamma = randn({5}), beta = randn({5});
   gamma.requires_grad_();
   beta.requires_grad_();
-  check_gradients(
-      [](const std::vector<Tensor>& in) { return nn::layer_norm(in[0], in[1], in[2]); },
-      {randn_input({3, 5}, 11), gamma, beta});
+  check_gradients([](const std::vector<Tensor>& in) { return nn::layer_norm(in[0], in[1], in[2]); },
+                  {leaf({3, 5}, 11), gamma, beta});
   check_gradients(
       [](const std::vector<Tensor>& in) { return nn::layer_norm(in[0], Tensor(), Tensor()); },
-      {randn_input({2, 2, 5}, 12)});
+      {leaf({2, 2, 5}, 12)});
   // The module, through its own gamma and beta (set away from 1 and 0).
   nn::LayerNorm norm(5);
   set_values(norm.weight, gamma);
   set_values(norm.bias, beta);
-  Tensor x = randn_input({2, 3, 5}, 13);
+  Tensor x = leaf({2, 3, 5}, 13);
   check_module_gradients(norm, [&] { return norm.forward(x); }, {x});
-}
-#endif
-
-// --- PointAttention [F0.1-F0.4] -----------------------------------------------------------
-
-TEST_CASE("layers/point_attention [F0.4]: the seed's shapes, x (3,5,64) -> context (3,64), a (3,5,1)") {
-  manual_seed(0);
-  nn::PointAttention attention(64);
-  Tensor x = randn({3, 5, 64});
-  auto [context, weights] = attention.forward(x);
-  check_shape(context, {3, 64});
-  check_shape(weights, {3, 5, 1});
-  // [F0.2] the weights of each sequence sum to 1.
-  check_values(sum(weights, 1), {1, 1, 1});
-  auto names = attention.named_parameters();
-  REQUIRE(names.size() == 2);
-  CHECK(names[0].first == "linear.weight");
-  CHECK(names[1].first == "linear.bias");
-  check_shape(names[0].second, {1, 64});
-}
-
-TEST_CASE("layers/point_attention [F0.1] [F0.2] [F0.3] [F0.4]: each step by hand") {
-  nn::PointAttention attention(2);
-  set_values(attention.linear->weight, tensor({{1, -1}}));
-  set_values(attention.linear->bias, tensor({0.5}));
-  // One sequence of three elements.
-  Tensor x = tensor({{{1, 0}, {0, 1}, {2, 2}}});
-  // [F0.1] e = W_e x + b_e = (1.5, -0.5, 0.5)
-  const double e[3] = {1.5, -0.5, 0.5};
-  // [F0.2] a = exp(e) / sum exp(e)
-  const double z = std::exp(e[0]) + std::exp(e[1]) + std::exp(e[2]);
-  const double a[3] = {std::exp(e[0]) / z, std::exp(e[1]) / z, std::exp(e[2]) / z};
-  auto [context, weights] = attention.forward(x);
-  check_values(weights, {a[0], a[1], a[2]});
-  // [F0.4] context = sum_i a_i x_i
-  check_values(context, {a[0] * 1 + a[2] * 2, a[1] * 1 + a[2] * 2});
-  // [F0.3] the residual form: every element plus the context.
-  Tensor h = nn::add_context(x, context);
-  check_shape(h, {1, 3, 2});
-  check_values(h, {1 + context.data()[0], context.data()[1], context.data()[0],
-                   1 + context.data()[1], 2 + context.data()[0], 2 + context.data()[1]});
-}
-
-TEST_CASE("layers/point_attention: errors") {
-  nn::PointAttention attention(4);
-  check_error([&] { (void)attention.forward(zeros({2, 4})); },
-              {"PointAttention:", "(2,4)", "(batch, time, hidden = 4)"});
-  check_error([] { (void)nn::add_context(zeros({2, 3, 4}), zeros({2, 5})); },
-              {"add_context:", "(2,3,4)", "(2,5)"});
-}
-
-#ifdef AG_USE_DOUBLE
-TEST_CASE("layers/point_attention [F0.1] [F0.2] [F0.3] [F0.4]: gradcheck w.r.t. x and the score") {
-  manual_seed(13);
-  nn::PointAttention attention(3);
-  auto outputs = [&](const Tensor& x) {
-    nn::AttentionOutput out = attention.forward(x);
-    return concat({reshape(out.context, {-1}), reshape(out.weights, {-1}),
-                   reshape(nn::add_context(x, out.context), {-1})},
-                  0);
-  };
-  Tensor x = randn_input({2, 4, 3}, 14);
-  check_gradients([&](const std::vector<Tensor>& in) { return outputs(in[0]); }, {x});
-  // The score's W_e and b_e are the module's own tensors: perturbed in place.
-  check_module_gradients(attention, [&] { return outputs(x); }, {x});
 }
 #endif

@@ -9,26 +9,13 @@
 #include "tests/module_gradcheck.hpp"
 
 using namespace ag;
-using ag::testing::check_error;
-using ag::testing::check_gradients;
-using ag::testing::check_module_gradients;
-using ag::testing::check_shape;
-using ag::testing::check_values;
-using ag::testing::max_abs_diff;
+using namespace ag::testing;
 
 namespace {
 
 // Rows [start, start+n) of a Linear's weight (out, in) and bias: the part of
 // the projection that feeds one head.
 Tensor rows(const Tensor& t, int64_t start, int64_t n) { return narrow(t, 0, start, n); }
-
-#ifdef AG_USE_DOUBLE
-Tensor leaf(const Shape& shape, Generator& gen) {
-  Tensor t = randn(shape, gen);
-  t.requires_grad_();
-  return t;
-}
-#endif
 
 }  // namespace
 
@@ -71,6 +58,7 @@ TEST_CASE(
   check_values(heads, {0, 1, 4, 5, 2, 3, 6, 7});
   check_values(nn::merge_heads(heads), {0, 1, 2, 3, 4, 5, 6, 7});
   check_error([&] { (void)nn::split_heads(x, 3); }, {"split_heads:", "(1,2,4)", "heads = 3"});
+  check_error([&] { (void)nn::merge_heads(x); }, {"merge_heads:", "(1,2,4)", "(B,h,T,d_h)"});
 }
 
 TEST_CASE(
@@ -144,6 +132,20 @@ TEST_CASE("layers/multi_head_attention: errors name the shapes") {
         (void)mha.forward(zeros({2, 3, 4}), zeros({1, 5, 4}), zeros({1, 5, 4}));
       },
       {"MultiHeadAttention:", "(2,3,4)", "(1,5,4)", "batch size"});
+  // A mask that does not fit the scores, or would enlarge them, is rejected
+  // here, with the scores' shape, not deep inside masked_fill.
+  check_error(
+      [&] {
+        (void)mha.forward(zeros({1, 5, 4}), zeros({3, 3}));
+      },
+      {"MultiHeadAttention:", "mask (3,3)", "(B,Tq,Tk) = (1,5,5)"});
+  check_error(
+      [&] {
+        (void)mha.forward(zeros({1, 5, 4}), zeros({2, 5, 5}));
+      },
+      {"MultiHeadAttention:", "mask (2,5,5)", "(1,5,5)"});
+  CHECK_NOTHROW((void)mha.forward(zeros({1, 5, 4}), nn::causal_mask(5)));
+  CHECK_NOTHROW((void)mha.forward(zeros({1, 5, 4}), zeros({1, 2, 5, 5})));
 }
 
 #ifdef AG_USE_DOUBLE

@@ -11,17 +11,9 @@
 #include "tests/module_gradcheck.hpp"
 
 using namespace ag;
-using ag::testing::check_error;
-using ag::testing::check_module_gradients;
-using ag::testing::check_shape;
-using ag::testing::check_values;
+using namespace ag::testing;
 
 namespace {
-
-void set_values(Tensor& param, const Tensor& values) {
-  NoGradGuard no_grad;
-  param.copy_(values);
-}
 
 double sigmoid_d(double x) { return 1 / (1 + std::exp(-x)); }
 
@@ -218,6 +210,17 @@ TEST_CASE("layers/rnn: errors name the layer and the shapes") {
       {"RNN:", "initial state (2,3)", "hidden_size = 4"});
   nn::RNNCell cell(3, 4);
   check_error([&] { (void)cell.forward(zeros({2, 4})); }, {"RNNCell:", "(2,4)", "input_size = 3"});
+  check_error(
+      [&] {
+        (void)cell.forward(zeros({2, 3}), zeros({3, 4}));
+      },
+      {"RNNCell:", "state (3,4)", "batch = 2"});
+  nn::SequenceAttention attention(3, 4);
+  check_error(
+      [&] {
+        (void)attention.forward(zeros({2, 5, 4}));
+      },
+      {"SequenceAttention:", "(2,5,4)", "input_size = 3"});
   nn::LSTMCell lstm_cell(3, 4);
   check_error(
       [&] {

@@ -12,17 +12,9 @@
 #include "tests/module_gradcheck.hpp"
 
 using namespace ag;
-using ag::testing::check_error;
-using ag::testing::check_module_gradients;
-using ag::testing::check_shape;
-using ag::testing::check_values;
+using namespace ag::testing;
 
 namespace {
-
-void set_values(Tensor& param, const Tensor& values) {
-  NoGradGuard no_grad;
-  param.copy_(values);
-}
 
 // softmax of a row of doubles, by hand
 std::vector<double> softmax_row(const std::vector<double>& e) {
@@ -36,6 +28,16 @@ std::vector<double> softmax_row(const std::vector<double>& e) {
 std::vector<std::shared_ptr<nn::AttentionScore>> all_scores(int64_t H) {
   return {std::make_shared<nn::DotScore>(), std::make_shared<nn::GeneralScore>(H, H, 3),
           std::make_shared<nn::AdditiveScore>(H, H, 3)};
+}
+
+// Each encoder-decoder cell with each score (and with none).
+std::vector<std::pair<nn::CellType, nn::ScoreType>> every_config() {
+  std::vector<std::pair<nn::CellType, nn::ScoreType>> configs;
+  for (nn::CellType cell : {nn::CellType::RNN, nn::CellType::LSTM})
+    for (nn::ScoreType score :
+         {nn::ScoreType::None, nn::ScoreType::Dot, nn::ScoreType::General, nn::ScoreType::Additive})
+      configs.push_back({cell, score});
+  return configs;
 }
 
 nn::Seq2SeqOptions tiny_options(nn::CellType cell, nn::ScoreType score) {
@@ -202,12 +204,6 @@ TEST_CASE("attention/scores: errors name the score and the shapes") {
         (void)dot.forward(zeros({2, 3}), zeros({3, 4, 3}));
       },
       {"DotScore:", "(2,3)", "(3,4,3)", "same B"});
-  nn::AdditiveScore additive(3, 4, 2);
-  check_error(
-      [&] {
-        (void)additive.forward(zeros({2, 3}), zeros({2, 5, 3}));
-      },
-      {"AdditiveScore:", "(2,5,3)", "key_size = 4"});
   check_error(
       [&] {
         (void)dot.forward(zeros({2, 3}), zeros({2, 4, 3}), zeros({2, 1, 5}));
@@ -215,51 +211,79 @@ TEST_CASE("attention/scores: errors name the score and the shapes") {
       {"attention_weights:", "mask (2,1,5)", "(B,S) or (B,1,S)"});
   check_error([] { (void)nn::local_window_mask({0}, -1, 3); },
               {"local_window_mask:", "half_width -1"});
+  // The general and additive scores check the keys (ProjectedScore) and the query.
+  nn::GeneralScore general(3, 4, 2);
+  nn::AdditiveScore additive(3, 4, 2);
+  for (nn::AttentionScore* score : std::vector<nn::AttentionScore*>{&general, &additive}) {
+    const std::string name = score->type_name() + ":";
+    check_error(
+        [&] {
+          (void)score->forward(zeros({2, 3}), zeros({2, 5, 3}));
+        },
+        {name, "(2,5,3)", "key_size = 4"});
+    check_error(
+        [&] {
+          (void)score->forward(zeros({2, 5}), zeros({2, 5, 4}));
+        },
+        {name, "(2,5)", "query_size = 3"});
+  }
+  check_error(
+      [] {
+        (void)nn::weighted_context(zeros({2, 3}), zeros({2, 4, 5}));
+      },
+      {"weighted_context:", "(2,3)", "(2,4,5)"});
+  check_error(
+      [] {
+        (void)nn::hard_attention(zeros({2, 3}), zeros({2, 4, 5}));
+      },
+      {"hard_attention:", "(2,3)", "(2,4,5)"});
+  check_error(
+      [] {
+        (void)nn::attention_weights(zeros({2, 3, 1}));
+      },
+      {"attention_weights:", "(2,3,1)", "(batch, source length)"});
 }
 
 TEST_CASE(
     "layers/seq2seq [F1.2] [F1.9] [F4.1] [F4.9]: shapes, names, no attention on padding, greedy "
     "step 1 = teacher forcing step 1") {
   manual_seed(4);
-  for (nn::CellType cell : {nn::CellType::RNN, nn::CellType::LSTM})
-    for (nn::ScoreType score : {nn::ScoreType::None, nn::ScoreType::Dot, nn::ScoreType::General,
-                                nn::ScoreType::Additive}) {
-      const std::string config = std::string(nn::to_string(cell)) + " " + nn::to_string(score);
-      INFO(config);
-      nn::Seq2Seq model(tiny_options(cell, score));
-      Tensor source = tensor({{3, 4, 5, 0}, {5, 3, 0, 0}});
-      Tensor target_in = tensor({{1, 3, 4}, {1, 4, 0}});
-      nn::Seq2SeqOutput out = model.forward(source, {3, 2}, target_in);
-      check_shape(out.logits, {2, 3, 5});
-      CHECK(out.attention.defined() == (score != nn::ScoreType::None));
-      if (out.attention.defined()) {
-        check_shape(out.attention, {2, 3, 4});
-        for (int64_t t = 0; t < 3; ++t) {  // [F4.8] padding gets no attention
-          CHECK(out.attention.at({0, t, 3}) == 0);
-          CHECK(out.attention.at({1, t, 2}) == 0);
-          CHECK(out.attention.at({1, t, 3}) == 0);
-        }
-      }
-      // Greedy decoding and teacher forcing share step 1 (both read <s>): its
-      // first step sees only <s>, so its first logits' argmax is the first token.
-      nn::GreedyDecoding greedy = model.greedy_decode(source, {3, 2}, 4);
-      CHECK(greedy.tokens.size() == 2);
-      CHECK(greedy.attention.defined() == (score != nn::ScoreType::None));
-      const std::vector<int64_t> first =
-          to_indices(reshape(argmax(narrow(out.logits, 1, 0, 1), -1), {-1}), "first");
-      for (int64_t b = 0; b < 2; ++b) {
-        if (first[b] == model.options.eos_id)
-          CHECK(greedy.tokens[b].empty());
-        else
-          CHECK(greedy.tokens[b].at(0) == first[b]);
-      }
-      const auto params = model.named_parameters();
-      CHECK(params.front().first == "encoder_embedding.weight");
-      if (cell == nn::CellType::LSTM) {
-        CHECK(params[1].first == "encoder.weight_ih_l0");
-        check_shape(params[1].second, {12, 2});  // 4H x E
+  for (const auto& [cell, score] : every_config()) {
+    INFO(nn::to_string(cell) << " " << nn::to_string(score));
+    nn::Seq2Seq model(tiny_options(cell, score));
+    Tensor source = tensor({{3, 4, 5, 0}, {5, 3, 0, 0}});
+    Tensor target_in = tensor({{1, 3, 4}, {1, 4, 0}});
+    nn::Seq2SeqOutput out = model.forward(source, {3, 2}, target_in);
+    check_shape(out.logits, {2, 3, 5});
+    CHECK(out.attention.defined() == (score != nn::ScoreType::None));
+    if (out.attention.defined()) {
+      check_shape(out.attention, {2, 3, 4});
+      for (int64_t t = 0; t < 3; ++t) {  // [F4.8] padding gets no attention
+        CHECK(out.attention.at({0, t, 3}) == 0);
+        CHECK(out.attention.at({1, t, 2}) == 0);
+        CHECK(out.attention.at({1, t, 3}) == 0);
       }
     }
+    // Greedy decoding and teacher forcing share step 1 (both read <s>): its
+    // first step sees only <s>, so its first logits' argmax is the first token.
+    nn::GreedyDecoding greedy = model.greedy_decode(source, {3, 2}, 4);
+    CHECK(greedy.tokens.size() == 2);
+    CHECK(greedy.attention.defined() == (score != nn::ScoreType::None));
+    const std::vector<int64_t> first =
+        to_indices(reshape(argmax(narrow(out.logits, 1, 0, 1), -1), {-1}), "first");
+    for (int64_t b = 0; b < 2; ++b) {
+      if (first[b] == model.options.eos_id)
+        CHECK(greedy.tokens[b].empty());
+      else
+        CHECK(greedy.tokens[b].at(0) == first[b]);
+    }
+    const auto params = model.named_parameters();
+    CHECK(params.front().first == "encoder_embedding.weight");
+    if (cell == nn::CellType::LSTM) {
+      CHECK(params[1].first == "encoder.weight_ih_l0");
+      check_shape(params[1].second, {12, 2});  // 4H x E
+    }
+  }
 }
 
 TEST_CASE(
@@ -361,19 +385,16 @@ TEST_CASE(
 
 TEST_CASE("grad/seq2seq [F1.2] [F1.9] [F4.1] [F4.9]: finite differences of a tiny Seq2Seq") {
   manual_seed(8);
-  for (nn::CellType cell : {nn::CellType::RNN, nn::CellType::LSTM})
-    for (nn::ScoreType score : {nn::ScoreType::None, nn::ScoreType::Dot, nn::ScoreType::General,
-                                nn::ScoreType::Additive}) {
-      const std::string config = std::string(nn::to_string(cell)) + " " + nn::to_string(score);
-      INFO(config);
-      nn::Seq2Seq model(tiny_options(cell, score));
-      Tensor source = tensor({{3, 4, 5}, {5, 3, 0}});
-      Tensor target_in = tensor({{1, 3, 4}, {1, 4, 0}});
-      Tensor target_out = tensor({{3, 4, 2}, {4, 2, 0}});
-      check_module_gradients(model, [&] {
-        return nn::cross_entropy(model.forward(source, {3, 2}, target_in).logits, target_out, 0);
-      });
-    }
+  for (const auto& [cell, score] : every_config()) {
+    INFO(nn::to_string(cell) << " " << nn::to_string(score));
+    nn::Seq2Seq model(tiny_options(cell, score));
+    Tensor source = tensor({{3, 4, 5}, {5, 3, 0}});
+    Tensor target_in = tensor({{1, 3, 4}, {1, 4, 0}});
+    Tensor target_out = tensor({{3, 4, 2}, {4, 2, 0}});
+    check_module_gradients(model, [&] {
+      return nn::cross_entropy(model.forward(source, {3, 2}, target_in).logits, target_out, 0);
+    });
+  }
 }
 #endif
 

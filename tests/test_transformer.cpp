@@ -13,24 +13,7 @@
 #include "tests/module_gradcheck.hpp"
 
 using namespace ag;
-using ag::testing::check_error;
-using ag::testing::check_gradients;
-using ag::testing::check_module_gradients;
-using ag::testing::check_shape;
-using ag::testing::check_values;
-using ag::testing::max_abs_diff;
-
-namespace {
-
-#ifdef AG_USE_DOUBLE
-Tensor leaf(const Shape& shape, Generator& gen) {
-  Tensor t = randn(shape, gen);
-  t.requires_grad_();
-  return t;
-}
-#endif
-
-}  // namespace
+using namespace ag::testing;
 
 // --- SelfAttention, seed 003 ---------------------------------------------------------------
 
@@ -150,6 +133,30 @@ TEST_CASE("layers/feed_forward [F3.3]: gradcheck w.r.t. the input and every para
 }
 #endif
 
+TEST_CASE("layers/feed_forward, layers/transformer: errors name the layer and the shapes") {
+  check_error([] { nn::FeedForward(4, 0); }, {"FeedForward:", "d_ff must be positive", "4 and 0"});
+  check_error([] { nn::PositionalEncoding(0, 8); }, {"PositionalEncoding:", "0 and 8"});
+  nn::FeedForward ff(4, 8);
+  check_error(
+      [&] {
+        (void)ff.forward(zeros({2, 3, 5}));
+      },
+      {"FeedForward:", "(2,3,5)", "d_model = 4"});
+  nn::TransformerEncoderLayer layer(4, 2, 8);
+  check_error(
+      [&] {
+        (void)layer.forward(zeros({2, 3, 5}));
+      },
+      {"TransformerEncoderLayer:", "(2,3,5)", "(batch, time, d_model = 4)"});
+  check_error([&] { (void)layer.forward(zeros({3, 4})); }, {"TransformerEncoderLayer:", "(3,4)"});
+  nn::TransformerEncoder encoder(2, 4, 2, 8);
+  check_error(
+      [&] {
+        (void)encoder.forward(zeros({2, 3, 6}));
+      },
+      {"TransformerEncoderLayer:", "(2,3,6)"});
+}
+
 TEST_CASE(
     "layers/transformer [F3.3] [F3.6]: the encoder layer is residual + LayerNorm around "
     "attention and the FFN, pre-norm and post-norm") {
@@ -221,7 +228,11 @@ TEST_CASE(
     Tensor x = leaf({2, 3, 4}, gen);
     Tensor mask = nn::causal_mask(3);
     check_gradients([&](const std::vector<Tensor>& in) { return layer.forward(in[0], mask); }, {x});
-    check_module_gradients(layer, [&] { return layer.forward(x, mask); });
+    // The key projection's bias adds q_i . b_k / sqrt(d_h) to every score of
+    // row i alike, which softmax ignores: the output does not depend on it (its
+    // gradient is exactly 0, which the check still compares).
+    check_module_gradients(layer, [&] { return layer.forward(x, mask); }, {},
+                           {"self_attn.k_proj.bias"});
   }
 }
 
@@ -232,7 +243,11 @@ TEST_CASE("layers/transformer: gradcheck of a 2-layer TransformerEncoder, input 
   Tensor x = leaf({2, 3, 4}, gen);
   Tensor mask = nn::causal_mask(3);
   check_gradients([&](const std::vector<Tensor>& in) { return encoder.forward(in[0], mask); }, {x});
-  check_module_gradients(encoder, [&] { return encoder.forward(x, mask); }, {x});
+  // The key projection's bias adds q_i . b_k / sqrt(d_h) to every score of
+  // row i alike, which softmax ignores: the output does not depend on it (its
+  // gradient is exactly 0, which the check still compares).
+  check_module_gradients(encoder, [&] { return encoder.forward(x, mask); }, {x},
+                         {"self_attn.k_proj.bias"});
 }
 #endif
 
@@ -334,10 +349,16 @@ TEST_CASE("layers/transformer [F2.8]: gradcheck of a 1-layer TinyTransformer, ev
   manual_seed(12);
   nn::TinyTransformer model(tiny_options(1));
   Tensor tokens = tensor({{1, 2, 3, 1}, {4, 0, 2, 2}});
-  check_module_gradients(model, [&] { return model.forward(tokens); });
+  // self_attn.k_proj.bias: a constant per row of scores, which softmax ignores
+  // (see the encoder layer's gradcheck above).
+  check_module_gradients(model, [&] { return model.forward(tokens); }, {},
+                         {"self_attn.k_proj.bias"});
   // and through the loss it trains with
-  check_module_gradients(model, [&] {
-    return nn::cross_entropy(model.forward(tokens), tensor({{2, 3, 1, 0}, {0, 2, 2, 4}}));
-  });
+  check_module_gradients(
+      model,
+      [&] {
+        return nn::cross_entropy(model.forward(tokens), tensor({{2, 3, 1, 0}, {0, 2, 2, 4}}));
+      },
+      {}, {"self_attn.k_proj.bias"});
 }
 #endif

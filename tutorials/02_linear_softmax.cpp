@@ -121,10 +121,7 @@ int main() {
   const int64_t steps = 1000;
   std::vector<double> losses =
       train(mlp, data, mlp_opt, steps, "mlp", "build/tutorials/02_mlp_loss.csv");
-  ChartOptions chart;
-  chart.title = "MLP training loss (cross-entropy)";
-  chart.log_y = true;
-  fmt::print("{}", line_chart(losses, chart));
+  fmt::print("{}", loss_chart(losses, "MLP training loss (cross-entropy)"));
   const double mlp_acc = evaluate(mlp, data);
   draw_regions(mlp, data);
 

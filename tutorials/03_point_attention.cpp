@@ -216,10 +216,7 @@ int main() {
   }
   std::vector<double> losses =
       train_model(model, train, 15, "attend", "build/tutorials/03_attention_loss.csv");
-  ChartOptions chart;
-  chart.title = "training loss (cross-entropy, one point per batch)";
-  chart.log_y = true;
-  fmt::print("{}", line_chart(losses, chart));
+  fmt::print("{}", loss_chart(losses, "training loss (cross-entropy, one point per batch)"));
 
   section("5. Held-out sequences");
   NoGradGuard no_grad;

@@ -302,10 +302,8 @@ int main() {
   TrainSettings settings;
   std::vector<double> losses =
       train(model, train_set, settings, "attend", "build/tutorials/04_attention_loss.csv");
-  ChartOptions chart;
-  chart.title = "training loss (cross-entropy per token, one point per batch)";
-  chart.log_y = true;
-  fmt::print("{}", line_chart(losses, chart));
+  fmt::print("{}",
+             loss_chart(losses, "training loss (cross-entropy per token, one point per batch)"));
 
   section("5. Held-out sequences, greedy decoding");
   ExactMatch attention_match = exact_match(model, test_set, max_len);

@@ -265,10 +265,8 @@ int main() {
       train_model(two, train, steps, "2 heads", "build/tutorials/05_two_heads_loss.csv");
   NeighbourModel split(/*heads=*/2, time_split_mask());
   train_model(split, train, steps, "seed 000", "build/tutorials/05_time_split_loss.csv");
-  ChartOptions chart;
-  chart.title = "training loss, 2 heads (cross-entropy, one point per batch)";
-  chart.log_y = true;
-  fmt::print("{}", line_chart(losses, chart));
+  fmt::print("{}",
+             loss_chart(losses, "training loss, 2 heads (cross-entropy, one point per batch)"));
 
   section("5. Held-out sequences, and what each head looks at");
   NoGradGuard no_grad;

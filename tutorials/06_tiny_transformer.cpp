@@ -169,10 +169,9 @@ int main() {
     progress.update(step, loss.item());
   }
   fmt::print("  loss curve: {}\n", csv.path());
-  ChartOptions chart;
-  chart.title = "training loss (cross-entropy over the answers, one point per batch)";
-  chart.log_y = true;
-  fmt::print("{}", line_chart(csv.losses(), chart));
+  fmt::print("{}",
+             loss_chart(csv.losses(),
+                        "training loss (cross-entropy over the answers, one point per batch)"));
 
   section("5. Greedy generation on held-out sequences");
   model.eval();

@@ -148,10 +148,7 @@ int main() {
   const int64_t steps = 1500;
   std::vector<double> losses =
       train_model(model, train, steps, "attend", "build/tutorials/07_regression_loss.csv");
-  ChartOptions chart;
-  chart.title = "training loss (MSE, one point per batch)";
-  chart.log_y = true;
-  fmt::print("{}", line_chart(losses, chart));
+  fmt::print("{}", loss_chart(losses, "training loss (MSE, one point per batch)"));
 
   section("4. The same RNN without attention: the last state only");
   LastStateRegressor plain;

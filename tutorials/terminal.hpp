@@ -5,6 +5,7 @@
 //   LossCsv       writes step,loss[,metric] rows to build/tutorials/<name>.csv
 //                 (for a spreadsheet or matplotlib) and keeps the losses for ...
 //   line_chart    ... an ASCII chart of a series, about 60x12 characters
+//   loss_chart    the chart of a training loss, on a log scale
 //   heat_map      a matrix as shades " .:-=+*#%@" (or as numbers), with labels
 //   region_plot   the decision regions of a 2-D classifier, data points on top
 //   accuracy      the fraction of rows whose largest logit is the target class
@@ -201,6 +202,16 @@ inline std::string line_chart(const std::vector<double>& values, const ChartOpti
   if (last.size() < axis.size()) axis.replace(axis.size() - last.size(), last.size(), last);
   out += rstrip(fmt::format("{:>10} {}", "", axis)) + "\n";
   return out;
+}
+
+// A training loss on a log scale (losses fall over decades), as every chapter
+// draws its loss curve:
+//   fmt::print("{}", loss_chart(csv.losses(), "training loss (MSE, one point per batch)"));
+inline std::string loss_chart(const std::vector<double>& losses, const std::string& title) {
+  ChartOptions chart;
+  chart.title = title;
+  chart.log_y = true;
+  return line_chart(losses, chart);
 }
 
 // --- heat map ----------------------------------------------------------------------------

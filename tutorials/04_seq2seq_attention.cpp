@@ -13,6 +13,7 @@
 //
 // Target: at least 98% of held-out sequences reversed exactly (every token).
 // Text: docs/tutorials/04-seq2seq-attention.md
+// make debug-04 breaks in: ag::nn::AdditiveScore::score
 #include <algorithm>
 #include <cmath>
 #include <iostream>

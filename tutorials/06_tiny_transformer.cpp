@@ -19,6 +19,7 @@
 //
 // Target: at least 98% of held-out sequences reversed exactly (every digit right).
 // Text: docs/tutorials/06-tiny-transformer.md
+// make debug-06 breaks in: ag::nn::TransformerEncoderLayer::forward
 #include <cmath>
 #include <iostream>
 

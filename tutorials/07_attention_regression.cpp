@@ -18,6 +18,7 @@
 // (its MSE is the variance of y, about 2/12). Target: a held-out MSE below a
 // tenth of the baseline's. The same RNN without the attention is trained too.
 // Text: docs/tutorials/07-attention-regression.md
+// make debug-07 breaks in: ag::nn::SequenceAttention::forward
 #include <cmath>
 #include <iostream>
 

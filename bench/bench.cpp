@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -101,9 +102,15 @@ void scalar_ops() {
 // --- model workloads (bench/models.hpp): one training step each -------------------
 // Warm-up, then the median over `steps` steps of: zero_grad, forward, loss,
 // backward, optimizer step.
+// AG_BENCH_STEPS=n times n steps after 2 warm-up steps instead, for profiling
+// under valgrind (the figures are then not the benchmark's).
 template <typename Step>
 void model_step(const char* name, int steps, Step step) {
-  print_line(name, time_steps(step, 10, steps), "");
+  const char* forced = std::getenv("AG_BENCH_STEPS");
+  if (forced && std::atoi(forced) > 0)
+    print_line(name, time_steps(step, 2, std::atoi(forced)), "");
+  else
+    print_line(name, time_steps(step, 10, steps), "");
 }
 
 void mlp_step() {

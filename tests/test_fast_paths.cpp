@@ -1,0 +1,74 @@
+// Tests of the engine's fast paths against the plain code they replace: the
+// float exp and tanh of core/fast_math.hpp against std::exp and std::tanh
+// (computed in double), and, further down, each fused or contiguous kernel
+// against the plain loop or the composed ops beside it.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "autograd/attograd.hpp"
+#include "core/fast_math.hpp"
+#include "core/kernels.hpp"
+#include "tests/helpers.hpp"
+
+namespace {
+
+using namespace ag;
+using ag::testing::check_values;
+
+// |got - want| in units of the float spacing at want (ulps).
+double ulps(float got, double want) {
+  const double spacing = std::max(std::abs(want), double(std::numeric_limits<float>::min())) *
+                         double(std::numeric_limits<float>::epsilon());
+  return std::abs(double(got) - want) / spacing;
+}
+
+TEST_CASE("fast/exp_float: within 2 ulp of exp on [-87, 88], 0 below, inf above, NaN kept") {
+  double worst = 0;
+  for (float x = -87.0f; x <= 88.0f; x += 0.00731f)
+    worst = std::max(worst, ulps(fast::exp_float(x), std::exp(double(x))));
+  for (float x = -1.0f; x <= 1.0f; x += 1.7e-5f)
+    worst = std::max(worst, ulps(fast::exp_float(x), std::exp(double(x))));
+  INFO("worst error " << worst << " ulp");
+  CHECK(worst <= 2.0);
+  const float inf = std::numeric_limits<float>::infinity();
+  CHECK(fast::exp_float(0.0f) == 1.0f);
+  CHECK(fast::exp_float(-inf) == 0.0f);  // a masked softmax weight is exactly 0
+  CHECK(fast::exp_float(-200.0f) == 0.0f);
+  CHECK(fast::exp_float(inf) == inf);
+  CHECK(fast::exp_float(200.0f) == inf);
+  CHECK(std::isnan(fast::exp_float(std::numeric_limits<float>::quiet_NaN())));
+}
+
+TEST_CASE("fast/tanh_float: within 2 ulp of tanh everywhere, odd, +-1 at the ends, NaN kept") {
+  double worst = 0;
+  for (float x = -12.0f; x <= 12.0f; x += 0.000613f)
+    worst = std::max(worst, ulps(fast::tanh_float(x), std::tanh(double(x))));
+  for (float x = -1e-3f; x <= 1e-3f; x += 3.1e-8f)
+    worst = std::max(worst, ulps(fast::tanh_float(x), std::tanh(double(x))));
+  INFO("worst error " << worst << " ulp");
+  CHECK(worst <= 2.0);
+  const float inf = std::numeric_limits<float>::infinity();
+  CHECK(fast::tanh_float(0.0f) == 0.0f);
+  CHECK(std::signbit(fast::tanh_float(-0.0f)));
+  CHECK(fast::tanh_float(1e-30f) == 1e-30f);
+  CHECK(fast::tanh_float(inf) == 1.0f);
+  CHECK(fast::tanh_float(-inf) == -1.0f);
+  CHECK(fast::tanh_float(0.3f) == -fast::tanh_float(-0.3f));
+  CHECK(std::isnan(fast::tanh_float(std::numeric_limits<float>::quiet_NaN())));
+}
+
+TEST_CASE("fast/tanh op: the engine's tanh and exp agree with std:: on a tensor") {
+  Tensor x = from_vector({-3, -0.7, -0.2, 0, 0.1, 0.5, 0.9, 4}, {2, 4});
+  std::vector<double> want_tanh, want_exp;
+  for (real v : x.to_vector()) {
+    want_tanh.push_back(std::tanh(double(v)));
+    want_exp.push_back(std::exp(double(v)));
+  }
+  check_values(tanh(x), want_tanh);
+  check_values(exp(x), want_exp);
+}
+
+}  // namespace

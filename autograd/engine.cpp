@@ -76,10 +76,10 @@ void accumulate(std::shared_ptr<TensorImpl>& slot, const Tensor& g, bool users_s
     slot = (users_slot && g.use_count() > 1) ? g.clone().impl_ptr() : g.impl_ptr();
     return;
   }
-  if (slot.use_count() == 1) {  // nobody else sees the slot: add in place
-    real* sum = slot->data.data();
-    const real* add = g.data();
-    for (int64_t i = 0, n = g.numel(); i < n; ++i) sum[i] += add[i];
+  if (slot.use_count() == 1) {      // nobody else sees the slot: add in place
+    real* sum = slot->data.data();  // sum[i] += g[i]
+    kernel::zip_loop(sum, g.data(), sum, g.numel(), false, false,
+                     [](real x, real y) { return x + y; });
     return;
   }
   Tensor sum = kernel::zip(Tensor(slot), g, "backward", [](real x, real y) { return x + y; });

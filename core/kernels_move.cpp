@@ -20,6 +20,22 @@ Tensor reshape(const Tensor& a, const Shape& shape) {
   return out;
 }
 
+namespace {
+// permute's loop (compiled per instruction set, core/simd.hpp): row by row of
+// the output, reading `a` through the permuted strides.
+AG_SIMD_CLONES void permute_rows(const Shape& shape, const std::vector<int64_t>& read,
+                                 const real* x, real* y) noexcept {
+  std::vector<int64_t> none(shape.size(), 0);
+  const int64_t inner = shape.empty() ? 1 : shape.back(), step = read.empty() ? 0 : read.back();
+  for_each_row(shape, read, none, [&](int64_t o, int64_t offset, int64_t) {
+    if (step == 1)  // the last dim stays last (the heads split of attention): a plain copy
+      for (int64_t i = 0; i < inner; ++i) y[o + i] = x[offset + i];
+    else
+      for (int64_t i = 0; i < inner; ++i) y[o + i] = x[offset + i * step];
+  });
+}
+}  // namespace
+
 Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
   const Shape& in = a.shape();
   Shape shape(dims.size());
@@ -31,13 +47,7 @@ Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
   }
   Tensor out = Tensor::empty(shape);
   if (out.numel() == 0) return out;
-  std::vector<int64_t> none(dims.size(), 0);
-  const real* x = a.data();
-  real* y = out.data();
-  const int64_t inner = shape.empty() ? 1 : shape.back(), step = read.empty() ? 0 : read.back();
-  for_each_row(shape, read, none, [&](int64_t o, int64_t offset, int64_t) {
-    for (int64_t i = 0; i < inner; ++i) y[o + i] = x[offset + i * step];
-  });
+  permute_rows(shape, read, a.data(), out.data());
   return out;
 }
 

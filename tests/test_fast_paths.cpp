@@ -42,14 +42,14 @@ TEST_CASE("fast/exp_float: within 2 ulp of exp on [-87, 88], 0 below, inf above,
   CHECK(std::isnan(fast::exp_float(std::numeric_limits<float>::quiet_NaN())));
 }
 
-TEST_CASE("fast/tanh_float: within 2 ulp of tanh everywhere, odd, +-1 at the ends, NaN kept") {
+TEST_CASE("fast/tanh_float: within 3 ulp of tanh everywhere, odd, +-1 at the ends, NaN kept") {
   double worst = 0;
   for (float x = -12.0f; x <= 12.0f; x += 0.000613f)
     worst = std::max(worst, ulps(fast::tanh_float(x), std::tanh(double(x))));
   for (float x = -1e-3f; x <= 1e-3f; x += 3.1e-8f)
     worst = std::max(worst, ulps(fast::tanh_float(x), std::tanh(double(x))));
   INFO("worst error " << worst << " ulp");
-  CHECK(worst <= 2.0);
+  CHECK(worst <= 3.0);
   const float inf = std::numeric_limits<float>::infinity();
   CHECK(fast::tanh_float(0.0f) == 0.0f);
   CHECK(std::signbit(fast::tanh_float(-0.0f)));
@@ -69,6 +69,54 @@ TEST_CASE("fast/tanh op: the engine's tanh and exp agree with std:: on a tensor"
   }
   check_values(tanh(x), want_tanh);
   check_values(exp(x), want_exp);
+}
+
+}  // namespace
+
+namespace {
+
+using namespace ag;
+
+// Every element of a within tolerance of b (same shape); NaN matches NaN, inf the same inf.
+void check_close(const Tensor& a, const Tensor& b, double tolerance) {
+  REQUIRE(a.shape() == b.shape());
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    INFO("element " << i << ": " << double(a.data()[i]) << " vs " << double(b.data()[i]));
+    const double x = a.data()[i], y = b.data()[i];
+    const bool same_special = (std::isnan(x) && std::isnan(y)) || (std::isinf(x) && x == y);
+    CHECK((same_special || std::abs(x - y) <= tolerance));
+  }
+}
+
+TEST_CASE("fast/softmax: the last-dim fast path equals the plain loops, masked rows included") {
+  Generator gen(7);
+  const real inf = std::numeric_limits<real>::infinity();
+  for (int64_t size : {1, 5, 8, 32, 37}) {
+    Tensor x = randn({3, 4, size}, gen) * real(4);
+    x.data()[2] = -inf;                                            // one masked key
+    for (int64_t k = 0; k < size; ++k) x.data()[size + k] = -inf;  // a fully masked row
+    const double tolerance = ag::testing::is_double ? 1e-14 : 1e-6;
+    check_close(kernel::softmax(x, 2), kernel::softmax_reference(x, 2), tolerance);
+    check_close(kernel::log_softmax(x, 2), kernel::log_softmax_reference(x, 2), 4 * tolerance);
+    CHECK(kernel::softmax(x, 2).data()[2] == 0);  // a masked weight is exactly 0
+  }
+}
+
+TEST_CASE("fast/softmax backward: the last-dim path equals the general one through a transpose") {
+  Generator gen(8);
+  Tensor x = randn({2, 3, 6}, gen), g = randn({2, 3, 6}, gen);
+  Tensor y = kernel::softmax(x, 2);
+  // The same numbers with the softmax dim in the middle take the general loop.
+  Tensor yt = kernel::permute(y, {0, 2, 1}), gt = kernel::permute(g, {0, 2, 1});
+  Tensor general = kernel::permute(kernel::softmax_backward(gt, yt, 1), {0, 2, 1});
+  const double tolerance = ag::testing::is_double ? 1e-14 : 1e-6;
+  check_close(kernel::softmax_backward(g, y, 2), general, tolerance);
+  // and the closed form y (g - sum(g y)) written out for one row
+  double dot = 0;
+  for (int k = 0; k < 6; ++k) dot += double(g.data()[k]) * double(y.data()[k]);
+  for (int k = 0; k < 6; ++k)
+    CHECK(std::abs(double(kernel::softmax_backward(g, y, 2).data()[k]) -
+                   double(y.data()[k]) * (double(g.data()[k]) - dot)) <= tolerance);
 }
 
 }  // namespace

@@ -45,6 +45,22 @@ AG_ALWAYS_INLINE void for_each_row(const Shape& shape, const std::vector<int64_t
   }
 }
 
+// sum_{i < n} term(i) in 8 independent running sums, added up at the end. The
+// compiler may not reorder one running sum of floats, so a plain `s += x[i]`
+// loop does not vectorize; this one does (inside an AG_SIMD_CLONES function).
+template <typename Term>
+AG_ALWAYS_INLINE real sum_lanes(int64_t n, Term term) {
+  constexpr int64_t lanes = 8;
+  real lane[lanes] = {};
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes)
+    for (int64_t j = 0; j < lanes; ++j) lane[j] += term(i + j);
+  real sum = 0;
+  for (real l : lane) sum += l;
+  for (; i < n; ++i) sum += term(i);
+  return sum;
+}
+
 // The loops of map and zip over raw buffers, compiled once per instruction
 // set (core/simd.hpp). An exception cannot leave such a function (GCC ends
 // the program instead), so they only loop: map and zip check and allocate
@@ -151,6 +167,9 @@ Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& in
 Tensor index_add(const Shape& shape, int64_t dim, const std::vector<int64_t>& index,
                  const Tensor& src);
 Tensor reshape(const Tensor& a, const Shape& shape);  // same elements, new shape
+// The same for a temporary (reshape(matmul(...), shape)): when nothing else
+// holds it, its buffer moves into the result instead of being copied.
+Tensor reshape(Tensor&& a, const Shape& shape);
 
 // --- softmax along dim, max subtracted for stability ---------------------------------
 // Over the last dim these take a vectorized fast path; the _reference versions

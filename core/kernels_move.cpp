@@ -20,6 +20,14 @@ Tensor reshape(const Tensor& a, const Shape& shape) {
   return out;
 }
 
+Tensor reshape(Tensor&& a, const Shape& shape) {
+  if (a.use_count() != 1 || a.grad_fn()) return reshape(static_cast<const Tensor&>(a), shape);
+  auto impl = std::make_shared<TensorImpl>();
+  impl->data = std::move(a.impl()->data);  // a is a temporary nobody else sees
+  impl->shape = shape;
+  return Tensor(std::move(impl));
+}
+
 namespace {
 // permute's loop (compiled per instruction set, core/simd.hpp): row by row of
 // the output, reading `a` through the permuted strides.

@@ -170,20 +170,6 @@ Tensor softmax_like(const Tensor& a, int64_t dim, Write write) {
   return out;
 }
 
-// The sum of n values in 8 independent running sums: the compiler may not
-// reorder one running sum of floats, so that loop would not vectorize.
-AG_ALWAYS_INLINE real sum_lanes(const real* x, int64_t n) {
-  constexpr int64_t lanes = 8;
-  real lane[lanes] = {};
-  int64_t i = 0;
-  for (; i + lanes <= n; i += lanes)
-    for (int64_t j = 0; j < lanes; ++j) lane[j] += x[i + j];
-  real sum = 0;
-  for (real l : lane) sum += l;
-  for (; i < n; ++i) sum += x[i];
-  return sum;
-}
-
 // Fast path of softmax and log_softmax over the last dim (attention's rows,
 // a classifier's logits), beside the general softmax_like above, which stays
 // the reference (tests/test_fast_paths.cpp compares them). Each contiguous row
@@ -198,7 +184,7 @@ AG_SIMD_CLONES void softmax_rows(const real* in, real* out, int64_t rows, int64_
     for (int64_t k = 0; k < size; ++k) max = x[k] > max ? x[k] : max;
     if (max == -std::numeric_limits<real>::infinity()) max = 0;  // all masked: see softmax_like
     for (int64_t k = 0; k < size; ++k) y[k] = fast::exp(x[k] - max);
-    const real sum = sum_lanes(y, size);
+    const real sum = sum_lanes(size, [&](int64_t k) { return y[k]; });
     if (log) {
       const real log_sum = std::log(sum);
       for (int64_t k = 0; k < size; ++k) y[k] = x[k] - max - log_sum;
@@ -225,7 +211,7 @@ AG_SIMD_CLONES void softmax_backward_loop(const real* g, const real* y, real* dx
       const real* yr = y + r * size;
       real* d = dx + r * size;
       for (int64_t k = 0; k < size; ++k) d[k] = gr[k] * yr[k];
-      const real dot = sum_lanes(d, size);
+      const real dot = sum_lanes(size, [&](int64_t k) { return d[k]; });
       for (int64_t k = 0; k < size; ++k) d[k] = yr[k] * (gr[k] - dot);
     }
     return;

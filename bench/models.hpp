@@ -107,17 +107,19 @@ struct RnnAttention : nn::Module {
 // --- transformer_step ---------------------------------------------------------------------
 // Vocabulary 16, d_model 64, 4 heads, feed-forward 256, sequence 32, batch 32;
 // embedding plus sinusoidal positions; 2 pre-norm layers
-//   x = x + out_proj(attention(LN(x))) with a causal mask (fused qkv Linear(64,192))
+//   x = x + out_proj(attention(LN(x))) with a causal mask (q, k, v: three Linear(64,64))
 //   x = x + W2 relu(W1 LN(x))
 // final LayerNorm; Linear(64,16); cross-entropy over all positions; Adam; no dropout.
 struct Block : nn::Module {
   int64_t d_model, heads;
   std::shared_ptr<nn::LayerNorm> ln1, ln2;
-  std::shared_ptr<nn::Linear> qkv, out_proj, w1, w2;
+  std::shared_ptr<nn::Linear> q_proj, k_proj, v_proj, out_proj, w1, w2;
   Block(int64_t d_model, int64_t heads, int64_t d_ff)
       : Module("Block"), d_model(d_model), heads(heads) {
     ln1 = register_module("ln1", std::make_shared<nn::LayerNorm>(d_model));
-    qkv = register_module("qkv", std::make_shared<nn::Linear>(d_model, 3 * d_model));
+    q_proj = register_module("q_proj", std::make_shared<nn::Linear>(d_model, d_model));
+    k_proj = register_module("k_proj", std::make_shared<nn::Linear>(d_model, d_model));
+    v_proj = register_module("v_proj", std::make_shared<nn::Linear>(d_model, d_model));
     out_proj = register_module("out_proj", std::make_shared<nn::Linear>(d_model, d_model));
     ln2 = register_module("ln2", std::make_shared<nn::LayerNorm>(d_model));
     w1 = register_module("w1", std::make_shared<nn::Linear>(d_model, d_ff));
@@ -125,13 +127,15 @@ struct Block : nn::Module {
   }
   Tensor forward(const Tensor& x, const Tensor& mask) {
     const int64_t B = x.size(0), T = x.size(1), d_head = d_model / heads;
-    // (B,T,3d) -> (B,T,3,heads,d_head) -> (3,B,heads,T,d_head)
-    Tensor qkv_heads =
-        permute(reshape(qkv->forward(ln1->forward(x)), {B, T, 3, heads, d_head}), {2, 0, 3, 1, 4});
-    auto part = [&](int64_t i) {
-      return reshape(narrow(qkv_heads, 0, i, 1), {B, heads, T, d_head});
+    Tensor normed = ln1->forward(x);
+    // (B,T,d) -> (B,T,heads,d_head) -> (B,heads,T,d_head)
+    auto heads_of = [&](nn::Linear& proj) {
+      return permute(reshape(proj.forward(normed), {B, T, heads, d_head}), {0, 2, 1, 3});
     };
-    Tensor attended = nn::scaled_dot_product_attention(part(0), part(1), part(2), mask).context;
+    Tensor attended =
+        nn::scaled_dot_product_attention(heads_of(*q_proj), heads_of(*k_proj), heads_of(*v_proj),
+                                         mask)
+            .context;
     Tensor merged = reshape(permute(attended, {0, 2, 1, 3}), {B, T, d_model});  // (B,T,d)
     Tensor h = x + out_proj->forward(merged);
     return h + w2->forward(relu(w1->forward(ln2->forward(h))));

@@ -195,9 +195,9 @@ AG_SIMD_CLONES void softmax_rows(const real* in, real* out, int64_t rows, int64_
   }
 }
 
-Tensor softmax_last_dim(const Tensor& a, bool log) {
+Tensor softmax_last_dim(const Tensor& a, int64_t dim, bool log) {
   Tensor out = Tensor::empty(a.shape());
-  const int64_t size = a.shape().back(), rows = size == 0 ? 0 : a.numel() / size;
+  const int64_t size = a.shape()[dim], rows = size == 0 ? 0 : a.numel() / size;
   softmax_rows(a.data(), out.data(), rows, size, log);
   return out;
 }
@@ -226,15 +226,21 @@ AG_SIMD_CLONES void softmax_backward_loop(const real* g, const real* y, real* dx
     }
 }
 
+// Whether the softmax dim is the last one that is not 1 (a (B,T,1) score over
+// T counts): then each slice along it is a contiguous row.
+bool rows_are_contiguous(const Tensor& a, int64_t dim) {
+  return a.dim() > 0 && split_at(a.shape(), dim).inner == 1;
+}
+
 }  // namespace
 
 Tensor softmax(const Tensor& a, int64_t dim) {
-  if (dim == a.dim() - 1) return softmax_last_dim(a, /*log=*/false);
+  if (rows_are_contiguous(a, dim)) return softmax_last_dim(a, dim, /*log=*/false);
   return softmax_reference(a, dim);
 }
 
 Tensor log_softmax(const Tensor& a, int64_t dim) {
-  if (dim == a.dim() - 1) return softmax_last_dim(a, /*log=*/true);
+  if (rows_are_contiguous(a, dim)) return softmax_last_dim(a, dim, /*log=*/true);
   return log_softmax_reference(a, dim);
 }
 

@@ -37,10 +37,10 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 
 Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor out = kernel::zip(a, b, "mul", [](real x, real y) { return x * y; });
-  // d(a*b)/da = b, d(a*b)/db = a
+  // d(a*b)/da = b, d(a*b)/db = a   (mul_sum_to(g, b, shape) = sum_to(g * b, shape), fused)
   record("MulBackward", out, {a, b}, [a, b](const Tensor& g, const Tensor&) {
-    return Grads{a.requires_grad() ? sum_to(g * b, a.shape()) : Tensor(),
-                 b.requires_grad() ? sum_to(g * a, b.shape()) : Tensor()};
+    return Grads{a.requires_grad() ? kernel::mul_sum_to(g, b, a.shape()) : Tensor(),
+                 b.requires_grad() ? kernel::mul_sum_to(g, a, b.shape()) : Tensor()};
   });
   return out;
 }

@@ -145,6 +145,10 @@ Tensor zip(const Tensor& a, const Tensor& b, const char* op, F f) {
 // sum_to(g (3,4), (3,1)) sums over dim 1; sum_to(g (2,3,4), (4,)) over dims 0, 1.
 Tensor sum_to(const Tensor& g, const Shape& shape);
 
+// sum_to(g * b, shape) without the product as a temporary: the gradient of
+// the other operand of a broadcast multiply (mul's backward). b broadcasts to g.
+Tensor mul_sum_to(const Tensor& g, const Tensor& b, const Shape& shape);
+
 // Repeats a along broadcast dims to `shape` (the inverse of sum_to).
 Tensor broadcast_to(const Tensor& a, const Shape& shape);
 

@@ -39,6 +39,23 @@ AG_SIMD_CLONES void sum_to_rows(const Shape& g_shape, const std::vector<int64_t>
   });
 }
 
+// sum_to_rows of g * b, b read through its broadcast strides sb.
+AG_SIMD_CLONES void mul_sum_to_rows(const Shape& g_shape, const std::vector<int64_t>& so,
+                                    const std::vector<int64_t>& sb, const real* x, const real* y,
+                                    real* o) noexcept {
+  const int64_t inner = g_shape.back(), io = so.back(), ib = sb.back();
+  for_each_row(g_shape, so, sb, [&](int64_t row, int64_t oo, int64_t ob) {
+    if (io == 0 && ib == 1)  // a row of g . a row of b into one element (alpha * h)
+      o[oo] += sum_lanes(inner, [&](int64_t i) { return x[row + i] * y[ob + i]; });
+    else if (io == 1 && ib == 0)
+      for (int64_t i = 0; i < inner; ++i) o[oo + i] += x[row + i] * y[ob];
+    else if (io == 1 && ib == 1)
+      for (int64_t i = 0; i < inner; ++i) o[oo + i] += x[row + i] * y[ob + i];
+    else
+      for (int64_t i = 0; i < inner; ++i) o[oo + i * io] += x[row + i] * y[ob + i * ib];
+  });
+}
+
 AG_SIMD_CLONES void broadcast_rows(const Shape& shape, const std::vector<int64_t>& sa,
                                    const real* x, real* y) noexcept {
   std::vector<int64_t> unused(shape.size(), 0);
@@ -70,6 +87,15 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
     return out;
   }
   sum_to_rows(g.shape(), broadcast_strides(shape, g.shape()), g.data(), out.data());
+  return out;
+}
+
+Tensor mul_sum_to(const Tensor& g, const Tensor& b, const Shape& shape) {
+  if (g.shape() == shape || g.dim() == 0 || shape_numel(shape) == 1)
+    return sum_to(zip(g, b, "mul", [](real x, real y) { return x * y; }), shape);
+  Tensor out = zeros(shape);
+  mul_sum_to_rows(g.shape(), broadcast_strides(shape, g.shape()),
+                  broadcast_strides(b.shape(), g.shape()), g.data(), b.data(), out.data());
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -117,6 +118,56 @@ TEST_CASE("fast/softmax backward: the last-dim path equals the general one throu
   for (int k = 0; k < 6; ++k)
     CHECK(std::abs(double(kernel::softmax_backward(g, y, 2).data()[k]) -
                    double(y.data()[k]) * (double(g.data()[k]) - dot)) <= tolerance);
+}
+
+}  // namespace
+
+namespace {
+
+using namespace ag;
+
+TEST_CASE("fast/mul_sum_to: equals sum_to(g * b) for every broadcast pattern") {
+  Generator gen(9);
+  struct Case {
+    Shape g, b, target;
+  };
+  const Case cases[] = {
+      {{2, 5, 7}, {2, 5, 7}, {2, 5, 1}},  // row . row into one element (alpha * h)
+      {{2, 5, 7}, {2, 5, 1}, {2, 5, 7}},  // the same shape as g: a plain product
+      {{2, 5, 7}, {2, 5, 1}, {2, 1, 7}},  // b repeated along the row, summed over dim 1
+      {{2, 5, 7}, {7}, {5, 7}},           // a bias-like b, leading dim summed
+      {{2, 5, 7}, {2, 5, 7}, {1}},        // everything into one element
+      {{3, 4}, {3, 4}, {4, 1}},           // a strided target row (stride 0 then 1)
+      {{4, 3}, {1, 3}, {4, 3}},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(shape_str(c.g));
+    CAPTURE(shape_str(c.target));
+    Tensor g = randn(c.g, gen), b = randn(c.b, gen);
+    Tensor fused = kernel::mul_sum_to(g, b, c.target);
+    Tensor plain =
+        kernel::sum_to(kernel::zip(g, b, "mul", [](real x, real y) { return x * y; }), c.target);
+    REQUIRE(fused.shape() == plain.shape());
+    for (int64_t i = 0; i < fused.numel(); ++i)
+      CHECK(std::abs(double(fused.data()[i]) - double(plain.data()[i])) <=
+            (ag::testing::is_double ? 1e-12 : 1e-5));
+  }
+}
+
+TEST_CASE("fast/buffer cache: reused buffers are aligned and never shared between live tensors") {
+  std::vector<std::pair<Tensor, real>> live;  // each tensor and the value it was filled with
+  for (int round = 0; round < 3; ++round) {
+    for (int64_t n : {1, 3, 255, 256, 257, 1000, 4096, 100000}) {
+      const real value = real(round * 1000 + n);
+      Tensor t = full({n}, value);
+      if (n >= 256) CHECK(reinterpret_cast<uintptr_t>(t.data()) % 64 == 0);  // >= 1 KiB
+      live.emplace_back(t, value);
+    }
+    // Every live tensor still holds its own value: no buffer was handed out twice.
+    for (const auto& [t, value] : live)
+      for (int64_t i = 0; i < t.numel(); i += 97) CHECK(t.data()[i] == value);
+    if (round == 1) live.clear();  // freed buffers go to the cache, round 2 reuses them
+  }
 }
 
 }  // namespace

@@ -116,6 +116,19 @@ void check_gradient_finite(const Tensor& g, const Node& node, const Tensor& inpu
              x[i], describe(input), i);
 }
 
+// Lets `node` add its gradient into its input's gradient in place
+// (Node::add_to_input_grad) when that gradient already exists and only the
+// engine holds it. Not under anomaly detection, which checks each gradient.
+bool added_in_place(Node& node, const Tensor& grad_output) {
+  if (node.inputs.size() != 1 || is_anomaly_enabled()) return false;
+  const Tensor& input = node.inputs[0].tensor;
+  if (!input.requires_grad()) return false;
+  std::shared_ptr<TensorImpl>& slot =
+      input.is_leaf() ? input.impl()->grad : input.grad_fn()->grad_of_output;
+  if (!slot || slot.use_count() != 1) return false;
+  return node.add_to_input_grad(grad_output, Tensor(slot));
+}
+
 }  // namespace
 
 void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
@@ -150,6 +163,10 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
     if (grad_output.defined()) {
       if (t.impl()->retains_grad) accumulate(t.impl()->grad, grad_output, /*users_slot=*/true);
       check_versions(node, t);
+      if (added_in_place(node, grad_output)) {
+        if (!retain_graph) node.release();
+        continue;
+      }
       Grads grads = node.backward(grad_output, t);
       AG_CHECK(grads.size() == node.inputs.size(),
                "backward: {} returned {} gradients for {} inputs", node.name, grads.size(),

@@ -171,3 +171,36 @@ TEST_CASE("fast/buffer cache: reused buffers are aligned and never shared betwee
 }
 
 }  // namespace
+
+namespace {
+
+using namespace ag;
+
+TEST_CASE("fast/narrow backward: slabs added in place give the same gradient as zero padding") {
+  // x (4,3); three narrows along dim 0, overlapping, each used once with its own weight:
+  //   L = 2 sum(x[0:2]) + 3 sum(x[1:3]) + 5 sum(x[3:4])
+  // dL/dx = rows 2, 5, 3, 5 (the first narrow's gradient is zero-padded, the
+  // later ones are added into its slab in place).
+  Tensor x = from_vector({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, {4, 3}).requires_grad_();
+  auto loss = [&] {
+    return sum(narrow(x, 0, 0, 2)) * real(2) + sum(narrow(x, 0, 1, 2)) * real(3) +
+           sum(narrow(x, 0, 3, 1)) * real(5);
+  };
+  loss().backward();
+  ag::testing::check_values(x.grad(), {2, 2, 2, 5, 5, 5, 3, 3, 3, 5, 5, 5});
+  // A second backward adds to .grad (in place: nobody else holds it) ...
+  loss().backward();
+  ag::testing::check_values(x.grad(), {4, 4, 4, 10, 10, 10, 6, 6, 6, 10, 10, 10});
+  // ... but a .grad the user holds is left as it was.
+  Tensor held = x.grad();
+  loss().backward();
+  ag::testing::check_values(held, {4, 4, 4, 10, 10, 10, 6, 6, 6, 10, 10, 10});
+  ag::testing::check_values(x.grad(), {6, 6, 6, 15, 15, 15, 9, 9, 9, 15, 15, 15});
+  // Through a non-leaf, along dim 1.
+  Tensor w = from_vector({1, 2, 3, 4}, {1, 4}).requires_grad_();
+  Tensor h = w * real(10);
+  (sum(narrow(h, 1, 0, 3)) + sum(narrow(h, 1, 2, 2)) * real(2)).backward();
+  ag::testing::check_values(w.grad(), {10, 10, 30, 20});
+}
+
+}  // namespace

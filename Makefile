@@ -34,7 +34,10 @@ ifeq ($(MODE),release)
   # -fvect-cost-model=dynamic: let the vectorizer also take loops that need a
   # run-time check or a remainder loop (the kernels are plain loops and
   # rely on it; -O2 alone vectorizes only the trivial ones).
-  MODE_CXXFLAGS := -O2 -g -DNDEBUG -fvect-cost-model=dynamic
+  # -fno-trapping-math: floating-point exceptions are never read (no <cfenv>),
+  # so a loop with a comparison in it (relu, the clamps of core/fast_math.hpp)
+  # may compute both sides and select, which is what lets it vectorize.
+  MODE_CXXFLAGS := -O2 -g -DNDEBUG -fvect-cost-model=dynamic -fno-trapping-math
 else ifeq ($(MODE),debug)
   MODE_CXXFLAGS := -O0 -g3
 else ifeq ($(MODE),asan)

@@ -77,10 +77,10 @@ void accumulate(std::shared_ptr<TensorImpl>& slot, const Tensor& g, bool users_s
     slot = (users_slot && g.use_count() > 1) ? g.clone().impl_ptr() : g.impl_ptr();
     return;
   }
-  if (slot.use_count() == 1) {  // nobody else sees the slot: add in place
-    real* sum = slot->data.data();
-    const real* add = g.data();
-    for (int64_t i = 0, n = g.numel(); i < n; ++i) sum[i] += add[i];
+  if (slot.use_count() == 1) {      // nobody else sees the slot: add in place
+    real* sum = slot->data.data();  // sum[i] += g[i]
+    kernel::zip_loop(sum, g.data(), sum, g.numel(), false, false,
+                     [](real x, real y) { return x + y; });
     return;
   }
   Tensor sum = kernel::zip(Tensor(slot), g, "backward", [](real x, real y) { return x + y; });
@@ -117,6 +117,19 @@ void check_gradient_finite(const Tensor& g, const Node& node, const Tensor& inpu
              x[i], describe(input), i);
 }
 
+// Lets `node` add its gradient into its input's gradient in place
+// (Node::add_to_input_grad) when that gradient already exists and only the
+// engine holds it. Not under anomaly detection, which checks each gradient.
+bool added_in_place(Node& node, const Tensor& grad_output) {
+  if (node.inputs.size() != 1 || is_anomaly_enabled()) return false;
+  const Tensor& input = node.inputs[0].tensor;
+  if (!input.requires_grad()) return false;
+  std::shared_ptr<TensorImpl>& slot =
+      input.is_leaf() ? input.impl()->grad : input.grad_fn()->grad_of_output;
+  if (!slot || slot.use_count() != 1) return false;
+  return node.add_to_input_grad(grad_output, Tensor(slot));
+}
+
 }  // namespace
 
 void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
@@ -151,6 +164,10 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
     if (grad_output.defined()) {
       if (t.impl()->retains_grad) accumulate(t.impl()->grad, grad_output, /*users_slot=*/true);
       check_versions(node, t);
+      if (added_in_place(node, grad_output)) {
+        if (!retain_graph) node.release();
+        continue;
+      }
       Grads grads = node.backward(grad_output, t);
       if (trace_enabled()) trace_backward(node, grad_output, grads);
       AG_CHECK(grads.size() == node.inputs.size(),

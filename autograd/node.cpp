@@ -47,6 +47,8 @@ void Node::release() {
   released = true;
 }
 
+bool Node::add_to_input_grad(const Tensor&, Tensor) { return false; }
+
 int64_t Node::live_count() { return live_nodes; }
 
 bool needs_record(const Tensor* first, const Tensor* last) {

@@ -39,6 +39,14 @@ struct Node {
   // released node is an error. Called by the engine unless retain_graph.
   virtual void release();
 
+  // A fast path for an op of one input whose gradient is zero outside a part
+  // of that input (narrow): add dL/d(output) straight into that part of
+  // `input_grad`, the gradient the input has gathered so far from its other
+  // users, instead of returning a full-size gradient that is mostly zeros.
+  // The engine calls it only when that gradient exists and no one else holds
+  // it. Returns false when the op has no such path (backward() is used).
+  virtual bool add_to_input_grad(const Tensor& grad_output, Tensor input_grad);
+
   const char* name;  // "MulBackward", as PyTorch names its grad_fn
   std::vector<Edge> inputs;
   uint32_t output_version;

@@ -4,6 +4,7 @@
 
 #include "autograd/node.hpp"
 #include "autograd/ops.hpp"
+#include "core/fast_math.hpp"
 #include "core/kernels.hpp"
 
 namespace ag {
@@ -36,10 +37,10 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 
 Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor out = kernel::zip(a, b, "mul", [](real x, real y) { return x * y; });
-  // d(a*b)/da = b, d(a*b)/db = a
+  // d(a*b)/da = b, d(a*b)/db = a   (mul_sum_to(g, b, shape) = sum_to(g * b, shape), fused)
   record("MulBackward", out, {a, b}, [a, b](const Tensor& g, const Tensor&) {
-    return Grads{a.requires_grad() ? sum_to(g * b, a.shape()) : Tensor(),
-                 b.requires_grad() ? sum_to(g * a, b.shape()) : Tensor()};
+    return Grads{a.requires_grad() ? kernel::mul_sum_to(g, b, a.shape()) : Tensor(),
+                 b.requires_grad() ? kernel::mul_sum_to(g, a, b.shape()) : Tensor()};
   });
   return out;
 }
@@ -112,7 +113,8 @@ Tensor pow(const Tensor& a, real p) {
 }
 
 Tensor exp(const Tensor& a) {
-  Tensor out = kernel::map(a, [](real x) { return std::exp(x); });
+  // fast::exp: std::exp in the double flavor, a vectorizable float exp in the float one
+  Tensor out = kernel::map(a, [](real x) { return fast::exp(x); });
   // d(e^a)/da = e^a = out
   record("ExpBackward", out, {a},
          [](const Tensor& g, const Tensor& out) { return Grads{g * out}; });
@@ -136,7 +138,8 @@ Tensor sqrt(const Tensor& a) {
 }
 
 Tensor tanh(const Tensor& a) {
-  Tensor out = kernel::map(a, [](real x) { return std::tanh(x); });
+  // fast::tanh: std::tanh in the double flavor, a vectorizable float tanh in the float one
+  Tensor out = kernel::map(a, [](real x) { return fast::tanh(x); });
   // d(tanh a)/da = 1 - tanh(a)^2 = 1 - out^2
   record("TanhBackward", out, {a}, [](const Tensor& g, const Tensor& out) {
     return Grads{kernel::zip(g, out, "tanh", [](real gi, real y) { return gi * (1 - y * y); })};

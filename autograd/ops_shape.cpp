@@ -145,6 +145,30 @@ Tensor stack(const std::vector<Tensor>& parts, int64_t dim) {
   return cat(unsqueezed, dim);
 }
 
+namespace {
+// narrow's node. The taken elements get g; the others contributed nothing and
+// get 0. When the input already has a gradient (an RNN reads its inputs
+// step by step, one narrow each), g is added into its slab in place instead of
+// padding g with zeros to the full shape and adding that.
+struct NarrowNode final : Node {
+  NarrowNode(std::vector<Edge> inputs, uint32_t output_version, Shape shape, int64_t dim,
+             int64_t start)
+      : Node("NarrowBackward", std::move(inputs), output_version),
+        shape(std::move(shape)),
+        dim(dim),
+        start(start) {}
+  Grads backward(const Tensor& g, const Tensor&) override {
+    return Grads{kernel::unnarrow(g, shape, dim, start)};
+  }
+  bool add_to_input_grad(const Tensor& g, Tensor input_grad) override {
+    kernel::unnarrow_add(g, input_grad, dim, start);
+    return true;
+  }
+  Shape shape;
+  int64_t dim, start;
+};
+}  // namespace
+
 Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
   AG_CHECK(a.dim() > 0, "narrow: cannot narrow a 0-dim tensor");
   dim = normalize_dim(dim, a.dim(), "narrow", a.shape());
@@ -153,11 +177,10 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
            "narrow: [{}, {}) is outside dim {} of {} (size {})", start,
            double(start) + double(length), dim, describe(a), size);  // double: no overflow
   Tensor out = kernel::narrow(a, dim, start, length);
-  // The taken elements get g; the others contributed nothing and get 0.
-  record("NarrowBackward", out, {a},
-         [shape = a.shape(), dim, start](const Tensor& g, const Tensor&) {
-           return Grads{kernel::unnarrow(g, shape, dim, start)};
-         });
+  check_anomaly(out, "NarrowBackward");
+  if (needs_record(&a, &a + 1))
+    attach_node(out, std::make_shared<NarrowNode>(std::vector<Node::Edge>{{a, a.version()}},
+                                                  out.version(), a.shape(), dim, start));
   return out;
 }
 

@@ -5,6 +5,7 @@
 
 #include "autograd/node.hpp"
 #include "autograd/ops.hpp"
+#include "core/fast_math.hpp"
 #include "core/kernels.hpp"
 
 namespace ag {
@@ -15,10 +16,7 @@ Tensor softmax(const Tensor& a, int64_t dim) {
   // y = softmax(x):  dy_i/dx_j = y_i (delta_ij - y_j), so
   // dL/dx_j = y_j (g_j - sum_i g_i y_i)      (sum along dim)
   record("SoftmaxBackward", out, {a}, [dim](const Tensor& g, const Tensor& y) {
-    Tensor gy = kernel::zip(g, y, "softmax", [](real gi, real yi) { return gi * yi; });
-    Tensor dot = kernel::sum_dim(gy, dim, /*keepdim=*/true);
-    return Grads{kernel::zip(kernel::zip(g, dot, "softmax", [](real gi, real d) { return gi - d; }),
-                             y, "softmax", [](real v, real yi) { return v * yi; })};
+    return Grads{kernel::softmax_backward(g, y, dim)};  // one fused pass (core/kernels_reduce.cpp)
   });
   return out;
 }
@@ -30,7 +28,7 @@ Tensor log_softmax(const Tensor& a, int64_t dim) {
   // dL/dx_j = g_j - softmax(x)_j sum_i g_i = g_j - exp(y_j) sum_i g_i
   record("LogSoftmaxBackward", out, {a}, [dim](const Tensor& g, const Tensor& y) {
     Tensor total = kernel::sum_dim(g, dim, /*keepdim=*/true);
-    Tensor p = kernel::map(y, [](real v) { return std::exp(v); });
+    Tensor p = kernel::map(y, [](real v) { return fast::exp(v); });
     return Grads{
         kernel::zip(g, kernel::zip(p, total, "log_softmax", [](real pi, real s) { return pi * s; }),
                     "log_softmax", [](real gi, real v) { return gi - v; })};

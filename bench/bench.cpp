@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "autograd/attograd.hpp"
+#include "bench/models.hpp"
 
 using namespace ag;
 
@@ -97,6 +99,80 @@ void scalar_ops() {
   print_line("scalar_ops", t, fmt::format(", \"us_per_op\": {:.4f}", us_per_op));
 }
 
+// --- model workloads (bench/models.hpp): one training step each -------------------
+// Warm-up, then the median over `steps` steps of: zero_grad, forward, loss,
+// backward, optimizer step.
+// AG_BENCH_STEPS=n times n steps after 2 warm-up steps instead, for profiling
+// under valgrind (the figures are then not the benchmark's).
+template <typename Step>
+void model_step(const char* name, int steps, Step step) {
+  const char* forced = std::getenv("AG_BENCH_STEPS");
+  if (forced && std::atoi(forced) > 0)
+    print_line(name, time_steps(step, 2, std::atoi(forced)), "");
+  else
+    print_line(name, time_steps(step, 10, steps), "");
+}
+
+void mlp_step() {
+  Generator gen(1);
+  bench_models::Mlp model;
+  Tensor x = randn({300, 2}, gen);
+  Tensor labels = randint(0, 3, {300}, gen);
+  optim::SGD opt(model.parameters(), real(0.1));
+  model_step("mlp_step", 300, [&] {
+    opt.zero_grad();
+    Tensor loss = nn::cross_entropy(model.forward(x), labels);
+    loss.backward();
+    opt.step();
+  });
+}
+
+void point_attention_step() {
+  Generator gen(2);
+  bench_models::PointAttentionClassifier model;
+  Tensor x = randn({32, 16, 64}, gen);
+  Tensor labels = randint(0, 10, {32}, gen);
+  optim::Adam opt(model.parameters(), real(1e-3));
+  model_step("point_attention_step", 300, [&] {
+    opt.zero_grad();
+    Tensor loss = nn::cross_entropy(model.forward(x), labels);
+    loss.backward();
+    opt.step();
+  });
+}
+
+void rnn_attention_step() {
+  const int64_t T = 12, B = 32;
+  Generator gen(3);
+  bench_models::RnnAttention model;
+  // Time-first (T,B) tokens: source, decoder inputs y_{t-1}, and targets y_t.
+  Tensor src = randint(0, model.vocab, {T, B}, gen);
+  Tensor tgt_in = randint(0, model.vocab, {T, B}, gen);
+  Tensor targets = randint(0, model.vocab, {T, B}, gen);
+  optim::Adam opt(model.parameters(), real(1e-3));
+  model_step("rnn_attention_step", 100, [&] {
+    opt.zero_grad();
+    Tensor loss = nn::cross_entropy(model.forward(src, tgt_in), targets);  // mean over 12x32
+    loss.backward();
+    opt.step();
+  });
+}
+
+void transformer_step() {
+  const int64_t T = 32, B = 32;
+  Generator gen(4);
+  bench_models::TinyTransformer model(T);
+  Tensor tokens = randint(0, model.vocab, {B, T}, gen);
+  Tensor targets = randint(0, model.vocab, {B, T}, gen);
+  optim::Adam opt(model.parameters(), real(1e-3));
+  model_step("transformer_step", 100, [&] {
+    opt.zero_grad();
+    Tensor loss = nn::cross_entropy(model.forward(tokens), targets);  // mean over 32x32
+    loss.backward();
+    opt.step();
+  });
+}
+
 struct Workload {
   const char* name;
   void (*run)();
@@ -105,6 +181,10 @@ struct Workload {
 const Workload workloads[] = {
     {"linear_fwd_bwd", linear_fwd_bwd},
     {"scalar_ops", scalar_ops},
+    {"mlp_step", mlp_step},
+    {"point_attention_step", point_attention_step},
+    {"rnn_attention_step", rnn_attention_step},
+    {"transformer_step", transformer_step},
 };
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/simd.hpp"
 #include "core/tensor.hpp"
 
 namespace ag::kernel {
@@ -23,8 +24,8 @@ std::vector<int64_t> broadcast_strides(const Shape& shape, const Shape& target);
 // two inputs read through broadcast strides sa and sb. An odometer over the
 // outer dims, so no division per element.
 template <typename Row>
-void for_each_row(const Shape& shape, const std::vector<int64_t>& sa,
-                  const std::vector<int64_t>& sb, Row row) {
+AG_ALWAYS_INLINE void for_each_row(const Shape& shape, const std::vector<int64_t>& sa,
+                                   const std::vector<int64_t>& sb, Row row) {
   const int64_t ndim = static_cast<int64_t>(shape.size());
   const int64_t inner = ndim == 0 ? 1 : shape.back();
   const int64_t total = shape_numel(shape);
@@ -44,47 +45,49 @@ void for_each_row(const Shape& shape, const std::vector<int64_t>& sa,
   }
 }
 
-// out[i] = f(a[i])
-template <typename F>
-Tensor map(const Tensor& a, F f) {
-  Tensor out = Tensor::empty(a.shape());
-  const real* x = a.data();
-  real* y = out.data();
-  for (int64_t i = 0, n = a.numel(); i < n; ++i) y[i] = f(x[i]);
-  return out;
+// sum_{i < n} term(i) in 8 independent running sums, added up at the end. The
+// compiler may not reorder one running sum of floats, so a plain `s += x[i]`
+// loop does not vectorize; this one does (inside an AG_SIMD_CLONES function).
+template <typename Term>
+AG_ALWAYS_INLINE real sum_lanes(int64_t n, Term term) {
+  constexpr int64_t lanes = 8;
+  real lane[lanes] = {};
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes)
+    for (int64_t j = 0; j < lanes; ++j) lane[j] += term(i + j);
+  real sum = 0;
+  for (real l : lane) sum += l;
+  for (; i < n; ++i) sum += term(i);
+  return sum;
 }
 
-// out = f(a, b) elementwise with NumPy broadcasting.
+// The loops of map and zip over raw buffers, compiled once per instruction
+// set (core/simd.hpp). An exception cannot leave such a function (GCC ends
+// the program instead), so they only loop: map and zip check and allocate
+// first.
 template <typename F>
-Tensor zip(const Tensor& a, const Tensor& b, const char* op, F f) {
-  AG_CHECK(a.defined() && b.defined(), "{}: the {} operand is an undefined tensor", op,
-           a.defined() ? "second" : "first");
-  const real* x = a.data();
-  const real* y = b.data();
-  if (a.shape() == b.shape()) {  // fast path: same shape, one flat loop
-    Tensor out = Tensor::empty(a.shape());
-    real* z = out.data();
-    for (int64_t i = 0, n = a.numel(); i < n; ++i) z[i] = f(x[i], y[i]);
-    return out;
-  }
-  Shape shape;
-  if (!try_broadcast_shapes(a.shape(), b.shape(), shape))
-    throw Error(broadcast_error(op, describe(a), describe(b), a.shape(), b.shape()));
-  Tensor out = Tensor::empty(shape);
-  real* z = out.data();
-  const int64_t n = out.numel();
-  if (b.numel() == 1 && a.numel() == n) {  // fast path: tensor with a scalar
+AG_SIMD_CLONES void map_loop(const real* x, real* y, int64_t n, F f) noexcept {
+  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+}
+
+// z = f(x, y) over n elements; x_repeats (y_repeats) reads x[0] (y[0]) for every element.
+template <typename F>
+AG_SIMD_CLONES void zip_loop(const real* x, const real* y, real* z, int64_t n, bool x_repeats,
+                             bool y_repeats, F f) noexcept {
+  if (!x_repeats && !y_repeats)  // same shape: one flat loop
+    for (int64_t i = 0; i < n; ++i) z[i] = f(x[i], y[i]);
+  else if (y_repeats)  // tensor with a scalar
     for (int64_t i = 0; i < n; ++i) z[i] = f(x[i], y[0]);
-    return out;
-  }
-  if (a.numel() == 1 && b.numel() == n) {
+  else
     for (int64_t i = 0; i < n; ++i) z[i] = f(x[0], y[i]);
-    return out;
-  }
-  // General case: walk the output row by row, reading a and b through
-  // broadcast strides (0 along the dims they are repeated in).
-  std::vector<int64_t> sa = broadcast_strides(a.shape(), shape);
-  std::vector<int64_t> sb = broadcast_strides(b.shape(), shape);
+}
+
+// The general case of zip: walk the output `shape` row by row, reading x and
+// y through broadcast strides sa, sb (0 along the dims they are repeated in).
+template <typename F>
+AG_SIMD_CLONES void zip_rows(const Shape& shape, const std::vector<int64_t>& sa,
+                             const std::vector<int64_t>& sb, const real* x, const real* y, real* z,
+                             F f) noexcept {
   const int64_t inner = shape.empty() ? 1 : shape.back();
   const int64_t ia = sa.empty() ? 0 : sa.back(), ib = sb.empty() ? 0 : sb.back();
   for_each_row(shape, sa, sb, [&](int64_t o, int64_t oa, int64_t ob) {
@@ -99,6 +102,41 @@ Tensor zip(const Tensor& a, const Tensor& b, const char* op, F f) {
     else
       for (int64_t i = 0; i < inner; ++i) z[o + i] = f(x[oa + i * ia], y[ob + i * ib]);
   });
+}
+
+// out[i] = f(a[i])
+template <typename F>
+Tensor map(const Tensor& a, F f) {
+  Tensor out = Tensor::empty(a.shape());
+  map_loop(a.data(), out.data(), a.numel(), f);
+  return out;
+}
+
+// out = f(a, b) elementwise with NumPy broadcasting.
+template <typename F>
+Tensor zip(const Tensor& a, const Tensor& b, const char* op, F f) {
+  AG_CHECK(a.defined() && b.defined(), "{}: the {} operand is an undefined tensor", op,
+           a.defined() ? "second" : "first");
+  if (a.shape() == b.shape()) {  // fast path: same shape, one flat loop
+    Tensor out = Tensor::empty(a.shape());
+    zip_loop(a.data(), b.data(), out.data(), a.numel(), false, false, f);
+    return out;
+  }
+  Shape shape;
+  if (!try_broadcast_shapes(a.shape(), b.shape(), shape))
+    throw Error(broadcast_error(op, describe(a), describe(b), a.shape(), b.shape()));
+  Tensor out = Tensor::empty(shape);
+  const int64_t n = out.numel();
+  if (b.numel() == 1 && a.numel() == n) {  // fast path: tensor with a scalar
+    zip_loop(a.data(), b.data(), out.data(), n, false, true, f);
+    return out;
+  }
+  if (a.numel() == 1 && b.numel() == n) {
+    zip_loop(a.data(), b.data(), out.data(), n, true, false, f);
+    return out;
+  }
+  zip_rows(shape, broadcast_strides(a.shape(), shape), broadcast_strides(b.shape(), shape),
+           a.data(), b.data(), out.data(), f);
   return out;
 }
 
@@ -106,6 +144,10 @@ Tensor zip(const Tensor& a, const Tensor& b, const char* op, F f) {
 // broadcast shape) over the dims along which a tensor of `shape` was repeated.
 // sum_to(g (3,4), (3,1)) sums over dim 1; sum_to(g (2,3,4), (4,)) over dims 0, 1.
 Tensor sum_to(const Tensor& g, const Shape& shape);
+
+// sum_to(g * b, shape) without the product as a temporary: the gradient of
+// the other operand of a broadcast multiply (mul's backward). b broadcasts to g.
+Tensor mul_sum_to(const Tensor& g, const Tensor& b, const Shape& shape);
 
 // Repeats a along broadcast dims to `shape` (the inverse of sum_to).
 Tensor broadcast_to(const Tensor& a, const Shape& shape);
@@ -124,15 +166,26 @@ Tensor cat(const std::vector<Tensor>& parts, int64_t dim);
 Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length);
 // Scatters g (the narrow's output gradient) into zeros of `shape` at [start, start+len).
 Tensor unnarrow(const Tensor& g, const Shape& shape, int64_t dim, int64_t start);
+// sum += unnarrow(g, sum.shape, dim, start), without the zeros: adds g into the slab.
+void unnarrow_add(const Tensor& g, Tensor& sum, int64_t dim, int64_t start);
 Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& index);
 // out = zeros(shape); out[..., index[i], ...] += src[..., i, ...] (index_select's adjoint).
 Tensor index_add(const Shape& shape, int64_t dim, const std::vector<int64_t>& index,
                  const Tensor& src);
 Tensor reshape(const Tensor& a, const Shape& shape);  // same elements, new shape
+// The same for a temporary (reshape(matmul(...), shape)): when nothing else
+// holds it, its buffer moves into the result instead of being copied.
+Tensor reshape(Tensor&& a, const Shape& shape);
 
 // --- softmax along dim, max subtracted for stability ---------------------------------
+// Over the last dim these take a vectorized fast path; the _reference versions
+// are the plain loops for any dim (the tests compare the two).
 Tensor softmax(const Tensor& a, int64_t dim);
 Tensor log_softmax(const Tensor& a, int64_t dim);
+Tensor softmax_reference(const Tensor& a, int64_t dim);
+Tensor log_softmax_reference(const Tensor& a, int64_t dim);
+// dL/dx of y = softmax(x) along dim, given g = dL/dy: y * (g - sum_dim(g * y)).
+Tensor softmax_backward(const Tensor& g, const Tensor& y, int64_t dim);
 
 // --- matrix multiply -------------------------------------------------------------------
 // a: (..., M, K), or (..., K, M) read transposed when transpose_a; b likewise

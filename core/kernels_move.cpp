@@ -20,6 +20,30 @@ Tensor reshape(const Tensor& a, const Shape& shape) {
   return out;
 }
 
+Tensor reshape(Tensor&& a, const Shape& shape) {
+  if (a.use_count() != 1 || a.grad_fn()) return reshape(static_cast<const Tensor&>(a), shape);
+  auto impl = std::make_shared<TensorImpl>();
+  impl->data = std::move(a.impl()->data);  // a is a temporary nobody else sees
+  impl->shape = shape;
+  return Tensor(std::move(impl));
+}
+
+namespace {
+// permute's loop (compiled per instruction set, core/simd.hpp): row by row of
+// the output, reading `a` through the permuted strides.
+AG_SIMD_CLONES void permute_rows(const Shape& shape, const std::vector<int64_t>& read,
+                                 const real* x, real* y) noexcept {
+  std::vector<int64_t> none(shape.size(), 0);
+  const int64_t inner = shape.empty() ? 1 : shape.back(), step = read.empty() ? 0 : read.back();
+  for_each_row(shape, read, none, [&](int64_t o, int64_t offset, int64_t) {
+    if (step == 1)  // the last dim stays last (the heads split of attention): a plain copy
+      for (int64_t i = 0; i < inner; ++i) y[o + i] = x[offset + i];
+    else
+      for (int64_t i = 0; i < inner; ++i) y[o + i] = x[offset + i * step];
+  });
+}
+}  // namespace
+
 Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
   const Shape& in = a.shape();
   Shape shape(dims.size());
@@ -31,13 +55,7 @@ Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
   }
   Tensor out = Tensor::empty(shape);
   if (out.numel() == 0) return out;
-  std::vector<int64_t> none(dims.size(), 0);
-  const real* x = a.data();
-  real* y = out.data();
-  const int64_t inner = shape.empty() ? 1 : shape.back(), step = read.empty() ? 0 : read.back();
-  for_each_row(shape, read, none, [&](int64_t o, int64_t offset, int64_t) {
-    for (int64_t i = 0; i < inner; ++i) y[o + i] = x[offset + i * step];
-  });
+  permute_rows(shape, read, a.data(), out.data());
   return out;
 }
 
@@ -77,6 +95,16 @@ Tensor unnarrow(const Tensor& g, const Shape& shape, int64_t dim, int64_t start)
     copy_elements(out.data() + (o * size + start) * inner, g.data() + o * length * inner,
                   length * inner);
   return out;
+}
+
+void unnarrow_add(const Tensor& g, Tensor& sum, int64_t dim, int64_t start) {
+  auto [outer, size, inner] = split_at(sum.shape(), dim);
+  const int64_t chunk = g.shape()[dim] * inner;
+  real* out = sum.data();
+  for (int64_t o = 0; o < outer; ++o)
+    zip_loop(out + (o * size + start) * inner, g.data() + o * chunk,
+             out + (o * size + start) * inner, chunk, false, false,
+             [](real x, real y) { return x + y; });
 }
 
 Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& index) {

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "core/creation.hpp"
+#include "core/fast_math.hpp"
 #include "core/kernels.hpp"
 
 namespace ag::kernel {
@@ -16,26 +17,85 @@ std::vector<int64_t> broadcast_strides(const Shape& shape, const Shape& target) 
   return strides;
 }
 
+namespace {
+// The loops of sum_to, broadcast_to and sum_dim, compiled per instruction set
+// (core/simd.hpp; they must not throw, so their callers allocate).
+
+// Walk g row by row; `so` maps each g position to the out element it was
+// broadcast from (stride 0 along repeated dims), so += accumulates the sum.
+AG_SIMD_CLONES void sum_to_rows(const Shape& g_shape, const std::vector<int64_t>& so, const real* x,
+                                real* o) noexcept {
+  std::vector<int64_t> unused(g_shape.size(), 0);
+  const int64_t inner = g_shape.back(), io = so.back();
+  for_each_row(g_shape, so, unused, [&](int64_t row, int64_t oo, int64_t) {
+    if (io == 1)  // the common bias case: add a whole row at once (vectorized)
+      for (int64_t i = 0; i < inner; ++i) o[oo + i] += x[row + i];
+    else if (io == 0) {  // the row sums into one element (a (..., 1) gradient)
+      real partial = 0;
+      for (int64_t i = 0; i < inner; ++i) partial += x[row + i];
+      o[oo] += partial;
+    } else
+      for (int64_t i = 0; i < inner; ++i) o[oo + i * io] += x[row + i];
+  });
+}
+
+// sum_to_rows of g * b, b read through its broadcast strides sb.
+AG_SIMD_CLONES void mul_sum_to_rows(const Shape& g_shape, const std::vector<int64_t>& so,
+                                    const std::vector<int64_t>& sb, const real* x, const real* y,
+                                    real* o) noexcept {
+  const int64_t inner = g_shape.back(), io = so.back(), ib = sb.back();
+  for_each_row(g_shape, so, sb, [&](int64_t row, int64_t oo, int64_t ob) {
+    if (io == 0 && ib == 1)  // a row of g . a row of b into one element (alpha * h)
+      o[oo] += sum_lanes(inner, [&](int64_t i) { return x[row + i] * y[ob + i]; });
+    else if (io == 1 && ib == 0)
+      for (int64_t i = 0; i < inner; ++i) o[oo + i] += x[row + i] * y[ob];
+    else if (io == 1 && ib == 1)
+      for (int64_t i = 0; i < inner; ++i) o[oo + i] += x[row + i] * y[ob + i];
+    else
+      for (int64_t i = 0; i < inner; ++i) o[oo + i * io] += x[row + i] * y[ob + i * ib];
+  });
+}
+
+AG_SIMD_CLONES void broadcast_rows(const Shape& shape, const std::vector<int64_t>& sa,
+                                   const real* x, real* y) noexcept {
+  std::vector<int64_t> unused(shape.size(), 0);
+  const int64_t inner = shape.back(), step = sa.back();
+  for_each_row(shape, sa, unused, [&](int64_t o, int64_t oa, int64_t) {
+    if (step == 1)  // a contiguous row
+      for (int64_t i = 0; i < inner; ++i) y[o + i] = x[oa + i];
+    else if (step == 0)  // one element repeated along the row
+      for (int64_t i = 0; i < inner; ++i) y[o + i] = x[oa];
+    else
+      for (int64_t i = 0; i < inner; ++i) y[o + i] = x[oa + i * step];
+  });
+}
+
+// out[o, i] = sum_k a[o, k, i]; the inner loop runs along contiguous memory.
+AG_SIMD_CLONES void sum_dim_loop(const real* x, real* y, int64_t outer, int64_t size,
+                                 int64_t inner) noexcept {
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t k = 0; k < size; ++k)
+      for (int64_t i = 0; i < inner; ++i) y[o * inner + i] += x[(o * size + k) * inner + i];
+}
+}  // namespace
+
 Tensor sum_to(const Tensor& g, const Shape& shape) {
   if (g.shape() == shape) return g;
   Tensor out = zeros(shape);
-  real* o = out.data();
-  const real* x = g.data();
   if (out.numel() == 1) {  // everything summed into one element
-    o[0] = sum_all(g);
+    out.data()[0] = sum_all(g);
     return out;
   }
-  // Walk g row by row; `so` maps each g position to the out element it was
-  // broadcast from (stride 0 along repeated dims), so += accumulates the sum.
-  std::vector<int64_t> so = broadcast_strides(shape, g.shape());
-  std::vector<int64_t> unused(g.shape().size(), 0);
-  const int64_t inner = g.shape().back(), io = so.back();
-  for_each_row(g.shape(), so, unused, [&](int64_t row, int64_t oo, int64_t) {
-    if (io == 1)  // the common bias case: add a whole row at once (vectorized)
-      for (int64_t i = 0; i < inner; ++i) o[oo + i] += x[row + i];
-    else
-      for (int64_t i = 0; i < inner; ++i) o[oo + i * io] += x[row + i];
-  });
+  sum_to_rows(g.shape(), broadcast_strides(shape, g.shape()), g.data(), out.data());
+  return out;
+}
+
+Tensor mul_sum_to(const Tensor& g, const Tensor& b, const Shape& shape) {
+  if (g.shape() == shape || g.dim() == 0 || shape_numel(shape) == 1)
+    return sum_to(zip(g, b, "mul", [](real x, real y) { return x * y; }), shape);
+  Tensor out = zeros(shape);
+  mul_sum_to_rows(g.shape(), broadcast_strides(shape, g.shape()),
+                  broadcast_strides(b.shape(), g.shape()), g.data(), b.data(), out.data());
   return out;
 }
 
@@ -44,14 +104,7 @@ Tensor broadcast_to(const Tensor& a, const Shape& shape) {
   Tensor out = Tensor::empty(broadcast_shapes(a.shape(), shape, "broadcast_to"));
   AG_CHECK(out.shape() == shape, "broadcast_to: {} cannot be broadcast to {}", shape_str(a.shape()),
            shape_str(shape));
-  std::vector<int64_t> sa = broadcast_strides(a.shape(), shape);
-  std::vector<int64_t> unused(shape.size(), 0);
-  const int64_t inner = shape.back(), step = sa.back();
-  const real* x = a.data();
-  real* y = out.data();
-  for_each_row(shape, sa, unused, [&](int64_t o, int64_t oa, int64_t) {
-    for (int64_t i = 0; i < inner; ++i) y[o + i] = x[oa + i * step];
-  });
+  broadcast_rows(shape, broadcast_strides(a.shape(), shape), a.data(), out.data());
   return out;
 }
 
@@ -90,12 +143,7 @@ Shape reduced_shape(const Shape& shape, int64_t dim, bool keepdim) {
 Tensor sum_dim(const Tensor& a, int64_t dim, bool keepdim) {
   Tensor out = zeros(reduced_shape(a.shape(), dim, keepdim));
   auto [outer, size, inner] = split_at(a.shape(), dim);
-  const real* x = a.data();
-  real* y = out.data();
-  // out[o, i] = sum_k a[o, k, i]; the inner loop runs along contiguous memory.
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t k = 0; k < size; ++k)
-      for (int64_t i = 0; i < inner; ++i) y[o * inner + i] += x[(o * size + k) * inner + i];
+  sum_dim_loop(a.data(), out.data(), outer, size, inner);
   return out;
 }
 
@@ -142,26 +190,105 @@ Tensor softmax_like(const Tensor& a, int64_t dim, Write write) {
       // subtract; use 0 so it gives exp(-inf) = 0 terms instead of NaN.
       if (max == -std::numeric_limits<real>::infinity()) max = 0;
       real sum = 0;
-      for (int64_t k = 0; k < size; ++k) sum += std::exp(x[k * inner] - max);
+      for (int64_t k = 0; k < size; ++k) sum += fast::exp(x[k * inner] - max);
       write(x, y, inner, size, max, sum);
     }
   return out;
 }
 
+// Fast path of softmax and log_softmax over the last dim (attention's rows,
+// a classifier's logits), beside the general softmax_like above, which stays
+// the reference (tests/test_fast_paths.cpp compares them). Each contiguous row
+// in vectorized passes:
+//   e_k = exp(x_k - max);  sum = sum_k e_k;  y_k = e_k / sum   or   y_k = x_k - max - log(sum)
+AG_SIMD_CLONES void softmax_rows(const real* in, real* out, int64_t rows, int64_t size,
+                                 bool log) noexcept {
+  for (int64_t r = 0; r < rows; ++r) {
+    const real* x = in + r * size;
+    real* y = out + r * size;
+    real max = -std::numeric_limits<real>::infinity();
+    for (int64_t k = 0; k < size; ++k) max = x[k] > max ? x[k] : max;
+    if (max == -std::numeric_limits<real>::infinity()) max = 0;  // all masked: see softmax_like
+    for (int64_t k = 0; k < size; ++k) y[k] = fast::exp(x[k] - max);
+    const real sum = sum_lanes(size, [&](int64_t k) { return y[k]; });
+    if (log) {
+      const real log_sum = std::log(sum);
+      for (int64_t k = 0; k < size; ++k) y[k] = x[k] - max - log_sum;
+    } else {
+      const real scale = sum > 0 ? 1 / sum : 0;
+      for (int64_t k = 0; k < size; ++k) y[k] *= scale;
+    }
+  }
+}
+
+Tensor softmax_last_dim(const Tensor& a, int64_t dim, bool log) {
+  Tensor out = Tensor::empty(a.shape());
+  const int64_t size = a.shape()[dim], rows = size == 0 ? 0 : a.numel() / size;
+  softmax_rows(a.data(), out.data(), rows, size, log);
+  return out;
+}
+
+// dL/dx_j = y_j (g_j - sum_i g_i y_i), the sum along dim (rows, size, inner).
+AG_SIMD_CLONES void softmax_backward_loop(const real* g, const real* y, real* dx, int64_t outer,
+                                          int64_t size, int64_t inner) noexcept {
+  if (inner == 1) {  // fast path, softmax over the last dim: one contiguous row at a time
+    for (int64_t r = 0; r < outer; ++r) {
+      const real* gr = g + r * size;
+      const real* yr = y + r * size;
+      real* d = dx + r * size;
+      for (int64_t k = 0; k < size; ++k) d[k] = gr[k] * yr[k];
+      const real dot = sum_lanes(size, [&](int64_t k) { return d[k]; });
+      for (int64_t k = 0; k < size; ++k) d[k] = yr[k] * (gr[k] - dot);
+    }
+    return;
+  }
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      const int64_t base = o * size * inner + i;
+      real dot = 0;
+      for (int64_t k = 0; k < size; ++k) dot += g[base + k * inner] * y[base + k * inner];
+      for (int64_t k = 0; k < size; ++k)
+        dx[base + k * inner] = y[base + k * inner] * (g[base + k * inner] - dot);
+    }
+}
+
+// Whether the softmax dim is the last one that is not 1 (a (B,T,1) score over
+// T counts): then each slice along it is a contiguous row.
+bool rows_are_contiguous(const Tensor& a, int64_t dim) {
+  return a.dim() > 0 && split_at(a.shape(), dim).inner == 1;
+}
+
 }  // namespace
 
 Tensor softmax(const Tensor& a, int64_t dim) {
+  if (rows_are_contiguous(a, dim)) return softmax_last_dim(a, dim, /*log=*/false);
+  return softmax_reference(a, dim);
+}
+
+Tensor log_softmax(const Tensor& a, int64_t dim) {
+  if (rows_are_contiguous(a, dim)) return softmax_last_dim(a, dim, /*log=*/true);
+  return log_softmax_reference(a, dim);
+}
+
+Tensor softmax_backward(const Tensor& g, const Tensor& y, int64_t dim) {
+  Tensor dx = Tensor::empty(y.shape());
+  auto [outer, size, inner] = split_at(y.shape(), dim);
+  softmax_backward_loop(g.data(), y.data(), dx.data(), outer, size, inner);
+  return dx;
+}
+
+Tensor softmax_reference(const Tensor& a, int64_t dim) {
   return softmax_like(a, dim,
                       [](const real* x, real* y, int64_t stride, int64_t size, real max, real sum) {
                         // exp(x - max) / sum: the max cancels, and no exp overflows.
                         // A fully masked slice (sum 0) gets all-zero weights instead of 0/0.
                         real scale = sum > 0 ? 1 / sum : 0;
                         for (int64_t k = 0; k < size; ++k)
-                          y[k * stride] = std::exp(x[k * stride] - max) * scale;
+                          y[k * stride] = fast::exp(x[k * stride] - max) * scale;
                       });
 }
 
-Tensor log_softmax(const Tensor& a, int64_t dim) {
+Tensor log_softmax_reference(const Tensor& a, int64_t dim) {
   return softmax_like(a, dim,
                       [](const real* x, real* y, int64_t stride, int64_t size, real max, real sum) {
                         // log(exp(x - max) / sum) = x - max - log(sum)

@@ -1,8 +1,100 @@
 #include "core/tensor.hpp"
 
+#include <malloc.h>
+
+#include <new>
+#include <vector>
+
 #include "core/error.hpp"
 
 namespace ag {
+
+namespace {
+// Memory of freed tensors stays in the process. By default glibc gives it back
+// to the kernel at once: a block over 128 KiB comes from mmap and is unmapped
+// on free, and the top of the heap is trimmed once 128 KiB of it are free. A
+// training step allocates and frees the same activations every iteration, so
+// each step would page-fault on every page of them again (in transformer_step
+// that was a quarter of the time, spent in the kernel). Blocks up to 32 MiB
+// (glibc's maximum) are now reused from the heap, which is trimmed only past
+// 512 MiB free.
+const bool keep_freed_memory = [] {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  return true;
+}();
+
+// Buffers of freed tensors, kept for the next tensor of the same size class.
+// A training step allocates the same activation sizes every iteration, and
+// glibc spends real time on blocks of these sizes (searching and splitting
+// bins, consolidating fragments: 10% of rnn_attention_step). Size classes are
+// the powers of two from 1 KiB to 32 MiB; a thread keeps at most 512 MiB.
+// Off under AddressSanitizer, which must see every free to catch a use after it.
+constexpr size_t kAlignment = 64;              // a cache line, and one AVX-512 register
+constexpr int kMinClass = 10, kMaxClass = 25;  // 2^10 = 1 KiB ... 2^25 = 32 MiB
+constexpr size_t kMaxKept = size_t(512) << 20;
+
+struct BufferCache {
+  std::vector<void*> free[kMaxClass + 1];
+  size_t kept = 0;  // bytes in the lists
+  ~BufferCache();
+};
+thread_local BufferCache cache;
+thread_local bool cache_gone = false;  // set when the thread's cache was destroyed
+
+BufferCache::~BufferCache() {
+  for (auto& list : free)
+    for (void* p : list) ::operator delete(p, std::align_val_t(kAlignment));
+  cache_gone = true;  // tensors freed later (static ones) go straight back to the system
+}
+
+// The size class of a block (its bytes rounded up to a power of two), or -1
+// when blocks of that size are not cached.
+int size_class(size_t bytes) {
+#if defined(__SANITIZE_ADDRESS__)
+  (void)bytes;
+  return -1;
+#else
+  if (bytes < (size_t(1) << kMinClass) || bytes > (size_t(1) << kMaxClass)) return -1;
+  int c = kMinClass;
+  while ((size_t(1) << c) < bytes) ++c;
+  return c;
+#endif
+}
+
+// Blocks under 1 KiB come from plain new (glibc's fast per-thread bins; an
+// aligned new would take its slow path), all others aligned to 64 bytes.
+bool small_block(size_t bytes) { return bytes < (size_t(1) << kMinClass); }
+
+}  // namespace
+
+void* allocate_buffer(size_t bytes) {
+  if (small_block(bytes)) return ::operator new(bytes);
+  const int c = size_class(bytes);
+  if (c < 0 || cache_gone) return ::operator new(bytes, std::align_val_t(kAlignment));
+  std::vector<void*>& list = cache.free[c];
+  if (!list.empty()) {
+    void* p = list.back();
+    list.pop_back();
+    cache.kept -= size_t(1) << c;
+    return p;
+  }
+  return ::operator new(size_t(1) << c, std::align_val_t(kAlignment));
+}
+
+void free_buffer(void* p, size_t bytes) noexcept {
+  if (small_block(bytes)) return ::operator delete(p);
+  const int c = size_class(bytes);
+  if (c >= 0 && !cache_gone && cache.kept + (size_t(1) << c) <= kMaxKept) {
+    try {
+      cache.free[c].push_back(p);
+      cache.kept += size_t(1) << c;
+      return;
+    } catch (...) {  // no room for the pointer: give the block back instead
+    }
+  }
+  ::operator delete(p, std::align_val_t(kAlignment));
+}
 
 Tensor Tensor::empty(Shape shape) {
   check_sizes(shape, "empty");

@@ -26,9 +26,15 @@ namespace ag {
 
 struct Node;  // autograd/node.hpp: the op that produced a tensor
 
+// Where tensor buffers come from (core/tensor.cpp): 64-byte aligned, and
+// blocks of 1 KiB - 32 MiB are reused from a per-thread cache of freed ones.
+void* allocate_buffer(size_t bytes);
+void free_buffer(void* p, size_t bytes) noexcept;
+
 // std::allocator, except that resize(n) leaves new numbers uninitialised
-// instead of zeroing them: almost every kernel overwrites its whole output,
-// and zeroing a GEMM's output first would cost a pass over its memory.
+// instead of zeroing them (almost every kernel overwrites its whole output,
+// and zeroing a GEMM's output first would cost a pass over its memory), and
+// that memory comes from allocate_buffer.
 template <typename T>
 struct UninitializedAllocator : std::allocator<T> {
   template <typename U>
@@ -38,6 +44,8 @@ struct UninitializedAllocator : std::allocator<T> {
   UninitializedAllocator() = default;
   template <typename U>
   UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}
+  T* allocate(size_t n) { return static_cast<T*>(allocate_buffer(n * sizeof(T))); }
+  void deallocate(T* p, size_t n) noexcept { free_buffer(p, n * sizeof(T)); }
   template <typename U>
   void construct(U* p) noexcept {
     ::new (static_cast<void*>(p)) U;  // default-initialisation: no value written

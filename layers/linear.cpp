@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "autograd/node.hpp"
+#include "core/blas.hpp"
 #include "core/creation.hpp"
 #include "core/kernels.hpp"
 #include "layers/init.hpp"
@@ -24,17 +25,21 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
            "linear: bias {} must have shape ({}) to match weight {}", describe(bias), out_features,
            describe(weight));
 
-  // A 1-D input is one row: (in) -> (1, in), the added dim removed again.
-  Tensor rows = x.dim() == 1 ? kernel::reshape(x, {1, x.shape()[0]}) : x;
-  // y = x W^T        (..., in) x (in, out): W read transposed by BLAS, not copied
-  Tensor y = kernel::matmul(rows, weight, /*transpose_a=*/false, /*transpose_b=*/true);
-  if (bias.defined()) {  // y += b, every row
+  // y = x W^T + b    (..., in) x (in, out) + (out): W read transposed by BLAS, not
+  // copied. y starts as b in every row and the GEMM adds x W^T to it (beta = 1):
+  // no separate pass over y for the bias, and BLAS does not first zero y.
+  Shape y_shape = x.shape();
+  y_shape.back() = out_features;  // a 1-D input is one row, (in) -> (out)
+  Tensor y = Tensor::empty(y_shape);
+  const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
+  if (bias.defined()) {
     real* out = y.data();
     const real* b = bias.data();
-    for (int64_t row = 0, n = y.numel() / out_features; row < n; ++row)
-      for (int64_t j = 0; j < out_features; ++j) out[row * out_features + j] += b[j];
+    for (int64_t row = 0; row < rows; ++row)
+      for (int64_t j = 0; j < out_features; ++j) out[row * out_features + j] = b[j];
   }
-  if (x.dim() == 1) y = kernel::reshape(y, {out_features});
+  gemm(false, true, rows, out_features, weight.shape()[1], 1, x.data(), weight.data(),
+       bias.defined() ? 1 : 0, y.data());
 
   // dL/dx = g W           (..., out) x (out, in)
   // dL/dW = g^T x         summed over every row of the batch: one GEMM, (out, in)

@@ -165,6 +165,8 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
       if (t.impl()->retains_grad) accumulate(t.impl()->grad, grad_output, /*users_slot=*/true);
       check_versions(node, t);
       if (added_in_place(node, grad_output)) {
+        // The input's gradient (its shape, for the trace) was updated in place.
+        if (trace_enabled()) trace_backward(node, grad_output, {node.inputs[0].tensor});
         if (!retain_graph) node.release();
         continue;
       }

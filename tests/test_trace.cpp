@@ -85,3 +85,18 @@ TEST_CASE("trace: off prints nothing; no-grad work and constants are not on the 
   });
   CHECK(untaped.empty());
 }
+
+TEST_CASE("trace: a gradient added in place into its input's (narrow) is traced too") {
+  Tensor a = tensor({1, 2, 3, 4}).set_name("a");
+  a.requires_grad_();
+  std::string text = traced([&] {
+    // Two slices of one tensor: the second slice's backward adds into the
+    // gradient the first one left, in place.
+    Tensor loss = sum(narrow(a, 0, 0, 2)) + sum(narrow(a, 0, 2, 2));
+    loss.backward();
+  });
+  INFO(text);
+  CHECK(count_lines_with(text, "[trace] backward") == 5);
+  CHECK(count_lines_with(text, "NarrowBackward") == 2);
+  CHECK(count_lines_with(text, "-> 'a' (4)") == 2);
+}

@@ -44,3 +44,4 @@
 #include "layers/seq2seq.hpp"
 #include "layers/sequence_attention.hpp"
 #include "layers/transformer.hpp"
+#include "layers/fused_attention.hpp"

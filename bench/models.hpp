@@ -96,7 +96,7 @@ struct RnnAttention : nn::Module {
       // v->forward(tanh(unsqueeze(w_q->forward(s), 1) + keys))
       Tensor score = nn::additive_score_fused(w_q->forward(s), keys, v->weight);  // (B,T,1)
       Tensor alpha = softmax(score, 1);                                           // over j
-      Tensor c = sum(alpha * enc, 1);                                             // (B,hidden)
+      Tensor c = nn::attention_context_fused(alpha, enc);  // sum(alpha * enc, 1) // (B,hidden)
       Tensor y_t = reshape(narrow(ye, 0, t, 1), {B, emb});
       s = tanh(w_in->forward(cat({y_t, c}, 1)) + w_ss->forward(s));  // (B,hidden)
       outputs.push_back(cat({s, c}, 1));                             // (B,2 hidden)

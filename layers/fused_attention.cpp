@@ -57,6 +57,35 @@ AG_SIMD_CLONES void additive_score_backward(const real* g, const real* v, const 
   }
 }
 
+// c_b = sum_j alpha_bj v_bj                                  rows v_bj of H features
+AG_SIMD_CLONES void context_forward(const real* alpha, const real* v, real* c, int64_t batch,
+                                    int64_t keys, int64_t size) noexcept {
+  for (int64_t b = 0; b < batch; ++b) {
+    real* cb = c + b * size;
+    for (int64_t h = 0; h < size; ++h) cb[h] = 0;
+    for (int64_t j = 0; j < keys; ++j) {
+      const real a = alpha[b * keys + j];
+      const real* vr = v + (b * keys + j) * size;
+      for (int64_t h = 0; h < size; ++h) cb[h] += a * vr[h];
+    }
+  }
+}
+
+// dL/dalpha_bj = g_b . v_bj,   dL/dv_bjh = alpha_bj g_bh
+AG_SIMD_CLONES void context_backward(const real* g, const real* alpha, const real* v, real* dalpha,
+                                     real* dv, int64_t batch, int64_t keys, int64_t size) noexcept {
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t j = 0; j < keys; ++j) {
+      const int64_t row = b * keys + j;
+      const real* gb = g + b * size;
+      const real* vr = v + row * size;
+      real* dvr = dv + row * size;
+      dalpha[row] = kernel::sum_lanes(size, [&](int64_t h) { return gb[h] * vr[h]; });
+      const real a = alpha[row];
+      for (int64_t h = 0; h < size; ++h) dvr[h] = a * gb[h];
+    }
+}
+
 // z = mask ? -inf : x / divisor (a division, as the composed x / sqrt(d_k), so that both
 // give the same floats), then each row of z softmaxed in place (max subtracted;
 // a row blocked everywhere gets zeros, as softmax gives it). The mask is one
@@ -123,6 +152,25 @@ Tensor additive_score_fused(const Tensor& query, const Tensor& keys, const Tenso
            return Grads{dq, dk, dv};
          });
   return score;
+}
+
+Tensor attention_context_fused(const Tensor& alpha, const Tensor& values) {
+  AG_CHECK(alpha.defined() && values.defined(),
+           "attention_context_fused: alpha and values must both be defined tensors");
+  AG_CHECK(values.dim() == 3 && alpha.shape() == Shape({values.size(0), values.size(1), 1}),
+           "attention_context_fused: alpha {} must be (B,S,1) for values {} (B,S,H)",
+           describe(alpha), describe(values));
+  const int64_t batch = values.size(0), count = values.size(1), size = values.size(2);
+  Tensor context = Tensor::empty({batch, size});
+  context_forward(alpha.data(), values.data(), context.data(), batch, count, size);
+  record("AttentionContextBackward", context, {alpha, values},
+         [alpha, values, batch, count, size](const Tensor& g, const Tensor&) {
+           Tensor dalpha = Tensor::empty(alpha.shape()), dv = Tensor::empty(values.shape());
+           context_backward(g.data(), alpha.data(), values.data(), dalpha.data(), dv.data(), batch,
+                            count, size);
+           return Grads{dalpha, dv};
+         });
+  return context;
 }
 
 Tensor scaled_masked_softmax(const Tensor& scores, real divisor, const Tensor& mask) {

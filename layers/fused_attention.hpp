@@ -14,6 +14,10 @@ namespace ag::nn {
 // The same as v->forward(tanh(unsqueeze(query, 1) + keys)) with v = Linear(A,1,false).
 Tensor additive_score_fused(const Tensor& query, const Tensor& keys, const Tensor& v_weight);
 
+// The context of every query at once, sum(alpha * values, 1) in one pass:
+//   c_bh = sum_j alpha_bj v_bjh      alpha (B,S,1), values (B,S,H) -> (B,H)
+Tensor attention_context_fused(const Tensor& alpha, const Tensor& values);
+
 // softmax over the last dim of scores / divisor, with blocked positions (mask != 0)
 // set to -inf first:  scores (..., Tq, Tk), mask undefined or (Tq, Tk) -> (..., Tq, Tk).
 // The same as softmax(masked_fill(scores / divisor, mask, -inf), -1), divisor = sqrt(d_k).

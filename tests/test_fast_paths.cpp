@@ -251,6 +251,25 @@ TEST_CASE("fast/additive_score_fused: score and gradients equal v^T tanh(q + k) 
                            {"additive_score_fused", "v_weight", "(1, A = 19)"});
 }
 
+TEST_CASE("fast/attention_context_fused: equals sum(alpha * values, 1) op by op") {
+  const int64_t B = 3, S = 4, H = 21;
+  Tensor alpha = ag::testing::leaf({B, S, 1}, 41);
+  Tensor values = ag::testing::leaf({B, S, H}, 42);
+  auto fused = [](const std::vector<Tensor>& x) { return nn::attention_context_fused(x[0], x[1]); };
+  auto composed = [](const std::vector<Tensor>& x) { return sum(x[0] * x[1], 1); };
+  const std::vector<Tensor> got = values_and_grads(fused, {alpha, values}, 3);
+  const std::vector<Tensor> want = values_and_grads(composed, {alpha, values}, 3);
+  CHECK(got[0].shape() == Shape({B, H}));
+  const double tolerance = ag::testing::is_double ? 1e-12 : 1e-5;
+  for (size_t i = 0; i < got.size(); ++i) {
+    INFO("output/gradient " << i);
+    CHECK(ag::testing::max_abs_diff(got[i], want[i]) <= tolerance);
+  }
+  if constexpr (ag::testing::is_double) ag::testing::check_gradients(fused, {alpha, values});
+  ag::testing::check_error([&] { nn::attention_context_fused(values, values); },
+                           {"attention_context_fused", "(B,S,1)", "(B,S,H)"});
+}
+
 TEST_CASE("fast/scaled_masked_softmax: equals softmax(masked_fill(x / divisor, mask, -inf))") {
   const int64_t Tq = 6, Tk = 6;
   Tensor scores = ag::testing::leaf({2, 3, Tq, Tk}, 21);

@@ -28,6 +28,7 @@
 #include "layers/dropout.hpp"
 #include "layers/embedding.hpp"
 #include "layers/feed_forward.hpp"
+#include "layers/fused_attention.hpp"
 #include "layers/init.hpp"
 #include "layers/layer_norm.hpp"
 #include "layers/linear.hpp"
@@ -44,4 +45,3 @@
 #include "layers/seq2seq.hpp"
 #include "layers/sequence_attention.hpp"
 #include "layers/transformer.hpp"
-#include "layers/fused_attention.hpp"

@@ -92,10 +92,11 @@ struct RnnAttention : nn::Module {
     Tensor s = h;
     std::vector<Tensor> outputs;
     for (int64_t t = 0; t < T; ++t) {
-      Tensor query = unsqueeze(w_q->forward(s), 1);   // (B,1,hidden)
-      Tensor score = v->forward(tanh(query + keys));  // (B,T,1)
-      Tensor alpha = softmax(score, 1);               // over j
-      Tensor c = sum(alpha * enc, 1);                 // (B,hidden)
+      // v^T tanh(W_q s + W_k h_j) in one fused op, the same as
+      // v->forward(tanh(unsqueeze(w_q->forward(s), 1) + keys))
+      Tensor score = nn::additive_score_fused(w_q->forward(s), keys, v->weight);  // (B,T,1)
+      Tensor alpha = softmax(score, 1);                                           // over j
+      Tensor c = nn::attention_context_fused(alpha, enc);  // sum(alpha * enc, 1) // (B,hidden)
       Tensor y_t = reshape(narrow(ye, 0, t, 1), {B, emb});
       s = tanh(w_in->forward(cat({y_t, c}, 1)) + w_ss->forward(s));  // (B,hidden)
       outputs.push_back(cat({s, c}, 1));                             // (B,2 hidden)
@@ -126,17 +127,12 @@ struct Block : nn::Module {
     w2 = register_module("w2", std::make_shared<nn::Linear>(d_ff, d_model));
   }
   Tensor forward(const Tensor& x, const Tensor& mask) {
-    const int64_t B = x.size(0), T = x.size(1), d_head = d_model / heads;
     Tensor normed = ln1->forward(x);
-    // (B,T,d) -> (B,T,heads,d_head) -> (B,heads,T,d_head)
-    auto heads_of = [&](nn::Linear& proj) {
-      return permute(reshape(proj.forward(normed), {B, T, heads, d_head}), {0, 2, 1, 3});
-    };
-    Tensor attended =
-        nn::scaled_dot_product_attention(heads_of(*q_proj), heads_of(*k_proj), heads_of(*v_proj),
-                                         mask)
-            .context;
-    Tensor merged = reshape(permute(attended, {0, 2, 1, 3}), {B, T, d_model});  // (B,T,d)
+    // All heads at once on the (B,T,d) projections (head h = columns h d_h .. (h+1) d_h),
+    // the same as merge_heads(scaled_dot_product_attention(split_heads(q), ...).context)
+    Tensor merged =
+        nn::multi_head_attention_fused(q_proj->forward(normed), k_proj->forward(normed),
+                                       v_proj->forward(normed), heads, mask);  // (B,T,d)
     Tensor h = x + out_proj->forward(merged);
     return h + w2->forward(relu(w1->forward(ln2->forward(h))));
   }

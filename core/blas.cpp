@@ -131,4 +131,19 @@ void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, r
 #endif
 }
 
+void gemm_strided(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, real alpha,
+                  const real* a, int64_t lda, const real* b, int64_t ldb, real beta, real* c,
+                  int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  CBLAS_TRANSPOSE ta = transpose_a ? CblasTrans : CblasNoTrans;
+  CBLAS_TRANSPOSE tb = transpose_b ? CblasTrans : CblasNoTrans;
+#ifdef AG_USE_DOUBLE
+  openblas().dgemm(CblasRowMajor, ta, tb, int(m), int(n), int(k), alpha, a, int(lda), b, int(ldb),
+                   beta, c, int(ldc));
+#else
+  openblas().sgemm(CblasRowMajor, ta, tb, int(m), int(n), int(k), alpha, a, int(lda), b, int(ldb),
+                   beta, c, int(ldc));
+#endif
+}
+
 }  // namespace ag

@@ -23,6 +23,13 @@ namespace ag {
 void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, real alpha,
           const real* a, const real* b, real beta, real* c);
 
+// The same on sub-matrices of larger row-major arrays: lda, ldb and ldc are the
+// distances between the starts of consecutive stored rows (e.g. one attention
+// head's d_h columns inside (T, d) rows: ld = d), so no copy cuts them out.
+void gemm_strided(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, real alpha,
+                  const real* a, int64_t lda, const real* b, int64_t ldb, real beta, real* c,
+                  int64_t ldc);
+
 struct BlasInfo {
   std::string core;    // kernels in use, e.g. "SkylakeX"
   std::string reason;  // why these kernels, e.g. "attograd's choice: the CPU has AVX-512"

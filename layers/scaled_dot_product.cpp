@@ -10,6 +10,7 @@
 #include "core/creation.hpp"
 #include "core/error.hpp"
 #include "core/kernels.hpp"
+#include "layers/fused_attention.hpp"
 
 namespace ag::nn {
 
@@ -28,6 +29,14 @@ AttentionOutput scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
            "scaled_dot_product_attention: K {} and V {} must have the same number of keys (dim -2)",
            describe(k), describe(v));
 
+  // Fast path: the scale, the mask and the softmax below in one pass over the scores
+  // (layers/fused_attention.cpp), when there is no mask or one (Tq,Tk) mask for all.
+  const Shape one_mask = {q.shape()[q.dim() - 2], k.shape()[k.dim() - 2]};
+  if (!mask.defined() || mask.shape() == one_mask) {
+    Tensor weights = scaled_masked_softmax(matmul(q, transpose(k, -2, -1)),
+                                           std::sqrt(static_cast<real>(d_k)), mask);
+    return {matmul(weights, v), weights};
+  }
   // [F1.3] step 1, [F2.3] A_ij = q_i . k_j / sqrt(d_k)      (..., Tq, d_k) x (..., d_k, Tk)
   // [F1.6] 1/sqrt(d_k) keeps var(A_ij) near 1 (d_k unscaled): softmax does not saturate
   Tensor scores = matmul(q, transpose(k, -2, -1)) / std::sqrt(static_cast<real>(d_k));

@@ -6,12 +6,14 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <vector>
 
 #include "autograd/attograd.hpp"
 #include "core/fast_math.hpp"
 #include "core/kernels.hpp"
+#include "layers/nn.hpp"
 #include "tests/helpers.hpp"
 
 namespace {
@@ -201,6 +203,145 @@ TEST_CASE("fast/narrow backward: slabs added in place give the same gradient as 
   Tensor h = w * real(10);
   (sum(narrow(h, 1, 0, 3)) + sum(narrow(h, 1, 2, 2)) * real(2)).backward();
   ag::testing::check_values(w.grad(), {10, 10, 30, 20});
+}
+
+}  // namespace
+
+namespace {
+
+using namespace ag;
+
+// Forward and the gradients of sum(w * f(inputs)) for random weights w, so that
+// every output element carries a different gradient.
+std::vector<Tensor> values_and_grads(const std::function<Tensor(const std::vector<Tensor>&)>& f,
+                                     const std::vector<Tensor>& inputs, uint64_t seed) {
+  for (const Tensor& x : inputs) x.impl()->grad.reset();
+  Tensor out = f(inputs);
+  Generator gen(seed);
+  Tensor weights = randn(out.shape(), gen);
+  sum(out * weights).backward();
+  std::vector<Tensor> result{out.detach()};
+  for (const Tensor& x : inputs) result.push_back(x.grad());
+  return result;
+}
+
+TEST_CASE("fast/additive_score_fused: score and gradients equal v^T tanh(q + k) op by op") {
+  const int64_t B = 3, S = 5, A = 19;  // A not a multiple of 8: the lanes' tail runs too
+  Tensor query = ag::testing::leaf({B, A}, 11);
+  Tensor keys = ag::testing::leaf({B, S, A}, 12);
+  Tensor v = ag::testing::leaf({1, A}, 13);
+  auto fused = [](const std::vector<Tensor>& x) {
+    return nn::additive_score_fused(x[0], x[1], x[2]);
+  };
+  auto composed = [](const std::vector<Tensor>& x) {
+    return nn::linear(tanh(unsqueeze(x[0], 1) + x[1]), x[2], Tensor());
+  };
+  const std::vector<Tensor> got = values_and_grads(fused, {query, keys, v}, 7);
+  const std::vector<Tensor> want = values_and_grads(composed, {query, keys, v}, 7);
+  CHECK(got[0].shape() == Shape({B, S, 1}));
+  const double tolerance = ag::testing::is_double ? 1e-12 : 1e-4;
+  for (size_t i = 0; i < got.size(); ++i) {
+    INFO("output/gradient " << i);
+    CHECK(ag::testing::max_abs_diff(got[i], want[i]) <= tolerance);
+  }
+  if constexpr (ag::testing::is_double) ag::testing::check_gradients(fused, {query, keys, v});
+  ag::testing::check_error([&] { nn::additive_score_fused(keys, keys, v); },
+                           {"additive_score_fused", "(B,A)", "(B,S,A)"});
+  ag::testing::check_error([&] { nn::additive_score_fused(query, keys, query); },
+                           {"additive_score_fused", "v_weight", "(1, A = 19)"});
+}
+
+TEST_CASE("fast/attention_context_fused: equals sum(alpha * values, 1) op by op") {
+  const int64_t B = 3, S = 4, H = 21;
+  Tensor alpha = ag::testing::leaf({B, S, 1}, 41);
+  Tensor values = ag::testing::leaf({B, S, H}, 42);
+  auto fused = [](const std::vector<Tensor>& x) { return nn::attention_context_fused(x[0], x[1]); };
+  auto composed = [](const std::vector<Tensor>& x) { return sum(x[0] * x[1], 1); };
+  const std::vector<Tensor> got = values_and_grads(fused, {alpha, values}, 3);
+  const std::vector<Tensor> want = values_and_grads(composed, {alpha, values}, 3);
+  CHECK(got[0].shape() == Shape({B, H}));
+  const double tolerance = ag::testing::is_double ? 1e-12 : 1e-5;
+  for (size_t i = 0; i < got.size(); ++i) {
+    INFO("output/gradient " << i);
+    CHECK(ag::testing::max_abs_diff(got[i], want[i]) <= tolerance);
+  }
+  if constexpr (ag::testing::is_double) ag::testing::check_gradients(fused, {alpha, values});
+  ag::testing::check_error([&] { nn::attention_context_fused(values, values); },
+                           {"attention_context_fused", "(B,S,1)", "(B,S,H)"});
+}
+
+TEST_CASE("fast/scaled_masked_softmax: equals softmax(masked_fill(x / divisor, mask, -inf))") {
+  const int64_t Tq = 6, Tk = 6;
+  Tensor scores = ag::testing::leaf({2, 3, Tq, Tk}, 21);
+  const real divisor = real(2.45);
+  Tensor causal = nn::causal_mask(Tq);
+  Tensor blocked_row = nn::causal_mask(Tq);  // row 2 blocked everywhere: zero weights
+  for (int64_t k = 0; k < Tk; ++k) blocked_row.data()[2 * Tk + k] = 1;
+  const real minus_inf = -std::numeric_limits<real>::infinity();
+  for (const Tensor& mask : {Tensor(), causal, blocked_row}) {
+    INFO("mask defined: " << mask.defined());
+    auto fused = [&](const std::vector<Tensor>& x) {
+      return nn::scaled_masked_softmax(x[0], divisor, mask);
+    };
+    auto composed = [&](const std::vector<Tensor>& x) {
+      Tensor z = x[0] / divisor;
+      return softmax(mask.defined() ? masked_fill(z, mask, minus_inf) : z, -1);
+    };
+    const std::vector<Tensor> got = values_and_grads(fused, {scores}, 5);
+    const std::vector<Tensor> want = values_and_grads(composed, {scores}, 5);
+    const double tolerance = ag::testing::is_double ? 1e-12 : 1e-6;
+    CHECK(ag::testing::max_abs_diff(got[0], want[0]) <= tolerance);
+    CHECK(ag::testing::max_abs_diff(got[1], want[1]) <= tolerance);
+    if constexpr (ag::testing::is_double) ag::testing::check_gradients(fused, {scores});
+  }
+  // The fully blocked row: weights and gradients exactly 0, not NaN.
+  Tensor y = nn::scaled_masked_softmax(scores, divisor, blocked_row);
+  for (int64_t k = 0; k < Tk; ++k) CHECK(y.data()[2 * Tk + k] == 0);
+  ag::testing::check_error([&] { nn::scaled_masked_softmax(scores, divisor, nn::causal_mask(4)); },
+                           {"scaled_masked_softmax", "(Tq, Tk) = (6, 6)"});
+}
+
+TEST_CASE("fast/multi_head_attention_fused: equals split heads, attention, merge heads op by op") {
+  const int64_t B = 2, Tq = 5, Tk = 5, d = 12, heads = 3;
+  Tensor q = ag::testing::leaf({B, Tq, d}, 31);
+  Tensor k = ag::testing::leaf({B, Tk, d}, 32);
+  Tensor v = ag::testing::leaf({B, Tk, d}, 33);
+  Tensor blocked_row = nn::causal_mask(Tq);  // and row 1 blocked everywhere: a zero context
+  for (int64_t j = 0; j < Tk; ++j) blocked_row.data()[1 * Tk + j] = 1;
+  // (B,T,d) -> (B,h,T,d_h), the reference attention step by step (odd masks take the
+  // composed path of scaled_dot_product_attention: a (B,1,Tq,Tk) mask)
+  auto reference_mask = [&](const Tensor& mask) {
+    return mask.defined() ? unsqueeze(unsqueeze(mask, 0), 0) : mask;
+  };
+  for (const Tensor& mask : {Tensor(), nn::causal_mask(Tq), blocked_row}) {
+    INFO("mask defined: " << mask.defined());
+    auto fused = [&](const std::vector<Tensor>& x) {
+      return nn::multi_head_attention_fused(x[0], x[1], x[2], heads, mask);
+    };
+    for (bool composed_path : {false, true}) {
+      INFO("reference through the " << (composed_path ? "composed" : "fused-softmax") << " path");
+      auto reference = [&](const std::vector<Tensor>& x) {
+        const Tensor m = composed_path ? reference_mask(mask) : mask;
+        return nn::merge_heads(nn::scaled_dot_product_attention(nn::split_heads(x[0], heads),
+                                                                nn::split_heads(x[1], heads),
+                                                                nn::split_heads(x[2], heads), m)
+                                   .context);
+      };
+      const std::vector<Tensor> got = values_and_grads(fused, {q, k, v}, 9);
+      const std::vector<Tensor> want = values_and_grads(reference, {q, k, v}, 9);
+      const double tolerance = ag::testing::is_double ? 1e-12 : 1e-4;
+      for (size_t i = 0; i < got.size(); ++i) {
+        INFO("output/gradient " << i);
+        CHECK(ag::testing::max_abs_diff(got[i], want[i]) <= tolerance);
+      }
+    }
+    if constexpr (ag::testing::is_double) ag::testing::check_gradients(fused, {q, k, v});
+  }
+  ag::testing::check_error([&] { nn::multi_head_attention_fused(q, k, v, 5, Tensor()); },
+                           {"multi_head_attention_fused", "d = 12", "heads = 5"});
+  ag::testing::check_error(
+      [&] { nn::multi_head_attention_fused(q, k, v, heads, nn::causal_mask(3)); },
+      {"multi_head_attention_fused", "(Tq, Tk) = (5, 5)"});
 }
 
 }  // namespace

@@ -29,23 +29,24 @@ AttentionOutput scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
            "scaled_dot_product_attention: K {} and V {} must have the same number of keys (dim -2)",
            describe(k), describe(v));
 
-  // Fast path: the scale, the mask and the softmax below in one pass over the scores
-  // (layers/fused_attention.cpp), when there is no mask or one (Tq,Tk) mask for all.
-  const Shape one_mask = {q.shape()[q.dim() - 2], k.shape()[k.dim() - 2]};
-  if (!mask.defined() || mask.shape() == one_mask) {
-    Tensor weights = scaled_masked_softmax(matmul(q, transpose(k, -2, -1)),
-                                           std::sqrt(static_cast<real>(d_k)), mask);
-    return {matmul(weights, v), weights};
-  }
   // [F1.3] step 1, [F2.3] A_ij = q_i . k_j / sqrt(d_k)      (..., Tq, d_k) x (..., d_k, Tk)
   // [F1.6] 1/sqrt(d_k) keeps var(A_ij) near 1 (d_k unscaled): softmax does not saturate
-  Tensor scores = matmul(q, transpose(k, -2, -1)) / std::sqrt(static_cast<real>(d_k));
-  if (mask.defined()) {
+  Tensor scores = matmul(q, transpose(k, -2, -1));
+  const real sqrt_d_k = std::sqrt(static_cast<real>(d_k));
+  Tensor weights;
+  const Shape one_mask = {q.shape()[q.dim() - 2], k.shape()[k.dim() - 2]};
+  if (!mask.defined() || mask.shape() == one_mask) {
+    // Fast path for no mask or one (Tq,Tk) mask for all: the three steps of
+    // the other branch (scale, mask, softmax) in one pass over the scores and
+    // one backward (layers/fused_attention.cpp; tests compare the two).
+    weights = scaled_masked_softmax(scores, sqrt_d_k, mask);
+  } else {
+    scores = scores / sqrt_d_k;
     // [F4.8] masked scores become -inf, so exp gives exactly 0 weight
     scores = masked_fill(scores, mask, -std::numeric_limits<real>::infinity());
+    // [F1.3] step 2, [F2.4] H_i = softmax(A_i)                over the keys (last dim)
+    weights = softmax(scores, -1);
   }
-  // [F1.3] step 2, [F2.4] H_i = softmax(A_i)                over the keys (last dim)
-  Tensor weights = softmax(scores, -1);
   // [F1.1] [F2.1] [F3.4] Attention(Q,K,V) = softmax(QK^T / sqrt(d_k)) V; [F1.3] step 3,
   // [F2.5] O_i = sum_j H_ij V_j                               (..., Tq, Tk) x (..., Tk, d_v)
   Tensor output = matmul(weights, v);

@@ -112,6 +112,13 @@ def _impl_summary(impl):
     return " ".join(parts)
 
 
+def _elements(impl):
+    """Every element of a TensorImpl, as (label, value) children of an array."""
+    start, count = _vector(impl["data"])
+    for i in range(count):
+        yield "[%d]" % i, start[i]
+
+
 class TensorImplPrinter:
     """ag::TensorImpl: the summary line, then the elements as an array."""
 
@@ -122,69 +129,44 @@ class TensorImplPrinter:
         return _impl_summary(self.impl)
 
     def children(self):
-        start, count = _vector(self.impl["data"])
-        for i in range(count):
-            yield "[%d]" % i, start[i]
+        return _elements(self.impl)
 
     def display_hint(self):
         return "array"
 
 
-class TensorPrinter:
-    """ag::Tensor, the handle: prints the tensor it points to."""
+class ImplPointerPrinter:
+    """A std::shared_ptr<ag::TensorImpl> (a tensor's .grad), and through it the
+    ag::Tensor handle, whose one member is such a pointer: the tensor it points to."""
 
-    def __init__(self, tensor):
-        self.ptr = _shared_get(tensor["impl_"])
+    def __init__(self, ptr, empty="tensor (none)"):
+        self.ptr = _shared_get(ptr)
+        self.empty = empty
 
     def to_string(self):
         if int(self.ptr) == 0:
-            return "tensor (undefined)"
+            return self.empty
         return _impl_summary(self.ptr.dereference())
 
     def children(self):
         if int(self.ptr) == 0:
-            return
-        impl = self.ptr.dereference()
-        start, count = _vector(impl["data"])
-        for i in range(count):
-            yield "[%d]" % i, start[i]
+            return iter(())
+        return _elements(self.ptr.dereference())
 
     def display_hint(self):
         return "array"
 
 
-class NodePrinter:
-    """ag::Node (and the LambdaNode<...> that ops record): op, id, input shapes."""
-
-    def __init__(self, node):
-        self.node = node
-
-    def _inputs(self):
-        start, count = _vector(self.node["inputs"])
-        return [start[i]["tensor"] for i in range(count)]
-
-    def to_string(self):
-        name = self.node["name"]
-        label = name.string() if int(name) != 0 else "?"
-        shapes = []
-        for tensor in self._inputs():
-            ptr = _shared_get(tensor["impl_"])
-            shapes.append("released" if int(ptr) == 0 else _describe(ptr.dereference()))
-        text = "%s#%d inputs %s" % (label, int(self.node["id"]), ", ".join(shapes) or "none")
-        if bool(self.node["released"]):
-            text += " (released)"
-        return text
-
-    def children(self):
-        for i, tensor in enumerate(self._inputs()):
-            yield "input %d" % i, tensor
+def TensorPrinter(tensor):
+    """ag::Tensor, the handle: prints the tensor it points to."""
+    return ImplPointerPrinter(tensor["impl_"], empty="tensor (undefined)")
 
 
 class NodePointerPrinter:
-    """std::shared_ptr<ag::Node>, a tensor's grad_fn: the node it points to."""
+    """An ag::Node* (a tensor's grad_fn once unwrapped): op, id, input shapes."""
 
-    def __init__(self, ptr):
-        self.ptr = _shared_get(ptr)
+    def __init__(self, node_ptr):
+        self.ptr = node_ptr
 
     def _inputs(self):
         if int(self.ptr) == 0:
@@ -209,26 +191,14 @@ class NodePointerPrinter:
             yield "input %d" % i, tensor
 
 
-class ImplPointerPrinter:
-    """std::shared_ptr<ag::TensorImpl>, as a tensor's .grad: the tensor."""
+def NodePrinter(node):
+    """ag::Node (and the LambdaNode<...> that ops record), printed by value."""
+    return NodePointerPrinter(node.address.cast(gdb.lookup_type("ag::Node").pointer()))
 
-    def __init__(self, ptr):
-        self.ptr = _shared_get(ptr)
 
-    def to_string(self):
-        if int(self.ptr) == 0:
-            return "tensor (none)"
-        return _impl_summary(self.ptr.dereference())
-
-    def children(self):
-        if int(self.ptr) == 0:
-            return
-        start, count = _vector(self.ptr.dereference()["data"])
-        for i in range(count):
-            yield "[%d]" % i, start[i]
-
-    def display_hint(self):
-        return "array"
+def GradFnPrinter(ptr):
+    """std::shared_ptr<ag::Node>, a tensor's grad_fn: the node it points to."""
+    return NodePointerPrinter(_shared_get(ptr))
 
 
 def build_printer():
@@ -237,7 +207,7 @@ def build_printer():
     printer.add_printer("TensorImpl", "^ag::TensorImpl$", TensorImplPrinter)
     printer.add_printer("Node", "^ag::Node$", NodePrinter)
     printer.add_printer("LambdaNode", "^ag::LambdaNode<.*>$", NodePrinter)
-    printer.add_printer("grad_fn", "^std::shared_ptr<ag::Node>$", NodePointerPrinter)
+    printer.add_printer("grad_fn", "^std::shared_ptr<ag::Node>$", GradFnPrinter)
     printer.add_printer("TensorImpl pointer", "^std::shared_ptr<ag::TensorImpl>$", ImplPointerPrinter)
     return printer
 

@@ -1,4 +1,5 @@
-// LSTM: the gates of one step, the cell, and the loop over time.
+// LSTM: the gates of one step, the cell, and the loop over time. No formula
+// ID: the seeds use an LSTM but give no equations for it (see lstm.hpp).
 #include "layers/lstm.hpp"
 
 #include <cmath>

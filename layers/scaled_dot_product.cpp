@@ -10,6 +10,7 @@
 #include "core/creation.hpp"
 #include "core/error.hpp"
 #include "core/kernels.hpp"
+#include "core/mode.hpp"
 #include "layers/fused_attention.hpp"
 
 namespace ag::nn {
@@ -35,10 +36,10 @@ AttentionOutput scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
   const real sqrt_d_k = std::sqrt(static_cast<real>(d_k));
   Tensor weights;
   const Shape one_mask = {q.shape()[q.dim() - 2], k.shape()[k.dim() - 2]};
-  if (!mask.defined() || mask.shape() == one_mask) {
-    // Fast path for no mask or one (Tq,Tk) mask for all: the three steps of
-    // the other branch (scale, mask, softmax) in one pass over the scores and
-    // one backward (layers/fused_attention.cpp; tests compare the two).
+  if (!reference_mode() && (!mask.defined() || mask.shape() == one_mask)) {
+    // Fast mode: the three steps of the other branch (scale, mask, softmax)
+    // in one pass over the scores and one backward (layers/fused_attention.cpp;
+    // tests compare the two).
     weights = scaled_masked_softmax(scores, sqrt_d_k, mask);
   } else {
     scores = scores / sqrt_d_k;

@@ -12,5 +12,6 @@
 #include "core/creation.hpp"
 #include "core/error.hpp"
 #include "core/generator.hpp"
+#include "core/mode.hpp"
 #include "core/print.hpp"
 #include "core/tensor.hpp"

@@ -1,32 +1,41 @@
-// softmax and log_softmax, fused: one kernel for the forward (max subtracted so
-// no exp overflows) and one closed-form backward, instead of a graph of
-// exp, sum and div nodes.
+// softmax and log_softmax: each one recorded op, its forward (max subtracted so
+// no exp overflows) and its closed-form backward side by side, instead of a
+// graph of exp, sum and div nodes. Fast mode runs the vectorized kernels of
+// core/kernels_reduce.cpp; reference mode (core/mode.hpp) the plain loop
+// forward and the backward formula written with ops.
 #include <cmath>
 
 #include "autograd/node.hpp"
 #include "autograd/ops.hpp"
 #include "core/fast_math.hpp"
 #include "core/kernels.hpp"
+#include "core/mode.hpp"
 
 namespace ag {
 
 Tensor softmax(const Tensor& a, int64_t dim) {
   dim = normalize_dim(dim, a.dim(), "softmax", a.shape());
-  Tensor out = kernel::softmax(a, dim);
+  const bool plain = reference_mode();
+  // [F0.2] y_i = exp(x_i - max) / sum_j exp(x_j - max)     along dim
+  Tensor out = plain ? kernel::softmax_reference(a, dim) : kernel::softmax(a, dim);
   // y = softmax(x):  dy_i/dx_j = y_i (delta_ij - y_j), so
   // dL/dx_j = y_j (g_j - sum_i g_i y_i)      (sum along dim)
-  record("SoftmaxBackward", out, {a}, [dim](const Tensor& g, const Tensor& y) {
-    return Grads{kernel::softmax_backward(g, y, dim)};  // one fused pass (core/kernels_reduce.cpp)
+  record("SoftmaxBackward", out, {a}, [dim, plain](const Tensor& g, const Tensor& y) {
+    if (plain) return Grads{y * (g - sum(g * y, dim, /*keepdim=*/true))};
+    return Grads{kernel::softmax_backward(g, y, dim)};  // the line above in one pass
   });
   return out;
 }
 
 Tensor log_softmax(const Tensor& a, int64_t dim) {
   dim = normalize_dim(dim, a.dim(), "log_softmax", a.shape());
-  Tensor out = kernel::log_softmax(a, dim);
+  const bool plain = reference_mode();
+  // y_i = x_i - max - log sum_j exp(x_j - max)             along dim
+  Tensor out = plain ? kernel::log_softmax_reference(a, dim) : kernel::log_softmax(a, dim);
   // y = log_softmax(x) = x - log sum_k exp(x_k):  dy_i/dx_j = delta_ij - softmax(x)_j, so
   // dL/dx_j = g_j - softmax(x)_j sum_i g_i = g_j - exp(y_j) sum_i g_i
-  record("LogSoftmaxBackward", out, {a}, [dim](const Tensor& g, const Tensor& y) {
+  record("LogSoftmaxBackward", out, {a}, [dim, plain](const Tensor& g, const Tensor& y) {
+    if (plain) return Grads{g - exp(y) * sum(g, dim, /*keepdim=*/true)};
     Tensor total = kernel::sum_dim(g, dim, /*keepdim=*/true);
     Tensor p = kernel::map(y, [](real v) { return fast::exp(v); });
     return Grads{

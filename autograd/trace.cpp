@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "autograd/node.hpp"
+#include "core/mode.hpp"
 
 namespace ag {
 
@@ -39,15 +40,36 @@ void set_trace(bool enabled, std::FILE* sink) {
 }
 
 std::string forward_name(const std::string& node_name) {
+  // "LayerNormBackward" -> "layer_norm": the function a reader finds in the source
   std::string name = node_name;
   const std::string suffix = "Backward";
   if (name.size() > suffix.size() && name.ends_with(suffix))
     name.resize(name.size() - suffix.size());
-  if (!name.empty()) name[0] = static_cast<char>(std::tolower(name[0]));
-  return name;
+  std::string snake;
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    if (std::isupper(static_cast<unsigned char>(c))) {
+      if (i > 0) snake += '_';
+      snake += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    } else {
+      snake += c;
+    }
+  }
+  return snake;
 }
 
+namespace {
+// The mode named by the last line written, so that a change of mode gets a line of its own.
+const char* mode_announced = nullptr;
+}  // namespace
+
 void trace_forward(const Node& node, const Tensor& output) {
+  if (mode_announced != mode_name()) {
+    mode_announced = mode_name();
+    fmt::print(trace_sink, "[trace] mode: {} ({})\n", mode_announced,
+               reference_mode() ? "the plain formula code"
+                                : "fused kernels; AG_REFERENCE=1 runs the plain formula code");
+  }
   std::vector<Tensor> inputs;
   for (const Node::Edge& edge : node.inputs) inputs.push_back(edge.tensor);
   fmt::print(trace_sink, "[trace] forward  #{:<4} {:<24} {} -> {}\n", node.id,

@@ -12,8 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "autograd/attograd.hpp"
-#include "bench/models.hpp"
+#include "layers/nn.hpp"
 
 using namespace ag;
 
@@ -99,23 +98,86 @@ void scalar_ops() {
   print_line("scalar_ops", t, fmt::format(", \"us_per_op\": {:.4f}", us_per_op));
 }
 
-// --- model workloads (bench/models.hpp): one training step each -------------------
-// Warm-up, then the median over `steps` steps of: zero_grad, forward, loss,
-// backward, optimizer step.
+// --- model workloads: one training step of the library's own models ---------------
+// Each model is built from the layers the chapters use (layers/nn.hpp), so
+// what is timed is what a user of the library gets. A step is: zero the
+// gradients, forward, loss, backward, optimizer step; all float32, one thread,
+// inputs and labels random and fixed for the whole run. Each workload runs in
+// fast mode (the default) and again in reference mode (name_reference): the
+// plain formula code, so the price of the readable path is a printed number.
+//
+//   mlp_step              Linear(2,128) ReLU Linear(128,3) on (300,2), cross-entropy, SGD 0.1
+//   point_attention_step  PointAttention(64) over (32,16,64), Linear(64,10), cross-entropy, Adam
+//   seq2seq_step          nn::Seq2Seq: LSTM, additive score, input feeding, vocab 16,
+//                         embedding 32, hidden 64, attention 64; source and decoder input
+//                         (32,12) random in 3..15; cross-entropy of (32,12,16); Adam 1e-3
+//   transformer_step      nn::TinyTransformer: vocab 16, d_model 64, 4 heads, d_ff 256,
+//                         2 layers, max_len 32, dropout 0, pre-norm; tokens (32,32), causal;
+//                         cross-entropy against random (32,32) targets; Adam 1e-3
+//
+// seq2seq_step and transformer_step also give the step's GEMMs: their FLOP
+// count, gemm_ms (the same GEMM calls, same shapes and transposes, forward and
+// backward, recorded in one step and replayed straight through BLAS) and
+// roofline = gemm_ms / median, the share of the step that is GEMM at BLAS speed.
+//
 // AG_BENCH_STEPS=n times n steps after 2 warm-up steps instead, for profiling
 // under valgrind (the figures are then not the benchmark's).
-template <typename Step>
-void model_step(const char* name, int steps, Step step) {
+
+// The GEMMs one step makes, replayed on scratch buffers: their FLOPs and median time.
+struct GemmFigures {
+  double gflop = 0, median_ms = 0;
+};
+
+GemmFigures time_gemms(const std::function<void()>& step) {
+  std::vector<GemmCall> calls;
+  record_gemm_calls(&calls);
+  step();
+  record_gemm_calls(nullptr);
+  GemmFigures figures;
+  int64_t a_size = 1, b_size = 1, c_size = 1;
+  for (const GemmCall& g : calls) {
+    figures.gflop += 2.0 * double(g.m) * double(g.n) * double(g.k) * 1e-9;
+    a_size = std::max(a_size, (g.transpose_a ? g.k : g.m) * g.lda);
+    b_size = std::max(b_size, (g.transpose_b ? g.n : g.k) * g.ldb);
+    c_size = std::max(c_size, g.m * g.ldc);
+  }
+  Generator gen(9);
+  Tensor a = randn({a_size}, gen), b = randn({b_size}, gen), c = zeros({c_size});
+  figures.median_ms = time_steps(
+                          [&] {
+                            for (const GemmCall& g : calls)
+                              gemm_strided(g.transpose_a, g.transpose_b, g.m, g.n, g.k, 1,
+                                           a.data(), g.lda, b.data(), g.ldb, 0, c.data(), g.ldc);
+                          },
+                          3, 50)
+                          .median_ms;
+  return figures;
+}
+
+// Times `step` in fast mode, then in reference mode; with_gemms adds the GEMM figures.
+void model_step(const std::string& name, int steps, const std::function<void()>& step,
+                bool with_gemms = false) {
   const char* forced = std::getenv("AG_BENCH_STEPS");
-  if (forced && std::atoi(forced) > 0)
-    print_line(name, time_steps(step, 2, std::atoi(forced)), "");
-  else
-    print_line(name, time_steps(step, 10, steps), "");
+  const bool profiling = forced && std::atoi(forced) > 0;
+  for (bool reference : {false, true}) {
+    ReferenceModeGuard mode(reference);
+    const Timing t =
+        profiling ? time_steps(step, 2, std::atoi(forced)) : time_steps(step, 10, steps);
+    std::string extra;
+    if (with_gemms && !profiling) {
+      const GemmFigures gemms = time_gemms(step);
+      extra = fmt::format(", \"gemm_gflop\": {:.3f}, \"gemm_ms\": {:.4f}, \"roofline\": {:.3f}",
+                          gemms.gflop, gemms.median_ms, gemms.median_ms / t.median_ms);
+    }
+    print_line((name + (reference ? "_reference" : "")).c_str(), t, extra);
+  }
 }
 
 void mlp_step() {
   Generator gen(1);
-  bench_models::Mlp model;
+  manual_seed(1);
+  nn::Sequential model({std::make_shared<nn::Linear>(2, 128), std::make_shared<nn::ReLU>(),
+                        std::make_shared<nn::Linear>(128, 3)});
   Tensor x = randn({300, 2}, gen);
   Tensor labels = randint(0, 3, {300}, gen);
   optim::SGD opt(model.parameters(), real(0.1));
@@ -129,48 +191,77 @@ void mlp_step() {
 
 void point_attention_step() {
   Generator gen(2);
-  bench_models::PointAttentionClassifier model;
+  manual_seed(2);
+  nn::PointAttention attention(64);
+  nn::Linear classifier(64, 10);
   Tensor x = randn({32, 16, 64}, gen);
   Tensor labels = randint(0, 10, {32}, gen);
-  optim::Adam opt(model.parameters(), real(1e-3));
+  std::vector<Tensor> parameters = attention.parameters();
+  for (const Tensor& p : classifier.parameters()) parameters.push_back(p);
+  optim::Adam opt(parameters, real(1e-3));
   model_step("point_attention_step", 300, [&] {
     opt.zero_grad();
-    Tensor loss = nn::cross_entropy(model.forward(x), labels);
+    Tensor loss = nn::cross_entropy(classifier.forward(attention.forward(x).context), labels);
     loss.backward();
     opt.step();
   });
 }
 
-void rnn_attention_step() {
-  const int64_t T = 12, B = 32;
+void seq2seq_step() {
+  const int64_t B = 32, T = 12, vocab = 16;
   Generator gen(3);
-  bench_models::RnnAttention model;
-  // Time-first (T,B) tokens: source, decoder inputs y_{t-1}, and targets y_t.
-  Tensor src = randint(0, model.vocab, {T, B}, gen);
-  Tensor tgt_in = randint(0, model.vocab, {T, B}, gen);
-  Tensor targets = randint(0, model.vocab, {T, B}, gen);
+  manual_seed(3);
+  nn::Seq2SeqOptions options;
+  options.source_vocab = options.target_vocab = vocab;
+  options.embedding_dim = 32;
+  options.hidden_size = 64;
+  options.attention_size = 64;
+  options.cell = nn::CellType::LSTM;
+  options.score = nn::ScoreType::Additive;
+  options.input_feeding = true;
+  nn::Seq2Seq model(options);
+  Tensor source = randint(3, vocab, {B, T}, gen);
+  Tensor target_in = randint(3, vocab, {B, T}, gen);
+  Tensor targets = randint(0, vocab, {B, T}, gen);
   optim::Adam opt(model.parameters(), real(1e-3));
-  model_step("rnn_attention_step", 100, [&] {
-    opt.zero_grad();
-    Tensor loss = nn::cross_entropy(model.forward(src, tgt_in), targets);  // mean over 12x32
-    loss.backward();
-    opt.step();
-  });
+  model_step(
+      "seq2seq_step", 100,
+      [&] {
+        opt.zero_grad();
+        Tensor logits = model.forward(source, {}, target_in).logits;  // (32,12,16)
+        Tensor loss = nn::cross_entropy(logits, targets);             // mean over 12x32
+        loss.backward();
+        opt.step();
+      },
+      /*with_gemms=*/true);
 }
 
 void transformer_step() {
-  const int64_t T = 32, B = 32;
+  const int64_t B = 32, T = 32;
   Generator gen(4);
-  bench_models::TinyTransformer model(T);
-  Tensor tokens = randint(0, model.vocab, {B, T}, gen);
-  Tensor targets = randint(0, model.vocab, {B, T}, gen);
+  manual_seed(4);
+  nn::TinyTransformerOptions options;
+  options.vocab_size = 16;
+  options.d_model = 64;
+  options.heads = 4;
+  options.d_ff = 256;
+  options.num_layers = 2;
+  options.max_len = T;
+  options.dropout = 0;
+  options.norm_first = true;
+  nn::TinyTransformer model(options);
+  Tensor tokens = randint(0, options.vocab_size, {B, T}, gen);
+  Tensor targets = randint(0, options.vocab_size, {B, T}, gen);
   optim::Adam opt(model.parameters(), real(1e-3));
-  model_step("transformer_step", 100, [&] {
-    opt.zero_grad();
-    Tensor loss = nn::cross_entropy(model.forward(tokens), targets);  // mean over 32x32
-    loss.backward();
-    opt.step();
-  });
+  model_step(
+      "transformer_step", 100,
+      [&] {
+        opt.zero_grad();
+        Tensor loss = nn::cross_entropy(model.forward(tokens), targets);  // mean over 32x32
+        loss.backward();
+        opt.step();
+      },
+      /*with_gemms=*/true);
 }
 
 struct Workload {
@@ -183,14 +274,17 @@ const Workload workloads[] = {
     {"scalar_ops", scalar_ops},
     {"mlp_step", mlp_step},
     {"point_attention_step", point_attention_step},
-    {"rnn_attention_step", rnn_attention_step},
+    {"seq2seq_step", seq2seq_step},
     {"transformer_step", transformer_step},
 };
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::fprintf(stderr, "# attograd bench (%s), BLAS: %s\n", real_name, blas_summary().c_str());
+  std::fprintf(stderr,
+               "# attograd bench (%s), BLAS: %s; model workloads in fast mode, then in reference "
+               "mode (_reference)\n",
+               real_name, blas_summary().c_str());
   std::vector<std::string> wanted(argv + 1, argv + argc);
   for (const Workload& workload : workloads) {
     if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), workload.name) == wanted.end())

@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "core/error.hpp"
@@ -111,30 +112,25 @@ std::string blas_summary() {
                      info.threads, info.threads == 1 ? "" : "s");
 }
 
+namespace {
+std::vector<GemmCall>* recorded_calls = nullptr;
+}  // namespace
+
+void record_gemm_calls(std::vector<GemmCall>* calls) { recorded_calls = calls; }
+
 void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, real alpha,
           const real* a, const real* b, real beta, real* c) {
-  if (m == 0 || n == 0) return;
-  // Leading dimensions of the stored (untransposed) row-major matrices.
-  auto lda = static_cast<int>(transpose_a ? m : k);
-  auto ldb = static_cast<int>(transpose_b ? k : n);
-  auto ldc = static_cast<int>(n);
-  if (lda == 0) lda = 1;
-  if (ldb == 0) ldb = 1;
-  CBLAS_TRANSPOSE ta = transpose_a ? CblasTrans : CblasNoTrans;
-  CBLAS_TRANSPOSE tb = transpose_b ? CblasTrans : CblasNoTrans;
-#ifdef AG_USE_DOUBLE
-  openblas().dgemm(CblasRowMajor, ta, tb, int(m), int(n), int(k), alpha, a, lda, b, ldb, beta, c,
-                   ldc);
-#else
-  openblas().sgemm(CblasRowMajor, ta, tb, int(m), int(n), int(k), alpha, a, lda, b, ldb, beta, c,
-                   ldc);
-#endif
+  // Leading dimensions of the stored (untransposed) row-major matrices (at least 1).
+  const int64_t lda = std::max<int64_t>(transpose_a ? m : k, 1);
+  const int64_t ldb = std::max<int64_t>(transpose_b ? k : n, 1);
+  gemm_strided(transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta, c, n);
 }
 
 void gemm_strided(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, real alpha,
                   const real* a, int64_t lda, const real* b, int64_t ldb, real beta, real* c,
                   int64_t ldc) {
   if (m == 0 || n == 0) return;
+  if (recorded_calls) recorded_calls->push_back({transpose_a, transpose_b, m, n, k, lda, ldb, ldc});
   CBLAS_TRANSPOSE ta = transpose_a ? CblasTrans : CblasNoTrans;
   CBLAS_TRANSPOSE tb = transpose_b ? CblasTrans : CblasNoTrans;
 #ifdef AG_USE_DOUBLE

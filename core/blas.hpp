@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/real.hpp"
 
@@ -29,6 +30,15 @@ void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, r
 void gemm_strided(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, real alpha,
                   const real* a, int64_t lda, const real* b, int64_t ldb, real beta, real* c,
                   int64_t ldc);
+
+// The benchmark's roofline: while a list is set, every gemm and gemm_strided
+// call appends its shape to it, so that the same GEMMs can be timed on their
+// own. Off (nullptr) by default; one test of a pointer per call.
+struct GemmCall {
+  bool transpose_a, transpose_b;
+  int64_t m, n, k, lda, ldb, ldc;
+};
+void record_gemm_calls(std::vector<GemmCall>* calls);
 
 struct BlasInfo {
   std::string core;    // kernels in use, e.g. "SkylakeX"

@@ -5,9 +5,14 @@
 #include <cmath>
 #include <limits>
 
+#include "autograd/node.hpp"
 #include "autograd/ops.hpp"
 #include "core/creation.hpp"
 #include "core/error.hpp"
+#include "core/mode.hpp"
+#include "core/fast_math.hpp"
+#include "core/kernels.hpp"
+#include "core/simd.hpp"
 
 namespace ag::nn {
 
@@ -43,6 +48,109 @@ void check_query_keys(const Tensor& query, const Tensor& keys, int64_t query_siz
            op, describe(keys), key_size);
 }
 
+// --- fast twins: the additive score and the context in one pass each ------------------
+// The loops over raw buffers are compiled per instruction set (AG_SIMD_CLONES).
+
+// [F1.5] hidden_bj = tanh(q_b + k_bj),  score_bj = v . hidden_bj         rows = B*S of A features
+AG_SIMD_CLONES void additive_score_forward(const real* q, const real* k, const real* v,
+                                           real* hidden, real* score, int64_t batch, int64_t keys,
+                                           int64_t size) noexcept {
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t j = 0; j < keys; ++j) {
+      const int64_t row = b * keys + j;
+      const real* qb = q + b * size;
+      const real* kr = k + row * size;
+      real* h = hidden + row * size;
+      for (int64_t a = 0; a < size; ++a) h[a] = fast::tanh(qb[a] + kr[a]);
+      score[row] = kernel::sum_lanes(size, [&](int64_t a) { return v[a] * h[a]; });
+    }
+}
+
+// With g_bj = dL/dscore_bj and d_bja = g_bj v_a (1 - hidden_bja^2):
+//   dL/dk_bja = d_bja,   dL/dq_ba = sum_j d_bja,   dL/dv_a = sum_bj g_bj hidden_bja
+AG_SIMD_CLONES void additive_score_backward(const real* g, const real* v, const real* hidden,
+                                            real* dq, real* dk, real* dv, int64_t batch,
+                                            int64_t keys, int64_t size) noexcept {
+  for (int64_t a = 0; a < size; ++a) dv[a] = 0;
+  for (int64_t b = 0; b < batch; ++b) {
+    real* dqb = dq + b * size;
+    for (int64_t a = 0; a < size; ++a) dqb[a] = 0;
+    for (int64_t j = 0; j < keys; ++j) {
+      const int64_t row = b * keys + j;
+      const real gr = g[row];
+      const real* h = hidden + row * size;
+      real* dkr = dk + row * size;
+      for (int64_t a = 0; a < size; ++a) {
+        const real d = gr * v[a] * (1 - h[a] * h[a]);
+        dkr[a] = d;
+        dqb[a] += d;
+        dv[a] += gr * h[a];
+      }
+    }
+  }
+}
+
+// [F4.7] c_b = sum_j a_bj v_bj                                rows v_bj of H features
+AG_SIMD_CLONES void context_forward(const real* a, const real* v, real* c, int64_t batch,
+                                    int64_t keys, int64_t size) noexcept {
+  for (int64_t b = 0; b < batch; ++b) {
+    real* cb = c + b * size;
+    for (int64_t h = 0; h < size; ++h) cb[h] = 0;
+    for (int64_t j = 0; j < keys; ++j) {
+      const real w = a[b * keys + j];
+      const real* vr = v + (b * keys + j) * size;
+      for (int64_t h = 0; h < size; ++h) cb[h] += w * vr[h];
+    }
+  }
+}
+
+// dL/da_bj = g_b . v_bj,   dL/dv_bjh = a_bj g_bh
+AG_SIMD_CLONES void context_backward(const real* g, const real* a, const real* v, real* da,
+                                     real* dv, int64_t batch, int64_t keys, int64_t size) noexcept {
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t j = 0; j < keys; ++j) {
+      const int64_t row = b * keys + j;
+      const real* gb = g + b * size;
+      const real* vr = v + row * size;
+      real* dvr = dv + row * size;
+      da[row] = kernel::sum_lanes(size, [&](int64_t h) { return gb[h] * vr[h]; });
+      const real w = a[row];
+      for (int64_t h = 0; h < size; ++h) dvr[h] = w * gb[h];
+    }
+}
+
+Tensor additive_score_fast(const Tensor& query, const Tensor& keys, const Tensor& v_weight) {
+  const int64_t batch = keys.size(0), count = keys.size(1), size = keys.size(2);
+  Tensor hidden = Tensor::empty(keys.shape());
+  Tensor score = Tensor::empty({batch, count});
+  additive_score_forward(query.data(), keys.data(), v_weight.data(), hidden.data(), score.data(),
+                         batch, count, size);
+  record("AdditiveScoreBackward", score, {query, keys, v_weight},
+         [hidden, v_weight, batch, count, size](const Tensor& g, const Tensor&) {
+           Tensor dq = Tensor::empty({batch, size});
+           Tensor dk = Tensor::empty({batch, count, size});
+           Tensor dv = Tensor::empty({1, size});
+           additive_score_backward(g.data(), v_weight.data(), hidden.data(), dq.data(), dk.data(),
+                                   dv.data(), batch, count, size);
+           return Grads{dq, dk, dv};
+         });
+  return score;
+}
+
+Tensor weighted_context_fast(const Tensor& weights, const Tensor& values) {
+  const int64_t batch = values.size(0), count = values.size(1), size = values.size(2);
+  Tensor context = Tensor::empty({batch, size});
+  context_forward(weights.data(), values.data(), context.data(), batch, count, size);
+  record("AttentionContextBackward", context, {weights, values},
+         [weights, values, batch, count, size](const Tensor& g, const Tensor&) {
+           Tensor dw = Tensor::empty(weights.shape()), dv = Tensor::empty(values.shape());
+           context_backward(g.data(), weights.data(), values.data(), dw.data(), dv.data(), batch,
+                            count, size);
+           return Grads{dw, dv};
+         });
+  return context;
+}
+
 }  // namespace
 
 Tensor attention_weights(const Tensor& scores, const Tensor& mask) {
@@ -66,6 +174,8 @@ Tensor weighted_context(const Tensor& weights, const Tensor& values) {
                values.size(1) == weights.size(1),
            "weighted_context: weights {} must be (B,S) and values {} (B,S,H)", describe(weights),
            describe(values));
+  // Fast mode: the sum below in one pass, forward and backward (the fast twin above).
+  if (!reference_mode()) return weighted_context_fast(weights, values);
   // [F4.7] c_t = sum_j a_t(j) h_j        (B,1,S) x (B,S,H) -> (B,1,H) -> (B,H)
   return squeeze(matmul(unsqueeze(weights, 1), values), 1);
 }
@@ -178,8 +288,12 @@ AdditiveScore::AdditiveScore(int64_t query_size, int64_t key_size, int64_t atten
 
 Tensor AdditiveScore::score(const Tensor& query, const Tensor& projected_keys) {
   check_query_keys(query, projected_keys, query_size, attention_size, "AdditiveScore");
+  const Tensor q = query_layer->forward(query);  // W_q s_t   (B,Hq) -> (B,A)
+  // Fast mode: the two lines below in one pass over (B,S,A), forward and
+  // backward, without the (B,S,A) temporaries (the fast twin additive_score_fast).
+  if (!reference_mode()) return additive_score_fast(q, projected_keys, weight_layer->weight);
   // [F1.5] e_t(j) = v^T tanh(W_q s_t + W_k h_j)     (B,1,A) + (B,S,A) -> (B,S,A) -> (B,S)
-  const Tensor hidden = tanh(unsqueeze(query_layer->forward(query), 1) + projected_keys);
+  const Tensor hidden = tanh(unsqueeze(q, 1) + projected_keys);
   return squeeze(weight_layer->forward(hidden), 2);
 }
 

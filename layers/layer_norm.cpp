@@ -9,6 +9,7 @@
 #include "core/creation.hpp"
 #include "core/error.hpp"
 #include "core/kernels.hpp"
+#include "core/mode.hpp"
 #include "core/simd.hpp"
 #include "layers/init.hpp"
 
@@ -81,10 +82,24 @@ AG_SIMD_CLONES void layer_norm_backward_rows(const real* g, const real* x_hat, c
   }
 }
 
+// The formula op by op: what reference mode runs.
+Tensor layer_norm_composed(const Tensor& x, const Tensor& weight, const Tensor& bias, real eps) {
+  // [F3.6] LN(x) = gamma * (x - mu) / sqrt(sigma^2 + eps) + beta, op by op
+  Tensor mu = mean(x, -1, /*keepdim=*/true);                  // (..., 1)
+  Tensor centered = x - mu;                                   // (..., d)
+  Tensor var = mean(pow(centered, 2), -1, /*keepdim=*/true);  // (..., 1)
+  Tensor y = centered / sqrt(var + eps);                      // (..., d)
+  if (weight.defined()) y = y * weight;
+  if (bias.defined()) y = y + bias;
+  return y;
+}
+
 }  // namespace
 
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, real eps) {
   check_layer_norm(x, weight, bias, eps);
+  if (reference_mode()) return layer_norm_composed(x, weight, bias, eps);
+  // Fast mode: the formula in one pass per row (layer_norm_rows above).
   const int64_t d = x.shape().back(), rows = x.numel() / d;
   Tensor y = Tensor::empty(x.shape());
   // Saved for backward, per row: x_hat = (x - mu) * rstd and rstd = 1/sqrt(var + eps).
@@ -111,18 +126,6 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, rea
   if (weight.defined()) inputs.push_back(weight);
   if (bias.defined()) inputs.push_back(bias);
   record("LayerNormBackward", y, inputs, std::move(backward));
-  return y;
-}
-
-Tensor layer_norm_composed(const Tensor& x, const Tensor& weight, const Tensor& bias, real eps) {
-  check_layer_norm(x, weight, bias, eps);
-  // [F3.6] LN(x) = gamma * (x - mu) / sqrt(sigma^2 + eps) + beta, op by op
-  Tensor mu = mean(x, -1, /*keepdim=*/true);                  // (..., 1)
-  Tensor centered = x - mu;                                   // (..., d)
-  Tensor var = mean(pow(centered, 2), -1, /*keepdim=*/true);  // (..., 1)
-  Tensor y = centered / sqrt(var + eps);                      // (..., d)
-  if (weight.defined()) y = y * weight;
-  if (bias.defined()) y = y + bias;
   return y;
 }
 

@@ -11,14 +11,10 @@ namespace ag::nn {
 
 // [F3.6] LN(x) = gamma * (x - mu) / sqrt(sigma^2 + eps) + beta   over the last dim
 //   x: (..., d)   weight, bias: (d), or undefined for no affine part   ->   (..., d)
-// Fused: one pass forward, one closed-form backward (see layer_norm.cpp).
+// Reference mode composes it of ordinary ops (mean, sub, pow, sqrt, div, mul,
+// add), every step visible; fast mode runs one fused pass forward and one
+// closed-form backward (see layer_norm.cpp). The tests compare the two.
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, real eps = 1e-5);
-
-// The same function composed of ordinary ops (mean, sub, pow, sqrt, div, mul,
-// add): slower and a longer graph, but every step visible. The tests compare
-// the fused layer_norm, forward and backward, against it.
-Tensor layer_norm_composed(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                           real eps = 1e-5);
 
 class LayerNorm : public UnaryModule {
  public:

@@ -6,9 +6,11 @@
 #include <cmath>
 
 #include "autograd/node.hpp"
+#include "autograd/ops.hpp"
 #include "core/blas.hpp"
 #include "core/creation.hpp"
 #include "core/kernels.hpp"
+#include "core/mode.hpp"
 #include "layers/init.hpp"
 
 namespace ag::nn {
@@ -25,7 +27,12 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
            "linear: bias {} must have shape ({}) to match weight {}", describe(bias), out_features,
            describe(weight));
 
-  // y = x W^T + b    (..., in) x (in, out) + (out): W read transposed by BLAS, not
+  if (reference_mode()) {
+    // y = x W^T + b, as written       (..., in) x (in, out) + (out)
+    Tensor y = matmul(x, transpose(weight, 0, 1));
+    return bias.defined() ? y + bias : y;
+  }
+  // Fast mode, the same in one op: W read transposed by BLAS, not
   // copied. y starts as b in every row and the GEMM adds x W^T to it (beta = 1):
   // no separate pass over y for the bias, and BLAS does not first zero y.
   Shape y_shape = x.shape();

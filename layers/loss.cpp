@@ -12,6 +12,8 @@
 #include "autograd/node.hpp"
 #include "core/creation.hpp"
 #include "core/error.hpp"
+#include "core/mode.hpp"
+#include "autograd/ops.hpp"
 
 namespace ag::nn {
 
@@ -146,7 +148,7 @@ Tensor cross_entropy_rows(const Tensor& logits, std::vector<int64_t> y, const Sh
   // d loss_r / d x_rc = softmax(x_r)_c - [c == y_r] = exp(x_rc - lse_r) - [c == y_r]
   // dL/dx_rc = (softmax(x_r)_c - onehot(y_r)_c) * g_r   (g_r = g / n for Mean)
   // Ignored rows get 0. logits (..., C) -> gradient (..., C).
-  record("CrossEntropyLossBackward", out, {logits},
+  record("CrossEntropyBackward", out, {logits},
          [logits, y = std::move(y), lse = std::move(lse), ignore_index, reduction, count](
              const Tensor& g, const Tensor&) {
            Upstream up = upstream(g, reduction, count);
@@ -168,6 +170,45 @@ Tensor cross_entropy_rows(const Tensor& logits, std::vector<int64_t> y, const Sh
            return Grads{grad};
          });
   return out;
+}
+
+// Negative log-likelihood. log_probs: (rows, C) in memory, y: one class index
+// per row; the result has shape `out_shape` (the targets').
+Tensor nll_loss_rows(const Tensor& log_probs, std::vector<int64_t> y, const Shape& out_shape,
+                     int64_t ignore_index, Reduction reduction) {
+  const int64_t C = log_probs.shape().back();
+  Tensor losses = Tensor::empty(out_shape);
+  int64_t count = 0;
+  const real* lp = log_probs.data();
+  real* loss = losses.data();
+  for (size_t r = 0; r < y.size(); ++r) {
+    const bool counted = y[r] != ignore_index;
+    count += counted;
+    // loss = -log p[y]: the log-probability of the target class, negated
+    loss[r] = counted ? -lp[r * C + y[r]] : 0;
+  }
+  Tensor out = reduce(losses, reduction, count);
+  // d loss_r / d lp_rc = -[c == y_r]: only the target's entry gets -g_r
+  record("NllLossBackward", out, {log_probs},
+         [shape = log_probs.shape(), C, y = std::move(y), ignore_index, reduction, count](
+             const Tensor& g, const Tensor&) {
+           Upstream up = upstream(g, reduction, count);
+           Tensor grad = zeros(shape);
+           for (size_t r = 0; r < y.size(); ++r)
+             if (y[r] != ignore_index) grad.data()[r * C + y[r]] = -up.at(r);
+           return Grads{grad};
+         });
+  return out;
+}
+
+// cross_entropy(x, y) = nll_loss(log_softmax(x, -1), y): written as those two
+// ops in reference mode; fused into one op in fast mode (no log-probabilities
+// stored, one pass backward).
+Tensor cross_entropy_of(const Tensor& logits, std::vector<int64_t> y, const Shape& out_shape,
+                        int64_t ignore_index, Reduction reduction) {
+  if (reference_mode())
+    return nll_loss_rows(log_softmax(logits, -1), std::move(y), out_shape, ignore_index, reduction);
+  return cross_entropy_rows(logits, std::move(y), out_shape, ignore_index, reduction);
 }
 
 }  // namespace
@@ -208,8 +249,8 @@ Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index,
                      Reduction reduction) {
   const int64_t C = check_class_shapes(logits, targets, "cross_entropy", "logits");
-  return cross_entropy_rows(logits, class_indices(targets, C, ignore_index, "cross_entropy"),
-                            targets.shape(), ignore_index, reduction);
+  return cross_entropy_of(logits, class_indices(targets, C, ignore_index, "cross_entropy"),
+                          targets.shape(), ignore_index, reduction);
 }
 
 Tensor cross_entropy(const Tensor& logits, const std::vector<int64_t>& targets,
@@ -227,35 +268,14 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int64_t>& targets,
     AG_CHECK(targets[i] == ignore_index || (targets[i] >= 0 && targets[i] < C),
              "cross_entropy: target {} at position [{}] is out of range for {} classes ({})",
              targets[i], i, C, valid_classes(C, ignore_index));
-  return cross_entropy_rows(logits, targets, {N}, ignore_index, reduction);
+  return cross_entropy_of(logits, targets, {N}, ignore_index, reduction);
 }
 
 Tensor nll_loss(const Tensor& log_probs, const Tensor& targets, int64_t ignore_index,
                 Reduction reduction) {
   const int64_t C = check_class_shapes(log_probs, targets, "nll_loss", "log_probs");
-  std::vector<int64_t> y = class_indices(targets, C, ignore_index, "nll_loss");
-  Tensor losses = Tensor::empty(targets.shape());
-  int64_t count = 0;
-  const real* lp = log_probs.data();
-  real* loss = losses.data();
-  for (size_t r = 0; r < y.size(); ++r) {
-    const bool counted = y[r] != ignore_index;
-    count += counted;
-    // loss = -log p[y]: the log-probability of the target class, negated
-    loss[r] = counted ? -lp[r * C + y[r]] : 0;
-  }
-  Tensor out = reduce(losses, reduction, count);
-  // d loss_r / d lp_rc = -[c == y_r]: only the target's entry gets -g_r
-  record("NllLossBackward", out, {log_probs},
-         [shape = log_probs.shape(), C, y = std::move(y), ignore_index, reduction, count](
-             const Tensor& g, const Tensor&) {
-           Upstream up = upstream(g, reduction, count);
-           Tensor grad = zeros(shape);
-           for (size_t r = 0; r < y.size(); ++r)
-             if (y[r] != ignore_index) grad.data()[r * C + y[r]] = -up.at(r);
-           return Grads{grad};
-         });
-  return out;
+  return nll_loss_rows(log_probs, class_indices(targets, C, ignore_index, "nll_loss"),
+                       targets.shape(), ignore_index, reduction);
 }
 
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets,

@@ -42,14 +42,22 @@ class MultiHeadAttention : public Module {
   MultiHeadAttention(int64_t d_model, int64_t heads, bool bias = true);
 
   // Returns {output (B,Tq,d), weights (B,h,Tq,Tk)}, one weight matrix per head.
-  // mask (1 = blocked) broadcasts against the scores of ONE head (B,Tq,Tk):
-  // causal_mask(T) (T,T), padding_mask(...) (B,1,Tk), or their combination
-  // (B,T,T); a 4-D mask (B or 1, h or 1, Tq, Tk) is used as it is.
+  // Two masks (1 = blocked), as PyTorch's nn.MultiheadAttention takes them:
+  //   attn_mask         which keys each query may see, for the scores of one head:
+  //                     (Tq,Tk) shared by the batch (causal_mask(T)), (B,Tq,Tk) or
+  //                     (B,1,Tk) per sequence, or (B or 1, h or 1, Tq, Tk) per head;
+  //   key_padding_mask  which keys are padding, per sequence: (B,Tk) (PyTorch's
+  //                     key_padding_mask), or (B,1,Tk) as padding_mask() makes it.
+  // A 2-D attn_mask is always (Tq,Tk); padding goes in key_padding_mask, so no
+  // mask shape can be read two ways (a (B,Tk) padding mask given as attn_mask
+  // is refused, unless B == Tq: then it is taken as (Tq,Tk), as the name says).
   AttentionOutput forward(const Tensor& query, const Tensor& key, const Tensor& value,
-                          const Tensor& mask = Tensor());
-  // Self-attention: queries, keys and values all from x (B,T,d).
-  AttentionOutput forward(const Tensor& x, const Tensor& mask = Tensor()) {
-    return forward(x, x, x, mask);
+                          const Tensor& attn_mask = Tensor(),
+                          const Tensor& key_padding_mask = Tensor());
+  // Self-attention: queries, keys and values all from x (B,T,d). With a key
+  // padding mask too, call forward(x, x, x, attn_mask, key_padding_mask).
+  AttentionOutput forward(const Tensor& x, const Tensor& attn_mask = Tensor()) {
+    return forward(x, x, x, attn_mask);
   }
   std::string extra_repr() const override;
 

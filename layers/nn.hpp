@@ -28,7 +28,6 @@
 #include "layers/dropout.hpp"
 #include "layers/embedding.hpp"
 #include "layers/feed_forward.hpp"
-#include "layers/fused_attention.hpp"
 #include "layers/init.hpp"
 #include "layers/layer_norm.hpp"
 #include "layers/linear.hpp"

@@ -1,6 +1,6 @@
 // SGD, Adam and gradient clipping: plain loops over each parameter's elements,
 // inside NoGradGuard. Formulas and their PyTorch equivalents in optim.hpp.
-// [F2.8] Adam is what the tutorials' tiny Transformer trains with.
+// Adam is what the tutorials' tiny Transformer trains with ([F2.8]).
 #include "layers/optim.hpp"
 
 #include <cmath>

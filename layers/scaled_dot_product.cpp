@@ -6,53 +6,160 @@
 #include <cmath>
 #include <limits>
 
+#include "autograd/node.hpp"
 #include "autograd/ops.hpp"
 #include "core/creation.hpp"
 #include "core/error.hpp"
 #include "core/kernels.hpp"
 #include "core/mode.hpp"
-#include "layers/fused_attention.hpp"
+#include "core/fast_math.hpp"
+#include "layers/masked_softmax.hpp"
 
 namespace ag::nn {
 
-AttentionOutput scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
-                                             const Tensor& mask) {
+namespace {
+
+// Q, K, V (and the mask) fit together, or an error names what does not.
+void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask) {
+  constexpr const char* op = "scaled_dot_product_attention";
   AG_CHECK(q.defined() && k.defined() && v.defined(),
-           "scaled_dot_product_attention: Q, K and V must all be defined tensors");
+           "{}: Q, K and V must all be defined tensors (undefined:{}{}{})", op,
+           q.defined() ? "" : " Q", k.defined() ? "" : " K", v.defined() ? "" : " V");
   AG_CHECK(q.dim() >= 2 && k.dim() >= 2 && v.dim() >= 2,
-           "scaled_dot_product_attention: Q {}, K {} and V {} need at least 2 dims (T, d)",
-           describe(q), describe(k), describe(v));
+           "{}: Q {}, K {} and V {} need at least 2 dims (T, d)", op, describe(q), describe(k),
+           describe(v));
   const int64_t d_k = q.shape().back();
-  AG_CHECK(k.shape().back() == d_k,
-           "scaled_dot_product_attention: Q {} and K {} must have the same last dim d_k",
+  AG_CHECK(d_k > 0, "{}: Q {} has d_k = 0 features: every score would be 0 / sqrt(0)", op,
+           describe(q));
+  AG_CHECK(k.shape().back() == d_k, "{}: Q {} and K {} must have the same last dim d_k", op,
            describe(q), describe(k));
   AG_CHECK(k.shape()[k.dim() - 2] == v.shape()[v.dim() - 2],
-           "scaled_dot_product_attention: K {} and V {} must have the same number of keys (dim -2)",
-           describe(k), describe(v));
+           "{}: K {} and V {} must have the same number of keys (dim -2)", op, describe(k),
+           describe(v));
+  // The batch dims (all but the last two) broadcast as matmul's do.
+  const Shape q_batch(q.shape().begin(), q.shape().end() - 2);
+  const Shape k_batch(k.shape().begin(), k.shape().end() - 2);
+  const Shape v_batch(v.shape().begin(), v.shape().end() - 2);
+  Shape batch, output_batch;
+  AG_CHECK(try_broadcast_shapes(q_batch, k_batch, batch) &&
+               try_broadcast_shapes(batch, v_batch, output_batch),
+           "{}: the batch dims of Q {}, K {} and V {} (all but the last two) do not broadcast", op,
+           describe(q), describe(k), describe(v));
+  if (!mask.defined()) return;
+  // The mask blocks scores; it may not add to them: broadcasting it must give
+  // the scores' own shape (a (2,T,T) mask on a batch of 1 would otherwise
+  // silently make two copies of the batch).
+  Shape scores = batch, masked;
+  scores.push_back(q.shape()[q.dim() - 2]);
+  scores.push_back(k.shape()[k.dim() - 2]);
+  AG_CHECK(mask.dim() <= static_cast<int64_t>(scores.size()) &&
+               try_broadcast_shapes(mask.shape(), scores, masked) && masked == scores,
+           "{}: mask {} must broadcast to the scores (..., Tq, Tk) = {} of Q {} and K {}", op,
+           describe(mask), shape_str(scores), describe(q), describe(k));
+}
 
+}  // namespace
+
+AttentionOutput scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                             const Tensor& mask) {
+  check_attention(q, k, v, mask);
+  const real sqrt_d_k = std::sqrt(static_cast<real>(q.shape().back()));
   // [F1.3] step 1, [F2.3] A_ij = q_i . k_j / sqrt(d_k)      (..., Tq, d_k) x (..., d_k, Tk)
   // [F1.6] 1/sqrt(d_k) keeps var(A_ij) near 1 (d_k unscaled): softmax does not saturate
   Tensor scores = matmul(q, transpose(k, -2, -1));
-  const real sqrt_d_k = std::sqrt(static_cast<real>(d_k));
   Tensor weights;
-  const Shape one_mask = {q.shape()[q.dim() - 2], k.shape()[k.dim() - 2]};
-  if (!reference_mode() && (!mask.defined() || mask.shape() == one_mask)) {
-    // Fast mode: the three steps of the other branch (scale, mask, softmax)
-    // in one pass over the scores and one backward (layers/fused_attention.cpp;
-    // tests compare the two).
-    weights = scaled_masked_softmax(scores, sqrt_d_k, mask);
-  } else {
+  if (reference_mode()) {
     scores = scores / sqrt_d_k;
     // [F4.8] masked scores become -inf, so exp gives exactly 0 weight
-    scores = masked_fill(scores, mask, -std::numeric_limits<real>::infinity());
+    if (mask.defined()) scores = masked_fill(scores, mask, -std::numeric_limits<real>::infinity());
     // [F1.3] step 2, [F2.4] H_i = softmax(A_i)                over the keys (last dim)
     weights = softmax(scores, -1);
+  } else {
+    // Fast mode: the three lines above in one pass over the scores, and one
+    // backward (the fast twin below).
+    weights = detail::scaled_masked_softmax(scores, sqrt_d_k, mask);
   }
   // [F1.1] [F2.1] [F3.4] Attention(Q,K,V) = softmax(QK^T / sqrt(d_k)) V; [F1.3] step 3,
   // [F2.5] O_i = sum_j H_ij V_j                               (..., Tq, Tk) x (..., Tk, d_v)
   Tensor output = matmul(weights, v);
   return {output, weights};
 }
+
+// --- the fast twin of the scale, mask and softmax lines above --------------------------
+// The loops over raw buffers are compiled per instruction set (AG_SIMD_CLONES).
+
+namespace detail {
+
+MaskRows mask_rows(const Tensor& mask, const Shape& scores) {
+  MaskRows rows;
+  if (!mask.defined() || shape_numel(scores) == 0) return rows;
+  rows.data = mask.data();
+  const std::vector<int64_t> strides = kernel::broadcast_strides(mask.shape(), scores);
+  rows.key_stride = strides.back();
+  kernel::for_each_row(scores, strides, strides,
+                       [&](int64_t, int64_t offset, int64_t) { rows.offset.push_back(offset); });
+  return rows;
+}
+
+// [F2.3] z = x / divisor, [F4.8] z = -inf where the mask blocks, [F2.4] each row of z
+// softmaxed in place (max subtracted; a row blocked everywhere gets zeros, as softmax
+// gives it; a NaN anywhere in a row makes the row NaN).
+AG_SIMD_CLONES void scaled_masked_softmax_rows(const real* x, real divisor, const MaskRows& mask,
+                                               real* y, int64_t rows, int64_t size) noexcept {
+  const real minus_inf = -std::numeric_limits<real>::infinity();
+  for (int64_t r = 0; r < rows; ++r) {
+    const real* xr = x + r * size;
+    real* yr = y + r * size;
+    if (mask.data == nullptr) {
+      for (int64_t k = 0; k < size; ++k) yr[k] = xr[k] / divisor;
+    } else if (mask.key_stride == 0) {
+      const bool blocked = mask.data[mask.offset[r]] != 0;
+      for (int64_t k = 0; k < size; ++k) yr[k] = blocked ? minus_inf : xr[k] / divisor;
+    } else {
+      const real* m = mask.data + mask.offset[r];
+      for (int64_t k = 0; k < size; ++k) yr[k] = m[k] != 0 ? minus_inf : xr[k] / divisor;
+    }
+    real max = minus_inf;
+    for (int64_t k = 0; k < size; ++k) max = yr[k] > max ? yr[k] : max;
+    if (max == minus_inf) max = 0;
+    for (int64_t k = 0; k < size; ++k) yr[k] = fast::exp(yr[k] - max);
+    const real sum = kernel::sum_lanes(size, [&](int64_t k) { return yr[k]; });
+    const real inv = sum == 0 ? 0 : 1 / sum;  // NaN stays NaN
+    for (int64_t k = 0; k < size; ++k) yr[k] *= inv;
+  }
+}
+
+// dL/dx_k = y_k (g_k - sum_i g_i y_i) / divisor: softmax's backward and the
+// scale's in one pass (blocked positions have y = 0, so no gradient). dx may be g.
+AG_SIMD_CLONES void scaled_softmax_backward_rows(const real* g, const real* y, real divisor,
+                                                 real* dx, int64_t rows, int64_t size) noexcept {
+  for (int64_t r = 0; r < rows; ++r) {
+    const real* gr = g + r * size;
+    const real* yr = y + r * size;
+    real* d = dx + r * size;
+    const real dot = kernel::sum_lanes(size, [&](int64_t k) { return gr[k] * yr[k]; });
+    for (int64_t k = 0; k < size; ++k) d[k] = yr[k] * (gr[k] - dot) / divisor;
+  }
+}
+
+Tensor scaled_masked_softmax(const Tensor& scores, real divisor, const Tensor& mask) {
+  const int64_t size = scores.shape().back();
+  const int64_t rows = size == 0 ? 0 : scores.numel() / size;
+  Tensor y = Tensor::empty(scores.shape());
+  scaled_masked_softmax_rows(scores.data(), divisor, mask_rows(mask, scores.shape()), y.data(),
+                             rows, size);
+  const std::vector<Tensor> inputs = with_mask({scores}, mask);
+  record("ScaledMaskedSoftmaxBackward", y, inputs,
+         [divisor, rows, size, count = inputs.size()](const Tensor& g, const Tensor& y) {
+           Grads grads(count);
+           grads[0] = Tensor::empty(y.shape());
+           scaled_softmax_backward_rows(g.data(), y.data(), divisor, grads[0].data(), rows, size);
+           return grads;
+         });
+  return y;
+}
+
+}  // namespace detail
 
 Tensor causal_mask(int64_t length) {
   AG_CHECK(length >= 0, "causal_mask: length must be >= 0, got {}", length);
@@ -65,6 +172,7 @@ Tensor causal_mask(int64_t length) {
 }
 
 Tensor padding_mask(const std::vector<int64_t>& lengths, int64_t length) {
+  AG_CHECK(length >= 0, "padding_mask: length must be >= 0, got {}", length);
   const int64_t batch = static_cast<int64_t>(lengths.size());
   Tensor mask = zeros({batch, 1, length});
   for (int64_t b = 0; b < batch; ++b) {
@@ -77,7 +185,8 @@ Tensor padding_mask(const std::vector<int64_t>& lengths, int64_t length) {
 }
 
 Tensor padding_mask(const Tensor& tokens, int64_t pad_id) {
-  AG_CHECK(tokens.dim() == 2, "padding_mask: tokens {} must be (batch, time)", describe(tokens));
+  AG_CHECK(tokens.defined() && tokens.dim() == 2, "padding_mask: tokens {} must be (batch, time)",
+           describe(tokens));
   // [F4.8] seed: padding_mask = cast(equal(targets, 0)): 1 where the token is padding
   Tensor mask = kernel::map(tokens, [pad_id](real t) { return real(t == real(pad_id)); });
   return kernel::reshape(mask, {tokens.size(0), 1, tokens.size(1)});
@@ -86,6 +195,8 @@ Tensor padding_mask(const Tensor& tokens, int64_t pad_id) {
 Tensor combine_masks(const Tensor& a, const Tensor& b) {
   // [F4.8] seed: combined_mask = maximum(padding_mask, lookahead_mask):
   // blocked where either blocks
+  AG_CHECK(a.defined() && b.defined(), "combine_masks: both masks must be defined tensors, got {} "
+           "and {}", describe(a), describe(b));
   return kernel::zip(a, b, "combine_masks", [](real x, real y) { return std::max(x, y); });
 }
 

@@ -21,12 +21,13 @@ TransformerEncoderLayer::TransformerEncoderLayer(int64_t d_model, int64_t heads,
   dropout2 = register_module("dropout2", std::make_shared<Dropout>(dropout));
 }
 
-Tensor TransformerEncoderLayer::forward(const Tensor& x, const Tensor& mask) {
+Tensor TransformerEncoderLayer::forward(const Tensor& x, const Tensor& mask,
+                                        const Tensor& key_padding_mask) {
   AG_CHECK(x.defined() && x.dim() == 3 && x.size(2) == self_attn->d_model,
            "TransformerEncoderLayer: input {} must be (batch, time, d_model = {})", describe(x),
            self_attn->d_model);
   auto attend = [&](const Tensor& input) {
-    AttentionOutput attended = self_attn->forward(input, mask);
+    AttentionOutput attended = self_attn->forward(input, input, input, mask, key_padding_mask);
     attention_weights = attended.weights;
     return dropout1->forward(attended.context);
   };
@@ -56,10 +57,11 @@ TransformerEncoder::TransformerEncoder(int64_t num_layers, int64_t d_model, int6
         std::make_shared<TransformerEncoderLayer>(d_model, heads, d_ff, dropout, norm_first)));
 }
 
-Tensor TransformerEncoder::forward(const Tensor& x, const Tensor& mask) {
+Tensor TransformerEncoder::forward(const Tensor& x, const Tensor& mask,
+                                   const Tensor& key_padding_mask) {
   // [F3.3] the layers stacked: each one's output is the next one's input
   Tensor h = x;
-  for (const auto& layer : layers) h = layer->forward(h, mask);
+  for (const auto& layer : layers) h = layer->forward(h, mask, key_padding_mask);
   return h;
 }
 

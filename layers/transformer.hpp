@@ -38,8 +38,10 @@ class TransformerEncoderLayer : public Module {
  public:
   TransformerEncoderLayer(int64_t d_model, int64_t heads, int64_t d_ff, real dropout = real(0.1),
                           bool norm_first = true);
-  // x: (B,T,d) -> (B,T,d). mask (1 = blocked) as MultiHeadAttention's.
-  Tensor forward(const Tensor& x, const Tensor& mask = Tensor());
+  // x: (B,T,d) -> (B,T,d). mask (1 = blocked) and key_padding_mask as
+  // MultiHeadAttention's attn_mask and key_padding_mask.
+  Tensor forward(const Tensor& x, const Tensor& mask = Tensor(),
+                 const Tensor& key_padding_mask = Tensor());
   std::string extra_repr() const override;
 
   bool norm_first;
@@ -58,7 +60,8 @@ class TransformerEncoder : public Module {
  public:
   TransformerEncoder(int64_t num_layers, int64_t d_model, int64_t heads, int64_t d_ff,
                      real dropout = real(0.1), bool norm_first = true);
-  Tensor forward(const Tensor& x, const Tensor& mask = Tensor());
+  Tensor forward(const Tensor& x, const Tensor& mask = Tensor(),
+                 const Tensor& key_padding_mask = Tensor());
   std::vector<std::shared_ptr<TransformerEncoderLayer>> layers;
 };
 

@@ -7,8 +7,9 @@
 //   attograd_tests --list-test-cases
 //
 // After doctest's usual report, the last line printed is
-//   float: 12 passed, 0 failed        (or "double: ..." in the double flavor)
-// which tools/run_tests.sh reads to add up the results of both flavors.
+//   float: 12 passed, 0 failed        (or "double: ..." in the double flavor,
+//                                      "float_reference: ..." with AG_REFERENCE=1)
+// which tools/run_tests.sh reads to add up the results of both flavors and modes.
 
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
@@ -16,6 +17,7 @@
 #include <iostream>
 
 #include "core/blas.hpp"
+#include "core/mode.hpp"
 #include "core/real.hpp"
 
 namespace {
@@ -54,8 +56,8 @@ struct CountingListener : doctest::IReporter {
 REGISTER_LISTENER("attograd_counts", 1, CountingListener);
 
 int main(int argc, char** argv) {
-  std::cout << "attograd tests (" << ag::real_name << "), BLAS: " << ag::blas_summary()
-            << std::endl;
+  std::cout << "attograd tests (" << ag::real_name << ", " << ag::mode_name()
+            << " mode), BLAS: " << ag::blas_summary() << std::endl;
   doctest::Context context(argc, argv);
   const int result = context.run();
 
@@ -64,7 +66,7 @@ int main(int argc, char** argv) {
 #else
   const char* const flavor = "float";
 #endif
-  std::cout << flavor << ": " << g_passed << " passed, " << g_failed << " failed" << std::endl;
+  std::cout << flavor << (ag::reference_mode() ? "_reference" : "") << ": " << g_passed << " passed, " << g_failed << " failed" << std::endl;
 
   return (result != 0 || g_failed > 0) ? 1 : 0;
 }

@@ -256,7 +256,7 @@ TEST_CASE("attention/sdpa: errors name the shapes") {
         (void)nn::scaled_dot_product_attention(zeros({2, 4}), zeros({3, 4}), zeros({3, 2}),
                                                zeros({4, 4}));
       },
-      {"masked_fill"});
+      {"scaled_dot_product_attention: mask (4,4)", "scores (..., Tq, Tk) = (2,3)"});
   check_error([] { (void)nn::padding_mask(std::vector<int64_t>{4}, 3); },
               {"padding_mask:", "length 4", "0..3"});
 }

@@ -15,6 +15,7 @@
 #include "core/kernels.hpp"
 #include "layers/nn.hpp"
 #include "tests/helpers.hpp"
+#include "tests/module_gradcheck.hpp"
 
 namespace {
 
@@ -211,13 +212,21 @@ namespace {
 
 using namespace ag;
 
+// The fast and the reference mode through the same public functions: the
+// output and the gradients of every input must agree (to float rounding), a
+// gradcheck must pass in each mode (double flavor), and a bad call must raise
+// the same message in both.
+
 // Forward and the gradients of sum(w * f(inputs)) for random weights w, so that
 // every output element carries a different gradient.
-std::vector<Tensor> values_and_grads(const std::function<Tensor(const std::vector<Tensor>&)>& f,
-                                     const std::vector<Tensor>& inputs, uint64_t seed) {
+using Function = std::function<Tensor(const std::vector<Tensor>&)>;
+
+std::vector<Tensor> values_and_grads(const Function& f, const std::vector<Tensor>& inputs,
+                                     bool reference) {
+  ReferenceModeGuard mode(reference);
   for (const Tensor& x : inputs) x.impl()->grad.reset();
   Tensor out = f(inputs);
-  Generator gen(seed);
+  Generator gen(5);
   Tensor weights = randn(out.shape(), gen);
   sum(out * weights).backward();
   std::vector<Tensor> result{out.detach()};
@@ -225,123 +234,269 @@ std::vector<Tensor> values_and_grads(const std::function<Tensor(const std::vecto
   return result;
 }
 
-TEST_CASE("fast/additive_score_fused: score and gradients equal v^T tanh(q + k) op by op") {
-  const int64_t B = 3, S = 5, A = 19;  // A not a multiple of 8: the lanes' tail runs too
-  Tensor query = ag::testing::leaf({B, A}, 11);
-  Tensor keys = ag::testing::leaf({B, S, A}, 12);
-  Tensor v = ag::testing::leaf({1, A}, 13);
-  auto fused = [](const std::vector<Tensor>& x) {
-    return nn::additive_score_fused(x[0], x[1], x[2]);
-  };
-  auto composed = [](const std::vector<Tensor>& x) {
-    return nn::linear(tanh(unsqueeze(x[0], 1) + x[1]), x[2], Tensor());
-  };
-  const std::vector<Tensor> got = values_and_grads(fused, {query, keys, v}, 7);
-  const std::vector<Tensor> want = values_and_grads(composed, {query, keys, v}, 7);
-  CHECK(got[0].shape() == Shape({B, S, 1}));
-  const double tolerance = ag::testing::is_double ? 1e-12 : 1e-4;
-  for (size_t i = 0; i < got.size(); ++i) {
-    INFO("output/gradient " << i);
-    CHECK(ag::testing::max_abs_diff(got[i], want[i]) <= tolerance);
+// f in both modes: values and gradients agree, and (double flavor) each mode's
+// gradients agree with finite differences. Returns the largest difference seen.
+double check_modes_agree(const Function& f, const std::vector<Tensor>& inputs,
+                         double float_tolerance = 1e-5) {
+  const std::vector<Tensor> fast = values_and_grads(f, inputs, false);
+  const std::vector<Tensor> reference = values_and_grads(f, inputs, true);
+  const double tolerance = ag::testing::is_double ? 1e-12 : float_tolerance;
+  double worst = 0;
+  for (size_t i = 0; i < fast.size(); ++i) {
+    INFO((i == 0 ? "output" : "gradient of input " + std::to_string(i - 1)));
+    REQUIRE(fast[i].defined() == reference[i].defined());
+    if (!fast[i].defined()) continue;
+    const double diff = ag::testing::max_abs_diff(fast[i], reference[i]);
+    CHECK(diff <= tolerance);
+    worst = std::max(worst, diff);
   }
-  if constexpr (ag::testing::is_double) ag::testing::check_gradients(fused, {query, keys, v});
-  ag::testing::check_error([&] { nn::additive_score_fused(keys, keys, v); },
-                           {"additive_score_fused", "(B,A)", "(B,S,A)"});
-  ag::testing::check_error([&] { nn::additive_score_fused(query, keys, query); },
-                           {"additive_score_fused", "v_weight", "(1, A = 19)"});
+  if constexpr (ag::testing::is_double) {
+    for (bool plain : {false, true}) {
+      INFO("gradcheck in " << (plain ? "reference" : "fast") << " mode");
+      ReferenceModeGuard mode(plain);
+      ag::testing::check_gradients(f, inputs);
+    }
+  }
+  return worst;
 }
 
-TEST_CASE("fast/attention_context_fused: equals sum(alpha * values, 1) op by op") {
-  const int64_t B = 3, S = 4, H = 21;
-  Tensor alpha = ag::testing::leaf({B, S, 1}, 41);
-  Tensor values = ag::testing::leaf({B, S, H}, 42);
-  auto fused = [](const std::vector<Tensor>& x) { return nn::attention_context_fused(x[0], x[1]); };
-  auto composed = [](const std::vector<Tensor>& x) { return sum(x[0] * x[1], 1); };
-  const std::vector<Tensor> got = values_and_grads(fused, {alpha, values}, 3);
-  const std::vector<Tensor> want = values_and_grads(composed, {alpha, values}, 3);
-  CHECK(got[0].shape() == Shape({B, H}));
-  const double tolerance = ag::testing::is_double ? 1e-12 : 1e-5;
-  for (size_t i = 0; i < got.size(); ++i) {
-    INFO("output/gradient " << i);
-    CHECK(ag::testing::max_abs_diff(got[i], want[i]) <= tolerance);
-  }
-  if constexpr (ag::testing::is_double) ag::testing::check_gradients(fused, {alpha, values});
-  ag::testing::check_error([&] { nn::attention_context_fused(values, values); },
-                           {"attention_context_fused", "(B,S,1)", "(B,S,H)"});
+// Both outputs of an attention, flattened into one tensor, so that the
+// gradients reach the inputs through the weights as well as the context.
+Tensor both(const nn::AttentionOutput& out) {
+  return cat({reshape(out.context, {-1}), reshape(out.weights, {-1})}, 0);
 }
 
-TEST_CASE("fast/scaled_masked_softmax: equals softmax(masked_fill(x / divisor, mask, -inf))") {
-  const int64_t Tq = 6, Tk = 6;
-  Tensor scores = ag::testing::leaf({2, 3, Tq, Tk}, 21);
-  const real divisor = real(2.45);
-  Tensor causal = nn::causal_mask(Tq);
-  Tensor blocked_row = nn::causal_mask(Tq);  // row 2 blocked everywhere: zero weights
-  for (int64_t k = 0; k < Tk; ++k) blocked_row.data()[2 * Tk + k] = 1;
-  const real minus_inf = -std::numeric_limits<real>::infinity();
-  for (const Tensor& mask : {Tensor(), causal, blocked_row}) {
-    INFO("mask defined: " << mask.defined());
-    auto fused = [&](const std::vector<Tensor>& x) {
-      return nn::scaled_masked_softmax(x[0], divisor, mask);
-    };
-    auto composed = [&](const std::vector<Tensor>& x) {
-      Tensor z = x[0] / divisor;
-      return softmax(mask.defined() ? masked_fill(z, mask, minus_inf) : z, -1);
-    };
-    const std::vector<Tensor> got = values_and_grads(fused, {scores}, 5);
-    const std::vector<Tensor> want = values_and_grads(composed, {scores}, 5);
-    const double tolerance = ag::testing::is_double ? 1e-12 : 1e-6;
-    CHECK(ag::testing::max_abs_diff(got[0], want[0]) <= tolerance);
-    CHECK(ag::testing::max_abs_diff(got[1], want[1]) <= tolerance);
-    if constexpr (ag::testing::is_double) ag::testing::check_gradients(fused, {scores});
+// The message a bad call raises, in one mode.
+std::string error_in(bool reference, const std::function<void()>& call) {
+  ReferenceModeGuard mode(reference);
+  try {
+    call();
+  } catch (const Error& e) {
+    return e.what();
   }
-  // The fully blocked row: weights and gradients exactly 0, not NaN.
-  Tensor y = nn::scaled_masked_softmax(scores, divisor, blocked_row);
-  for (int64_t k = 0; k < Tk; ++k) CHECK(y.data()[2 * Tk + k] == 0);
-  ag::testing::check_error([&] { nn::scaled_masked_softmax(scores, divisor, nn::causal_mask(4)); },
-                           {"scaled_masked_softmax", "(Tq, Tk) = (6, 6)"});
+  return "(no error)";
 }
 
-TEST_CASE("fast/multi_head_attention_fused: equals split heads, attention, merge heads op by op") {
-  const int64_t B = 2, Tq = 5, Tk = 5, d = 12, heads = 3;
-  Tensor q = ag::testing::leaf({B, Tq, d}, 31);
-  Tensor k = ag::testing::leaf({B, Tk, d}, 32);
-  Tensor v = ag::testing::leaf({B, Tk, d}, 33);
-  Tensor blocked_row = nn::causal_mask(Tq);  // and row 1 blocked everywhere: a zero context
-  for (int64_t j = 0; j < Tk; ++j) blocked_row.data()[1 * Tk + j] = 1;
-  // (B,T,d) -> (B,h,T,d_h), the reference attention step by step (odd masks take the
-  // composed path of scaled_dot_product_attention: a (B,1,Tq,Tk) mask)
-  auto reference_mask = [&](const Tensor& mask) {
-    return mask.defined() ? unsqueeze(unsqueeze(mask, 0), 0) : mask;
+void check_same_error(const std::function<void()>& call, const std::vector<std::string>& fragments) {
+  const std::string fast = error_in(false, call), reference = error_in(true, call);
+  CHECK(fast == reference);
+  for (const std::string& fragment : fragments) {
+    INFO("message: " << fast);
+    CHECK(fast.find(fragment) != std::string::npos);
+  }
+}
+
+TEST_CASE("modes/reference mode: set by the guard and restored, named in mode_name()") {
+  const bool before = reference_mode();
+  {
+    ReferenceModeGuard plain;
+    CHECK(reference_mode());
+    CHECK(std::string(mode_name()) == "reference");
+    {
+      ReferenceModeGuard fast(false);
+      CHECK(!reference_mode());
+      CHECK(std::string(mode_name()) == "fast");
+    }
+    CHECK(reference_mode());
+  }
+  CHECK(reference_mode() == before);
+}
+
+TEST_CASE("modes/scaled_dot_product_attention [F2.4] [F4.8]: both modes agree for every mask shape") {
+  const int64_t B = 2, h = 3, Tq = 4, Tk = 5, dk = 6;
+  Tensor q = ag::testing::leaf({B, h, Tq, dk}, 21);
+  Tensor k = ag::testing::leaf({B, h, Tk, dk}, 22);
+  Tensor v = ag::testing::leaf({B, h, Tk, 7}, 23);
+  Generator gen(3);
+  auto random_mask = [&](const Shape& shape) {
+    Tensor m = rand(shape, gen);
+    for (int64_t i = 0; i < m.numel(); ++i) m.data()[i] = m.data()[i] < real(0.3) ? 1 : 0;
+    return m;
   };
-  for (const Tensor& mask : {Tensor(), nn::causal_mask(Tq), blocked_row}) {
-    INFO("mask defined: " << mask.defined());
-    auto fused = [&](const std::vector<Tensor>& x) {
-      return nn::multi_head_attention_fused(x[0], x[1], x[2], heads, mask);
+  Tensor full_row = zeros({Tq, Tk});
+  for (int64_t j = 0; j < Tk; ++j) full_row.data()[2 * Tk + j] = 1;
+  const std::vector<std::pair<const char*, Tensor>> masks = {
+      {"none", Tensor()},
+      {"(Tq,Tk)", random_mask({Tq, Tk})},
+      {"(Tq,Tk) with a fully blocked row", full_row},
+      {"(1,Tk)", random_mask({1, Tk})},
+      {"(Tq,1)", random_mask({Tq, 1})},
+      {"(B,1,1,Tk) padding", random_mask({B, 1, 1, Tk})},
+      {"(B,1,Tq,Tk)", random_mask({B, 1, Tq, Tk})},
+      {"(B,h,Tq,Tk)", random_mask({B, h, Tq, Tk})},
+      {"(1,h,Tq,1)", random_mask({1, h, Tq, 1})},
+  };
+  double worst = 0;
+  for (const auto& [name, mask] : masks) {
+    INFO("mask " << name);
+    const Tensor m = mask;
+    auto f = [m](const std::vector<Tensor>& x) {
+      return both(nn::scaled_dot_product_attention(x[0], x[1], x[2], m));
     };
-    for (bool composed_path : {false, true}) {
-      INFO("reference through the " << (composed_path ? "composed" : "fused-softmax") << " path");
-      auto reference = [&](const std::vector<Tensor>& x) {
-        const Tensor m = composed_path ? reference_mask(mask) : mask;
-        return nn::merge_heads(nn::scaled_dot_product_attention(nn::split_heads(x[0], heads),
-                                                                nn::split_heads(x[1], heads),
-                                                                nn::split_heads(x[2], heads), m)
-                                   .context);
-      };
-      const std::vector<Tensor> got = values_and_grads(fused, {q, k, v}, 9);
-      const std::vector<Tensor> want = values_and_grads(reference, {q, k, v}, 9);
-      const double tolerance = ag::testing::is_double ? 1e-12 : 1e-4;
-      for (size_t i = 0; i < got.size(); ++i) {
-        INFO("output/gradient " << i);
-        CHECK(ag::testing::max_abs_diff(got[i], want[i]) <= tolerance);
+    worst = std::max(worst, check_modes_agree(f, {q, k, v}));
+    // blocked weights are exactly 0 in both modes
+    for (bool plain : {false, true}) {
+      ReferenceModeGuard mode(plain);
+      Tensor w = nn::scaled_dot_product_attention(q, k, v, m).weights;
+      if (!m.defined()) continue;
+      Tensor mb = kernel::broadcast_to(m, w.shape());
+      for (int64_t i = 0; i < w.numel(); ++i)
+        if (mb.data()[i] != 0) CHECK(w.data()[i] == 0);
+    }
+  }
+  MESSAGE("largest fast/reference difference: " << worst);
+  check_same_error([&] { nn::scaled_dot_product_attention(q, k, v, zeros({4, Tq, Tk})); },
+                   {"scaled_dot_product_attention", "mask (4,4,5)", "(2,3,4,5)"});
+  check_same_error([&] { nn::scaled_dot_product_attention(q, v, v); },
+                   {"scaled_dot_product_attention", "same last dim d_k"});
+  check_same_error(
+      [&] { nn::scaled_dot_product_attention(zeros({2, 0}), zeros({3, 0}), zeros({3, 1})); },
+      {"scaled_dot_product_attention", "d_k = 0"});
+  check_same_error([&] { nn::scaled_dot_product_attention(q, zeros({3, h, Tk, dk}), v); },
+                   {"scaled_dot_product_attention", "batch dims", "do not broadcast"});
+}
+
+TEST_CASE("modes/MultiHeadAttention [F0.9] [F0.10]: both modes agree, with every kind of mask") {
+  const int64_t B = 2, T = 5, S = 4, d = 12, heads = 3;
+  manual_seed(4);
+  nn::MultiHeadAttention mha(d, heads);
+  Tensor x = ag::testing::leaf({B, T, d}, 31);
+  Tensor memory = ag::testing::leaf({B, S, d}, 32);
+  Tensor padding = nn::padding_mask(std::vector<int64_t>{4, 2}, S);  // (B,1,S)
+  Tensor padding_2d = reshape(padding, {B, S});
+  Tensor per_head = zeros({B, heads, T, S});
+  for (int64_t i = 0; i < per_head.numel(); i += 3) per_head.data()[i] = 1;
+  struct Case {
+    const char* name;
+    Tensor attn_mask, key_padding_mask;
+  };
+  const Case cases[] = {
+      {"none", Tensor(), Tensor()},
+      {"attn (T,S)", slice(nn::causal_mask(5), 1, 0, S), Tensor()},
+      {"attn (B,1,S)", padding, Tensor()},
+      {"key padding (B,S)", Tensor(), padding_2d},
+      {"key padding (B,1,S) and attn (T,S)", slice(nn::causal_mask(5), 1, 0, S), padding},
+      {"attn (B,h,T,S) and key padding", per_head, padding_2d},
+  };
+  std::vector<Tensor> inputs{x, memory};
+  for (const Tensor& p : mha.parameters()) inputs.push_back(p);
+  double worst = 0;
+  for (const Case& c : cases) {
+    INFO("masks: " << c.name);
+    auto f = [&](const std::vector<Tensor>& in) {
+      nn::AttentionOutput out = mha.forward(in[0], in[1], in[1], c.attn_mask, c.key_padding_mask);
+      return both(out);
+    };
+    const std::vector<Tensor> fast = values_and_grads(f, inputs, false);
+    const std::vector<Tensor> reference = values_and_grads(f, inputs, true);
+    for (size_t i = 0; i < fast.size(); ++i) {
+      INFO("output/gradient " << i);
+      if (!fast[i].defined() || !reference[i].defined()) {
+        CHECK(fast[i].defined() == reference[i].defined());
+        continue;
+      }
+      const double diff = ag::testing::max_abs_diff(fast[i], reference[i]);
+      CHECK(diff <= (ag::testing::is_double ? 1e-12 : 1e-5));
+      worst = std::max(worst, diff);
+    }
+    if constexpr (ag::testing::is_double) {
+      for (bool plain : {false, true}) {
+        INFO("gradcheck in " << (plain ? "reference" : "fast") << " mode");
+        ReferenceModeGuard mode(plain);
+        // k_proj.bias moves no output (see multi_head_attention.hpp): its gradient is 0
+        ag::testing::check_module_gradients(
+            mha, [&] { return f({x, memory}); }, {x, memory}, {"k_proj.bias"});
       }
     }
-    if constexpr (ag::testing::is_double) ag::testing::check_gradients(fused, {q, k, v});
   }
-  ag::testing::check_error([&] { nn::multi_head_attention_fused(q, k, v, 5, Tensor()); },
-                           {"multi_head_attention_fused", "d = 12", "heads = 5"});
-  ag::testing::check_error(
-      [&] { nn::multi_head_attention_fused(q, k, v, heads, nn::causal_mask(3)); },
-      {"multi_head_attention_fused", "(Tq, Tk) = (5, 5)"});
+  MESSAGE("largest fast/reference difference: " << worst);
+  // A (B,S) padding mask given as attn_mask is refused (B = 2 differs from T = 5).
+  check_same_error([&] { mha.forward(x, memory, memory, padding_2d); },
+                   {"MultiHeadAttention", "attn_mask (2,4)", "key_padding_mask"});
+  check_same_error([&] { mha.forward(x, memory, memory, Tensor(), zeros({B, T})); },
+                   {"MultiHeadAttention", "key_padding_mask (2,5)", "(B,Tk) = (2,4)"});
+}
+
+TEST_CASE("modes/AdditiveScore [F1.5] and weighted_context [F4.7]: both modes agree") {
+  const int64_t B = 3, S = 5, Hq = 7, Hk = 6, A = 19;  // A not a multiple of 8: the lanes' tail
+  manual_seed(5);
+  nn::AdditiveScore score(Hq, Hk, A);
+  Tensor query = ag::testing::leaf({B, Hq}, 11);
+  Tensor keys = ag::testing::leaf({B, S, Hk}, 12);
+  Tensor mask = nn::padding_mask(std::vector<int64_t>{5, 3, 1}, S);
+  std::vector<Tensor> inputs{query, keys};
+  for (const Tensor& p : score.parameters()) inputs.push_back(p);
+  auto f = [&](const std::vector<Tensor>& in) {
+    nn::AttentionOutput out = score.forward(in[0], in[1], mask);
+    return both(out);
+  };
+  const std::vector<Tensor> fast = values_and_grads(f, inputs, false);
+  const std::vector<Tensor> reference = values_and_grads(f, inputs, true);
+  for (size_t i = 0; i < fast.size(); ++i) {
+    INFO("output/gradient " << i);
+    CHECK(ag::testing::max_abs_diff(fast[i], reference[i]) <=
+          (ag::testing::is_double ? 1e-12 : 1e-5));
+  }
+  if constexpr (ag::testing::is_double)
+    for (bool plain : {false, true}) {
+      ReferenceModeGuard mode(plain);
+      ag::testing::check_module_gradients(score, [&] { return f({query, keys}); }, {query, keys});
+    }
+  // weighted_context alone
+  Tensor weights = ag::testing::leaf({B, S}, 13), values = ag::testing::leaf({B, S, 21}, 14);
+  check_modes_agree([](const std::vector<Tensor>& x) { return nn::weighted_context(x[0], x[1]); },
+                    {weights, values});
+  check_same_error([&] { nn::weighted_context(values, values); },
+                   {"weighted_context", "(B,S)", "(B,S,H)"});
+  check_same_error([&] { score.score(keys, score.project_keys(keys)); }, {"AdditiveScore"});
+}
+
+TEST_CASE("modes/softmax, log_softmax [F0.2], layer_norm [F3.6], linear, mul, cross_entropy") {
+  const real inf = std::numeric_limits<real>::infinity();
+  Tensor x = ag::testing::leaf({3, 4, 6}, 51);
+  {
+    NoGradGuard no_grad;
+    x.data()[2] = -inf;                                         // a masked element
+    for (int64_t k = 0; k < 6; ++k) x.data()[6 + k] = -inf;     // a fully masked row
+  }
+  Tensor y = ag::testing::leaf({3, 4, 6}, 52);
+  for (int64_t dim : {-1, 1, 0}) {
+    INFO("softmax over dim " << dim);
+    check_modes_agree([dim](const std::vector<Tensor>& in) { return softmax(in[0], dim); }, {y});
+    check_modes_agree([dim](const std::vector<Tensor>& in) { return log_softmax(in[0], dim); }, {y});
+  }
+  // with -inf: values (zeros for the masked row) and gradients agree; no gradcheck across -inf
+  for (bool plain : {false, true}) {
+    ReferenceModeGuard mode(plain);
+    Tensor s = softmax(x, -1);
+    for (int64_t k = 0; k < 6; ++k) CHECK(s.data()[6 + k] == 0);
+    CHECK(s.data()[2] == 0);
+  }
+  Tensor gamma = ag::testing::leaf({6}, 53), beta = ag::testing::leaf({6}, 54);
+  check_modes_agree(
+      [](const std::vector<Tensor>& in) { return nn::layer_norm(in[0], in[1], in[2]); },
+      {y, gamma, beta}, 1e-4);
+  check_modes_agree([](const std::vector<Tensor>& in) { return nn::layer_norm(in[0], {}, {}); },
+                    {y}, 1e-4);
+  Tensor w = ag::testing::leaf({5, 6}, 55), b = ag::testing::leaf({5}, 56);
+  check_modes_agree(
+      [](const std::vector<Tensor>& in) { return nn::linear(in[0], in[1], in[2]); }, {y, w, b});
+  check_modes_agree([](const std::vector<Tensor>& in) { return nn::linear(in[0], in[1]); },
+                    {ag::testing::leaf({6}, 57), w});
+  check_modes_agree([](const std::vector<Tensor>& in) { return in[0] * in[1]; },
+                    {y, ag::testing::leaf({4, 1}, 58)});
+  Tensor targets = from_vector({0, 5, 2, -100, 1, 3, 4, 4, 0, 1, 2, 3}, {3, 4});
+  for (auto reduction : {nn::Reduction::Mean, nn::Reduction::Sum, nn::Reduction::None}) {
+    check_modes_agree(
+        [&](const std::vector<Tensor>& in) {
+          return nn::cross_entropy(in[0], targets, -100, reduction);
+        },
+        {y});
+  }
+  check_same_error([&] { nn::linear(y, b); }, {"linear", "weight must be 2-D"});
+  check_same_error([&] { nn::layer_norm(y, ones({4}), Tensor()); }, {"layer_norm", "weight"});
+  check_same_error([&] { nn::cross_entropy(y, zeros({3})); }, {"cross_entropy", "targets (3)"});
+  check_same_error([&] { softmax(y, 3); }, {"softmax", "dim 3"});
 }
 
 }  // namespace

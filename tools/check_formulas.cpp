@@ -11,7 +11,13 @@
 //   3. every [ID] in a comment of core/, autograd/, layers/ or tutorials/ has a row;
 //   4. every ID is named in at least one file of tests/;
 //   5. no `file:line` link anywhere under docs/ (or in README.md) points past
-//      the end of its file, or at a file that does not exist.
+//      the end of its file, or at a file that does not exist;
+//   6. every .cpp file of core/, autograd/ and layers/ that computes a formula
+//      (has a comment line that starts with its [ID], the convention for
+//      "the line below computes it") is linked from the formula's row: where a
+//      formula has plain code and a fast twin (the reference and fast bodies
+//      of one function), the row links to both. An [ID] in the middle of a
+//      comment only mentions the formula.
 //
 // Run from the repository root (make test does): prints each problem and
 // exits 1, or prints a summary and exits 0.
@@ -86,6 +92,8 @@ std::vector<fs::path> files_under(const fs::path& dir, const std::set<std::strin
 // and the target's, which must agree.
 const std::regex kLink(R"(\[([A-Za-z0-9_./-]+\.(?:cpp|hpp|py|sh|md)):(\d+)\]\(([^)#]*)#L(\d+)\))");
 const std::regex kId(R"(\[(F\d\.\d+)\])");
+// A comment line that starts with a formula ID: the code below computes it.
+const std::regex kComputes(R"(^\s*//\s*\[F\d)");
 
 }  // namespace
 
@@ -154,6 +162,7 @@ int main(int argc, char** argv) {
 
   // 3. every [ID] in the code has a row.
   std::set<std::string> in_code;
+  std::map<std::string, std::set<std::string>> computed_in;  // ID -> library .cpp files
   for (const char* dir : {"core", "autograd", "layers", "tutorials"}) {
     for (const fs::path& file : files_under(root / dir, {".cpp", ".hpp"})) {
       const std::vector<std::string> lines = read_lines(file);
@@ -162,7 +171,11 @@ int main(int argc, char** argv) {
         for (std::sregex_iterator it(text.begin(), text.end(), kId), end; it != end; ++it) {
           const std::string id = (*it)[1];
           in_code.insert(id);
-          const std::string where = fs::relative(file, root).string() + ":" + std::to_string(n + 1);
+          const std::string relative = fs::relative(file, root).string();
+          if (std::string(dir) != "tutorials" && file.extension() == ".cpp" &&
+              std::regex_search(text, kComputes))
+            computed_in[id].insert(relative);
+          const std::string where = relative + ":" + std::to_string(n + 1);
           if (!known.count(id))
             problems.add(where + ": [" + id + "] is not a formula ID");
           else if (!rows.count(id))
@@ -174,6 +187,16 @@ int main(int argc, char** argv) {
   for (const std::string& id : ids)
     if (!in_code.count(id))
       problems.add(id + ": no [" + id + "] comment in core/, autograd/, layers/ or tutorials/");
+
+  // 6. every library file computing a formula is linked from its row.
+  for (const auto& [id, files] : computed_in) {
+    if (!rows.count(id)) continue;
+    for (const std::string& file : files)
+      if (rows[id].find("](../" + file + "#L") == std::string::npos)
+        problems.add("docs/formulas.md, " + id + ": " + file + " computes [" + id +
+                     "] but the row does not link to it (a fast twin and its plain code each "
+                     "need a link)");
+  }
 
   // 4. every ID named by a test.
   std::set<std::string> in_tests;

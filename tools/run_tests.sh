@@ -3,7 +3,9 @@
 #
 #   tools/run_tests.sh BIN... [--programs PROG...] [-- ARGS...]
 #
-# ARGS are given to every BIN. Each PROG (a tutorial chapter) is run without
+# Each BIN runs twice: in fast mode (the default), then in reference mode
+# (AG_REFERENCE=1: every op and layer runs its plain formula code). ARGS are
+# given to every run. Each PROG (a tutorial chapter) is run without
 # arguments and counts as one test: passed when it exits with status 0 (a
 # chapter exits non-zero when it misses its target).
 #
@@ -44,10 +46,12 @@ summary_re='^[A-Za-z0-9_]+: ([0-9]+) passed, ([0-9]+) failed$'
 total_passed=0
 total_failed=0
 
-for bin in "${bins[@]}"; do
-    echo "=== $bin${args[*]:+ ${args[*]}}"
+for run in "${bins[@]/#/0:}" "${bins[@]/#/1:}"; do
+    reference=${run%%:*}
+    bin=${run#*:}
+    echo "=== AG_REFERENCE=$reference $bin${args[*]:+ ${args[*]}}"
     # stderr is merged so that crash and sanitizer reports appear in order.
-    "$bin" "${args[@]}" 2>&1 | tee "$log"
+    AG_REFERENCE=$reference "$bin" "${args[@]}" 2>&1 | tee "$log"
     code=${PIPESTATUS[0]}
 
     line=$(grep -E "$summary_re" "$log" | tail -n 1)

@@ -22,6 +22,20 @@ Tensor reshaped(const Tensor& a, const Shape& shape, const char* backward_name) 
   return out;
 }
 
+// a with its dims in `order` (checked by the caller), recorded under node_name, so
+// that the trace names the function called (permute or transpose).
+Tensor permuted(const Tensor& a, const std::vector<int64_t>& order, const char* node_name) {
+  Tensor out = kernel::permute(a, order);
+  // Moving elements is linear; its adjoint moves them back: out dim i came
+  // from input dim order[i], so input dim order[i] comes from out dim i.
+  record(node_name, out, {a}, [order](const Tensor& g, const Tensor&) {
+    std::vector<int64_t> inverse(order.size());
+    for (size_t i = 0; i < order.size(); ++i) inverse[order[i]] = static_cast<int64_t>(i);
+    return Grads{kernel::permute(g, inverse)};
+  });
+  return out;
+}
+
 }  // namespace
 
 Tensor reshape(const Tensor& a, const Shape& shape) {
@@ -60,15 +74,7 @@ Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
              fmt::join(dims, ","));
     seen[order[i]] = true;
   }
-  Tensor out = kernel::permute(a, order);
-  // Moving elements is linear; its adjoint moves them back: out dim i came
-  // from input dim order[i], so input dim order[i] comes from out dim i.
-  record("PermuteBackward", out, {a}, [order](const Tensor& g, const Tensor&) {
-    std::vector<int64_t> inverse(order.size());
-    for (size_t i = 0; i < order.size(); ++i) inverse[order[i]] = static_cast<int64_t>(i);
-    return Grads{kernel::permute(g, inverse)};
-  });
-  return out;
+  return permuted(a, order, "PermuteBackward");
 }
 
 Tensor transpose(const Tensor& a, int64_t dim0, int64_t dim1) {
@@ -77,7 +83,7 @@ Tensor transpose(const Tensor& a, int64_t dim0, int64_t dim1) {
   std::vector<int64_t> dims(a.dim());
   std::iota(dims.begin(), dims.end(), 0);
   if (a.dim() > 0) std::swap(dims[d0], dims[d1]);  // a 0-dim tensor stays as it is
-  return permute(a, dims);
+  return permuted(a, dims, "TransposeBackward");
 }
 
 Tensor unsqueeze(const Tensor& a, int64_t dim) {

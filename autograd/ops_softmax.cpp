@@ -13,16 +13,38 @@
 
 namespace ag {
 
+namespace {
+
+// The backwards, as functions of their own so that `break softmax_backward`
+// stops in them. `plain` is the mode the forward ran in.
+
+// y = softmax(x):  dy_i/dx_j = y_i (delta_ij - y_j), so
+// dL/dx_j = y_j (g_j - sum_i g_i y_i)      (sum along dim)
+Tensor softmax_backward(const Tensor& g, const Tensor& y, int64_t dim, bool plain) {
+  if (plain) return y * (g - sum(g * y, dim, /*keepdim=*/true));
+  return kernel::softmax_backward(g, y, dim);  // the line above in one pass
+}
+
+// y = log_softmax(x) = x - log sum_k exp(x_k):  dy_i/dx_j = delta_ij - softmax(x)_j, so
+// dL/dx_j = g_j - softmax(x)_j sum_i g_i = g_j - exp(y_j) sum_i g_i
+Tensor log_softmax_backward(const Tensor& g, const Tensor& y, int64_t dim, bool plain) {
+  if (plain) return g - exp(y) * sum(g, dim, /*keepdim=*/true);
+  // The line above in three passes without the graph: sum, exp, one zip.
+  Tensor total = kernel::sum_dim(g, dim, /*keepdim=*/true);
+  Tensor p = kernel::map(y, [](real v) { return fast::exp(v); });
+  return kernel::zip(g, kernel::zip(p, total, "log_softmax", [](real pi, real s) { return pi * s; }),
+                     "log_softmax", [](real gi, real v) { return gi - v; });
+}
+
+}  // namespace
+
 Tensor softmax(const Tensor& a, int64_t dim) {
   dim = normalize_dim(dim, a.dim(), "softmax", a.shape());
   const bool plain = reference_mode();
   // [F0.2] y_i = exp(x_i - max) / sum_j exp(x_j - max)     along dim
   Tensor out = plain ? kernel::softmax_reference(a, dim) : kernel::softmax(a, dim);
-  // y = softmax(x):  dy_i/dx_j = y_i (delta_ij - y_j), so
-  // dL/dx_j = y_j (g_j - sum_i g_i y_i)      (sum along dim)
   record("SoftmaxBackward", out, {a}, [dim, plain](const Tensor& g, const Tensor& y) {
-    if (plain) return Grads{y * (g - sum(g * y, dim, /*keepdim=*/true))};
-    return Grads{kernel::softmax_backward(g, y, dim)};  // the line above in one pass
+    return Grads{softmax_backward(g, y, dim, plain)};
   });
   return out;
 }
@@ -32,15 +54,8 @@ Tensor log_softmax(const Tensor& a, int64_t dim) {
   const bool plain = reference_mode();
   // y_i = x_i - max - log sum_j exp(x_j - max)             along dim
   Tensor out = plain ? kernel::log_softmax_reference(a, dim) : kernel::log_softmax(a, dim);
-  // y = log_softmax(x) = x - log sum_k exp(x_k):  dy_i/dx_j = delta_ij - softmax(x)_j, so
-  // dL/dx_j = g_j - softmax(x)_j sum_i g_i = g_j - exp(y_j) sum_i g_i
   record("LogSoftmaxBackward", out, {a}, [dim, plain](const Tensor& g, const Tensor& y) {
-    if (plain) return Grads{g - exp(y) * sum(g, dim, /*keepdim=*/true)};
-    Tensor total = kernel::sum_dim(g, dim, /*keepdim=*/true);
-    Tensor p = kernel::map(y, [](real v) { return fast::exp(v); });
-    return Grads{
-        kernel::zip(g, kernel::zip(p, total, "log_softmax", [](real pi, real s) { return pi * s; }),
-                    "log_softmax", [](real gi, real v) { return gi - v; })};
+    return Grads{log_softmax_backward(g, y, dim, plain)};
   });
   return out;
 }

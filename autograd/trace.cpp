@@ -32,11 +32,15 @@ std::string tensors_str(const std::vector<Tensor>& tensors) {
 bool trace_flag = env_flag("AG_TRACE");
 namespace {
 std::FILE* trace_sink = stderr;
+// The mode named by the last line written, so that a change of mode gets a
+// line of its own; null: say it with the next line (a new trace, a new sink).
+const char* mode_announced = nullptr;
 }  // namespace
 
 void set_trace(bool enabled, std::FILE* sink) {
   trace_flag = enabled;
   trace_sink = sink;
+  mode_announced = nullptr;
 }
 
 std::string forward_name(const std::string& node_name) {
@@ -57,11 +61,6 @@ std::string forward_name(const std::string& node_name) {
   }
   return snake;
 }
-
-namespace {
-// The mode named by the last line written, so that a change of mode gets a line of its own.
-const char* mode_announced = nullptr;
-}  // namespace
 
 void trace_forward(const Node& node, const Tensor& output) {
   if (mode_announced != mode_name()) {

@@ -141,7 +141,7 @@ Tensor weighted_context_fast(const Tensor& weights, const Tensor& values) {
   const int64_t batch = values.size(0), count = values.size(1), size = values.size(2);
   Tensor context = Tensor::empty({batch, size});
   context_forward(weights.data(), values.data(), context.data(), batch, count, size);
-  record("AttentionContextBackward", context, {weights, values},
+  record("WeightedContextBackward", context, {weights, values},
          [weights, values, batch, count, size](const Tensor& g, const Tensor&) {
            Tensor dw = Tensor::empty(weights.shape()), dv = Tensor::empty(values.shape());
            context_backward(g.data(), weights.data(), values.data(), dw.data(), dv.data(), batch,

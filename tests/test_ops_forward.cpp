@@ -867,7 +867,7 @@ TEST_CASE("ops/grad_fn: results of ops on inputs requiring grad are recorded") {
   check_recorded(ag::max(a, 1), "MaxBackward");
   check_recorded(ag::reshape(a, {4}), "ReshapeBackward");
   check_recorded(ag::permute(a, {1, 0}), "PermuteBackward");
-  check_recorded(ag::transpose(a, 0, 1));
+  check_recorded(ag::transpose(a, 0, 1), "TransposeBackward");
   check_recorded(ag::unsqueeze(a, 0), "UnsqueezeBackward");
   check_recorded(ag::squeeze(ag::unsqueeze(a, 0), 0), "SqueezeBackward");
   check_recorded(ag::squeeze(ag::unsqueeze(a, 0)), "SqueezeBackward");

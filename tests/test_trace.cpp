@@ -6,6 +6,7 @@
 #include <string>
 
 #include "autograd/attograd.hpp"
+#include "layers/nn.hpp"
 
 using namespace ag;
 
@@ -99,4 +100,33 @@ TEST_CASE("trace: a gradient added in place into its input's (narrow) is traced 
   CHECK(count_lines_with(text, "[trace] backward") == 5);
   CHECK(count_lines_with(text, "NarrowBackward") == 2);
   CHECK(count_lines_with(text, "-> 'a' (4)") == 2);
+}
+
+TEST_CASE("trace: forward lines name the function the source calls, and the mode") {
+  CHECK(forward_name("CrossEntropyBackward") == "cross_entropy");
+  CHECK(forward_name("LayerNormBackward") == "layer_norm");
+  CHECK(forward_name("MaskedFillBackward") == "masked_fill");
+  Tensor logits = tensor({{1, 2, 3}, {0, 1, 0}});
+  logits.requires_grad_();
+  Tensor targets = tensor({2, 1});
+  auto step = [&] {
+    Tensor y = nn::layer_norm(transpose(logits, 0, 1), Tensor(), Tensor());
+    nn::cross_entropy(transpose(y, 0, 1), targets).backward();
+  };
+  for (bool plain : {false, true}) {
+    ReferenceModeGuard mode(plain);
+    const std::string text = traced(step);
+    INFO(text);
+    CHECK(text.find(plain ? "[trace] mode: reference" : "[trace] mode: fast") != std::string::npos);
+    CHECK(text.find(" transpose ") != std::string::npos);
+    if (plain) {
+      // the formulas op by op: layer_norm's mean, sub, pow, ...; log_softmax then nll_loss
+      CHECK(text.find(" mean ") != std::string::npos);
+      CHECK(text.find(" log_softmax ") != std::string::npos);
+      CHECK(text.find(" nll_loss ") != std::string::npos);
+    } else {
+      CHECK(text.find(" layer_norm ") != std::string::npos);
+      CHECK(text.find(" cross_entropy ") != std::string::npos);
+    }
+  }
 }

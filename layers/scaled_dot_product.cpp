@@ -64,7 +64,7 @@ AttentionOutput scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
                                              const Tensor& mask) {
   check_attention(q, k, v, mask);
   const real sqrt_d_k = std::sqrt(static_cast<real>(q.shape().back()));
-  // [F1.3] step 1, [F2.3] A_ij = q_i . k_j / sqrt(d_k)      (..., Tq, d_k) x (..., d_k, Tk)
+  // [F1.3] [F2.3] step 1: A_ij = q_i . k_j / sqrt(d_k)      (..., Tq, d_k) x (..., d_k, Tk)
   // [F1.6] 1/sqrt(d_k) keeps var(A_ij) near 1 (d_k unscaled): softmax does not saturate
   Tensor scores = matmul(q, transpose(k, -2, -1));
   Tensor weights;
@@ -72,15 +72,15 @@ AttentionOutput scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
     scores = scores / sqrt_d_k;
     // [F4.8] masked scores become -inf, so exp gives exactly 0 weight
     if (mask.defined()) scores = masked_fill(scores, mask, -std::numeric_limits<real>::infinity());
-    // [F1.3] step 2, [F2.4] H_i = softmax(A_i)                over the keys (last dim)
+    // [F1.3] [F2.4] step 2: H_i = softmax(A_i)                over the keys (last dim)
     weights = softmax(scores, -1);
   } else {
     // Fast mode: the three lines above in one pass over the scores, and one
     // backward (the fast twin below).
     weights = detail::scaled_masked_softmax(scores, sqrt_d_k, mask);
   }
-  // [F1.1] [F2.1] [F3.4] Attention(Q,K,V) = softmax(QK^T / sqrt(d_k)) V; [F1.3] step 3,
-  // [F2.5] O_i = sum_j H_ij V_j                               (..., Tq, Tk) x (..., Tk, d_v)
+  // [F1.1] [F2.1] [F3.4] [F1.3] [F2.5] Attention(Q,K,V) = softmax(QK^T / sqrt(d_k)) V,
+  // step 3: O_i = sum_j H_ij V_j                               (..., Tq, Tk) x (..., Tk, d_v)
   Tensor output = matmul(weights, v);
   return {output, weights};
 }
@@ -101,7 +101,7 @@ MaskRows mask_rows(const Tensor& mask, const Shape& scores) {
   return rows;
 }
 
-// [F2.3] z = x / divisor, [F4.8] z = -inf where the mask blocks, [F2.4] each row of z
+// [F2.3] [F4.8] [F2.4] z = x / divisor, z = -inf where the mask blocks, each row of z
 // softmaxed in place (max subtracted; a row blocked everywhere gets zeros, as softmax
 // gives it; a NaN anywhere in a row makes the row NaN).
 AG_SIMD_CLONES void scaled_masked_softmax_rows(const real* x, real divisor, const MaskRows& mask,

@@ -84,7 +84,7 @@ Tensor TinyTransformer::forward(const Tensor& tokens, bool causal) {
   AG_CHECK(tokens.size(1) <= options.max_len,
            "TinyTransformer: sequence length {} exceeds max_len {}", tokens.size(1),
            options.max_len);
-  // [F2.8] Embedding, then [F3.1] + PE            (B,T) -> (B,T,d)
+  // [F2.8] [F3.1] Embedding, then + PE            (B,T) -> (B,T,d)
   Tensor x = positional->forward(embedding->forward(tokens));
   // [F4.8] the lookahead mask: query t may not read keys after t     (T,T)
   Tensor mask = causal ? causal_mask(tokens.size(1)) : Tensor();

@@ -13,11 +13,11 @@
 //   5. no `file:line` link anywhere under docs/ (or in README.md) points past
 //      the end of its file, or at a file that does not exist;
 //   6. every .cpp file of core/, autograd/ and layers/ that computes a formula
-//      (has a comment line that starts with its [ID], the convention for
-//      "the line below computes it") is linked from the formula's row: where a
-//      formula has plain code and a fast twin (the reference and fast bodies
-//      of one function), the row links to both. An [ID] in the middle of a
-//      comment only mentions the formula.
+//      is linked from the formula's row: where a formula has plain code and a
+//      fast twin (the reference and fast bodies of one function), the row links
+//      to both. A line computes the formulas whose tags open the comment above
+//      it, `// [F2.3] [F2.4] ...`; an [ID] later in a comment only mentions it.
+//      (gdb's break-formula, tools/gdb/attograd.py, stops on the same lines.)
 //
 // Run from the repository root (make test does): prints each problem and
 // exits 1, or prints a summary and exits 0.
@@ -92,8 +92,9 @@ std::vector<fs::path> files_under(const fs::path& dir, const std::set<std::strin
 // and the target's, which must agree.
 const std::regex kLink(R"(\[([A-Za-z0-9_./-]+\.(?:cpp|hpp|py|sh|md)):(\d+)\]\(([^)#]*)#L(\d+)\))");
 const std::regex kId(R"(\[(F\d\.\d+)\])");
-// A comment line that starts with a formula ID: the code below computes it.
-const std::regex kComputes(R"(^\s*//\s*\[F\d)");
+// The tags that open a comment line, `// [F2.3] [F2.4] text`: the code below
+// computes those formulas.
+const std::regex kLeadingTags(R"(^\s*//\s*((?:\[F\d\.\d+\]\s*)+))");
 
 }  // namespace
 
@@ -172,8 +173,10 @@ int main(int argc, char** argv) {
           const std::string id = (*it)[1];
           in_code.insert(id);
           const std::string relative = fs::relative(file, root).string();
+          std::smatch leading;
           if (std::string(dir) != "tutorials" && file.extension() == ".cpp" &&
-              std::regex_search(text, kComputes))
+              std::regex_search(text, leading, kLeadingTags) &&
+              leading[1].str().find("[" + id + "]") != std::string::npos)
             computed_in[id].insert(relative);
           const std::string where = relative + ":" + std::to_string(n + 1);
           if (!known.count(id))

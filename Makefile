@@ -123,10 +123,12 @@ PAR = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc))
 # one test: it passes when the chapter reaches its target). With ARGS (a
 # doctest filter) only the test binaries run.
 # Also without ARGS: the formula-map check (tools/check_formulas.cpp) and,
-# when gdb is installed, the pretty-printers' test on chapter 03's debug build
-# (tools/gdb/check_printers.sh), each counted as one test.
+# when gdb is installed, the debugger tests (tools/gdb/check_printers.sh: the
+# pretty-printers, and docs/debugging.md's chapter recipes on the debug builds
+# of chapters 03-07), each counted as one test.
 GDB := $(shell command -v gdb 2>/dev/null)
-PRINTER_TEST_BIN := build/debug/tutorials/03_point_attention
+# The debug builds the debugger tests run: chapters 03-07 (docs/debugging.md's recipes).
+PRINTER_TEST_BIN := $(patsubst %.cpp,build/debug/%,$(sort $(wildcard $(foreach n,03 04 05 06 07,tutorials/$(n)_*.cpp))))
 test: deps
 	$(MAKE) $(PAR) FLAVOR=float build-tests build-double $(if $(ARGS),,build-tutorials $(FLOAT_DIR)/tools/check_formulas)
 	$(if $(ARGS)$(GDB),,@echo "gdb is not installed: the pretty-printers' test is skipped (apt-get install -y gdb)")
@@ -159,16 +161,21 @@ tutorial-%: deps
 	$(FLOAT_DIR)/$(basename $(call tutorial_src,$*)) $(ARGS)
 
 # make debug-03  builds chapter 03 with MODE=debug and starts it in gdb with
-# attograd's pretty-printers loaded, stopped at the function the chapter names
-# in its line "// make debug-NN breaks in: <function>" (its main layer's forward).
+# attograd's pretty-printers loaded, in reference mode (every op and layer runs
+# its plain formula code; AG_REFERENCE=0 make debug-03 runs the fast twins), and
+# stops on the first line of the function the chapter names in its line
+# "// make debug-NN breaks in: <function>" (its main layer's forward). gdb stops
+# on a function's opening brace, before the arguments are set up; the `next`
+# after `run` takes it to the first line of the body, arguments in place.
 debug-%: deps
 	$(if $(call tutorial_src,$*),,$(error No tutorial tutorials/$*_*.cpp. Available: $(or $(TUTORIAL_SRCS),none yet)))
 	$(if $(word 2,$(call tutorial_src,$*)),$(error Several tutorials match tutorials/$*_*.cpp: $(call tutorial_src,$*)))
 	@command -v gdb >/dev/null || { echo "gdb is not installed; run: apt-get install -y gdb" >&2; exit 1; }
 	$(MAKE) $(PAR) MODE=debug FLAVOR=float build/debug/$(basename $(call tutorial_src,$*))
 	gdb -q -iex "add-auto-load-safe-path $(CURDIR)/build" \
+	    -ex "set environment AG_REFERENCE=$(or $(AG_REFERENCE),1)" \
 	    $(foreach f,$(shell sed -n 's|^// make debug-[0-9]* breaks in: *||p' $(call tutorial_src,$*)),-ex "break $(f)") \
-	    -ex run --args build/debug/$(basename $(call tutorial_src,$*)) $(ARGS)
+	    -ex run -ex next --args build/debug/$(basename $(call tutorial_src,$*)) $(ARGS)
 
 # Benchmarks only make sense optimised: always release mode, float flavor.
 bench: deps

@@ -15,7 +15,7 @@
 //
 // Target: at least 95% per-token accuracy on held-out sequences (2 heads).
 // Text: docs/tutorials/05-multi-head-attention.md
-// make debug-05 breaks in: ag::nn::MultiHeadAttention::forward
+// make debug-05 breaks in: multi_head_attention.cpp:ag::nn::MultiHeadAttention::forward
 #include <cmath>
 #include <iostream>
 

@@ -21,6 +21,9 @@
 # std::shared_ptr (_M_ptr). They only read memory; a printer never calls a
 # function of the program, so printing is safe at any breakpoint.
 
+import os
+import re
+
 import gdb
 import gdb.printing
 
@@ -212,9 +215,107 @@ def build_printer():
     return printer
 
 
+# --- stepping: what `step` skips, and breakpoints on formula lines ------------------
+
+# The repository root: this file is tools/gdb/attograd.py.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# `step` goes into attograd's functions and skips the rest: the standard library
+# and fmt (every header under /usr/include, any depth), and the accessors of a
+# Tensor handle, which only read a field. `finish` still leaves any function.
+SKIPS = ["-gfi /usr/include/" + "*/" * depth + "*" for depth in range(6)] + [
+    "-rfu ^std::",
+    "-rfu ^fmt::",
+    "-rfu ^ag::Tensor::(Tensor|~Tensor|operator=|impl|shape|size|dim|numel|data|defined|name|"
+    "requires_grad|grad_fn|item)$",
+    "-rfu ^ag::shape_numel$",
+]
+_skips_set = False
+
+
+def set_skips():
+    global _skips_set
+    if _skips_set:
+        return
+    _skips_set = True
+    for skip in SKIPS:
+        gdb.execute("skip " + skip, to_string=True)
+
+
+# A line computes the formulas whose tags open the comment above it,
+# `// [F2.3] [F2.4] H_i = softmax(A_i / sqrt(d_k))`; a tag later in a comment only
+# mentions a formula (docs/formulas.md; tools/check_formulas.cpp, the same rule).
+_LEADING_TAGS = re.compile(r"^\s*//\s*((?:\[F\d\.\d+\]\s*)+)")
+
+
+def formula_lines(formula):
+    """[(file, line)] of the code lines that compute `formula` (e.g. "F2.4"): the first
+    line that is not a comment below each comment line whose opening tags name it. Library files and chapters, sorted."""
+    tag = "[" + formula + "]"
+    found = []
+    for folder in ("core", "autograd", "layers", "tutorials"):
+        for directory, _, files in sorted(os.walk(os.path.join(ROOT, folder))):
+            for name in sorted(files):
+                if not name.endswith(".cpp"):
+                    continue
+                path = os.path.join(directory, name)
+                with open(path, encoding="utf-8") as source:
+                    lines = source.read().split("\n")
+                for i, text in enumerate(lines):
+                    leading = _LEADING_TAGS.match(text)
+                    if not leading or tag not in leading.group(1):
+                        continue
+                    code = i + 1
+                    while code < len(lines) and lines[code].strip().startswith("//"):
+                        code += 1
+                    found.append((os.path.relpath(path, ROOT), code + 1))
+    return sorted(set(found))
+
+
+class BreakFormula(gdb.Command):
+    """Stop on every line that computes a formula of the articles.
+
+Usage: break-formula ID     e.g.  break-formula F2.4
+
+Sets a breakpoint on each code line below a `// [ID] ...` comment in core/,
+autograd/, layers/ and tutorials/: the plain formula code that reference mode
+(AG_REFERENCE=1, what make debug-NN runs) executes, and the fast twin where a
+formula has one. docs/formulas.md lists the same lines."""
+
+    def __init__(self):
+        super().__init__("break-formula", gdb.COMMAND_BREAKPOINTS)
+
+    def invoke(self, argument, from_tty):
+        formula = argument.strip().upper()
+        if not re.fullmatch(r"F\d\.\d+", formula):
+            raise gdb.GdbError("break-formula: give a formula ID such as F2.4, not %r" % argument)
+        lines = formula_lines(formula)
+        if not lines:
+            raise gdb.GdbError("break-formula: no line computes [%s]" % formula)
+        known = []
+        for path, line in lines:
+            try:  # only files of this program: a layer it does not link has no code here
+                gdb.decode_line("%s:%d" % (path, line))
+                known.append((path, line))
+            except gdb.error:
+                pass
+        if not known:
+            raise gdb.GdbError("break-formula: no line of this program computes [%s]" % formula)
+        for path, line in known:
+            gdb.execute("break %s:%d" % (path, line))
+
+
 def register(objfile=None):
-    """Registers the printers for one binary (objfile) or, with None, globally."""
+    """Registers the printers for one binary (objfile) or, with None, globally,
+    the break-formula command, and the functions `step` skips."""
     gdb.printing.register_pretty_printer(objfile, build_printer(), replace=True)
+    global _command
+    if _command is None:
+        _command = BreakFormula()
+    set_skips()
+
+
+_command = None
 
 
 # `source tools/gdb/attograd.py` registers them for the whole session.

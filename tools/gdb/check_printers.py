@@ -33,6 +33,7 @@ def children_of(value):
 
 def run():
     gdb.execute("set pagination off")
+    gdb.execute("set confirm off")
     gdb.execute("set print elements 20")
     check(
         any(p.name == "attograd" for p in gdb.current_progspace().objfiles()[0].pretty_printers),
@@ -91,8 +92,8 @@ except gdb.error as e:
 
 if failures:
     print("gdb printers: %d check(s) failed" % len(failures))
-    gdb.execute("kill")
+    gdb.execute("kill", to_string=True)
     gdb.execute("quit 1")
 print("gdb printers: all checks passed")
-gdb.execute("kill")
+gdb.execute("kill", to_string=True)
 gdb.execute("quit 0")

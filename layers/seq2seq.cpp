@@ -84,7 +84,8 @@ Seq2Seq::Encoded Seq2Seq::encode(const Tensor& source, const std::vector<int64_t
                                    : encoder_lstm->forward(embedded, lengths);
   Encoded e;
   e.states = out.output;
-  e.last = {out.h_n, out.c_n};
+  // h_n, c_n (1,B,H): one layer, one direction  -> (B,H)
+  e.last = {squeeze(out.h_n, 0), out.c_n.defined() ? squeeze(out.c_n, 0) : Tensor()};
   if (attention) {
     e.projected_keys = attention->project_keys(e.states);
     // [F4.8] padding: positions past a source's length get no attention

@@ -367,28 +367,90 @@ def case_lstm_cell():
             run, identity, identity)
 
 
-# RNN and LSTM: once over full sequences from a given initial state, once over
-# padded sequences of lengths 4, 2, 3 (packed in PyTorch) from zeros.
-def case_rnn():
+# RNN and LSTM (one layer, two, bidirectional, both): once over full sequences
+# from a given initial state (L*dirs, B, H), once over padded sequences of
+# lengths 4, 2, 3 (packed in PyTorch) from zeros. Then the gradients, with
+# respect to the input, the initial state and every parameter, of
+# sum_name sum(outputs[name] * upstream[name]) over both runs' outputs, for
+# fixed random upstream tensors: backward through every layer and direction,
+# the padding included. Two layers have dropout 0.5 between them, which eval
+# mode turns off (in attograd too).
+def recurrent_case(kind, num_layers=1, bidirectional=False):
+    lstm = kind == "lstm"
+    dirs = 2 if bidirectional else 1
+    m = (nn.LSTM if lstm else nn.RNN)(3, 5, num_layers=num_layers, batch_first=True,
+                                      dropout=0.5 if num_layers > 1 else 0.0,
+                                      bidirectional=bidirectional)
+    inputs = {"input": torch.randn(3, 4, 3), "h0": torch.randn(num_layers * dirs, 3, 5)}
+    if lstm:
+        inputs["c0"] = torch.randn(num_layers * dirs, 3, 5)
+    inputs["lengths"] = torch.tensor([4, 2, 3])
+    state_shape = (num_layers * dirs, 3, 5)
+    output_shapes = {"output": (3, 4, dirs * 5), "h_n": state_shape,
+                     "packed_output": (3, 4, dirs * 5), "packed_h_n": state_shape}
+    if lstm:
+        output_shapes.update({"c_n": state_shape, "packed_c_n": state_shape})
+    for name, shape in output_shapes.items():
+        inputs["upstream." + name] = torch.randn(shape)
+
     def run(m, i):
-        out, h_n = run_rnn(m, i["input"], None, i["h0"].unsqueeze(0))
-        packed_out, packed_h = run_rnn(m, i["input"], i["lengths"].tolist())
-        return {"output": out, "h_n": h_n[0], "packed_output": packed_out,
-                "packed_h_n": packed_h[0]}
-    return (nn.RNN(3, 5, batch_first=True),
-            {"input": torch.randn(3, 4, 3), "h0": torch.randn(3, 5),
-             "lengths": torch.tensor([4, 2, 3])}, run, identity, identity)
+        with torch.enable_grad():
+            x = i["input"].clone().requires_grad_()
+            h0 = i["h0"].clone().requires_grad_()
+            leaves = {"input": x, "h0": h0}
+            state = h0
+            if lstm:
+                c0 = i["c0"].clone().requires_grad_()
+                leaves["c0"] = c0
+                state = (h0, c0)
+            out, last = run_rnn(m, x, None, state)
+            packed_out, packed_last = run_rnn(m, x, i["lengths"].tolist())
+            outputs = {"output": out, "packed_output": packed_out}
+            if lstm:
+                outputs.update({"h_n": last[0], "c_n": last[1], "packed_h_n": packed_last[0],
+                                "packed_c_n": packed_last[1]})
+            else:
+                outputs.update({"h_n": last, "packed_h_n": packed_last})
+            m.zero_grad()
+            loss = sum((t * i["upstream." + n]).sum() for n, t in outputs.items())
+            loss.backward()
+            grads = {"grad." + n: t.grad for n, t in leaves.items()}
+            grads.update({"grad." + n: p.grad for n, p in m.named_parameters()})
+        return {**{n: t.detach() for n, t in outputs.items()},
+                **{n: g.detach().clone() for n, g in grads.items()}}
+    return m, inputs, run, identity, identity
+
+
+def case_rnn():
+    return recurrent_case("rnn")
 
 
 def case_lstm():
-    def run(m, i):
-        out, (h_n, c_n) = run_rnn(m, i["input"], None, (i["h0"][None], i["c0"][None]))
-        packed_out, (packed_h, packed_c) = run_rnn(m, i["input"], i["lengths"].tolist())
-        return {"output": out, "h_n": h_n[0], "c_n": c_n[0], "packed_output": packed_out,
-                "packed_h_n": packed_h[0], "packed_c_n": packed_c[0]}
-    return (nn.LSTM(3, 5, batch_first=True),
-            {"input": torch.randn(3, 4, 3), "h0": torch.randn(3, 5), "c0": torch.randn(3, 5),
-             "lengths": torch.tensor([4, 2, 3])}, run, identity, identity)
+    return recurrent_case("lstm")
+
+
+def case_rnn_2_layers():
+    return recurrent_case("rnn", num_layers=2)
+
+
+def case_rnn_bidirectional():
+    return recurrent_case("rnn", bidirectional=True)
+
+
+def case_rnn_2_layers_bidirectional():
+    return recurrent_case("rnn", num_layers=2, bidirectional=True)
+
+
+def case_lstm_2_layers():
+    return recurrent_case("lstm", num_layers=2)
+
+
+def case_lstm_bidirectional():
+    return recurrent_case("lstm", bidirectional=True)
+
+
+def case_lstm_2_layers_bidirectional():
+    return recurrent_case("lstm", num_layers=2, bidirectional=True)
 
 
 # nn.MultiheadAttention through the in_proj mapping: cross-attention with a

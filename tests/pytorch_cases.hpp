@@ -135,8 +135,13 @@ inline NamedTensors seq2seq(nn::Module& m, FixtureTensors& io) {
   return {{"logits", out.logits}, {"attention", out.attention}};
 }
 
-inline std::shared_ptr<nn::Module> make_seq2seq(nn::CellType cell, nn::ScoreType score) {
+inline std::shared_ptr<nn::Module> make_seq2seq(nn::CellType cell, nn::ScoreType score,
+                                                int64_t num_layers = 1,
+                                                bool bidirectional = false) {
   nn::Seq2SeqOptions o;
+  o.num_layers = num_layers;
+  o.dropout = num_layers > 1 ? 0.5 : 0;  // eval mode: off, as in PyTorch
+  o.bidirectional = bidirectional;
   o.source_vocab = 7;
   o.target_vocab = 9;
   o.embedding_dim = 4;
@@ -246,6 +251,12 @@ inline std::vector<PytorchCase> pytorch_cases() {
        [] { return make_seq2seq(nn::CellType::LSTM, nn::ScoreType::Additive); }, seq2seq},
       {"seq2seq_rnn_general",
        [] { return make_seq2seq(nn::CellType::RNN, nn::ScoreType::General); }, seq2seq},
+      {"seq2seq_lstm_dot_2_layers",
+       [] { return make_seq2seq(nn::CellType::LSTM, nn::ScoreType::Dot, 2); }, seq2seq},
+      {"seq2seq_rnn_general_bidirectional",
+       [] { return make_seq2seq(nn::CellType::RNN, nn::ScoreType::General, 1, true); }, seq2seq},
+      {"seq2seq_lstm_additive_2_layers_bidirectional",
+       [] { return make_seq2seq(nn::CellType::LSTM, nn::ScoreType::Additive, 2, true); }, seq2seq},
       {"positional_encoding", [] { return make_shared<nn::PositionalEncoding>(6, 10); }, unary},
       {"feed_forward", [] { return make_shared<nn::FeedForward>(6, 12); }, unary},
   };

@@ -190,6 +190,14 @@ TEST_CASE("interop/pytorch: Seq2Seq (LSTM, additive; RNN, general) matches a PyT
   check_case("seq2seq_rnn_general");
 }
 
+TEST_CASE(
+    "interop/pytorch: Seq2Seq with 2 layers and a bidirectional encoder matches a PyTorch "
+    "model") {
+  check_case("seq2seq_lstm_dot_2_layers");
+  check_case("seq2seq_rnn_general_bidirectional");
+  check_case("seq2seq_lstm_additive_2_layers_bidirectional");
+}
+
 TEST_CASE("interop/pytorch: PositionalEncoding's table is the one PyTorch computes") {
   check_case("positional_encoding");
   // Without loading: attograd's own table against the buffer PyTorch wrote.

@@ -1,8 +1,9 @@
 // LSTM, as torch.nn.LSTMCell and torch.nn.LSTM (batch_first = true,
-// num_layers, dropout, bidirectional): the recurrent unit of the seeds' code (seed 001's Keras LSTM
-// encoder and decoder, seed 004's LSTMCell decoder). The seeds use it without
-// writing its equations, so no formula ID of docs/formulas.md is computed
-// here; the gates below are PyTorch's (and Hochreiter and Schmidhuber's).
+// num_layers, dropout, bidirectional): the recurrent unit of the seeds' code
+// (seed 001's Keras LSTM encoder and decoder, seed 004's stacked LSTMCells).
+// The seeds use it without writing its equations, so no formula ID of
+// docs/formulas.md is computed here; the gates below are PyTorch's (and
+// Hochreiter and Schmidhuber's).
 //
 // PyTorch's gate layout: the four gates are stacked in the order input,
 // forget, cell (candidate), output, so one GEMM computes them all:

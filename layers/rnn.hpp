@@ -9,8 +9,8 @@
 //
 // and the seed's form is the case W_xh = I, b_ih = 0 (a test shows it).
 // Parameters have PyTorch's names and shapes (weight_ih (H,D), weight_hh (H,H),
-// bias_ih (H), bias_hh (H); with the suffix _l0 in RNN), so weights load from
-// a PyTorch state_dict by name.
+// bias_ih (H), bias_hh (H); with the suffixes _l0, _l0_reverse, _l1, ... in
+// RNN), so weights load from a PyTorch state_dict by name.
 //
 // Stacked and bidirectional, as PyTorch defines them (shared with LSTM, in
 // RNNBase below). With num_layers = L, layer l > 0 reads the outputs of layer

@@ -1,5 +1,7 @@
-// LSTM: the gates of one step, the cell, and the loop over time. No formula
-// ID: the seeds use an LSTM but give no equations for it (see lstm.hpp).
+// LSTM: the gates of one step, the cell, and the step of one layer in one
+// direction (the loop over layers, directions and time is RNNBase::run, in
+// rnn.cpp). No formula ID: the seeds use an LSTM but give no equations for it
+// (see lstm.hpp).
 #include "layers/lstm.hpp"
 
 #include <cmath>
@@ -13,9 +15,13 @@ namespace ag::nn {
 
 RecurrentState lstm_gates(const Tensor& gates, const Tensor& c_prev, int64_t H) {
   // PyTorch's order of the four gates in (B,4H): input, forget, cell, output.
+  // i = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi): how much of the candidate to write
   const Tensor i = sigmoid(narrow(gates, 1, 0, H));
+  // f = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf): how much of the old memory to keep
   const Tensor f = sigmoid(narrow(gates, 1, H, H));
+  // g = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg): the candidate memory
   const Tensor g = tanh(narrow(gates, 1, 2 * H, H));
+  // o = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho): how much of the memory to show
   const Tensor o = sigmoid(narrow(gates, 1, 3 * H, H));
   // c_t = f * c_{t-1} + i * g: forget part of the old memory, write the new candidate
   const Tensor c = f * c_prev + i * g;
@@ -47,46 +53,23 @@ std::string LSTMCell::extra_repr() const {
   return fmt::format("input_size={}, hidden_size={}", input_size, hidden_size);
 }
 
-LSTM::LSTM(int64_t input_size, int64_t hidden_size)
-    : Module("LSTM"), input_size(input_size), hidden_size(hidden_size) {
-  std::tie(weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0) = register_recurrent_parameters(
-      [this](const std::string& name, Tensor t) { return register_parameter(name, t); }, "_l0",
-      /*gates=*/4, input_size, hidden_size, "LSTM");
-}
+LSTM::LSTM(int64_t input_size, int64_t hidden_size, int64_t num_layers, real dropout,
+           bool bidirectional)
+    : RNNBase("LSTM", /*gates=*/4, input_size, hidden_size, num_layers, dropout, bidirectional) {}
 
 SequenceOutput LSTM::forward(const Tensor& x, const std::vector<int64_t>& lengths,
                              const RecurrentState& initial) {
-  AG_CHECK(x.dim() == 3 && x.size(2) == input_size && x.size(1) >= 1,
-           "LSTM: input {} must be (batch, time >= 1, input_size = {})", describe(x), input_size);
-  check_lengths(lengths, x, "LSTM");
-  const int64_t B = x.size(0), T = x.size(1);
-  check_state(initial.h, B, hidden_size, "LSTM", "initial h");
-  check_state(initial.c, B, hidden_size, "LSTM", "initial c");
-  // W_ih x_t + b_ih for every step at once: one GEMM    (B,T,D) -> (B,T,4H)
-  const Tensor input_part = linear(x, weight_ih_l0, bias_ih_l0);
-  Tensor h = initial.h.defined() ? initial.h : zeros({B, hidden_size});
-  Tensor c = initial.c.defined() ? initial.c : zeros({B, hidden_size});
-  std::vector<Tensor> outputs;
-  for (int64_t t = 0; t < T; ++t) {
-    const Tensor gates =
-        squeeze(narrow(input_part, 1, t, 1), 1) + linear(h, weight_hh_l0, bias_hh_l0);
-    RecurrentState next = lstm_gates(gates, c, hidden_size);
-    if (lengths.empty()) {
-      h = next.h;
-      c = next.c;
-      outputs.push_back(h);
-    } else {  // past its end a sequence keeps its state, and outputs zeros
-      const Tensor active = active_steps(lengths, B, t);
-      h = where(active, next.h, h);
-      c = where(active, next.c, c);
-      outputs.push_back(next.h * active);
-    }
-  }
-  return {stack(outputs, 1), h, c};
+  check_input(x, lengths);
+  check_initial(initial.h, x.size(0), "h0");
+  check_initial(initial.c, x.size(0), "c0");
+  return run(x, lengths, initial);
 }
 
-std::string LSTM::extra_repr() const {
-  return fmt::format("input_size={}, hidden_size={}, batch_first=true", input_size, hidden_size);
+RecurrentState LSTM::step(const Tensor& input_part, const RecurrentState& previous,
+                          const RecurrentWeights& w) const {
+  // [i; f; g; o] = (W_ih x_t + b_ih) + W_hh h_{t-1} + b_hh      (B,4H) + (B,H) -> (B,4H)
+  const Tensor gates = input_part + linear(previous.h, w.weight_hh, w.bias_hh);
+  return lstm_gates(gates, previous.c, hidden_size);
 }
 
 }  // namespace ag::nn

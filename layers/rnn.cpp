@@ -1,4 +1,5 @@
-// Elman RNN [F0.5]: the cell, and the loop over time that applies it.
+// Elman RNN [F0.5]: the cell, its step, and the loop over layers, directions
+// and time that RNN and LSTM share (RNNBase::run).
 #include "layers/rnn.hpp"
 
 #include <cmath>
@@ -6,6 +7,7 @@
 #include "autograd/ops.hpp"
 #include "core/creation.hpp"
 #include "core/error.hpp"
+#include "layers/dropout.hpp"
 #include "layers/init.hpp"
 #include "layers/linear.hpp"
 
@@ -77,42 +79,125 @@ std::string RNNCell::extra_repr() const {
   return fmt::format("input_size={}, hidden_size={}", input_size, hidden_size);
 }
 
-RNN::RNN(int64_t input_size, int64_t hidden_size)
-    : Module("RNN"), input_size(input_size), hidden_size(hidden_size) {
-  std::tie(weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0) = register_recurrent_parameters(
-      [this](const std::string& name, Tensor t) { return register_parameter(name, t); }, "_l0",
-      /*gates=*/1, input_size, hidden_size, "RNN");
+RNNBase::RNNBase(const char* type, int64_t gates, int64_t input_size, int64_t hidden_size,
+                 int64_t num_layers, real dropout, bool bidirectional)
+    : Module(type),
+      input_size(input_size),
+      hidden_size(hidden_size),
+      num_layers(num_layers),
+      dropout(dropout),
+      bidirectional(bidirectional),
+      has_cell_state_(gates == 4) {
+  AG_CHECK(num_layers >= 1, "{}: num_layers must be >= 1, got {}", type, num_layers);
+  // p = 1 would zero every layer's input above the first (PyTorch allows it; it trains nothing)
+  AG_CHECK(dropout >= 0 && dropout < 1, "{}: dropout must be in [0, 1), got {}", type, dropout);
+  auto registrar = [this](const std::string& name, Tensor t) {
+    return register_parameter(name, t);
+  };
+  for (int64_t layer = 0; layer < num_layers; ++layer)
+    for (int64_t direction = 0; direction < num_directions(); ++direction) {
+      // layer 0 reads x (D features); every layer above reads the one below: dirs*H
+      const int64_t layer_input = layer == 0 ? input_size : num_directions() * hidden_size;
+      const std::string suffix = fmt::format("_l{}{}", layer, direction == 1 ? "_reverse" : "");
+      RecurrentWeights w;
+      std::tie(w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh) =
+          register_recurrent_parameters(registrar, suffix, gates, layer_input, hidden_size, type);
+      weights.push_back(w);
+    }
+  weight_ih_l0 = weights[0].weight_ih;
+  weight_hh_l0 = weights[0].weight_hh;
+  bias_ih_l0 = weights[0].bias_ih;
+  bias_hh_l0 = weights[0].bias_hh;
 }
+
+void RNNBase::check_input(const Tensor& x, const std::vector<int64_t>& lengths) const {
+  const char* op = type_name().c_str();
+  AG_CHECK(x.dim() == 3 && x.size(2) == input_size && x.size(1) >= 1,
+           "{}: input {} must be (batch, time >= 1, input_size = {})", op, describe(x), input_size);
+  check_lengths(lengths, x, op);
+}
+
+void RNNBase::check_initial(const Tensor& state, int64_t batch, const char* what) const {
+  const int64_t rows = num_layers * num_directions();
+  AG_CHECK(!state.defined() || state.shape() == Shape({rows, batch, hidden_size}),
+           "{}: initial state {} {} must be (num_layers * num_directions = {}, batch = {}, "
+           "hidden_size = {})",
+           type_name(), what, describe(state), rows, batch, hidden_size);
+}
+
+SequenceOutput RNNBase::run(const Tensor& x, const std::vector<int64_t>& lengths,
+                            const RecurrentState& initial) {
+  const int64_t B = x.size(0), T = x.size(1), dirs = num_directions();
+  // Row `index` of an initial state (L*dirs,B,H), or zeros: where one layer and direction starts.
+  auto start = [&](const Tensor& all, int64_t index) {
+    return all.defined() ? squeeze(narrow(all, 0, index, 1), 0) : zeros({B, hidden_size});
+  };
+  std::vector<Tensor> h_n, c_n;  // (B,H) each, in the order of their rows
+  Tensor layer_input = x;        // (B,T,D) for layer 0, (B,T,dirs*H) above it
+  for (int64_t layer = 0; layer < num_layers; ++layer) {
+    std::vector<Tensor> direction_outputs;  // (B,T,H) each
+    for (int64_t direction = 0; direction < dirs; ++direction) {
+      const int64_t index = layer * dirs + direction;
+      const RecurrentWeights& w = weights[index];
+      // W_ih x_t + b_ih for every step at once: one GEMM    (B,T,in) -> (B,T,gates*H)
+      const Tensor input_part = linear(layer_input, w.weight_ih, w.bias_ih);
+      RecurrentState state{start(initial.h, index),
+                           has_cell_state_ ? start(initial.c, index) : Tensor()};
+      std::vector<Tensor> outputs(static_cast<size_t>(T));
+      for (int64_t i = 0; i < T; ++i) {
+        // the reverse direction reads the steps from the last to the first
+        const int64_t t = direction == 0 ? i : T - 1 - i;
+        const RecurrentState next = step(squeeze(narrow(input_part, 1, t, 1), 1), state, w);
+        if (lengths.empty()) {
+          state = next;
+          outputs[t] = next.h;
+        } else {
+          // A sequence's padding leaves its state as it is and outputs zeros:
+          // forward, the state stays at its last step; reverse, it stays at
+          // the initial one until the sequence's last real step, where it starts.
+          const Tensor active = active_steps(lengths, B, t);
+          state.h = where(active, next.h, state.h);
+          if (has_cell_state_) state.c = where(active, next.c, state.c);
+          outputs[t] = next.h * active;
+        }
+      }
+      direction_outputs.push_back(stack(outputs, 1));
+      h_n.push_back(state.h);
+      if (has_cell_state_) c_n.push_back(state.c);
+    }
+    // [->h_t; <-h_t]: both directions side by side    (B,T,H) ++ (B,T,H) -> (B,T,2H)
+    layer_input = dirs == 1 ? direction_outputs[0] : cat(direction_outputs, 2);
+    // dropout between layers, on what the next layer reads (PyTorch: not after the last)
+    if (layer + 1 < num_layers) layer_input = nn::dropout(layer_input, dropout, is_training());
+  }
+  return {layer_input, stack(h_n, 0), has_cell_state_ ? stack(c_n, 0) : Tensor()};
+}
+
+std::string RNNBase::extra_repr() const {
+  // PyTorch's repr: the settings that differ from the defaults
+  std::string s = fmt::format("input_size={}, hidden_size={}", input_size, hidden_size);
+  if (num_layers != 1) s += fmt::format(", num_layers={}", num_layers);
+  s += ", batch_first=true";
+  if (dropout != 0) s += fmt::format(", dropout={}", dropout);
+  if (bidirectional) s += ", bidirectional=true";
+  return s;
+}
+
+RNN::RNN(int64_t input_size, int64_t hidden_size, int64_t num_layers, real dropout,
+         bool bidirectional)
+    : RNNBase("RNN", /*gates=*/1, input_size, hidden_size, num_layers, dropout, bidirectional) {}
 
 SequenceOutput RNN::forward(const Tensor& x, const std::vector<int64_t>& lengths,
                             const Tensor& h0) {
-  AG_CHECK(x.dim() == 3 && x.size(2) == input_size && x.size(1) >= 1,
-           "RNN: input {} must be (batch, time >= 1, input_size = {})", describe(x), input_size);
-  check_lengths(lengths, x, "RNN");
-  const int64_t B = x.size(0), T = x.size(1);
-  check_state(h0, B, hidden_size, "RNN", "initial state");
-  // W_xh x_t + b_ih for every step at once: one GEMM    (B,T,D) -> (B,T,H)
-  const Tensor input_part = linear(x, weight_ih_l0, bias_ih_l0);
-  Tensor h = h0.defined() ? h0 : zeros({B, hidden_size});
-  std::vector<Tensor> outputs;
-  for (int64_t t = 0; t < T; ++t) {
-    const Tensor x_t = squeeze(narrow(input_part, 1, t, 1), 1);  // (B,H)
-    // [F0.5] h_t = tanh(W_hh h_{t-1} + W_xh x_t + b)
-    const Tensor h_new = tanh(x_t + linear(h, weight_hh_l0, bias_hh_l0));
-    if (lengths.empty()) {
-      h = h_new;
-      outputs.push_back(h);
-    } else {  // past its end a sequence keeps its state, and outputs zeros
-      const Tensor active = active_steps(lengths, B, t);
-      h = where(active, h_new, h);
-      outputs.push_back(h_new * active);
-    }
-  }
-  return {stack(outputs, 1), h, Tensor()};
+  check_input(x, lengths);
+  check_initial(h0, x.size(0), "h0");
+  return run(x, lengths, {h0, Tensor()});
 }
 
-std::string RNN::extra_repr() const {
-  return fmt::format("input_size={}, hidden_size={}, batch_first=true", input_size, hidden_size);
+RecurrentState RNN::step(const Tensor& input_part, const RecurrentState& previous,
+                         const RecurrentWeights& w) const {
+  // [F0.5] h_t = tanh(W_hh h_{t-1} + W_xh x_t + b)   input_part = W_xh x_t + b_ih (B,H)
+  return {tanh(input_part + linear(previous.h, w.weight_hh, w.bias_hh)), Tensor()};
 }
 
 }  // namespace ag::nn

@@ -3,8 +3,9 @@
 //
 //   encoder   h_1..h_S = RNN or LSTM over embed(x_1..x_S)                 [F1.2] [F4.1]
 //   decoder   for t = 1..T (Luong et al. 2015, with input feeding):
-//     input     u_t = [embed(y_{t-1}); c_{t-1}]          (B,E+H)         [F1.9]
+//     input     u_t = [embed(y_{t-1}); c_{t-1}]          (B,E+K)         [F1.9]
 //     state     s_t = cell(u_t, s_{t-1})                 s_0 = the encoder's last state
+//     (K = H, the size of an encoder state; 2H from a bidirectional encoder, below)
 //     attention a_t = softmax_j score(s_t, h_j), c_t = sum_j a_t(j) h_j  [F4.2]-[F4.7]
 //     output    p(y_t) = softmax(W_out [s_t; c_t] + b_out)               [F4.9]
 //
@@ -23,6 +24,32 @@
 // Batches of sources of different lengths are padded at the end; lengths tell
 // the encoder where each one ends and the padding mask [F4.8] gives the
 // padding zero attention.
+//
+// Stacked layers (num_layers = L; seed 004 stacks L = 2 with StackedRNNCells):
+// the encoder is an RNN or LSTM of L layers, and so is the decoder, run one
+// step at a time. With one layer the decoder is an RNNCell or LSTMCell
+// (decoder.weight_ih, ...); with L > 1 an RNN or LSTM of L layers fed one step
+// (decoder.weight_ih_l0, decoder.weight_ih_l1, ...), as PyTorch's stacked
+// decoders step an nn.LSTM. Decoder layer l starts from encoder layer l's last
+// state; the top layer's state is s_t, the query and the output's input.
+// `dropout` is PyTorch's: on what each layer passes to the one above, in
+// encoder and decoder, in training only (seed 004 drops the encoder's outputs
+// and the decoder's output probabilities instead).
+//
+// A bidirectional encoder (Bahdanau et al. 2015, section 3.2 and appendix
+// A.2) reads the source both ways, so each annotation knows what comes before
+// and after it. With K = 2H:
+//   keys      h_j = [->h_j; <-h_j]                  (B,S,2H): the encoder's output;
+//             the scores compare s_t (H) with keys of 2H (general and additive
+//             scores; the dot score needs equal sizes and is refused), and the
+//             context c_t is 2H, so the decoder reads E + 2H and the output H + 2H
+//   s_0       tanh(W_s <-h_1 + b_s)                 layer by layer, with one
+//             Linear(H, H) `decoder_init`: the backward direction's state at the
+//             first source token, the one that has read the whole source
+//             (Bahdanau's s_0 = tanh(W_s <-h_1)). An LSTM decoder's c_0 is the
+//             same direction's cell state, as it is the encoder's in the
+//             one-way case (Bahdanau's GRU has no cell state)
+//   no score  c_t = [->h_S; <-h_1] of the top layer, both directions' last states
 #pragma once
 
 #include <vector>
@@ -46,9 +73,14 @@ struct Seq2SeqOptions {
   ScoreType score = ScoreType::Additive;
   int64_t pad_id = 0, bos_id = 1, eos_id = 2;
   // [F1.9] feed c_{t-1} into the decoder's input; false feeds zeros in its
-  // place (the input size stays E+H): an ablation, to measure what the fed-back
+  // place (the input size stays E+K): an ablation, to measure what the fed-back
   // context carries (chapter 04 decodes a trained model both ways).
   bool input_feeding = true;
+  // Layers of the encoder and of the decoder; dropout between them (training only).
+  int64_t num_layers = 1;
+  real dropout = 0;
+  // Bahdanau's encoder: keys [->h_j; <-h_j] (K = 2H), s_0 = tanh(W_s <-h_1 + b_s).
+  bool bidirectional = false;
 };
 
 struct Seq2SeqOutput {
@@ -81,17 +113,23 @@ class Seq2Seq : public Module {
   std::shared_ptr<Embedding> encoder_embedding, decoder_embedding;
   std::shared_ptr<RNN> encoder_rnn;  // one of the two encoders, by options.cell
   std::shared_ptr<LSTM> encoder_lstm;
-  std::shared_ptr<RNNCell> decoder_rnn;  // one of the two decoder cells
+  std::shared_ptr<RNNCell> decoder_rnn;  // one of the two decoder cells (one layer)
   std::shared_ptr<LSTMCell> decoder_lstm;
+  std::shared_ptr<RNN> decoder_rnn_layers;  // or of the two stacked decoders (L > 1)
+  std::shared_ptr<LSTM> decoder_lstm_layers;
+  std::shared_ptr<Linear> decoder_init;       // W_s, b_s (H,H): bidirectional only
   std::shared_ptr<AttentionScore> attention;  // undefined for ScoreType::None
-  std::shared_ptr<Linear> output;             // [s_t; c_t] (2H) -> V_target
+  std::shared_ptr<Linear> output;             // [s_t; c_t] (H+K) -> V_target
+  // K: the size of a key and of the context, dirs * H
+  int64_t key_size() const;
 
  private:
   struct Encoded {
-    Tensor states;          // h_1..h_S (B,S,H)
+    Tensor states;          // h_1..h_S (B,S,K), the keys
     Tensor projected_keys;  // project_keys(states) (B,S,A)
     Tensor mask;            // (B,1,S) padding mask, 1 = blocked
-    RecurrentState last;    // the encoder's last state: the decoder's s_0
+    RecurrentState start;   // the decoder's s_0: (B,H) each, (L,B,H) for L > 1
+    Tensor summary;         // the top layer's last states (B,K): the context without attention
   };
   struct Step {
     Tensor logits;   // (B,V)

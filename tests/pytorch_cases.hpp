@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/grad_mode.hpp"
 #include "core/error.hpp"
 #include "core/safetensors.hpp"
 #include "layers/nn.hpp"
@@ -65,15 +66,38 @@ inline NamedTensors unary(nn::Module& m, FixtureTensors& io) {
   return {{"output", as<nn::UnaryModule>(m).forward(io.input("input"))}};
 }
 
+// Records the graph even inside the test's NoGradGuard: for the cases that
+// compare gradients with PyTorch's.
+class GradEnabled {
+ public:
+  GradEnabled() : previous_(is_grad_enabled()) { set_grad_enabled(true); }
+  ~GradEnabled() { set_grad_enabled(previous_); }
+  GradEnabled(const GradEnabled&) = delete;
+  GradEnabled& operator=(const GradEnabled&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// RNN or LSTM, any layers and directions: the full sequences from the
+// fixture's initial state, the padded ones from zeros, then the gradients of
+// sum_name sum(output_name * upstream_name) with respect to the input, the
+// initial state and every parameter, as make_fixtures.py computes them.
 inline NamedTensors recurrent(nn::Module& m, FixtureTensors& io, bool lstm) {
-  const Tensor& x = io.input("input");
+  GradEnabled grad_enabled;
+  auto leaf = [&](const std::string& name) {
+    Tensor t = io.input(name).detach();
+    t.requires_grad_();
+    return t;
+  };
+  const Tensor x = leaf("input"), h0 = leaf("h0"), c0 = lstm ? leaf("c0") : Tensor();
   const std::vector<int64_t> lengths = io.integers("lengths");
   nn::SequenceOutput full, packed;
   if (lstm) {
-    full = as<nn::LSTM>(m).forward(x, {}, {io.input("h0"), io.input("c0")});
+    full = as<nn::LSTM>(m).forward(x, {}, {h0, c0});
     packed = as<nn::LSTM>(m).forward(x, lengths);
   } else {
-    full = as<nn::RNN>(m).forward(x, {}, io.input("h0"));
+    full = as<nn::RNN>(m).forward(x, {}, h0);
     packed = as<nn::RNN>(m).forward(x, lengths);
   }
   NamedTensors out = {{"output", full.output},
@@ -84,6 +108,18 @@ inline NamedTensors recurrent(nn::Module& m, FixtureTensors& io, bool lstm) {
     out.emplace_back("c_n", full.c_n);
     out.emplace_back("packed_c_n", packed.c_n);
   }
+  m.zero_grad();
+  Tensor loss;
+  for (const auto& [name, t] : out) {
+    const Tensor term = sum(t * io.input("upstream." + name));
+    loss = loss.defined() ? loss + term : term;
+  }
+  loss.backward();
+  for (auto& [name, t] : out) t = t.detach();
+  out.emplace_back("grad.input", x.grad());
+  out.emplace_back("grad.h0", h0.grad());
+  if (lstm) out.emplace_back("grad.c0", c0.grad());
+  for (const auto& [name, p] : m.named_parameters()) out.emplace_back("grad." + name, p.grad());
   return out;
 }
 
@@ -99,8 +135,13 @@ inline NamedTensors seq2seq(nn::Module& m, FixtureTensors& io) {
   return {{"logits", out.logits}, {"attention", out.attention}};
 }
 
-inline std::shared_ptr<nn::Module> make_seq2seq(nn::CellType cell, nn::ScoreType score) {
+inline std::shared_ptr<nn::Module> make_seq2seq(nn::CellType cell, nn::ScoreType score,
+                                                int64_t num_layers = 1,
+                                                bool bidirectional = false) {
   nn::Seq2SeqOptions o;
+  o.num_layers = num_layers;
+  o.dropout = num_layers > 1 ? 0.5 : 0;  // eval mode: off, as in PyTorch
+  o.bidirectional = bidirectional;
   o.source_vocab = 7;
   o.target_vocab = 9;
   o.embedding_dim = 4;
@@ -127,6 +168,18 @@ inline std::vector<PytorchCase> pytorch_cases() {
                    as<nn::TransformerEncoderLayer>(m).forward(x, nn::causal_mask(x.size(1)))}};
         }};
   };
+  // nn.RNN / nn.LSTM(3, 5, num_layers, dropout 0.5 between two layers, bidirectional)
+  auto recurrent_case = [](const std::string& name, int64_t layers, bool bidirectional) {
+    const bool lstm = name.rfind("lstm", 0) == 0;
+    const real dropout = layers > 1 ? 0.5 : 0;
+    return PytorchCase{name,
+                       [=]() -> std::shared_ptr<nn::Module> {
+                         if (lstm)
+                           return make_shared<nn::LSTM>(3, 5, layers, dropout, bidirectional);
+                         return make_shared<nn::RNN>(3, 5, layers, dropout, bidirectional);
+                       },
+                       [=](nn::Module& m, FixtureTensors& io) { return recurrent(m, io, lstm); }};
+  };
   return {
       {"linear", [] { return make_shared<nn::Linear>(4, 3); }, unary},
       {"embedding", [] { return make_shared<nn::Embedding>(10, 4); }, unary},
@@ -141,10 +194,14 @@ inline std::vector<PytorchCase> pytorch_cases() {
              as<nn::LSTMCell>(m).forward(io.input("input"), {io.input("h"), io.input("c")});
          return {{"h_next", next.h}, {"c_next", next.c}};
        }},
-      {"rnn", [] { return make_shared<nn::RNN>(3, 5); },
-       [](nn::Module& m, FixtureTensors& io) { return recurrent(m, io, false); }},
-      {"lstm", [] { return make_shared<nn::LSTM>(3, 5); },
-       [](nn::Module& m, FixtureTensors& io) { return recurrent(m, io, true); }},
+      recurrent_case("rnn", 1, false),
+      recurrent_case("lstm", 1, false),
+      recurrent_case("rnn_2_layers", 2, false),
+      recurrent_case("rnn_bidirectional", 1, true),
+      recurrent_case("rnn_2_layers_bidirectional", 2, true),
+      recurrent_case("lstm_2_layers", 2, false),
+      recurrent_case("lstm_bidirectional", 1, true),
+      recurrent_case("lstm_2_layers_bidirectional", 2, true),
       {"multi_head_attention", [] { return make_shared<nn::MultiHeadAttention>(8, 2); },
        [](nn::Module& m, FixtureTensors& io) -> NamedTensors {
          auto& mha = as<nn::MultiHeadAttention>(m);
@@ -194,6 +251,12 @@ inline std::vector<PytorchCase> pytorch_cases() {
        [] { return make_seq2seq(nn::CellType::LSTM, nn::ScoreType::Additive); }, seq2seq},
       {"seq2seq_rnn_general",
        [] { return make_seq2seq(nn::CellType::RNN, nn::ScoreType::General); }, seq2seq},
+      {"seq2seq_lstm_dot_2_layers",
+       [] { return make_seq2seq(nn::CellType::LSTM, nn::ScoreType::Dot, 2); }, seq2seq},
+      {"seq2seq_rnn_general_bidirectional",
+       [] { return make_seq2seq(nn::CellType::RNN, nn::ScoreType::General, 1, true); }, seq2seq},
+      {"seq2seq_lstm_additive_2_layers_bidirectional",
+       [] { return make_seq2seq(nn::CellType::LSTM, nn::ScoreType::Additive, 2, true); }, seq2seq},
       {"positional_encoding", [] { return make_shared<nn::PositionalEncoding>(6, 10); }, unary},
       {"feed_forward", [] { return make_shared<nn::FeedForward>(6, 12); }, unary},
   };

@@ -117,6 +117,22 @@ TEST_CASE("interop/pytorch: LSTM loads nn.LSTM(batch_first=True), full and packe
   check_case("lstm");
 }
 
+TEST_CASE(
+    "interop/pytorch: RNN with 2 layers, bidirectional, and both: outputs, h_n and gradients "
+    "as nn.RNN's") {
+  check_case("rnn_2_layers");
+  check_case("rnn_bidirectional");
+  check_case("rnn_2_layers_bidirectional");
+}
+
+TEST_CASE(
+    "interop/pytorch: LSTM with 2 layers, bidirectional, and both: outputs, h_n, c_n and "
+    "gradients as nn.LSTM's") {
+  check_case("lstm_2_layers");
+  check_case("lstm_bidirectional");
+  check_case("lstm_2_layers_bidirectional");
+}
+
 TEST_CASE("interop/pytorch: MultiHeadAttention loads nn.MultiheadAttention via in_proj split") {
   check_case("multi_head_attention");
 }
@@ -172,6 +188,14 @@ TEST_CASE("interop/pytorch: DotScore, GeneralScore and AdditiveScore match PyTor
 TEST_CASE("interop/pytorch: Seq2Seq (LSTM, additive; RNN, general) matches a PyTorch model") {
   check_case("seq2seq_lstm_additive");
   check_case("seq2seq_rnn_general");
+}
+
+TEST_CASE(
+    "interop/pytorch: Seq2Seq with 2 layers and a bidirectional encoder matches a PyTorch "
+    "model") {
+  check_case("seq2seq_lstm_dot_2_layers");
+  check_case("seq2seq_rnn_general_bidirectional");
+  check_case("seq2seq_lstm_additive_2_layers_bidirectional");
 }
 
 TEST_CASE("interop/pytorch: PositionalEncoding's table is the one PyTorch computes") {

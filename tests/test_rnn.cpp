@@ -83,12 +83,13 @@ TEST_CASE("layers/rnn [F0.5]: RNN is RNNCell step by step; past its length a sta
     for (int64_t k = 0; k < 4; ++k) {
       CHECK(out.output.at({0, t, k}) == doctest::Approx(h.at({0, k})).epsilon(testing::tol));
       // sequence 1 ends after step 1: h_n is that step's state, later outputs are zeros
-      if (t == 1) CHECK(out.h_n.at({1, k}) == doctest::Approx(h.at({1, k})).epsilon(testing::tol));
+      if (t == 1)
+        CHECK(out.h_n.at({0, 1, k}) == doctest::Approx(h.at({1, k})).epsilon(testing::tol));
       if (t >= 2) CHECK(out.output.at({1, t, k}) == 0);
     }
   }
   for (int64_t k = 0; k < 4; ++k)
-    CHECK(out.h_n.at({0, k}) == doctest::Approx(h.at({0, k})).epsilon(testing::tol));
+    CHECK(out.h_n.at({0, 0, k}) == doctest::Approx(h.at({0, k})).epsilon(testing::tol));
 }
 
 TEST_CASE("layers/rnn [F0.5]: an RNN unrolled over 1,000 steps backpropagates") {
@@ -162,9 +163,10 @@ TEST_CASE("layers/lstm: LSTM is LSTMCell step by step; lengths freeze h and c") 
       c_at_3 = {s.c.at({1, 0}), s.c.at({1, 1})};
     }
   }
-  check_values(narrow(out.h_n, 0, 1, 1), h_at_3);
-  check_values(narrow(out.c_n, 0, 1, 1), c_at_3);
-  check_values(narrow(out.h_n, 0, 0, 1), {s.h.at({0, 0}), s.h.at({0, 1})});
+  check_shape(out.h_n, {1, 2, 2});  // (num_layers * num_directions, B, H)
+  check_values(narrow(out.h_n, 1, 1, 1), h_at_3);
+  check_values(narrow(out.c_n, 1, 1, 1), c_at_3);
+  check_values(narrow(out.h_n, 1, 0, 1), {s.h.at({0, 0}), s.h.at({0, 1})});
   check_values(narrow(narrow(out.output, 0, 1, 1), 1, 3, 1), {0, 0});
 }
 
@@ -207,7 +209,7 @@ TEST_CASE("layers/rnn: errors name the layer and the shapes") {
       [&] {
         (void)rnn.forward(zeros({2, 5, 3}), {}, zeros({2, 3}));
       },
-      {"RNN:", "initial state (2,3)", "hidden_size = 4"});
+      {"RNN:", "initial state h0 (2,3)", "num_layers * num_directions = 1", "hidden_size = 4"});
   nn::RNNCell cell(3, 4);
   check_error([&] { (void)cell.forward(zeros({2, 4})); }, {"RNNCell:", "(2,4)", "input_size = 3"});
   check_error(

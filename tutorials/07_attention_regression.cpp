@@ -84,7 +84,7 @@ struct LastStateRegressor : nn::Module {
     rnn = register_module("rnn", std::make_shared<nn::RNN>(2, H));
     head = register_module("head", std::make_shared<nn::Linear>(H, 1));
   }
-  Tensor forward(const Tensor& x) { return head->forward(rnn->forward(x).h_n); }
+  Tensor forward(const Tensor& x) { return head->forward(squeeze(rnn->forward(x).h_n, 0)); }
 };
 
 // Adam (lr 0.01 falling along a half cosine to 0.0005), batches of 50 drawn at

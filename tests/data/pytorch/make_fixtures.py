@@ -239,33 +239,58 @@ class AdditiveScore(GeneralScore):  # Bahdanau's: v^T tanh(W_q s + W_k h_j), see
 
 
 class Seq2Seq(nn.Module):  # layers/seq2seq.hpp: encoder, input-feeding decoder, attention
-    def __init__(self, source_vocab, target_vocab, E, H, A, cell="lstm", score="additive"):
+    def __init__(self, source_vocab, target_vocab, E, H, A, cell="lstm", score="additive",
+                 num_layers=1, bidirectional=False, dropout=0.0):
         super().__init__()
-        self.H, self.cell = H, cell
+        self.H, self.cell, self.L = H, cell, num_layers
+        self.dirs = 2 if bidirectional else 1
+        K = self.dirs * H  # keys [->h_j; <-h_j] and contexts
+        recurrent = nn.LSTM if cell == "lstm" else nn.RNN
         self.encoder_embedding = nn.Embedding(source_vocab, E)
-        self.encoder = (nn.LSTM if cell == "lstm" else nn.RNN)(E, H, batch_first=True)
+        self.encoder = recurrent(E, H, num_layers=num_layers, batch_first=True, dropout=dropout,
+                                 bidirectional=bidirectional)
         self.decoder_embedding = nn.Embedding(target_vocab, E)
-        self.decoder = (nn.LSTMCell if cell == "lstm" else nn.RNNCell)(E + H, H)
-        scores = {"dot": lambda: DotScore(), "general": lambda: GeneralScore(H, H, A),
-                  "additive": lambda: AdditiveScore(H, H, A)}
+        if num_layers == 1:
+            self.decoder = (nn.LSTMCell if cell == "lstm" else nn.RNNCell)(E + K, H)
+        else:  # a stacked decoder: nn.LSTM / nn.RNN run one step at a time
+            self.decoder = recurrent(E + K, H, num_layers=num_layers, batch_first=True,
+                                     dropout=dropout)
+        if bidirectional:
+            self.decoder_init = nn.Linear(H, H)  # Bahdanau's s_0 = tanh(W_s <-h_1 + b_s)
+        scores = {"dot": lambda: DotScore(), "general": lambda: GeneralScore(H, K, A),
+                  "additive": lambda: AdditiveScore(H, K, A)}
         self.attention = scores[score]()
-        self.output = nn.Linear(2 * H, target_vocab)
+        self.output = nn.Linear(H + K, target_vocab)
 
     def forward(self, source, lengths, target_in):
+        B, L, H = source.shape[0], self.L, self.H
         states, last = run_rnn(self.encoder, self.encoder_embedding(source), lengths)
-        state = tuple(s[0] for s in last) if self.cell == "lstm" else last[0]
+        h_n, c_n = last if self.cell == "lstm" else (last, None)  # (L*dirs, B, H)
+        if self.dirs == 2:  # rows (layer, direction); direction 1 = backward, its state at j = 1
+            h = torch.tanh(self.decoder_init(h_n.view(L, 2, B, H)[:, 1]))
+            c = c_n.view(L, 2, B, H)[:, 1] if c_n is not None else None
+        else:
+            h, c = h_n, c_n
+        if L == 1:
+            h, c = h[0], (c[0] if c is not None else None)
+        state = (h, c) if self.cell == "lstm" else h
         keys = self.attention.project_keys(states)
         mask = padding_mask(lengths, source.shape[1])
-        context = torch.zeros(source.shape[0], self.H)
+        context = torch.zeros(B, self.dirs * H)
         embedded = self.decoder_embedding(target_in)
         logits, weights = [], []
         for t in range(target_in.shape[1]):
-            state = self.decoder(torch.cat([embedded[:, t], context], 1), state)
-            h = state[0] if self.cell == "lstm" else state
-            e = self.attention.score(h, keys).masked_fill(mask, -math.inf)
+            step_input = torch.cat([embedded[:, t], context], 1)
+            if L == 1:
+                state = self.decoder(step_input, state)
+                s = state[0] if self.cell == "lstm" else state
+            else:
+                out, state = self.decoder(step_input.unsqueeze(1), state)
+                s = out[:, 0]  # the top layer's new state
+            e = self.attention.score(s, keys).masked_fill(mask, -math.inf)
             a = torch.softmax(e, dim=1)
             context = torch.bmm(a.unsqueeze(1), states).squeeze(1)
-            logits.append(self.output(torch.cat([h, context], 1)))
+            logits.append(self.output(torch.cat([s, context], 1)))
             weights.append(a)
         return torch.stack(logits, 1), torch.stack(weights, 1)
 
@@ -367,28 +392,90 @@ def case_lstm_cell():
             run, identity, identity)
 
 
-# RNN and LSTM: once over full sequences from a given initial state, once over
-# padded sequences of lengths 4, 2, 3 (packed in PyTorch) from zeros.
-def case_rnn():
+# RNN and LSTM (one layer, two, bidirectional, both): once over full sequences
+# from a given initial state (L*dirs, B, H), once over padded sequences of
+# lengths 4, 2, 3 (packed in PyTorch) from zeros. Then the gradients, with
+# respect to the input, the initial state and every parameter, of
+# sum_name sum(outputs[name] * upstream[name]) over both runs' outputs, for
+# fixed random upstream tensors: backward through every layer and direction,
+# the padding included. Two layers have dropout 0.5 between them, which eval
+# mode turns off (in attograd too).
+def recurrent_case(kind, num_layers=1, bidirectional=False):
+    lstm = kind == "lstm"
+    dirs = 2 if bidirectional else 1
+    m = (nn.LSTM if lstm else nn.RNN)(3, 5, num_layers=num_layers, batch_first=True,
+                                      dropout=0.5 if num_layers > 1 else 0.0,
+                                      bidirectional=bidirectional)
+    inputs = {"input": torch.randn(3, 4, 3), "h0": torch.randn(num_layers * dirs, 3, 5)}
+    if lstm:
+        inputs["c0"] = torch.randn(num_layers * dirs, 3, 5)
+    inputs["lengths"] = torch.tensor([4, 2, 3])
+    state_shape = (num_layers * dirs, 3, 5)
+    output_shapes = {"output": (3, 4, dirs * 5), "h_n": state_shape,
+                     "packed_output": (3, 4, dirs * 5), "packed_h_n": state_shape}
+    if lstm:
+        output_shapes.update({"c_n": state_shape, "packed_c_n": state_shape})
+    for name, shape in output_shapes.items():
+        inputs["upstream." + name] = torch.randn(shape)
+
     def run(m, i):
-        out, h_n = run_rnn(m, i["input"], None, i["h0"].unsqueeze(0))
-        packed_out, packed_h = run_rnn(m, i["input"], i["lengths"].tolist())
-        return {"output": out, "h_n": h_n[0], "packed_output": packed_out,
-                "packed_h_n": packed_h[0]}
-    return (nn.RNN(3, 5, batch_first=True),
-            {"input": torch.randn(3, 4, 3), "h0": torch.randn(3, 5),
-             "lengths": torch.tensor([4, 2, 3])}, run, identity, identity)
+        with torch.enable_grad():
+            x = i["input"].clone().requires_grad_()
+            h0 = i["h0"].clone().requires_grad_()
+            leaves = {"input": x, "h0": h0}
+            state = h0
+            if lstm:
+                c0 = i["c0"].clone().requires_grad_()
+                leaves["c0"] = c0
+                state = (h0, c0)
+            out, last = run_rnn(m, x, None, state)
+            packed_out, packed_last = run_rnn(m, x, i["lengths"].tolist())
+            outputs = {"output": out, "packed_output": packed_out}
+            if lstm:
+                outputs.update({"h_n": last[0], "c_n": last[1], "packed_h_n": packed_last[0],
+                                "packed_c_n": packed_last[1]})
+            else:
+                outputs.update({"h_n": last, "packed_h_n": packed_last})
+            m.zero_grad()
+            loss = sum((t * i["upstream." + n]).sum() for n, t in outputs.items())
+            loss.backward()
+            grads = {"grad." + n: t.grad for n, t in leaves.items()}
+            grads.update({"grad." + n: p.grad for n, p in m.named_parameters()})
+        return {**{n: t.detach() for n, t in outputs.items()},
+                **{n: g.detach().clone() for n, g in grads.items()}}
+    return m, inputs, run, identity, identity
+
+
+def case_rnn():
+    return recurrent_case("rnn")
 
 
 def case_lstm():
-    def run(m, i):
-        out, (h_n, c_n) = run_rnn(m, i["input"], None, (i["h0"][None], i["c0"][None]))
-        packed_out, (packed_h, packed_c) = run_rnn(m, i["input"], i["lengths"].tolist())
-        return {"output": out, "h_n": h_n[0], "c_n": c_n[0], "packed_output": packed_out,
-                "packed_h_n": packed_h[0], "packed_c_n": packed_c[0]}
-    return (nn.LSTM(3, 5, batch_first=True),
-            {"input": torch.randn(3, 4, 3), "h0": torch.randn(3, 5), "c0": torch.randn(3, 5),
-             "lengths": torch.tensor([4, 2, 3])}, run, identity, identity)
+    return recurrent_case("lstm")
+
+
+def case_rnn_2_layers():
+    return recurrent_case("rnn", num_layers=2)
+
+
+def case_rnn_bidirectional():
+    return recurrent_case("rnn", bidirectional=True)
+
+
+def case_rnn_2_layers_bidirectional():
+    return recurrent_case("rnn", num_layers=2, bidirectional=True)
+
+
+def case_lstm_2_layers():
+    return recurrent_case("lstm", num_layers=2)
+
+
+def case_lstm_bidirectional():
+    return recurrent_case("lstm", bidirectional=True)
+
+
+def case_lstm_2_layers_bidirectional():
+    return recurrent_case("lstm", num_layers=2, bidirectional=True)
 
 
 # nn.MultiheadAttention through the in_proj mapping: cross-attention with a
@@ -471,11 +558,13 @@ def case_additive_score():
     return score_case(AdditiveScore(3, 5, 6), 3)
 
 
-def seq2seq_case(cell, score):
+def seq2seq_case(cell, score, num_layers=1, bidirectional=False):
     def run(m, i):
         logits, weights = m(i["source"], i["lengths"].tolist(), i["target_in"])
         return {"logits": logits, "attention": weights}
-    m = Seq2Seq(source_vocab=7, target_vocab=9, E=4, H=5, A=6, cell=cell, score=score)
+    m = Seq2Seq(source_vocab=7, target_vocab=9, E=4, H=5, A=6, cell=cell, score=score,
+                num_layers=num_layers, bidirectional=bidirectional,
+                dropout=0.5 if num_layers > 1 else 0.0)
     return (m, {"source": ids(7, (2, 4)), "lengths": torch.tensor([4, 3]),
                 "target_in": ids(9, (2, 3))}, run, identity, identity)
 
@@ -486,6 +575,18 @@ def case_seq2seq_lstm_additive():
 
 def case_seq2seq_rnn_general():
     return seq2seq_case("rnn", "general")
+
+
+def case_seq2seq_lstm_dot_2_layers():
+    return seq2seq_case("lstm", "dot", num_layers=2)
+
+
+def case_seq2seq_rnn_general_bidirectional():
+    return seq2seq_case("rnn", "general", bidirectional=True)
+
+
+def case_seq2seq_lstm_additive_2_layers_bidirectional():
+    return seq2seq_case("lstm", "additive", num_layers=2, bidirectional=True)
 
 
 def case_positional_encoding():

@@ -25,6 +25,7 @@
 #include "autograd/attograd.hpp"
 #include "layers/activation.hpp"
 #include "layers/attention_scores.hpp"
+#include "layers/conv1d.hpp"
 #include "layers/dropout.hpp"
 #include "layers/embedding.hpp"
 #include "layers/feed_forward.hpp"

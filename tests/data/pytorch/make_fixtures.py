@@ -353,6 +353,30 @@ def case_layer_norm():
             lambda m, i: {"output": m(i["input"])}, identity, identity)
 
 
+# nn.Conv1d on (B, C, T): the output, and the gradients of sum(output * upstream)
+# with respect to the input and every parameter (grad mode on for this case).
+def conv1d_case(module, input_shape, output_shape):
+    def run(m, i):
+        x = i["input"].clone().requires_grad_()
+        with torch.enable_grad():
+            y = m(x)
+            (y * i["upstream"]).sum().backward()
+        out = {"output": y, "grad_input": x.grad}
+        for name, p in m.named_parameters():
+            out["grad_" + name] = p.grad
+        return out
+    return (module, {"input": torch.randn(*input_shape), "upstream": torch.randn(*output_shape)},
+            run, identity, identity)
+
+
+def case_conv1d():  # stride 2, padding 2, dilation 2: T_out = (9 + 4 - 5) // 2 + 1 = 5
+    return conv1d_case(nn.Conv1d(3, 4, 3, stride=2, padding=2, dilation=2), (2, 3, 9), (2, 4, 5))
+
+
+def case_conv1d_no_bias():  # the defaults (stride 1, no padding), no bias: T_out = 9 - 1 = 8
+    return conv1d_case(nn.Conv1d(3, 4, 2, bias=False), (2, 3, 9), (2, 4, 8))
+
+
 def case_rnn_cell():
     return (nn.RNNCell(3, 5), {"input": torch.randn(2, 3), "h": torch.randn(2, 5)},
             lambda m, i: {"h_next": m(i["input"], i["h"])}, identity, identity)

@@ -27,6 +27,7 @@
 #include "layers/adamw.hpp"
 #include "layers/attention_scores.hpp"
 #include "layers/conv1d.hpp"
+#include "layers/data.hpp"
 #include "layers/dropout.hpp"
 #include "layers/embedding.hpp"
 #include "layers/feed_forward.hpp"
@@ -47,4 +48,5 @@
 #include "layers/self_attention.hpp"
 #include "layers/seq2seq.hpp"
 #include "layers/sequence_attention.hpp"
+#include "layers/standard_scaler.hpp"
 #include "layers/transformer.hpp"

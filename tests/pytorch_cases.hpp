@@ -102,6 +102,12 @@ inline NamedTensors unary_with_gradients(nn::Module& m, FixtureTensors& io) {
   return out;
 }
 
+inline NamedTensors sequence_attention(nn::Module& m, FixtureTensors& io) {
+  nn::SequenceAttentionOutput out =
+      as<nn::SequenceAttention>(m).forward(io.input("input"), io.integers("lengths"));
+  return {{"output", out.output}, {"context", out.context}, {"weights", out.weights}};
+}
+
 inline NamedTensors score(nn::Module& m, FixtureTensors& io) {
   nn::AttentionOutput out =
       as<nn::AttentionScore>(m).forward(io.input("query"), io.input("keys"), io.input("mask"));
@@ -200,11 +206,13 @@ inline std::vector<PytorchCase> pytorch_cases() {
        }},
       {"self_attention", [] { return make_shared<nn::SelfAttention>(8); }, unary},
       {"sequence_attention", [] { return make_shared<nn::SequenceAttention>(3, 5); },
-       [](nn::Module& m, FixtureTensors& io) -> NamedTensors {
-         nn::SequenceAttentionOutput out =
-             as<nn::SequenceAttention>(m).forward(io.input("input"), io.integers("lengths"));
-         return {{"output", out.output}, {"context", out.context}, {"weights", out.weights}};
-       }},
+       sequence_attention},
+      {"sequence_attention_lstm",
+       [] { return make_shared<nn::SequenceAttention>(3, 5, nn::SequenceEncoder::LSTM); },
+       sequence_attention},
+      {"sequence_attention_conv",
+       [] { return make_shared<nn::SequenceAttention>(3, 5, nn::SequenceEncoder::Conv1d, 3); },
+       sequence_attention},
       {"dot_score", [] { return make_shared<nn::DotScore>(); }, score},
       {"general_score", [] { return make_shared<nn::GeneralScore>(3, 5, 6); }, score},
       {"additive_score", [] { return make_shared<nn::AdditiveScore>(3, 5, 6); }, score},

@@ -168,6 +168,11 @@ TEST_CASE("interop/pytorch: SequenceAttention loads an nn.RNN plus nn.Linear sco
   check_case("sequence_attention");
 }
 
+TEST_CASE("interop/pytorch: SequenceAttention over nn.LSTM states or tanh(nn.Conv1d) features") {
+  check_case("sequence_attention_lstm");
+  check_case("sequence_attention_conv");
+}
+
 TEST_CASE("interop/pytorch: DotScore, GeneralScore and AdditiveScore match PyTorch classes") {
   check_case("dot_score");
   check_case("general_score");

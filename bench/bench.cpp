@@ -115,6 +115,10 @@ void scalar_ops() {
 //                         2 layers, max_len 32, dropout 0, pre-norm; tokens (32,32), causal;
 //                         cross-entropy against random (32,32) targets; Adam 1e-3
 //
+//   conv1d_small          nn::Conv1d(2, 32, 3, padding 1) on (50,2,30): chapter 07's CNN
+//                         encoder; forward, sum, backward (no optimizer)
+//   conv1d_large          nn::Conv1d(64, 64, 5, padding 2) on (32,64,128), the same
+//
 // seq2seq_step and transformer_step also give the step's GEMMs: their FLOP
 // count, gemm_ms (the same GEMM calls, same shapes and transposes, forward and
 // backward, recorded in one step and replayed straight through BLAS) and
@@ -264,6 +268,23 @@ void transformer_step() {
       /*with_gemms=*/true);
 }
 
+// Conv1d forward and backward: the loops of the formula (reference) against im2col
+// and GEMMs (fast).
+void conv1d_fwd_bwd(const char* name, int64_t batch, int64_t in, int64_t out, int64_t kernel,
+                    int64_t steps, int repeats) {
+  Generator gen(5);
+  manual_seed(5);
+  nn::Conv1d conv(in, out, kernel, 1, (kernel - 1) / 2);
+  Tensor x = randn({batch, in, steps}, gen);
+  model_step(name, repeats, [&] {
+    conv.zero_grad();
+    sum(conv.forward(x)).backward();
+  });
+}
+
+void conv1d_small() { conv1d_fwd_bwd("conv1d_small", 50, 2, 32, 3, 30, 300); }
+void conv1d_large() { conv1d_fwd_bwd("conv1d_large", 32, 64, 64, 5, 128, 30); }
+
 struct Workload {
   const char* name;
   void (*run)();
@@ -276,6 +297,8 @@ const Workload workloads[] = {
     {"point_attention_step", point_attention_step},
     {"seq2seq_step", seq2seq_step},
     {"transformer_step", transformer_step},
+    {"conv1d_small", conv1d_small},
+    {"conv1d_large", conv1d_large},
 };
 
 }  // namespace

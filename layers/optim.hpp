@@ -1,6 +1,8 @@
 // Optimizers: SGD (with momentum and weight decay) and Adam, with PyTorch's
 // update rules exactly (torch.optim.SGD, torch.optim.Adam -- not AdamW), and
 // gradient clipping by global norm (torch.nn.utils.clip_grad_norm_).
+// RMSprop (layers/rmsprop.hpp), AdamW (layers/adamw.hpp) and the learning-rate
+// schedules (layers/lr_scheduler.hpp) build on the Optimizer base below.
 //
 // [F2.8] the tutorials' tiny Transformer trains with Adam(lr 0.001) and
 // cross-entropy (layers/loss.hpp).
@@ -32,6 +34,8 @@
 
 namespace ag::optim {
 
+class LRScheduler;  // layers/lr_scheduler.hpp
+
 // The base of every optimizer: the parameters it updates and the learning rate.
 class Optimizer {
  public:
@@ -57,6 +61,9 @@ class Optimizer {
   const std::string& name() const { return name_; }  // "SGD", "Adam"
   real lr() const { return lr_; }
   void set_lr(real lr);  // for schedules; lr >= 0
+  // The lr every learning-rate scheduler of this optimizer starts from
+  // (PyTorch's param_group["initial_lr"]): the lr when the first one was made.
+  real initial_lr() const { return has_initial_lr_ ? initial_lr_ : lr_; }
 
  protected:
   // Throws "<name>: invalid <what> <value> (valid: <valid>)" unless ok.
@@ -65,6 +72,11 @@ class Optimizer {
   std::vector<Tensor> params_;
   std::string name_;
   real lr_ = 0;
+
+ private:
+  friend class LRScheduler;  // records initial_lr when it is made
+  bool has_initial_lr_ = false;
+  real initial_lr_ = 0;
 };
 
 // Stochastic gradient descent, torch.optim.SGD(params, lr, momentum, weight_decay)

@@ -123,6 +123,27 @@ inline NamedTensors recurrent(nn::Module& m, FixtureTensors& io, bool lstm) {
   return out;
 }
 
+// The output, and the gradients of sum(output * upstream) with respect to the
+// input and every parameter (grad_weight, ...): grad mode on for this case.
+inline NamedTensors unary_with_gradients(nn::Module& m, FixtureTensors& io) {
+  const bool grad_was_enabled = is_grad_enabled();
+  set_grad_enabled(true);
+  Tensor x = io.input("input").clone().requires_grad_();
+  m.zero_grad();
+  Tensor y = as<nn::UnaryModule>(m).forward(x);
+  sum(y * io.input("upstream")).backward();
+  set_grad_enabled(grad_was_enabled);
+  NamedTensors out = {{"output", y.detach()}, {"grad_input", x.grad()}};
+  for (const auto& [name, p] : m.named_parameters()) out.emplace_back("grad_" + name, p.grad());
+  return out;
+}
+
+inline NamedTensors sequence_attention(nn::Module& m, FixtureTensors& io) {
+  nn::SequenceAttentionOutput out =
+      as<nn::SequenceAttention>(m).forward(io.input("input"), io.integers("lengths"));
+  return {{"output", out.output}, {"context", out.context}, {"weights", out.weights}};
+}
+
 inline NamedTensors score(nn::Module& m, FixtureTensors& io) {
   nn::AttentionOutput out =
       as<nn::AttentionScore>(m).forward(io.input("query"), io.input("keys"), io.input("mask"));
@@ -184,6 +205,9 @@ inline std::vector<PytorchCase> pytorch_cases() {
       {"linear", [] { return make_shared<nn::Linear>(4, 3); }, unary},
       {"embedding", [] { return make_shared<nn::Embedding>(10, 4); }, unary},
       {"layer_norm", [] { return make_shared<nn::LayerNorm>(6); }, unary},
+      {"conv1d", [] { return make_shared<nn::Conv1d>(3, 4, 3, 2, 2, 2); }, unary_with_gradients},
+      {"conv1d_no_bias", [] { return make_shared<nn::Conv1d>(3, 4, 2, 1, 0, 1, false); },
+       unary_with_gradients},
       {"rnn_cell", [] { return make_shared<nn::RNNCell>(3, 5); },
        [](nn::Module& m, FixtureTensors& io) -> NamedTensors {
          return {{"h_next", as<nn::RNNCell>(m).forward(io.input("input"), io.input("h"))}};
@@ -239,11 +263,13 @@ inline std::vector<PytorchCase> pytorch_cases() {
        }},
       {"self_attention", [] { return make_shared<nn::SelfAttention>(8); }, unary},
       {"sequence_attention", [] { return make_shared<nn::SequenceAttention>(3, 5); },
-       [](nn::Module& m, FixtureTensors& io) -> NamedTensors {
-         nn::SequenceAttentionOutput out =
-             as<nn::SequenceAttention>(m).forward(io.input("input"), io.integers("lengths"));
-         return {{"output", out.output}, {"context", out.context}, {"weights", out.weights}};
-       }},
+       sequence_attention},
+      {"sequence_attention_lstm",
+       [] { return make_shared<nn::SequenceAttention>(3, 5, nn::SequenceEncoder::LSTM); },
+       sequence_attention},
+      {"sequence_attention_conv",
+       [] { return make_shared<nn::SequenceAttention>(3, 5, nn::SequenceEncoder::Conv1d, 3); },
+       sequence_attention},
       {"dot_score", [] { return make_shared<nn::DotScore>(); }, score},
       {"general_score", [] { return make_shared<nn::GeneralScore>(3, 5, 6); }, score},
       {"additive_score", [] { return make_shared<nn::AdditiveScore>(3, 5, 6); }, score},

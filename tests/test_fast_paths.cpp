@@ -451,6 +451,33 @@ TEST_CASE("modes/AdditiveScore [F1.5] and weighted_context [F4.7]: both modes ag
   check_same_error([&] { score.score(keys, score.project_keys(keys)); }, {"AdditiveScore"});
 }
 
+TEST_CASE("modes/conv1d: the loops and the im2col GEMMs agree, every stride, padding, dilation") {
+  struct Setting {
+    int64_t kernel, stride, padding, dilation;
+  };
+  const Setting settings[] = {{3, 1, 1, 1}, {1, 1, 0, 1}, {4, 2, 3, 1}, {3, 3, 2, 2}, {5, 1, 0, 1}};
+  Tensor x = ag::testing::leaf({3, 5, 11}, 61);
+  double worst = 0;
+  for (const Setting& s : settings) {
+    INFO("kernel " << s.kernel << " stride " << s.stride << " padding " << s.padding
+                   << " dilation " << s.dilation);
+    Tensor w = ag::testing::leaf({7, 5, s.kernel}, 62), b = ag::testing::leaf({7}, 63);
+    auto with_bias = [&](const std::vector<Tensor>& in) {
+      return nn::conv1d(in[0], in[1], in[2], s.stride, s.padding, s.dilation);
+    };
+    auto without_bias = [&](const std::vector<Tensor>& in) {
+      return nn::conv1d(in[0], in[1], Tensor(), s.stride, s.padding, s.dilation);
+    };
+    worst = std::max(worst, check_modes_agree(with_bias, {x, w, b}));
+    worst = std::max(worst, check_modes_agree(without_bias, {x, w}));
+  }
+  MESSAGE("largest fast/reference difference: " << worst);
+  nn::Conv1d conv(5, 7, 3);
+  check_same_error([&] { conv.forward(zeros({2, 5, 1})); },
+                   {"Conv1d:", "spans 3 steps", "1 steps + 2 * padding 0 = 1"});
+  check_same_error([&] { nn::conv1d(x, zeros({7, 4, 3})); }, {"conv1d:", "in_channels = 4"});
+}
+
 TEST_CASE("modes/softmax, log_softmax [F0.2], layer_norm [F3.6], linear, mul, cross_entropy") {
   const real inf = std::numeric_limits<real>::infinity();
   Tensor x = ag::testing::leaf({3, 4, 6}, 51);

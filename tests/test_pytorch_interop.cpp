@@ -103,6 +103,11 @@ TEST_CASE("interop/pytorch: LayerNorm loads nn.LayerNorm's weight and bias") {
   check_case("layer_norm");
 }
 
+TEST_CASE("interop/pytorch: Conv1d matches nn.Conv1d, outputs and gradients") {
+  check_case("conv1d");          // stride 2, padding 2, dilation 2
+  check_case("conv1d_no_bias");  // the defaults, bias=False
+}
+
 TEST_CASE("interop/pytorch: RNNCell loads nn.RNNCell") { check_case("rnn_cell"); }
 
 TEST_CASE("interop/pytorch: LSTMCell loads nn.LSTMCell (gates i, f, g, o)") {
@@ -177,6 +182,11 @@ TEST_CASE("interop/pytorch: SelfAttention loads seed 003's SelfAttention class")
 
 TEST_CASE("interop/pytorch: SequenceAttention loads an nn.RNN plus nn.Linear score") {
   check_case("sequence_attention");
+}
+
+TEST_CASE("interop/pytorch: SequenceAttention over nn.LSTM states or tanh(nn.Conv1d) features") {
+  check_case("sequence_attention_lstm");
+  check_case("sequence_attention_conv");
 }
 
 TEST_CASE("interop/pytorch: DotScore, GeneralScore and AdditiveScore match PyTorch classes") {

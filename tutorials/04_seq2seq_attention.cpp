@@ -110,6 +110,9 @@ std::vector<double> train(nn::Seq2Seq& model, const std::vector<std::vector<int6
                           const std::string& csv_path) {
   Generator pick(7);
   optim::Adam opt(model.parameters(), settings.lr);
+  // The learning rate falls along a half cosine from lr to lr/20: large steps
+  // early, small ones to settle at the end.
+  optim::CosineAnnealingLR schedule(opt, /*T_max=*/settings.steps, /*eta_min=*/settings.lr / 20);
   Progress progress(label, settings.steps);
   LossCsv csv(csv_path);
   model.train();
@@ -118,16 +121,13 @@ std::vector<double> train(nn::Seq2Seq& model, const std::vector<std::vector<int6
     for (int64_t i = 0; i < settings.batch; ++i)
       idx.push_back(pick.randint(0, static_cast<int64_t>(data.size())));
     Batch b = make_batch(data, idx);
-    // The learning rate falls along a half cosine from lr to lr/20: large
-    // steps early, small ones to settle at the end.
-    const double progress_fraction = double(step - 1) / double(settings.steps);
-    opt.set_lr(settings.lr * real(0.05 + 0.95 * 0.5 * (1 + std::cos(M_PI * progress_fraction))));
     opt.zero_grad();
     nn::Seq2SeqOutput out = model.forward(b.source, b.lengths, b.target_in);
     Tensor loss = nn::cross_entropy(out.logits, b.target_out, /*ignore_index=*/kPad);
     loss.backward();
     optim::clip_grad_norm(model.parameters(), 1.0);
     opt.step();
+    schedule.step();  // the lr of the next step
     csv.add(step, loss.item());
     progress.update(step, loss.item());
   }

@@ -186,14 +186,25 @@ def padding_mask(lengths, length):  # True (blocked) past each sequence's end
 
 
 class SequenceAttention(nn.Module):  # seed 000 section 3.2.2: attention over RNN states
-    def __init__(self, input_size, hidden_size):
+    # encoder "rnn", "lstm" or "conv" (states tanh(conv(x)), padded steps read as zeros)
+    def __init__(self, input_size, hidden_size, encoder="rnn", kernel_size=3):
         super().__init__()
-        self.rnn = nn.RNN(input_size, hidden_size, batch_first=True)
+        self.encoder = encoder
+        if encoder == "conv":
+            self.conv = nn.Conv1d(input_size, hidden_size, kernel_size,
+                                  padding=(kernel_size - 1) // 2)
+        else:
+            recurrent = nn.RNN if encoder == "rnn" else nn.LSTM
+            setattr(self, encoder, recurrent(input_size, hidden_size, batch_first=True))
         self.linear = nn.Linear(hidden_size, 1)
 
     def forward(self, x, lengths):
-        h, _ = run_rnn(self.rnn, x, lengths)
         mask = padding_mask(lengths, x.shape[1])
+        if self.encoder == "conv":
+            steps = x.masked_fill(mask.unsqueeze(2), 0).transpose(1, 2)
+            h = torch.tanh(self.conv(steps)).transpose(1, 2)
+        else:
+            h, _ = run_rnn(getattr(self, self.encoder), x, lengths)
         a = torch.softmax(self.linear(h).squeeze(2).masked_fill(mask, -math.inf), dim=1)
         context = torch.bmm(a.unsqueeze(1), h).squeeze(1)
         output = (h + context.unsqueeze(1)).masked_fill(mask.unsqueeze(2), 0)
@@ -378,6 +389,30 @@ def case_layer_norm():
             lambda m, i: {"output": m(i["input"])}, identity, identity)
 
 
+# nn.Conv1d on (B, C, T): the output, and the gradients of sum(output * upstream)
+# with respect to the input and every parameter (grad mode on for this case).
+def conv1d_case(module, input_shape, output_shape):
+    def run(m, i):
+        x = i["input"].clone().requires_grad_()
+        with torch.enable_grad():
+            y = m(x)
+            (y * i["upstream"]).sum().backward()
+        out = {"output": y, "grad_input": x.grad}
+        for name, p in m.named_parameters():
+            out["grad_" + name] = p.grad
+        return out
+    return (module, {"input": torch.randn(*input_shape), "upstream": torch.randn(*output_shape)},
+            run, identity, identity)
+
+
+def case_conv1d():  # stride 2, padding 2, dilation 2: T_out = (9 + 4 - 5) // 2 + 1 = 5
+    return conv1d_case(nn.Conv1d(3, 4, 3, stride=2, padding=2, dilation=2), (2, 3, 9), (2, 4, 5))
+
+
+def case_conv1d_no_bias():  # the defaults (stride 1, no padding), no bias: T_out = 9 - 1 = 8
+    return conv1d_case(nn.Conv1d(3, 4, 2, bias=False), (2, 3, 9), (2, 4, 8))
+
+
 def case_rnn_cell():
     return (nn.RNNCell(3, 5), {"input": torch.randn(2, 3), "h": torch.randn(2, 5)},
             lambda m, i: {"h_next": m(i["input"], i["h"])}, identity, identity)
@@ -530,12 +565,24 @@ def case_self_attention():
             lambda m, i: {"output": m(i["input"])}, identity, identity)
 
 
-def case_sequence_attention():
+def sequence_attention_case(module):
     def run(m, i):
         output, context, a = m(i["input"], i["lengths"].tolist())
         return {"output": output, "context": context, "weights": a}
-    return (SequenceAttention(3, 5), {"input": torch.randn(3, 4, 3),
-                                      "lengths": torch.tensor([4, 2, 3])}, run, identity, identity)
+    return (module, {"input": torch.randn(3, 4, 3), "lengths": torch.tensor([4, 2, 3])}, run,
+            identity, identity)
+
+
+def case_sequence_attention():
+    return sequence_attention_case(SequenceAttention(3, 5))
+
+
+def case_sequence_attention_lstm():
+    return sequence_attention_case(SequenceAttention(3, 5, encoder="lstm"))
+
+
+def case_sequence_attention_conv():
+    return sequence_attention_case(SequenceAttention(3, 5, encoder="conv", kernel_size=3))
 
 
 def score_case(module, query_size):

@@ -13,8 +13,12 @@ TransformerEncoderLayer::TransformerEncoderLayer(int64_t d_model, int64_t heads,
                                                  real dropout, bool norm_first)
     : Module("TransformerEncoderLayer"), norm_first(norm_first) {
   self_attn = register_module("self_attn", std::make_shared<MultiHeadAttention>(d_model, heads));
-  feed_forward =
-      register_module("feed_forward", std::make_shared<FeedForward>(d_model, d_ff, dropout));
+  // The FeedForward computes FFN(x); its parts are registered here, in PyTorch's
+  // order and under its names (the FeedForward itself is not registered).
+  feed_forward = std::make_shared<FeedForward>(d_model, d_ff, dropout);
+  linear1 = register_module("linear1", feed_forward->linear1);
+  this->dropout = register_module("dropout", feed_forward->dropout);
+  linear2 = register_module("linear2", feed_forward->linear2);
   norm1 = register_module("norm1", std::make_shared<LayerNorm>(d_model));
   norm2 = register_module("norm2", std::make_shared<LayerNorm>(d_model));
   dropout1 = register_module("dropout1", std::make_shared<Dropout>(dropout));

@@ -46,9 +46,12 @@ class TransformerEncoderLayer : public Module {
 
   bool norm_first;
   std::shared_ptr<MultiHeadAttention> self_attn;
-  // PyTorch keeps linear1, dropout and linear2 on the layer itself: its
-  // linear1.weight is feed_forward.linear1.weight here.
+  // The feed-forward network [F3.3]. Its three parts are registered on the
+  // layer itself, under PyTorch's names (linear1, dropout, linear2), so the
+  // layer's parameters are named as torch.nn.TransformerEncoderLayer's.
   std::shared_ptr<FeedForward> feed_forward;
+  std::shared_ptr<Linear> linear1, linear2;
+  std::shared_ptr<Dropout> dropout;
   std::shared_ptr<LayerNorm> norm1, norm2;
   std::shared_ptr<Dropout> dropout1, dropout2;
   // The per-head weights (B,h,T,T) of the last forward, to look at.

@@ -108,18 +108,14 @@ def mha_from_attograd(sd, prefix=""):
     return out
 
 
-# nn.TransformerEncoderLayer: self_attn as above; its linear1/linear2 are
-# attograd's feed_forward.linear1/feed_forward.linear2; norm1, norm2 the same.
+# nn.TransformerEncoderLayer: self_attn as above; everything else (linear1,
+# linear2, norm1, norm2) has the same name on both sides.
 def encoder_layer_to_attograd(sd, prefix=""):
-    sd = mha_to_attograd(sd, prefix + "self_attn.")
-    return {(prefix + "feed_forward." + n[len(prefix):]
-             if n.startswith(prefix + "linear") else n): t for n, t in sd.items()}
+    return mha_to_attograd(sd, prefix + "self_attn.")
 
 
 def encoder_layer_from_attograd(sd, prefix=""):
-    sd = mha_from_attograd(sd, prefix + "self_attn.")
-    ff = prefix + "feed_forward."
-    return {(prefix + n[len(ff):] if n.startswith(ff) else n): t for n, t in sd.items()}
+    return mha_from_attograd(sd, prefix + "self_attn.")
 
 
 def layers_mapping(to, count):

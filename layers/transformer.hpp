@@ -26,6 +26,7 @@
 #include "layers/dropout.hpp"
 #include "layers/embedding.hpp"
 #include "layers/feed_forward.hpp"
+#include "layers/kv_cache.hpp"
 #include "layers/layer_norm.hpp"
 #include "layers/linear.hpp"
 #include "layers/module.hpp"
@@ -39,9 +40,12 @@ class TransformerEncoderLayer : public Module {
   TransformerEncoderLayer(int64_t d_model, int64_t heads, int64_t d_ff, real dropout = real(0.1),
                           bool norm_first = true);
   // x: (B,T,d) -> (B,T,d). mask (1 = blocked) and key_padding_mask as
-  // MultiHeadAttention's attn_mask and key_padding_mask.
+  // MultiHeadAttention's attn_mask and key_padding_mask: (T,T) and (B,T).
+  // With a KV cache (generation, layers/kv_cache.hpp), x holds only the new
+  // positions, (B,n,d), after the `past` ones in the cache; mask is then
+  // (n, past + n) and key_padding_mask (B, past + n).
   Tensor forward(const Tensor& x, const Tensor& mask = Tensor(),
-                 const Tensor& key_padding_mask = Tensor());
+                 const Tensor& key_padding_mask = Tensor(), AttentionCache* cache = nullptr);
   std::string extra_repr() const override;
 
   bool norm_first;
@@ -63,8 +67,9 @@ class TransformerEncoder : public Module {
  public:
   TransformerEncoder(int64_t num_layers, int64_t d_model, int64_t heads, int64_t d_ff,
                      real dropout = real(0.1), bool norm_first = true);
+  // With a KV cache, layer i keeps its keys and values in cache->layer(i).
   Tensor forward(const Tensor& x, const Tensor& mask = Tensor(),
-                 const Tensor& key_padding_mask = Tensor());
+                 const Tensor& key_padding_mask = Tensor(), KVCache* cache = nullptr);
   std::vector<std::shared_ptr<TransformerEncoderLayer>> layers;
 };
 
@@ -85,7 +90,11 @@ class TinyTransformer : public Module {
   // tokens (B,T) of whole numbers in 0..vocab-1 -> logits (B,T,vocab).
   // causal = true applies causal_mask(T): position t sees positions 0..t only,
   // so logits[:, t] predict token t+1 from the tokens up to t.
-  Tensor forward(const Tensor& tokens, bool causal = true);
+  // With a KV cache (causal only), tokens are the positions after the ones the
+  // cache holds, and the logits are theirs: what forward on the whole sequence
+  // gives at those positions, without recomputing the earlier ones.
+  Tensor forward(const Tensor& tokens, bool causal = true, KVCache* cache = nullptr);
+
   // Greedy decoding: appends `steps` tokens to prompt (B,T0), each the argmax
   // of the logits at the last position, and returns (B, T0 + steps). No graph
   // is recorded. T0 + steps must not exceed max_len.

@@ -22,7 +22,9 @@
 //   [F1.1] [F2.6] [F3.3] [F3.6]
 //                 decoder layer (cross-attention)          layers/transformer_decoder.hpp
 //   [F1.2]        nn::Transformer, the encoder-decoder     layers/encoder_decoder.hpp
+//   [F2.8]        seed 002's TransformerModel              layers/transformer_model.hpp
 //   [F4.8]        a Transformer layer's masks              layers/transformer_masks.hpp
+//   [F4.9]        greedy, sampling, beam search            layers/decoding.hpp
 //   [F2.2] [F2.6] the KV cache of generation               layers/kv_cache.hpp
 // docs/formulas.md lists every formula with its file, line and test.
 #pragma once
@@ -30,6 +32,7 @@
 #include "autograd/attograd.hpp"
 #include "layers/activation.hpp"
 #include "layers/attention_scores.hpp"
+#include "layers/decoding.hpp"
 #include "layers/dropout.hpp"
 #include "layers/embedding.hpp"
 #include "layers/encoder_decoder.hpp"
@@ -53,3 +56,4 @@
 #include "layers/transformer.hpp"
 #include "layers/transformer_decoder.hpp"
 #include "layers/transformer_masks.hpp"
+#include "layers/transformer_model.hpp"

@@ -2,7 +2,6 @@
 // the feed-forward network) and the tiny Transformer language model.
 #include "layers/transformer.hpp"
 
-#include "autograd/grad_mode.hpp"
 #include "autograd/ops.hpp"
 #include "core/error.hpp"
 #include "layers/scaled_dot_product.hpp"
@@ -110,24 +109,6 @@ Tensor TinyTransformer::forward(const Tensor& tokens, bool causal, KVCache* cach
   Tensor h = norm->forward(layers->forward(x, mask, Tensor(), cache));
   // [F2.8] Linear to the vocabulary                (B,T,d) -> (B,T,vocab)
   return lm_head->forward(h);
-}
-
-Tensor TinyTransformer::generate(const Tensor& prompt, int64_t steps) {
-  AG_CHECK(prompt.defined() && prompt.dim() == 2 && prompt.size(1) >= 1 && steps >= 0,
-           "TinyTransformer::generate: prompt {} must be (batch, time >= 1) and steps {} >= 0",
-           describe(prompt), steps);
-  AG_CHECK(prompt.size(1) + steps <= options.max_len,
-           "TinyTransformer::generate: {} prompt tokens + {} steps exceed max_len {}",
-           prompt.size(1), steps, options.max_len);
-  NoGradGuard no_grad;
-  Tensor sequence = prompt;
-  for (int64_t s = 0; s < steps; ++s) {
-    Tensor logits = forward(sequence, /*causal=*/true);  // (B,T,vocab)
-    // greedy decoding: the next token is the most likely one after the last position
-    Tensor last = narrow(logits, 1, logits.size(1) - 1, 1);  // (B,1,vocab)
-    sequence = cat({sequence, argmax(last, -1)}, 1);         // (B,T+1)
-  }
-  return sequence;
 }
 
 std::string TinyTransformer::extra_repr() const {

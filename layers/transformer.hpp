@@ -21,8 +21,10 @@
 //   --Linear(d, vocab)--> logits (B,T,vocab)
 #pragma once
 
+#include <memory>
 #include <vector>
 
+#include "layers/decoding.hpp"
 #include "layers/dropout.hpp"
 #include "layers/embedding.hpp"
 #include "layers/feed_forward.hpp"
@@ -95,10 +97,24 @@ class TinyTransformer : public Module {
   // gives at those positions, without recomputing the earlier ones.
   Tensor forward(const Tensor& tokens, bool causal = true, KVCache* cache = nullptr);
 
-  // Greedy decoding: appends `steps` tokens to prompt (B,T0), each the argmax
-  // of the logits at the last position, and returns (B, T0 + steps). No graph
-  // is recorded. T0 + steps must not exceed max_len.
+  // Decoding (layers/decoding.hpp; no graph is recorded). Each appends up to
+  // `steps` tokens to prompt (B,T0); T0 + steps must not exceed max_len. In
+  // fast mode each step runs only the new token through the model, with a KV
+  // cache; in reference mode the whole sequence, every step (core/mode.hpp).
+  // Greedy: each token the argmax of the logits at the last position. -> (B, T0 + steps)
   Tensor generate(const Tensor& prompt, int64_t steps);
+  // Sampling with temperature and top-k from gen: the same seed, the same tokens.
+  Tensor sample(const Tensor& prompt, int64_t steps, const SamplingOptions& options,
+                Generator& gen);
+  // Beam search: per prompt the best beams, best first, each with its tokens
+  // (after the prompt) and log-probability. A beam ends at eos_id (-1: none).
+  std::vector<std::vector<Beam>> beam_search(const Tensor& prompt, int64_t steps,
+                                             const BeamSearchOptions& options,
+                                             int64_t eos_id = -1);
+  // The decoding state the three above step (a TokenDecoder over the prompt's
+  // rows), with or without the KV cache: what the tests and the benchmark
+  // compare.
+  std::unique_ptr<TokenDecoder> start_decoding(const Tensor& prompt, bool use_cache);
   std::string extra_repr() const override;
 
   TinyTransformerOptions options;

@@ -1,5 +1,5 @@
-// The decoder layer [F1.1] [F2.6] [F3.3] [F3.6], the decoder stack and nn::Transformer
-// [F1.2]: each by hand from its
+// The decoder layer [F1.1] [F2.6] [F3.3] [F3.6], the decoder stack, nn::Transformer
+// [F1.2] and seed 002's TransformerModel [F2.8] [F4.8]: each by hand from its
 // parts, the masks, the names, the errors, both modes, and gradchecks (double
 // flavor) with respect to the inputs and every parameter. The PyTorch fixtures
 // are in test_pytorch_interop.cpp.
@@ -279,6 +279,84 @@ TEST_CASE(
     check_gradients(f, {src, tgt});
     check_module_gradients(model, [&] { return f({src, tgt}); }, {}, kUnreadBiases);
   }
+}
+#endif
+
+// --- seed 002's TransformerModel ---------------------------------------------------------------
+
+namespace {
+nn::TransformerModelOptions tiny_model_options() {
+  nn::TransformerModelOptions o;
+  o.vocab_size = 7;
+  o.d_model = 4;
+  o.heads = 2;
+  o.num_encoder_layers = 1;
+  o.num_decoder_layers = 1;
+  o.d_ff = 6;
+  o.max_len = 8;
+  return o;
+}
+}  // namespace
+
+TEST_CASE(
+    "layers/transformer_model [F2.8] [F4.8]: the seed's fc(transformer(embedding(src), "
+    "embedding(tgt))) with positions and seed 004's masks") {
+  manual_seed(41);
+  nn::TransformerModel model(tiny_model_options());
+  Tensor source = tensor({{3, 4, 5, 6}, {5, 3, 0, 0}});       // pad_id 0
+  Tensor target_in = tensor({{1, 6, 5, 4}, {1, 3, 5, 0}});    // bos_id 1, padded
+  Tensor logits = model.forward(source, target_in);
+  check_shape(logits, {2, 4, 7});
+  auto embed = [&](const Tensor& t) { return model.positional->forward(model.embedding->forward(t)); };
+  Tensor src_padding = tensor({{0, 0, 0, 0}, {0, 0, 1, 1}});
+  Tensor tgt_padding = tensor({{0, 0, 0, 0}, {0, 0, 0, 1}});
+  Tensor expected = model.fc->forward(model.transformer->forward(
+      embed(source), embed(target_in), Tensor(), nn::causal_mask(4), Tensor(), src_padding,
+      tgt_padding, src_padding));
+  CHECK(max_abs_diff(logits, expected) < tol);
+  // The target's padding mask changes no real position: under the lookahead mask
+  // only the padded queries could read a padded key.
+  Tensor without = model.fc->forward(model.transformer->forward(
+      embed(source), embed(target_in), Tensor(), nn::causal_mask(4), Tensor(), src_padding,
+      Tensor(), src_padding));
+  CHECK(max_abs_diff(narrow(logits, 1, 0, 3), narrow(without, 1, 0, 3)) < tol);
+  // The source's padding does: it keeps the pad tokens from being read.
+  Tensor other_pad = tensor({{3, 4, 5, 6}, {5, 3, 4, 6}});  // the padding replaced by tokens
+  Tensor unpadded = model.forward(other_pad, target_in);
+  CHECK(max_abs_diff(narrow(logits, 0, 1, 1), narrow(unpadded, 0, 1, 1)) > 1e-3);
+  Tensor padded_again = model.forward(tensor({{3, 4, 5, 6}, {5, 3, 0, 0}}), target_in);
+  CHECK(max_abs_diff(padded_again, logits) == 0);
+  const auto params = model.named_parameters();
+  CHECK(params.front().first == "embedding.weight");
+  CHECK(has(params, "transformer.decoder.layers.0.multihead_attn.q_proj.weight"));
+  CHECK(params.back().first == "fc.bias");
+  CHECK(model.named_buffers().front().first == "positional.pe");
+  check_error([&] { (void)model.forward(source, tensor({{1, 2}})); },
+              {"TransformerModel:", "target_in (1,2)", "source (2,4)"});
+  check_error([&] { (void)model.forward(zeros({1, 9}), target_in); },
+              {"TransformerModel:", "source (1,9)", "max_len 8"});
+  check_error([] {
+    nn::TransformerModelOptions o = tiny_model_options();
+    o.eos_id = 7;
+    nn::TransformerModel bad(o);
+  }, {"TransformerModel:", "special token id 7", "0..6"});
+}
+
+#ifdef AG_USE_DOUBLE
+TEST_CASE(
+    "layers/transformer_model [F2.8]: gradcheck of TransformerModel through its cross-entropy, "
+    "every parameter") {
+  manual_seed(42);
+  nn::TransformerModel model(tiny_model_options());
+  Tensor source = tensor({{3, 4, 5}, {6, 3, 0}});
+  Tensor target_in = tensor({{1, 6, 5}, {1, 4, 0}});
+  Tensor targets = tensor({{6, 5, 2}, {4, 2, 0}});
+  check_module_gradients(
+      model,
+      [&] {
+        return nn::cross_entropy(model.forward(source, target_in), targets, /*ignore_index=*/0);
+      },
+      {}, kUnreadBiases);
 }
 #endif
 

@@ -114,6 +114,13 @@ void scalar_ops() {
 //   transformer_step      nn::TinyTransformer: vocab 16, d_model 64, 4 heads, d_ff 256,
 //                         2 layers, max_len 32, dropout 0, pre-norm; tokens (32,32), causal;
 //                         cross-entropy against random (32,32) targets; Adam 1e-3
+//   generate_step         not a training step: greedy generation with nn::TinyTransformer of
+//                         transformer_step's sizes but max_len 64; a batch of 8 prompts of
+//                         8 random tokens, 56 new tokens each (to 64), timed with the KV cache
+//                         (generate_step), without it in fast mode (generate_step_no_cache: every
+//                         step runs the whole sequence again) and in reference mode
+//                         (generate_step_reference, no cache either); the median is one whole
+//                         generation of 56 tokens
 //
 // seq2seq_step and transformer_step also give the step's GEMMs: their FLOP
 // count, gemm_ms (the same GEMM calls, same shapes and transposes, forward and
@@ -264,6 +271,49 @@ void transformer_step() {
       /*with_gemms=*/true);
 }
 
+void generate_step() {
+  const int64_t batch = 8, prompt_length = 8, new_tokens = 56;
+  Generator gen(5);
+  manual_seed(5);
+  nn::TinyTransformerOptions options;
+  options.vocab_size = 16;
+  options.d_model = 64;
+  options.heads = 4;
+  options.d_ff = 256;
+  options.num_layers = 2;
+  options.max_len = prompt_length + new_tokens;  // 64
+  options.dropout = 0;
+  options.norm_first = true;
+  nn::TinyTransformer model(options);
+  model.eval();
+  Tensor prompt = randint(0, options.vocab_size, {batch, prompt_length}, gen);
+  auto run = [&](bool use_cache, bool reference) {
+    ReferenceModeGuard mode(reference);
+    return time_steps(
+        [&] {
+          auto decoder = model.start_decoding(prompt, use_cache);
+          (void)nn::greedy_search(*decoder, new_tokens);
+        },
+        2, 20);
+  };
+  const Timing cached = run(true, false), uncached = run(false, false);
+  const Timing reference = run(false, true);
+  auto extra = [&](const Timing& t, bool cache) {
+    std::string figures =
+        fmt::format(", \"cache\": {}, \"new_tokens\": {}, \"ms_per_token\": {:.4f}, "
+                    "\"tokens_per_s\": {:.0f}",
+                    cache, new_tokens, t.median_ms / double(new_tokens),
+                    double(batch * new_tokens) / (t.median_ms * 1e-3));
+    if (cache)
+      figures += fmt::format(", \"speedup_over_no_cache\": {:.2f}",
+                             uncached.median_ms / cached.median_ms);
+    return figures;
+  };
+  print_line("generate_step", cached, extra(cached, true));
+  print_line("generate_step_no_cache", uncached, extra(uncached, false));
+  print_line("generate_step_reference", reference, extra(reference, false));
+}
+
 struct Workload {
   const char* name;
   void (*run)();
@@ -276,6 +326,7 @@ const Workload workloads[] = {
     {"point_attention_step", point_attention_step},
     {"seq2seq_step", seq2seq_step},
     {"transformer_step", transformer_step},
+    {"generate_step", generate_step},
 };
 
 }  // namespace

@@ -299,14 +299,14 @@ void generate_step() {
   const Timing cached = run(true, false), uncached = run(false, false);
   const Timing reference = run(false, true);
   auto extra = [&](const Timing& t, bool cache) {
-    std::string figures =
-        fmt::format(", \"cache\": {}, \"new_tokens\": {}, \"ms_per_token\": {:.4f}, "
-                    "\"tokens_per_s\": {:.0f}",
-                    cache, new_tokens, t.median_ms / double(new_tokens),
-                    double(batch * new_tokens) / (t.median_ms * 1e-3));
+    std::string figures = fmt::format(
+        ", \"cache\": {}, \"new_tokens\": {}, \"ms_per_token\": {:.4f}, "
+        "\"tokens_per_s\": {:.0f}",
+        cache, new_tokens, t.median_ms / double(new_tokens),
+        double(batch * new_tokens) / (t.median_ms * 1e-3));
     if (cache)
-      figures += fmt::format(", \"speedup_over_no_cache\": {:.2f}",
-                             uncached.median_ms / cached.median_ms);
+      figures +=
+          fmt::format(", \"speedup_over_no_cache\": {:.2f}", uncached.median_ms / cached.median_ms);
     return figures;
   };
   print_line("generate_step", cached, extra(cached, true));

@@ -25,8 +25,7 @@ void check_sampling_options(const char* who, const SamplingOptions& options, int
 }
 
 void check_beam_options(const char* who, const BeamSearchOptions& options) {
-  AG_CHECK(options.beam_width >= 1, "{}: beam_width must be >= 1, got {}", who,
-           options.beam_width);
+  AG_CHECK(options.beam_width >= 1, "{}: beam_width must be >= 1, got {}", who, options.beam_width);
   AG_CHECK(options.length_penalty >= 0 && std::isfinite(options.length_penalty),
            "{}: length_penalty (alpha) must be >= 0, got {}", who, options.length_penalty);
 }
@@ -282,15 +281,15 @@ std::vector<std::vector<Beam>> beam_search(TokenDecoder& decoder, int64_t max_le
         const Candidate& cand = candidates[c];
         const LiveBeam& parent = live[size_t(cand.row)];
         if (cand.token == eos_id) {
-          keep_best(finished[input], {parent.tokens, cand.log_prob, score(cand.log_prob, step), true},
-                    width);
+          keep_best(finished[input],
+                    {parent.tokens, cand.log_prob, score(cand.log_prob, step), true}, width);
           continue;
         }
         LiveBeam beam{input, parent.tokens, cand.log_prob};
         beam.tokens.push_back(cand.token);
         if (step == max_length) {
-          keep_best(finished[input], {beam.tokens, beam.log_prob, score(beam.log_prob, step), false},
-                    width);
+          keep_best(finished[input],
+                    {beam.tokens, beam.log_prob, score(beam.log_prob, step), false}, width);
           continue;
         }
         going_on.push_back(std::move(beam));

@@ -79,8 +79,8 @@ class TransformerTokenDecoder : public TokenDecoder {
   // sequence when cache is null. inputs are per-row tensors the model reads
   // besides the tokens (an encoder's memory and its padding mask), reordered
   // with the rows.
-  using Run =
-      std::function<Tensor(const Tensor& tokens, const std::vector<Tensor>& inputs, KVCache* cache)>;
+  using Run = std::function<Tensor(const Tensor& tokens, const std::vector<Tensor>& inputs,
+                                   KVCache* cache)>;
   TransformerTokenDecoder(std::string model, const Tensor& prefix, std::vector<Tensor> inputs,
                           int64_t max_len, bool use_cache, Run run);
   int64_t rows() const override { return tokens_.size(0); }

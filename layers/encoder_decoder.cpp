@@ -7,9 +7,8 @@
 
 namespace ag::nn {
 
-TransformerEncoderStack::TransformerEncoderStack(int64_t num_layers, int64_t d_model,
-                                                 int64_t heads, int64_t d_ff, real dropout,
-                                                 bool norm_first)
+TransformerEncoderStack::TransformerEncoderStack(int64_t num_layers, int64_t d_model, int64_t heads,
+                                                 int64_t d_ff, real dropout, bool norm_first)
     : Module("TransformerEncoderStack") {
   layers = register_module("layers", std::make_shared<TransformerEncoder>(
                                          num_layers, d_model, heads, d_ff, dropout, norm_first));
@@ -21,9 +20,8 @@ Tensor TransformerEncoderStack::forward(const Tensor& src, const Tensor& mask,
   return norm->forward(layers->forward(src, mask, key_padding_mask));
 }
 
-TransformerDecoderStack::TransformerDecoderStack(int64_t num_layers, int64_t d_model,
-                                                 int64_t heads, int64_t d_ff, real dropout,
-                                                 bool norm_first)
+TransformerDecoderStack::TransformerDecoderStack(int64_t num_layers, int64_t d_model, int64_t heads,
+                                                 int64_t d_ff, real dropout, bool norm_first)
     : Module("TransformerDecoderStack") {
   layers = register_module("layers", std::make_shared<TransformerDecoder>(
                                          num_layers, d_model, heads, d_ff, dropout, norm_first));
@@ -46,12 +44,12 @@ Transformer::Transformer(int64_t d_model, int64_t heads, int64_t num_encoder_lay
            "Transformer: d_model {} must be a positive multiple of heads {}, d_ff {} positive, "
            "and the layer counts {} and {} >= 0",
            d_model, heads, d_ff, num_encoder_layers, num_decoder_layers);
-  encoder = register_module("encoder", std::make_shared<TransformerEncoderStack>(
-                                           num_encoder_layers, d_model, heads, d_ff, dropout,
-                                           norm_first));
-  decoder = register_module("decoder", std::make_shared<TransformerDecoderStack>(
-                                           num_decoder_layers, d_model, heads, d_ff, dropout,
-                                           norm_first));
+  encoder = register_module(
+      "encoder", std::make_shared<TransformerEncoderStack>(num_encoder_layers, d_model, heads, d_ff,
+                                                           dropout, norm_first));
+  decoder = register_module(
+      "decoder", std::make_shared<TransformerDecoderStack>(num_decoder_layers, d_model, heads, d_ff,
+                                                           dropout, norm_first));
 }
 
 namespace {
@@ -81,8 +79,7 @@ Tensor Transformer::forward(const Tensor& src, const Tensor& tgt, const Tensor& 
   // [F1.2] memory = Encoder(x_1..x_S): the encoder layers, then the final norm     (B,S,d)
   Tensor memory = encode(src, src_mask, src_key_padding_mask);
   // [F1.2] y = Decoder(y_<t, memory): the decoder layers, then the final norm       (B,T,d)
-  return decode(tgt, memory, tgt_mask, memory_mask, tgt_key_padding_mask,
-                memory_key_padding_mask);
+  return decode(tgt, memory, tgt_mask, memory_mask, tgt_key_padding_mask, memory_key_padding_mask);
 }
 
 Tensor Transformer::encode(const Tensor& src, const Tensor& src_mask,
@@ -106,9 +103,8 @@ Tensor Transformer::decode(const Tensor& tgt, const Tensor& memory, const Tensor
 Tensor Transformer::generate_square_subsequent_mask(int64_t length) { return causal_mask(length); }
 
 std::string Transformer::extra_repr() const {
-  return fmt::format("d_model={}, heads={}, num_encoder_layers={}, num_decoder_layers={}",
-                     d_model, heads, encoder->layers->layers.size(),
-                     decoder->layers->layers.size());
+  return fmt::format("d_model={}, heads={}, num_encoder_layers={}, num_decoder_layers={}", d_model,
+                     heads, encoder->layers->layers.size(), decoder->layers->layers.size());
 }
 
 }  // namespace ag::nn

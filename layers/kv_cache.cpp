@@ -50,8 +50,8 @@ AttentionOutput self_attention_step(MultiHeadAttention& attention, const Tensor&
   Tensor k = attention.k_proj->forward(x);
   Tensor v = attention.v_proj->forward(x);
   // the keys and values of every position so far: the cached ones, then the new ones
-  Tensor keys = cache.length() > 0 ? cat({cache.keys, k}, 1) : k;        // (B,past+n,d)
-  Tensor values = cache.length() > 0 ? cat({cache.values, v}, 1) : v;    // (B,past+n,d)
+  Tensor keys = cache.length() > 0 ? cat({cache.keys, k}, 1) : k;      // (B,past+n,d)
+  Tensor values = cache.length() > 0 ? cat({cache.values, v}, 1) : v;  // (B,past+n,d)
   // [F2.6] the new queries over all keys, per head, as MultiHeadAttention::forward
   AttentionOutput out = attention.attend(q, keys, values, attn_mask, key_padding_mask);
   cache.keys = keys;

@@ -28,9 +28,9 @@ class Seq2Seq::Decoding : public TokenDecoder {
     if (logits_.defined()) return logits_;
     NoGradGuard no_grad;
     // one decoder step (decode_step, [F1.9] [F4.9]) on the token appended last (bos_id at first)
-    logits_ = model_.decode_step(encoded_, model_.decoder_embedding->forward(pending_), state_,
-                                 context_)
-                  .logits;
+    logits_ =
+        model_.decode_step(encoded_, model_.decoder_embedding->forward(pending_), state_, context_)
+            .logits;
     return logits_;
   }
 
@@ -80,8 +80,8 @@ std::unique_ptr<TokenDecoder> Seq2Seq::start_decoding(const Tensor& source,
 
 std::vector<std::vector<int64_t>> Seq2Seq::sample(const Tensor& source,
                                                   const std::vector<int64_t>& source_lengths,
-                                                  int64_t max_length,
-                                                  const SamplingOptions& opt, Generator& gen) {
+                                                  int64_t max_length, const SamplingOptions& opt,
+                                                  Generator& gen) {
   check_max_length("Seq2Seq::sample", max_length);
   check_sampling_options("Seq2Seq::sample", opt, options.target_vocab);
   Decoding decoder(*this, source, source_lengths);

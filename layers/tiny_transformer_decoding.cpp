@@ -23,7 +23,8 @@ void check_prompt(const char* who, const Tensor& prompt, int64_t steps, int64_t 
 Tensor join(const Tensor& prompt, const std::vector<std::vector<int64_t>>& tokens) {
   const int64_t batch = prompt.size(0), steps = tokens.empty() ? 0 : int64_t(tokens[0].size());
   std::vector<real> values;
-  for (const std::vector<int64_t>& row : tokens) values.insert(values.end(), row.begin(), row.end());
+  for (const std::vector<int64_t>& row : tokens)
+    values.insert(values.end(), row.begin(), row.end());
   return steps == 0 ? prompt : cat({prompt, from_vector(values, {batch, steps})}, 1);
 }
 

@@ -32,8 +32,8 @@ Tensor TransformerEncoderLayer::forward(const Tensor& x, const Tensor& mask,
            self_attn->d_model);
   const int64_t past = cache ? cache->length() : 0;
   check_attention_masks("TransformerEncoderLayer", "mask", mask, "key_padding_mask",
-                        key_padding_mask, x.size(0), self_attn->heads, x.size(1),
-                        past + x.size(1), "T", "T");
+                        key_padding_mask, x.size(0), self_attn->heads, x.size(1), past + x.size(1),
+                        "T", "T");
   auto attend = [&](const Tensor& input) {
     // With a KV cache (generation's fast path) input is the new positions only:
     // their keys and values join the cached ones.

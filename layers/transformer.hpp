@@ -109,8 +109,7 @@ class TinyTransformer : public Module {
   // Beam search: per prompt the best beams, best first, each with its tokens
   // (after the prompt) and log-probability. A beam ends at eos_id (-1: none).
   std::vector<std::vector<Beam>> beam_search(const Tensor& prompt, int64_t steps,
-                                             const BeamSearchOptions& options,
-                                             int64_t eos_id = -1);
+                                             const BeamSearchOptions& options, int64_t eos_id = -1);
   // The decoding state the three above step (a TokenDecoder over the prompt's
   // rows), with or without the KV cache: what the tests and the benchmark
   // compare.

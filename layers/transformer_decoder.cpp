@@ -36,11 +36,11 @@ Tensor TransformerDecoderLayer::forward(const Tensor& tgt, const Tensor& memory,
   AG_CHECK(tgt.defined() && tgt.dim() == 3 && tgt.size(2) == d,
            "TransformerDecoderLayer: tgt {} must be (batch, target length, d_model = {})",
            describe(tgt), d);
-  AG_CHECK(memory.defined() && memory.dim() == 3 && memory.size(0) == tgt.size(0) &&
-               memory.size(2) == d,
-           "TransformerDecoderLayer: memory {} must be (batch = {}, source length, d_model = {}) "
-           "for tgt {}",
-           describe(memory), tgt.size(0), d, describe(tgt));
+  AG_CHECK(
+      memory.defined() && memory.dim() == 3 && memory.size(0) == tgt.size(0) && memory.size(2) == d,
+      "TransformerDecoderLayer: memory {} must be (batch = {}, source length, d_model = {}) "
+      "for tgt {}",
+      describe(memory), tgt.size(0), d, describe(tgt));
   const int64_t batch = tgt.size(0), tq = tgt.size(1), source = memory.size(1);
   const int64_t past = cache ? cache->self_attn.length() : 0;
   check_attention_masks("TransformerDecoderLayer", "tgt_mask", tgt_mask, "tgt_key_padding_mask",
@@ -54,8 +54,8 @@ Tensor TransformerDecoderLayer::forward(const Tensor& tgt, const Tensor& memory,
     if (cache) {
       // Generation's fast path: x holds the new positions only; the keys and
       // values of the earlier ones come from the cache.
-      attended = self_attention_step(*self_attn, x, cache->self_attn, tgt_mask,
-                                     tgt_key_padding_mask);
+      attended =
+          self_attention_step(*self_attn, x, cache->self_attn, tgt_mask, tgt_key_padding_mask);
     } else {
       // [F2.6] masked multi-head self-attention of the target        (B,T,d) -> (B,T,d)
       attended = self_attn->forward(x, x, x, tgt_mask, tgt_key_padding_mask);

@@ -19,12 +19,12 @@ Tensor causal_mask_rows(int64_t past, int64_t n) {
 }
 
 void check_attention_masks(const std::string& layer, const char* mask_name, const Tensor& attn_mask,
-                           const char* padding_name, const Tensor& key_padding_mask,
-                           int64_t batch, int64_t heads, int64_t tq, int64_t tk,
-                           const char* query_letter, const char* key_letter) {
+                           const char* padding_name, const Tensor& key_padding_mask, int64_t batch,
+                           int64_t heads, int64_t tq, int64_t tk, const char* query_letter,
+                           const char* key_letter) {
   if (attn_mask.defined()) {
     const int64_t dims = attn_mask.dim();
-    const Shape full = dims == 2 ? Shape{tq, tk}
+    const Shape full = dims == 2   ? Shape{tq, tk}
                        : dims == 3 ? Shape{batch, tq, tk}
                                    : Shape{batch, heads, tq, tk};
     bool fits = dims >= 2 && dims <= 4;
@@ -32,9 +32,9 @@ void check_attention_masks(const std::string& layer, const char* mask_name, cons
       fits = attn_mask.size(i) == full[size_t(i)] || attn_mask.size(i) == 1;
     AG_CHECK(fits,
              "{}: {} {} must be ({q},{k}) = ({},{}), (B,{q},{k}) = ({},{},{}) or (B,h,{q},{k}) = "
-             "({},{},{},{}) (a size of 1 broadcasts); 1 = blocked",
+             "({},{},{},{}) (a size of 1 broadcasts); 1 = blocked. Padding (B,{k}) goes in {}",
              layer, mask_name, describe(attn_mask), tq, tk, batch, tq, tk, batch, heads, tq, tk,
-             fmt::arg("q", query_letter), fmt::arg("k", key_letter));
+             padding_name, fmt::arg("q", query_letter), fmt::arg("k", key_letter));
   }
   if (key_padding_mask.defined()) {
     const Shape& shape = key_padding_mask.shape();

@@ -28,8 +28,8 @@ Tensor causal_mask_rows(int64_t past, int64_t n);
 // and the shapes it may have, with `query_letter`/`key_letter` for Tq and Tk
 // ("T" and "S" for a decoder's memory mask).
 void check_attention_masks(const std::string& layer, const char* mask_name, const Tensor& attn_mask,
-                           const char* padding_name, const Tensor& key_padding_mask,
-                           int64_t batch, int64_t heads, int64_t tq, int64_t tk,
-                           const char* query_letter, const char* key_letter);
+                           const char* padding_name, const Tensor& key_padding_mask, int64_t batch,
+                           int64_t heads, int64_t tq, int64_t tk, const char* query_letter,
+                           const char* key_letter);
 
 }  // namespace ag::nn

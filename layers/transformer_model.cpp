@@ -28,8 +28,8 @@ TransformerModel::TransformerModel(const TransformerModelOptions& o)
       register_module("positional", std::make_shared<PositionalEncoding>(o.d_model, o.max_len));
   transformer = register_module(
       "transformer",
-      std::make_shared<Transformer>(o.d_model, o.heads, o.num_encoder_layers,
-                                    o.num_decoder_layers, o.d_ff, o.dropout, o.norm_first));
+      std::make_shared<Transformer>(o.d_model, o.heads, o.num_encoder_layers, o.num_decoder_layers,
+                                    o.d_ff, o.dropout, o.norm_first));
   fc = register_module("fc", std::make_shared<Linear>(o.d_model, o.vocab_size));
 }
 
@@ -86,8 +86,8 @@ Tensor TransformerModel::decode(const Tensor& target, const Tensor& memory,
   // [F4.8] the lookahead mask: target position t reads positions 0..t only  (T,T), or (T,past+T)
   Tensor lookahead = causal_mask_rows(past, target.size(1));
   // [F1.2] the decoder over the memory, then [F2.8] fc to the vocabulary    (B,T,vocab)
-  return fc->forward(transformer->decode(tgt, memory, lookahead, Tensor(), target_padding,
-                                         memory_padding, cache));
+  return fc->forward(
+      transformer->decode(tgt, memory, lookahead, Tensor(), target_padding, memory_padding, cache));
 }
 
 std::unique_ptr<TokenDecoder> TransformerModel::start_decoding(const Tensor& source,
@@ -143,8 +143,7 @@ GreedyDecoding TransformerModel::greedy_decode(const Tensor& source, int64_t max
   return result;
 }
 
-std::vector<std::vector<int64_t>> TransformerModel::sample(const Tensor& source,
-                                                           int64_t max_length,
+std::vector<std::vector<int64_t>> TransformerModel::sample(const Tensor& source, int64_t max_length,
                                                            const SamplingOptions& opt,
                                                            Generator& gen) {
   check_decoding("TransformerModel::sample", source, max_length, options.max_len);

@@ -148,10 +148,10 @@ inline std::vector<PytorchCase> pytorch_cases() {
         [](nn::Module& m, FixtureTensors& io) -> NamedTensors {
           const Tensor& tgt = io.input("tgt");
           const Tensor& source_padding = io.input("src_key_padding");
-          return {{"output", as<nn::Transformer>(m).forward(
-                                 io.input("src"), tgt, Tensor(), nn::causal_mask(tgt.size(1)),
-                                 Tensor(), source_padding, io.input("tgt_key_padding"),
-                                 source_padding)}};
+          return {
+              {"output", as<nn::Transformer>(m).forward(
+                             io.input("src"), tgt, Tensor(), nn::causal_mask(tgt.size(1)), Tensor(),
+                             source_padding, io.input("tgt_key_padding"), source_padding)}};
         }};
   };
   return {

@@ -93,7 +93,8 @@ std::vector<Scored> exhaustive_search(
     const double lp = log_prob(tokens, false);
     all.push_back({tokens, false, lp, lp / std::pow(double(max_length), alpha)});
   }
-  std::sort(all.begin(), all.end(), [](const Scored& a, const Scored& b) { return a.score > b.score; });
+  std::sort(all.begin(), all.end(),
+            [](const Scored& a, const Scored& b) { return a.score > b.score; });
   return all;
 }
 
@@ -156,13 +157,20 @@ TEST_CASE("decoding/sampling [F4.9]: softmax(logits / temperature) over the top 
   top1.top_k = 1;
   top1.temperature = 0.1;
   check_values(nn::sampling_probabilities(logits, top1), {0, 1, 0, 0, 1, 0, 0, 0}, 1e-6);
-  check_error([&] { nn::sampling_probabilities(logits, {0.0, 0}); },
-              {"sampling_probabilities:", "temperature", "got 0"});
-  check_error([&] { nn::sampling_probabilities(logits, {1.0, 5}); },
-              {"sampling_probabilities:", "top_k", "0..4", "got 5"});
+  check_error(
+      [&] {
+        nn::sampling_probabilities(logits, {0.0, 0});
+      },
+      {"sampling_probabilities:", "temperature", "got 0"});
+  check_error(
+      [&] {
+        nn::sampling_probabilities(logits, {1.0, 5});
+      },
+      {"sampling_probabilities:", "top_k", "0..4", "got 5"});
 }
 
-TEST_CASE("decoding/sampling [F4.9]: draws follow the distribution; the same seed, the same draws") {
+TEST_CASE(
+    "decoding/sampling [F4.9]: draws follow the distribution; the same seed, the same draws") {
   Tensor logits = tensor({{0, std::log(2.0f), std::log(3.0f), -1000}});  // p = 1/6, 2/6, 3/6, ~0
   Generator gen(7);
   std::vector<int64_t> counts(4, 0);
@@ -362,8 +370,11 @@ TEST_CASE("decoding/beam_search: errors name the model; a beam width of 0 is ref
               {"TinyTransformer::sample:", "2 prompt tokens + 7 steps exceed max_len 8"});
   check_error([&] { model.greedy_decode(source, 9); },
               {"TransformerModel::greedy_decode:", "max_length", "1..max_len = 8", "got 9"});
-  check_error([&] { model.sample(zeros({1, 9}), 3, {}, gen); },
-              {"TransformerModel::sample:", "source (1,9)", "max_len 8"});
+  check_error(
+      [&] {
+        model.sample(zeros({1, 9}), 3, {}, gen);
+      },
+      {"TransformerModel::sample:", "source (1,9)", "max_len 8"});
   check_error([&] { seq2seq.beam_search(source, {2}, 0, {}); },
               {"Seq2Seq::beam_search:", "max_length must be >= 1, got 0"});
 }
@@ -454,25 +465,41 @@ TEST_CASE("decoding/kv_cache: the cache's misuse is an error naming the step and
   Tensor logits = model.forward(tensor({{1, 2, 3, 4}}), true, &cache);
   check_shape(logits, {1, 4, 5});
   CHECK(cache.length() == 4);
-  check_error([&] { model.forward(tensor({{1, 2, 3}}), true, &cache); },
-              {"TinyTransformer:", "sequence length 7", "max_len 6"});
+  check_error(
+      [&] {
+        model.forward(tensor({{1, 2, 3}}), true, &cache);
+      },
+      {"TinyTransformer:", "sequence length 7", "max_len 6"});
   check_error([&] { model.forward(tensor({{1}}), false, &cache); },
               {"TinyTransformer:", "KV cache needs the causal mask"});
-  check_error([&] { model.forward(tensor({{1}, {2}}), true, &cache); },
-              {"self_attention_step:", "x (2,1,8)", "has 2 sequences", "(1,4,8)"});
+  check_error(
+      [&] {
+        model.forward(tensor({{1}, {2}}), true, &cache);
+      },
+      {"self_attention_step:", "x (2,1,8)", "has 2 sequences", "(1,4,8)"});
   nn::MultiHeadAttention attention(8, 2);
   nn::AttentionCache cross;
-  check_error([&] { nn::cross_attention_step(attention, zeros({2, 1, 8}), zeros({3, 4, 8}), cross); },
-              {"cross_attention_step:", "memory (3,4,8)", "batch = 2"});
+  check_error(
+      [&] {
+        nn::cross_attention_step(attention, zeros({2, 1, 8}), zeros({3, 4, 8}), cross);
+      },
+      {"cross_attention_step:", "memory (3,4,8)", "batch = 2"});
   // a failed step leaves the cache as it was
   nn::AttentionCache self;
   (void)nn::self_attention_step(attention, zeros({1, 2, 8}), self);
-  check_error([&] { nn::self_attention_step(attention, zeros({1, 1, 8}), self, zeros({1, 2})); },
-              {"MultiHeadAttention:", "attn_mask (1,2)"});
+  check_error(
+      [&] {
+        nn::self_attention_step(attention, zeros({1, 1, 8}), self, zeros({1, 2}));
+      },
+      {"MultiHeadAttention:", "attn_mask (1,2)"});
   CHECK(self.length() == 2);
   auto decoder = model.start_decoding(tensor({{1, 2, 3, 4, 1}}), true);
   decoder->append({2});
   check_error([&] { decoder->append({2}); },
               {"TinyTransformer decoding:", "6 tokens", "max_len 6"});
-  check_error([&] { decoder->append({2, 3}); }, {"TinyTransformer decoding:", "2 tokens", "1 rows"});
+  check_error(
+      [&] {
+        decoder->append({2, 3});
+      },
+      {"TinyTransformer decoding:", "2 tokens", "1 rows"});
 }

@@ -24,7 +24,8 @@ bool has(const std::vector<nn::NamedTensor>& list, const std::string& name) {
 // The key projections' biases add q_i . b_k / sqrt(d_h) to every score of row i
 // alike, which softmax ignores: no output depends on them (their gradient is
 // exactly 0, which the check still compares).
-const std::vector<std::string> kUnreadBiases = {"self_attn.k_proj.bias", "multihead_attn.k_proj.bias"};
+const std::vector<std::string> kUnreadBiases = {"self_attn.k_proj.bias",
+                                                "multihead_attn.k_proj.bias"};
 
 Tensor padding_2d(const std::vector<int64_t>& lengths, int64_t length) {
   return reshape(nn::padding_mask(lengths, length), {int64_t(lengths.size()), length});
@@ -101,21 +102,39 @@ TEST_CASE("layers/transformer_decoder: PyTorch's names, the summary, training mo
   std::vector<std::string> names;
   for (const auto& [name, p] : layer.named_parameters()) names.push_back(name);
   // nn.TransformerDecoderLayer's state_dict order, with in_proj split in three
-  const std::vector<std::string> expected = {
-      "self_attn.q_proj.weight",      "self_attn.q_proj.bias",       "self_attn.k_proj.weight",
-      "self_attn.k_proj.bias",        "self_attn.v_proj.weight",     "self_attn.v_proj.bias",
-      "self_attn.out_proj.weight",    "self_attn.out_proj.bias",     "multihead_attn.q_proj.weight",
-      "multihead_attn.q_proj.bias",   "multihead_attn.k_proj.weight", "multihead_attn.k_proj.bias",
-      "multihead_attn.v_proj.weight", "multihead_attn.v_proj.bias",  "multihead_attn.out_proj.weight",
-      "multihead_attn.out_proj.bias", "linear1.weight",              "linear1.bias",
-      "linear2.weight",               "linear2.bias",                "norm1.weight",
-      "norm1.bias",                   "norm2.weight",                "norm2.bias",
-      "norm3.weight",                 "norm3.bias"};
+  const std::vector<std::string> expected = {"self_attn.q_proj.weight",
+                                             "self_attn.q_proj.bias",
+                                             "self_attn.k_proj.weight",
+                                             "self_attn.k_proj.bias",
+                                             "self_attn.v_proj.weight",
+                                             "self_attn.v_proj.bias",
+                                             "self_attn.out_proj.weight",
+                                             "self_attn.out_proj.bias",
+                                             "multihead_attn.q_proj.weight",
+                                             "multihead_attn.q_proj.bias",
+                                             "multihead_attn.k_proj.weight",
+                                             "multihead_attn.k_proj.bias",
+                                             "multihead_attn.v_proj.weight",
+                                             "multihead_attn.v_proj.bias",
+                                             "multihead_attn.out_proj.weight",
+                                             "multihead_attn.out_proj.bias",
+                                             "linear1.weight",
+                                             "linear1.bias",
+                                             "linear2.weight",
+                                             "linear2.bias",
+                                             "norm1.weight",
+                                             "norm1.bias",
+                                             "norm2.weight",
+                                             "norm2.bias",
+                                             "norm3.weight",
+                                             "norm3.bias"};
   CHECK(names == expected);
   // 2 (4 (4*4 + 4)) + (6*4 + 6) + (4*6 + 4) + 3 (4 + 4)
   CHECK(layer.num_parameters() == 160 + 30 + 28 + 24);
   const std::string summary = layer.to_string();
-  CHECK(summary.find("TransformerDecoderLayer(\n  norm_first=true\n  (self_attn): MultiHeadAttention(") == 0);
+  CHECK(summary.find(
+            "TransformerDecoderLayer(\n  norm_first=true\n  (self_attn): MultiHeadAttention(") ==
+        0);
   CHECK(summary.find("  (multihead_attn): MultiHeadAttention(") != std::string::npos);
   CHECK(summary.find("  (dropout3): Dropout(p=0.5)") != std::string::npos);
   // In training mode the dropouts act (the FeedForward's too, registered as `dropout`).
@@ -132,31 +151,58 @@ TEST_CASE("layers/transformer_decoder: PyTorch's names, the summary, training mo
 TEST_CASE("layers/transformer_decoder: errors name the layer, the argument and the shapes") {
   nn::TransformerDecoderLayer layer(8, 2, 16);
   Tensor tgt = zeros({2, 5, 8}), memory = zeros({2, 4, 8});
-  check_error([&] { (void)layer.forward(zeros({2, 5, 6}), memory); },
-              {"TransformerDecoderLayer:", "tgt (2,5,6)", "d_model = 8"});
+  check_error(
+      [&] {
+        (void)layer.forward(zeros({2, 5, 6}), memory);
+      },
+      {"TransformerDecoderLayer:", "tgt (2,5,6)", "d_model = 8"});
   // memory of the wrong size: batch, features
-  check_error([&] { (void)layer.forward(tgt, zeros({3, 4, 8})); },
-              {"TransformerDecoderLayer:", "memory (3,4,8)", "batch = 2", "tgt (2,5,8)"});
-  check_error([&] { (void)layer.forward(tgt, zeros({2, 4, 7})); },
-              {"TransformerDecoderLayer:", "memory (2,4,7)", "d_model = 8"});
+  check_error(
+      [&] {
+        (void)layer.forward(tgt, zeros({3, 4, 8}));
+      },
+      {"TransformerDecoderLayer:", "memory (3,4,8)", "batch = 2", "tgt (2,5,8)"});
+  check_error(
+      [&] {
+        (void)layer.forward(tgt, zeros({2, 4, 7}));
+      },
+      {"TransformerDecoderLayer:", "memory (2,4,7)", "d_model = 8"});
   // mask shapes
   check_error([&] { (void)layer.forward(tgt, memory, nn::causal_mask(4)); },
               {"TransformerDecoderLayer:", "tgt_mask (4,4)", "(T,T) = (5,5)", "(B,T,T) = (2,5,5)"});
-  check_error([&] { (void)layer.forward(tgt, memory, Tensor(), zeros({4, 5})); },
-              {"TransformerDecoderLayer:", "memory_mask (4,5)", "(T,S) = (5,4)"});
-  check_error([&] { (void)layer.forward(tgt, memory, Tensor(), Tensor(), zeros({2, 4})); },
-              {"TransformerDecoderLayer:", "tgt_key_padding_mask (2,4)", "(B,T) = (2,5)"});
   check_error(
-      [&] { (void)layer.forward(tgt, memory, Tensor(), Tensor(), Tensor(), zeros({2, 5})); },
+      [&] {
+        (void)layer.forward(tgt, memory, Tensor(), zeros({4, 5}));
+      },
+      {"TransformerDecoderLayer:", "memory_mask (4,5)", "(T,S) = (5,4)"});
+  check_error(
+      [&] {
+        (void)layer.forward(tgt, memory, Tensor(), Tensor(), zeros({2, 4}));
+      },
+      {"TransformerDecoderLayer:", "tgt_key_padding_mask (2,4)", "(B,T) = (2,5)"});
+  check_error(
+      [&] {
+        (void)layer.forward(tgt, memory, Tensor(), Tensor(), Tensor(), zeros({2, 5}));
+      },
       {"TransformerDecoderLayer:", "memory_key_padding_mask (2,5)", "(B,S) = (2,4)"});
   // a padding mask given as the attention mask is refused, shape and name
-  check_error([&] { (void)layer.forward(tgt, memory, Tensor(), zeros({2, 4})); },
-              {"TransformerDecoderLayer:", "memory_mask (2,4)"});
+  check_error(
+      [&] {
+        (void)layer.forward(tgt, memory, Tensor(), zeros({2, 4}));
+      },
+      {"TransformerDecoderLayer:", "memory_mask (2,4)",
+       "Padding (B,S) goes in memory_key_padding_mask"});
   nn::TransformerEncoderLayer encoder_layer(8, 2, 16);
-  check_error([&] { (void)encoder_layer.forward(tgt, zeros({5, 4})); },
-              {"TransformerEncoderLayer:", "mask (5,4)", "(T,T) = (5,5)"});
-  check_error([&] { (void)encoder_layer.forward(tgt, Tensor(), zeros({5, 2})); },
-              {"TransformerEncoderLayer:", "key_padding_mask (5,2)", "(B,T) = (2,5)"});
+  check_error(
+      [&] {
+        (void)encoder_layer.forward(tgt, zeros({5, 4}));
+      },
+      {"TransformerEncoderLayer:", "mask (5,4)", "(T,T) = (5,5)"});
+  check_error(
+      [&] {
+        (void)encoder_layer.forward(tgt, Tensor(), zeros({5, 2}));
+      },
+      {"TransformerEncoderLayer:", "key_padding_mask (5,2)", "(B,T) = (2,5)"});
 }
 
 #ifdef AG_USE_DOUBLE
@@ -173,7 +219,12 @@ TEST_CASE(
       return layer.forward(in[0], in[1], mask, Tensor(), Tensor(), padding);
     };
     check_gradients(f, {tgt, memory});
-    check_module_gradients(layer, [&] { return f({tgt, memory}); }, {}, kUnreadBiases);
+    check_module_gradients(
+        layer,
+        [&] {
+          return f({tgt, memory});
+        },
+        {}, kUnreadBiases);
   }
 }
 
@@ -182,10 +233,11 @@ TEST_CASE("layers/transformer_decoder: gradcheck of a 2-layer TransformerDecoder
   nn::TransformerDecoder decoder(2, 4, 2, 6, /*dropout=*/0);
   Tensor tgt = leaf({2, 3, 4}, 26), memory = leaf({2, 2, 4}, 27);
   Tensor mask = nn::causal_mask(3);
-  check_gradients([&](const std::vector<Tensor>& in) { return decoder.forward(in[0], in[1], mask); },
-                  {tgt, memory});
-  check_module_gradients(decoder, [&] { return decoder.forward(tgt, memory, mask); }, {tgt, memory},
-                         kUnreadBiases);
+  check_gradients(
+      [&](const std::vector<Tensor>& in) { return decoder.forward(in[0], in[1], mask); },
+      {tgt, memory});
+  check_module_gradients(
+      decoder, [&] { return decoder.forward(tgt, memory, mask); }, {tgt, memory}, kUnreadBiases);
 }
 #endif
 
@@ -214,7 +266,8 @@ TEST_CASE(
   Tensor src_padding = padding_2d({5, 3}, 5);
   Tensor tgt_mask = nn::Transformer::generate_square_subsequent_mask(3);
   CHECK(max_abs_diff(tgt_mask, nn::causal_mask(3)) == 0);
-  Tensor y = model.forward(src, tgt, Tensor(), tgt_mask, Tensor(), src_padding, Tensor(), src_padding);
+  Tensor y =
+      model.forward(src, tgt, Tensor(), tgt_mask, Tensor(), src_padding, Tensor(), src_padding);
   Tensor memory = src;
   for (const auto& layer : model.encoder->layers->layers)
     memory = layer->forward(memory, Tensor(), src_padding);
@@ -229,9 +282,9 @@ TEST_CASE(
   const auto params = model.named_parameters();
   for (const char* name :
        {"encoder.layers.0.self_attn.q_proj.weight", "encoder.layers.1.linear1.weight",
-        "encoder.layers.1.norm2.bias", "encoder.norm.weight", "decoder.layers.0.self_attn.out_proj.bias",
-        "decoder.layers.0.multihead_attn.k_proj.weight", "decoder.layers.0.norm3.weight",
-        "decoder.norm.bias"}) {
+        "encoder.layers.1.norm2.bias", "encoder.norm.weight",
+        "decoder.layers.0.self_attn.out_proj.bias", "decoder.layers.0.multihead_attn.k_proj.weight",
+        "decoder.layers.0.norm3.weight", "decoder.norm.bias"}) {
     INFO(name);
     CHECK(has(params, name));
   }
@@ -241,25 +294,42 @@ TEST_CASE(
 TEST_CASE("layers/encoder_decoder: Transformer's errors name it and the shapes") {
   nn::Transformer model(8, 2, 1, 1, 16);
   Tensor src = zeros({2, 4, 8}), tgt = zeros({2, 5, 8});
-  check_error([&] { (void)model.forward(src, zeros({3, 5, 8})); },
-              {"Transformer:", "src (2,4,8)", "tgt (3,5,8)", "same batch"});
-  check_error([&] { (void)model.forward(src, zeros({2, 5, 6})); },
-              {"Transformer:", "tgt (2,5,6)", "d_model = 8"});
+  check_error(
+      [&] {
+        (void)model.forward(src, zeros({3, 5, 8}));
+      },
+      {"Transformer:", "src (2,4,8)", "tgt (3,5,8)", "same batch"});
+  check_error(
+      [&] {
+        (void)model.forward(src, zeros({2, 5, 6}));
+      },
+      {"Transformer:", "tgt (2,5,6)", "d_model = 8"});
   check_error([&] { (void)model.forward(src, tgt, nn::causal_mask(5)); },
               {"Transformer:", "src_mask (5,5)", "(S,S) = (4,4)"});
   check_error([&] { (void)model.forward(src, tgt, Tensor(), nn::causal_mask(4)); },
               {"Transformer:", "tgt_mask (4,4)", "(T,T) = (5,5)"});
-  check_error([&] { (void)model.forward(src, tgt, Tensor(), Tensor(), zeros({4, 5})); },
-              {"Transformer:", "memory_mask (4,5)", "(T,S) = (5,4)"});
   check_error(
-      [&] { (void)model.forward(src, tgt, Tensor(), Tensor(), Tensor(), zeros({2, 5})); },
+      [&] {
+        (void)model.forward(src, tgt, Tensor(), Tensor(), zeros({4, 5}));
+      },
+      {"Transformer:", "memory_mask (4,5)", "(T,S) = (5,4)"});
+  check_error(
+      [&] {
+        (void)model.forward(src, tgt, Tensor(), Tensor(), Tensor(), zeros({2, 5}));
+      },
       {"Transformer:", "src_key_padding_mask (2,5)", "(B,S) = (2,4)"});
-  check_error([&] {
-    (void)model.forward(src, tgt, Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), zeros({2, 5}));
-  }, {"Transformer:", "memory_key_padding_mask (2,5)", "(B,S) = (2,4)"});
+  check_error(
+      [&] {
+        (void)model.forward(src, tgt, Tensor(), Tensor(), Tensor(), Tensor(), Tensor(),
+                            zeros({2, 5}));
+      },
+      {"Transformer:", "memory_key_padding_mask (2,5)", "(B,S) = (2,4)"});
   // memory of the wrong size
-  check_error([&] { (void)model.decode(tgt, zeros({1, 4, 8})); },
-              {"Transformer::decode:", "memory (1,4,8)", "tgt (2,5,8)"});
+  check_error(
+      [&] {
+        (void)model.decode(tgt, zeros({1, 4, 8}));
+      },
+      {"Transformer::decode:", "memory (1,4,8)", "tgt (2,5,8)"});
   check_error([] { nn::Transformer(6, 4, 1, 1, 8); }, {"Transformer:", "d_model 6", "heads 4"});
 }
 
@@ -277,7 +347,12 @@ TEST_CASE(
       return model.forward(in[0], in[1], Tensor(), mask, Tensor(), padding, Tensor(), padding);
     };
     check_gradients(f, {src, tgt});
-    check_module_gradients(model, [&] { return f({src, tgt}); }, {}, kUnreadBiases);
+    check_module_gradients(
+        model,
+        [&] {
+          return f({src, tgt});
+        },
+        {}, kUnreadBiases);
   }
 }
 #endif
@@ -303,22 +378,24 @@ TEST_CASE(
     "embedding(tgt))) with positions and seed 004's masks") {
   manual_seed(41);
   nn::TransformerModel model(tiny_model_options());
-  Tensor source = tensor({{3, 4, 5, 6}, {5, 3, 0, 0}});       // pad_id 0
-  Tensor target_in = tensor({{1, 6, 5, 4}, {1, 3, 5, 0}});    // bos_id 1, padded
+  Tensor source = tensor({{3, 4, 5, 6}, {5, 3, 0, 0}});     // pad_id 0
+  Tensor target_in = tensor({{1, 6, 5, 4}, {1, 3, 5, 0}});  // bos_id 1, padded
   Tensor logits = model.forward(source, target_in);
   check_shape(logits, {2, 4, 7});
-  auto embed = [&](const Tensor& t) { return model.positional->forward(model.embedding->forward(t)); };
+  auto embed = [&](const Tensor& t) {
+    return model.positional->forward(model.embedding->forward(t));
+  };
   Tensor src_padding = tensor({{0, 0, 0, 0}, {0, 0, 1, 1}});
   Tensor tgt_padding = tensor({{0, 0, 0, 0}, {0, 0, 0, 1}});
-  Tensor expected = model.fc->forward(model.transformer->forward(
-      embed(source), embed(target_in), Tensor(), nn::causal_mask(4), Tensor(), src_padding,
-      tgt_padding, src_padding));
+  Tensor expected = model.fc->forward(
+      model.transformer->forward(embed(source), embed(target_in), Tensor(), nn::causal_mask(4),
+                                 Tensor(), src_padding, tgt_padding, src_padding));
   CHECK(max_abs_diff(logits, expected) < tol);
   // The target's padding mask changes no real position: under the lookahead mask
   // only the padded queries could read a padded key.
-  Tensor without = model.fc->forward(model.transformer->forward(
-      embed(source), embed(target_in), Tensor(), nn::causal_mask(4), Tensor(), src_padding,
-      Tensor(), src_padding));
+  Tensor without = model.fc->forward(
+      model.transformer->forward(embed(source), embed(target_in), Tensor(), nn::causal_mask(4),
+                                 Tensor(), src_padding, Tensor(), src_padding));
   CHECK(max_abs_diff(narrow(logits, 1, 0, 3), narrow(without, 1, 0, 3)) < tol);
   // The source's padding does: it keeps the pad tokens from being read.
   Tensor other_pad = tensor({{3, 4, 5, 6}, {5, 3, 4, 6}});  // the padding replaced by tokens
@@ -331,15 +408,23 @@ TEST_CASE(
   CHECK(has(params, "transformer.decoder.layers.0.multihead_attn.q_proj.weight"));
   CHECK(params.back().first == "fc.bias");
   CHECK(model.named_buffers().front().first == "positional.pe");
-  check_error([&] { (void)model.forward(source, tensor({{1, 2}})); },
-              {"TransformerModel:", "target_in (1,2)", "source (2,4)"});
-  check_error([&] { (void)model.forward(zeros({1, 9}), target_in); },
-              {"TransformerModel:", "source (1,9)", "max_len 8"});
-  check_error([] {
-    nn::TransformerModelOptions o = tiny_model_options();
-    o.eos_id = 7;
-    nn::TransformerModel bad(o);
-  }, {"TransformerModel:", "special token id 7", "0..6"});
+  check_error(
+      [&] {
+        (void)model.forward(source, tensor({{1, 2}}));
+      },
+      {"TransformerModel:", "target_in (1,2)", "source (2,4)"});
+  check_error(
+      [&] {
+        (void)model.forward(zeros({1, 9}), target_in);
+      },
+      {"TransformerModel:", "source (1,9)", "max_len 8"});
+  check_error(
+      [] {
+        nn::TransformerModelOptions o = tiny_model_options();
+        o.eos_id = 7;
+        nn::TransformerModel bad(o);
+      },
+      {"TransformerModel:", "special token id 7", "0..6"});
 }
 
 #ifdef AG_USE_DOUBLE

@@ -108,7 +108,7 @@ struct TrainSettings {
 };
 
 struct Trained {
-  double seconds;               // wall-clock time of the training loop, this run
+  double seconds;              // wall-clock time of the training loop, this run
   std::vector<double> losses;  // one per step
 };
 
@@ -169,8 +169,7 @@ ExactMatch exact_match(const Sequences& data, const Sequences& decoded) {
 
 // Decodes the whole set in batches of 250 with `decode` (one batch of sources
 // -> one token list per source).
-Sequences decode_all(const Sequences& data,
-                     const std::function<Sequences(const Batch&)>& decode) {
+Sequences decode_all(const Sequences& data, const std::function<Sequences(const Batch&)>& decode) {
   Sequences out;
   for (size_t start = 0; start < data.size(); start += 250) {
     std::vector<int64_t> idx;
@@ -238,8 +237,8 @@ int main() {
 
   section("1. The task: chapter 04's, reverse a sequence of digits");
   Sequences train_set = make_sequences(4000, data_gen, {});
-  Sequences test_set =
-      make_sequences(1000, data_gen, std::set<std::vector<int64_t>>(train_set.begin(), train_set.end()));
+  Sequences test_set = make_sequences(
+      1000, data_gen, std::set<std::vector<int64_t>>(train_set.begin(), train_set.end()));
   fmt::print("{} training and {} held-out sequences (none in both), lengths {}..{}\n",
              train_set.size(), test_set.size(), kMinLength, kMaxLength);
   for (int64_t r = 0; r < 2; ++r)
@@ -254,14 +253,14 @@ int main() {
     // [F4.8] seed 004: lookahead = 1 - band_part(ones((T, T)), -1, 0); padding = (target == 0);
     // combined = maximum(padding, lookahead)
     Tensor lookahead = nn::causal_mask(T);
-    Tensor target_padding = nn::padding_mask(b.target_in, kPad);  // (B,1,T)
+    Tensor target_padding = nn::padding_mask(b.target_in, kPad);     // (B,1,T)
     Tensor combined = nn::combine_masks(lookahead, target_padding);  // (B,T,T)
     fmt::print("source padding (B,S), 1 = a pad token, blocked as a key:\n{}\n", source_padding);
     HeatMapOptions view;
     view.numbers = true;
     for (int64_t t = 0; t < T; ++t)
-      view.row_labels.push_back(fmt::format("query {:<4} ",
-                                            show_tokens({int64_t(b.target_in.at({1, t}))})));
+      view.row_labels.push_back(
+          fmt::format("query {:<4} ", show_tokens({int64_t(b.target_in.at({1, t}))})));
     for (int64_t t = 0; t < T; ++t)
       view.col_labels.push_back(show_tokens({int64_t(b.target_in.at({1, t}))}));
     fmt::print("target_in of sequence 1: the lookahead mask and its padding combined by max:\n{}",
@@ -295,11 +294,10 @@ int main() {
   const Trained lstm_run = train(
       lstm, [&](const Batch& b) { return lstm.forward(b.source, b.lengths, b.target_in).logits; },
       train_set, lstm_settings, "lstm", "build/tutorials/08_lstm_loss.csv");
-  const ExactMatch lstm_match = exact_match(test_set, decode_all(test_set, [&](const Batch& b) {
-                                              return lstm.greedy_decode(b.source, b.lengths,
-                                                                        kMaxLength + 1)
-                                                  .tokens;
-                                            }));
+  const ExactMatch lstm_match =
+      exact_match(test_set, decode_all(test_set, [&](const Batch& b) {
+                    return lstm.greedy_decode(b.source, b.lengths, kMaxLength + 1).tokens;
+                  }));
   fmt::print("{:<28} {:>14} {:>14}\n", "", "Transformer", "LSTM (ch. 04)");
   fmt::print("{:<28} {:>14} {:>14}\n", "parameters", transformer.num_parameters(),
              lstm.num_parameters());
@@ -313,8 +311,8 @@ int main() {
   fmt::print("{:<28} {:>13.2f}ms {:>13.2f}ms\n", "time per step",
              1e3 * transformer_run.seconds / double(transformer_settings.steps),
              1e3 * lstm_run.seconds / double(lstm_settings.steps));
-  fmt::print("{:<28} {:>14.4f} {:>14.4f}\n", "final training loss",
-             transformer_run.losses.back(), lstm_run.losses.back());
+  fmt::print("{:<28} {:>14.4f} {:>14.4f}\n", "final training loss", transformer_run.losses.back(),
+             lstm_run.losses.back());
   for (int64_t n = kMinLength; n <= kMaxLength; ++n)
     fmt::print("{:<28} {:>13.1f}% {:>13.1f}%\n", fmt::format("exact match, length {}", n),
                100 * transformer_match.by_length[n], 100 * lstm_match.by_length[n]);
@@ -336,18 +334,24 @@ int main() {
     nn::SamplingOptions warm{1.0, 0}, hot{2.0, 0}, top3{2.0, 3};
     nn::BeamSearchOptions beams{4, 1.0};
     auto sampled = [&](const nn::SamplingOptions& o) {
-      return exact_match(first, decode_all(first, [&](const Batch& b) {
-                           return transformer.sample(b.source, kMaxLength + 1, o, gen);
-                         })).overall;
+      return exact_match(first, decode_all(first,
+                                           [&](const Batch& b) {
+                                             return transformer.sample(b.source, kMaxLength + 1, o,
+                                                                       gen);
+                                           }))
+          .overall;
     };
     const double greedy_match = exact_match(first, decode_all(first, greedy)).overall;
-    const double beam_match = exact_match(first, decode_all(first, [&](const Batch& b) {
-                                            Sequences best;
-                                            for (const auto& found : transformer.beam_search(
-                                                     b.source, kMaxLength + 1, beams))
-                                              best.push_back(found.front().tokens);
-                                            return best;
-                                          })).overall;
+    const double beam_match =
+        exact_match(first, decode_all(first,
+                                      [&](const Batch& b) {
+                                        Sequences best;
+                                        for (const auto& found : transformer.beam_search(
+                                                 b.source, kMaxLength + 1, beams))
+                                          best.push_back(found.front().tokens);
+                                        return best;
+                                      }))
+            .overall;
     fmt::print("exact match on the first {} held-out sequences:\n", first.size());
     fmt::print("  greedy                                 {:6.1f}%\n", 100 * greedy_match);
     fmt::print("  sampling, temperature 1                {:6.1f}%\n", 100 * sampled(warm));
@@ -355,17 +359,18 @@ int main() {
     fmt::print("  sampling, temperature 2, top_k 3       {:6.1f}%\n", 100 * sampled(top3));
     fmt::print("  beam search, width 4, length penalty 1 {:6.1f}%\n", 100 * beam_match);
 
-    const std::vector<int64_t> s = *std::find_if(
-        test_set.begin(), test_set.end(), [](const auto& x) { return x.size() == 7; });
+    const std::vector<int64_t> s = *std::find_if(test_set.begin(), test_set.end(),
+                                                 [](const auto& x) { return x.size() == 7; });
     Batch one = make_batch({s}, {0});
     fmt::print("\nsource {}: five samples at temperature 2\n", show_tokens(s));
     for (int i = 0; i < 5; ++i)
-      fmt::print("  {}\n", show_tokens(transformer.sample(one.source, kMaxLength + 1, hot, gen)[0]));
+      fmt::print("  {}\n",
+                 show_tokens(transformer.sample(one.source, kMaxLength + 1, hot, gen)[0]));
     fmt::print("its four beams (log P, and log P / length):\n");
     const auto found = transformer.beam_search(one.source, kMaxLength + 1, beams);
     for (const nn::Beam& beam : found[0])
-      fmt::print("  {:<24} {:9.4f} {:9.4f}\n", show_tokens(beam.tokens) + (beam.ended ? " </s>" : ""),
-                 beam.log_prob, beam.score);
+      fmt::print("  {:<24} {:9.4f} {:9.4f}\n",
+                 show_tokens(beam.tokens) + (beam.ended ? " </s>" : ""), beam.log_prob, beam.score);
   }
 
   section("9. The KV cache: every step one new position [F2.2]");

@@ -52,6 +52,8 @@ struct Beam {
 
 // A batch of rows being decoded: each row is a prefix (a prompt, or a start
 // token and the tokens chosen so far, with whatever the model keeps for it).
+// A decoder made by a model's start_decoding refers to the model: keep the
+// model alive, and its weights unchanged, while the decoder is in use.
 class TokenDecoder {
  public:
   virtual ~TokenDecoder() = default;

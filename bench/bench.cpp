@@ -114,6 +114,13 @@ void scalar_ops() {
 //   transformer_step      nn::TinyTransformer: vocab 16, d_model 64, 4 heads, d_ff 256,
 //                         2 layers, max_len 32, dropout 0, pre-norm; tokens (32,32), causal;
 //                         cross-entropy against random (32,32) targets; Adam 1e-3
+//   generate_step         not a training step: greedy generation with nn::TinyTransformer of
+//                         transformer_step's sizes but max_len 64; a batch of 8 prompts of
+//                         8 random tokens, 56 new tokens each (to 64), timed with the KV cache
+//                         (generate_step), without it in fast mode (generate_step_no_cache: every
+//                         step runs the whole sequence again) and in reference mode
+//                         (generate_step_reference, no cache either); the median is one whole
+//                         generation of 56 tokens
 //
 //   conv1d_small          nn::Conv1d(2, 32, 3, padding 1) on (50,2,30): chapter 07's CNN
 //                         encoder; forward, sum, backward (no optimizer)
@@ -285,6 +292,49 @@ void conv1d_fwd_bwd(const char* name, int64_t batch, int64_t in, int64_t out, in
 void conv1d_small() { conv1d_fwd_bwd("conv1d_small", 50, 2, 32, 3, 30, 300); }
 void conv1d_large() { conv1d_fwd_bwd("conv1d_large", 32, 64, 64, 5, 128, 30); }
 
+void generate_step() {
+  const int64_t batch = 8, prompt_length = 8, new_tokens = 56;
+  Generator gen(5);
+  manual_seed(5);
+  nn::TinyTransformerOptions options;
+  options.vocab_size = 16;
+  options.d_model = 64;
+  options.heads = 4;
+  options.d_ff = 256;
+  options.num_layers = 2;
+  options.max_len = prompt_length + new_tokens;  // 64
+  options.dropout = 0;
+  options.norm_first = true;
+  nn::TinyTransformer model(options);
+  model.eval();
+  Tensor prompt = randint(0, options.vocab_size, {batch, prompt_length}, gen);
+  auto run = [&](bool use_cache, bool reference) {
+    ReferenceModeGuard mode(reference);
+    return time_steps(
+        [&] {
+          auto decoder = model.start_decoding(prompt, use_cache);
+          (void)nn::greedy_search(*decoder, new_tokens);
+        },
+        2, 20);
+  };
+  const Timing cached = run(true, false), uncached = run(false, false);
+  const Timing reference = run(false, true);
+  auto extra = [&](const Timing& t, bool cache) {
+    std::string figures = fmt::format(
+        ", \"cache\": {}, \"new_tokens\": {}, \"ms_per_token\": {:.4f}, "
+        "\"tokens_per_s\": {:.0f}",
+        cache, new_tokens, t.median_ms / double(new_tokens),
+        double(batch * new_tokens) / (t.median_ms * 1e-3));
+    if (cache)
+      figures +=
+          fmt::format(", \"speedup_over_no_cache\": {:.2f}", uncached.median_ms / cached.median_ms);
+    return figures;
+  };
+  print_line("generate_step", cached, extra(cached, true));
+  print_line("generate_step_no_cache", uncached, extra(uncached, false));
+  print_line("generate_step_reference", reference, extra(reference, false));
+}
+
 struct Workload {
   const char* name;
   void (*run)();
@@ -299,6 +349,7 @@ const Workload workloads[] = {
     {"transformer_step", transformer_step},
     {"conv1d_small", conv1d_small},
     {"conv1d_large", conv1d_large},
+    {"generate_step", generate_step},
 };
 
 }  // namespace

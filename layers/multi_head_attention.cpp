@@ -188,6 +188,18 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
   Tensor q = q_proj->forward(query);
   Tensor k = k_proj->forward(key);
   Tensor v = v_proj->forward(value);
+  return attend_heads(q, k, v, mask);
+}
+
+AttentionOutput MultiHeadAttention::attend(const Tensor& q, const Tensor& k, const Tensor& v,
+                                           const Tensor& attn_mask,
+                                           const Tensor& key_padding_mask) {
+  check_inputs(q, k, v, d_model);
+  return attend_heads(
+      q, k, v, heads_mask(attn_mask, key_padding_mask, q.size(0), heads, q.size(1), k.size(1)));
+}
+
+AttentionOutput MultiHeadAttention::attend_heads(Tensor q, Tensor k, Tensor v, const Tensor& mask) {
   if (!reference_mode()) {
     // Fast mode: the four lines below with every head read and written in place
     // in the (B,T,d) projections (the fast twin above): no split or merge copies.

@@ -59,10 +59,21 @@ class MultiHeadAttention : public Module {
   AttentionOutput forward(const Tensor& x, const Tensor& attn_mask = Tensor()) {
     return forward(x, x, x, attn_mask);
   }
+  // What forward does after its three projections, for queries, keys and values
+  // that are projected already: q (B,Tq,d), k and v (B,Tk,d), masks as forward's.
+  // A KV cache (layers/kv_cache.hpp) keeps the projected keys and values of the
+  // positions it has seen and calls this with them.
+  AttentionOutput attend(const Tensor& q, const Tensor& k, const Tensor& v,
+                         const Tensor& attn_mask = Tensor(),
+                         const Tensor& key_padding_mask = Tensor());
   std::string extra_repr() const override;
 
   int64_t d_model, heads, head_dim;
   std::shared_ptr<Linear> q_proj, k_proj, v_proj, out_proj;  // each Linear(d, d)
+
+ private:
+  // The heads of forward and attend, on checked inputs and one mask for all heads.
+  AttentionOutput attend_heads(Tensor q, Tensor k, Tensor v, const Tensor& mask);
 };
 
 }  // namespace ag::nn

@@ -19,6 +19,13 @@
 //   [F3.3]        feed-forward network     layers/feed_forward.hpp
 //   [F2.8] [F3.3] [F3.6]
 //                 encoder layer, tiny Transformer          layers/transformer.hpp
+//   [F1.1] [F2.6] [F3.3] [F3.6]
+//                 decoder layer (cross-attention)          layers/transformer_decoder.hpp
+//   [F1.2]        nn::Transformer, the encoder-decoder     layers/encoder_decoder.hpp
+//   [F2.8]        seed 002's TransformerModel              layers/transformer_model.hpp
+//   [F4.8]        a Transformer layer's masks              layers/transformer_masks.hpp
+//   [F4.9]        greedy, sampling, beam search            layers/decoding.hpp
+//   [F2.2] [F2.6] the KV cache of generation               layers/kv_cache.hpp
 // docs/formulas.md lists every formula with its file, line and test.
 #pragma once
 
@@ -28,10 +35,13 @@
 #include "layers/attention_scores.hpp"
 #include "layers/conv1d.hpp"
 #include "layers/data.hpp"
+#include "layers/decoding.hpp"
 #include "layers/dropout.hpp"
 #include "layers/embedding.hpp"
+#include "layers/encoder_decoder.hpp"
 #include "layers/feed_forward.hpp"
 #include "layers/init.hpp"
+#include "layers/kv_cache.hpp"
 #include "layers/layer_norm.hpp"
 #include "layers/linear.hpp"
 #include "layers/loss.hpp"
@@ -50,3 +60,6 @@
 #include "layers/sequence_attention.hpp"
 #include "layers/standard_scaler.hpp"
 #include "layers/transformer.hpp"
+#include "layers/transformer_decoder.hpp"
+#include "layers/transformer_masks.hpp"
+#include "layers/transformer_model.hpp"

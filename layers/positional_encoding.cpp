@@ -33,15 +33,16 @@ PositionalEncoding::PositionalEncoding(int64_t d_model, int64_t max_len)
   pe = register_buffer("pe", sinusoidal_encoding(max_len, d_model));
 }
 
-Tensor PositionalEncoding::forward(const Tensor& x) {
+Tensor PositionalEncoding::forward(const Tensor& x, int64_t offset) {
   AG_CHECK(x.defined() && (x.dim() == 2 || x.dim() == 3) && x.shape().back() == d_model,
            "PositionalEncoding: input {} must be (batch, time, d_model = {}) or (time, d_model)",
            describe(x), d_model);
   const int64_t time = x.size(-2);
-  AG_CHECK(time <= max_len, "PositionalEncoding: sequence length {} of input {} exceeds max_len {}",
-           time, describe(x), max_len);
-  // [F3.1] x + PE[0:T]          (B,T,d) + (T,d): the same code for every sequence
-  return x + slice(pe, 0, 0, time);
+  AG_CHECK(offset >= 0 && offset + time <= max_len,
+           "PositionalEncoding: sequence length {} of input {} from position {} exceeds max_len {}",
+           time, describe(x), offset, max_len);
+  // [F3.1] x + PE[offset:offset+T]   (B,T,d) + (T,d): the same code for every sequence
+  return x + slice(pe, 0, offset, offset + time);
 }
 
 std::string PositionalEncoding::extra_repr() const {

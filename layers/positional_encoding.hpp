@@ -23,7 +23,10 @@ class PositionalEncoding : public UnaryModule {
  public:
   PositionalEncoding(int64_t d_model, int64_t max_len = 5000);
   // x: (B,T,d_model) or (T,d_model), T <= max_len -> x + PE[0:T]
-  Tensor forward(const Tensor& x) override;
+  Tensor forward(const Tensor& x) override { return forward(x, 0); }
+  // x holds positions offset..offset+T-1 (generation with a KV cache feeds one
+  // new position at a time) -> x + PE[offset:offset+T]; offset + T <= max_len
+  Tensor forward(const Tensor& x, int64_t offset);
   std::string extra_repr() const override;
 
   int64_t d_model, max_len;

@@ -52,9 +52,11 @@
 //   no score  c_t = [->h_S; <-h_1] of the top layer, both directions' last states
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "layers/attention_scores.hpp"
+#include "layers/decoding.hpp"
 #include "layers/embedding.hpp"
 #include "layers/lstm.hpp"
 
@@ -107,6 +109,21 @@ class Seq2Seq : public Module {
   // bos_id, feeds back the argmax, stops at eos_id or after max_length steps.
   GreedyDecoding greedy_decode(const Tensor& source, const std::vector<int64_t>& source_lengths,
                                int64_t max_length);
+  // Sampling with temperature and top-k from gen (the same seed, the same tokens)
+  // and beam search (per source its best beams, best first), layers/decoding.hpp;
+  // both stop a sequence at eos_id, after at most max_length tokens.
+  std::vector<std::vector<int64_t>> sample(const Tensor& source,
+                                           const std::vector<int64_t>& source_lengths,
+                                           int64_t max_length, const SamplingOptions& options,
+                                           Generator& gen);
+  std::vector<std::vector<Beam>> beam_search(const Tensor& source,
+                                             const std::vector<int64_t>& source_lengths,
+                                             int64_t max_length, const BeamSearchOptions& options);
+  // The decoding state the two above step: the encoded sources, one row each,
+  // each starting from bos_id (the decoder's state is its cache: one step reads
+  // one token).
+  std::unique_ptr<TokenDecoder> start_decoding(const Tensor& source,
+                                               const std::vector<int64_t>& source_lengths);
   std::string extra_repr() const override;
 
   Seq2SeqOptions options;
@@ -135,6 +152,7 @@ class Seq2Seq : public Module {
     Tensor logits;   // (B,V)
     Tensor weights;  // (B,S) or undefined
   };
+  class Decoding;  // layers/seq2seq_decoding.cpp
   Encoded encode(const Tensor& source, const std::vector<int64_t>& lengths);
   // One decoder step: updates state and context in place.
   Step decode_step(const Encoded& encoded, const Tensor& embedded, RecurrentState& state,

@@ -2,10 +2,10 @@
 // the feed-forward network) and the tiny Transformer language model.
 #include "layers/transformer.hpp"
 
-#include "autograd/grad_mode.hpp"
 #include "autograd/ops.hpp"
 #include "core/error.hpp"
 #include "layers/scaled_dot_product.hpp"
+#include "layers/transformer_masks.hpp"
 
 namespace ag::nn {
 
@@ -13,8 +13,12 @@ TransformerEncoderLayer::TransformerEncoderLayer(int64_t d_model, int64_t heads,
                                                  real dropout, bool norm_first)
     : Module("TransformerEncoderLayer"), norm_first(norm_first) {
   self_attn = register_module("self_attn", std::make_shared<MultiHeadAttention>(d_model, heads));
-  feed_forward =
-      register_module("feed_forward", std::make_shared<FeedForward>(d_model, d_ff, dropout));
+  // The FeedForward computes FFN(x); its parts are registered here, in PyTorch's
+  // order and under its names (the FeedForward itself is not registered).
+  feed_forward = std::make_shared<FeedForward>(d_model, d_ff, dropout);
+  linear1 = register_module("linear1", feed_forward->linear1);
+  this->dropout = register_module("dropout", feed_forward->dropout);
+  linear2 = register_module("linear2", feed_forward->linear2);
   norm1 = register_module("norm1", std::make_shared<LayerNorm>(d_model));
   norm2 = register_module("norm2", std::make_shared<LayerNorm>(d_model));
   dropout1 = register_module("dropout1", std::make_shared<Dropout>(dropout));
@@ -22,12 +26,20 @@ TransformerEncoderLayer::TransformerEncoderLayer(int64_t d_model, int64_t heads,
 }
 
 Tensor TransformerEncoderLayer::forward(const Tensor& x, const Tensor& mask,
-                                        const Tensor& key_padding_mask) {
+                                        const Tensor& key_padding_mask, AttentionCache* cache) {
   AG_CHECK(x.defined() && x.dim() == 3 && x.size(2) == self_attn->d_model,
            "TransformerEncoderLayer: input {} must be (batch, time, d_model = {})", describe(x),
            self_attn->d_model);
+  const int64_t past = cache ? cache->length() : 0;
+  check_attention_masks("TransformerEncoderLayer", "mask", mask, "key_padding_mask",
+                        key_padding_mask, x.size(0), self_attn->heads, x.size(1), past + x.size(1),
+                        "T", "T");
   auto attend = [&](const Tensor& input) {
-    AttentionOutput attended = self_attn->forward(input, input, input, mask, key_padding_mask);
+    // With a KV cache (generation's fast path) input is the new positions only:
+    // their keys and values join the cached ones.
+    AttentionOutput attended =
+        cache ? self_attention_step(*self_attn, input, *cache, mask, key_padding_mask)
+              : self_attn->forward(input, input, input, mask, key_padding_mask);
     attention_weights = attended.weights;
     return dropout1->forward(attended.context);
   };
@@ -58,10 +70,11 @@ TransformerEncoder::TransformerEncoder(int64_t num_layers, int64_t d_model, int6
 }
 
 Tensor TransformerEncoder::forward(const Tensor& x, const Tensor& mask,
-                                   const Tensor& key_padding_mask) {
+                                   const Tensor& key_padding_mask, KVCache* cache) {
   // [F3.3] the layers stacked: each one's output is the next one's input
   Tensor h = x;
-  for (const auto& layer : layers) h = layer->forward(h, mask, key_padding_mask);
+  for (size_t i = 0; i < layers.size(); ++i)
+    h = layers[i]->forward(h, mask, key_padding_mask, cache ? &cache->layer(i).self_attn : nullptr);
   return h;
 }
 
@@ -78,38 +91,24 @@ TinyTransformer::TinyTransformer(const TinyTransformerOptions& opt)
   lm_head = register_module("lm_head", std::make_shared<Linear>(opt.d_model, opt.vocab_size));
 }
 
-Tensor TinyTransformer::forward(const Tensor& tokens, bool causal) {
+Tensor TinyTransformer::forward(const Tensor& tokens, bool causal, KVCache* cache) {
   AG_CHECK(tokens.defined() && tokens.dim() == 2,
            "TinyTransformer: tokens {} must be (batch, time)", describe(tokens));
-  AG_CHECK(tokens.size(1) <= options.max_len,
-           "TinyTransformer: sequence length {} exceeds max_len {}", tokens.size(1),
+  AG_CHECK(causal || !cache,
+           "TinyTransformer: a KV cache needs the causal mask (without it earlier positions "
+           "read later ones, and their keys and values change)");
+  const int64_t past = cache ? cache->length() : 0;
+  AG_CHECK(past + tokens.size(1) <= options.max_len,
+           "TinyTransformer: sequence length {} exceeds max_len {}", past + tokens.size(1),
            options.max_len);
-  // [F2.8] [F3.1] Embedding, then + PE            (B,T) -> (B,T,d)
-  Tensor x = positional->forward(embedding->forward(tokens));
-  // [F4.8] the lookahead mask: query t may not read keys after t     (T,T)
-  Tensor mask = causal ? causal_mask(tokens.size(1)) : Tensor();
+  // [F2.8] [F3.1] Embedding, then + PE at positions past..past+T-1   (B,T) -> (B,T,d)
+  Tensor x = positional->forward(embedding->forward(tokens), past);
+  // [F4.8] the lookahead mask: query t may not read keys after t   (T,T), or (T,past+T)
+  Tensor mask = causal ? causal_mask_rows(past, tokens.size(1)) : Tensor();
   // [F3.3] [F3.6] N encoder layers, then the final layer norm        (B,T,d)
-  Tensor h = norm->forward(layers->forward(x, mask));
+  Tensor h = norm->forward(layers->forward(x, mask, Tensor(), cache));
   // [F2.8] Linear to the vocabulary                (B,T,d) -> (B,T,vocab)
   return lm_head->forward(h);
-}
-
-Tensor TinyTransformer::generate(const Tensor& prompt, int64_t steps) {
-  AG_CHECK(prompt.defined() && prompt.dim() == 2 && prompt.size(1) >= 1 && steps >= 0,
-           "TinyTransformer::generate: prompt {} must be (batch, time >= 1) and steps {} >= 0",
-           describe(prompt), steps);
-  AG_CHECK(prompt.size(1) + steps <= options.max_len,
-           "TinyTransformer::generate: {} prompt tokens + {} steps exceed max_len {}",
-           prompt.size(1), steps, options.max_len);
-  NoGradGuard no_grad;
-  Tensor sequence = prompt;
-  for (int64_t s = 0; s < steps; ++s) {
-    Tensor logits = forward(sequence, /*causal=*/true);  // (B,T,vocab)
-    // greedy decoding: the next token is the most likely one after the last position
-    Tensor last = narrow(logits, 1, logits.size(1) - 1, 1);  // (B,1,vocab)
-    sequence = cat({sequence, argmax(last, -1)}, 1);         // (B,T+1)
-  }
-  return sequence;
 }
 
 std::string TinyTransformer::extra_repr() const {

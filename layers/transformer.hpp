@@ -21,11 +21,14 @@
 //   --Linear(d, vocab)--> logits (B,T,vocab)
 #pragma once
 
+#include <memory>
 #include <vector>
 
+#include "layers/decoding.hpp"
 #include "layers/dropout.hpp"
 #include "layers/embedding.hpp"
 #include "layers/feed_forward.hpp"
+#include "layers/kv_cache.hpp"
 #include "layers/layer_norm.hpp"
 #include "layers/linear.hpp"
 #include "layers/module.hpp"
@@ -39,16 +42,22 @@ class TransformerEncoderLayer : public Module {
   TransformerEncoderLayer(int64_t d_model, int64_t heads, int64_t d_ff, real dropout = real(0.1),
                           bool norm_first = true);
   // x: (B,T,d) -> (B,T,d). mask (1 = blocked) and key_padding_mask as
-  // MultiHeadAttention's attn_mask and key_padding_mask.
+  // MultiHeadAttention's attn_mask and key_padding_mask: (T,T) and (B,T).
+  // With a KV cache (generation, layers/kv_cache.hpp), x holds only the new
+  // positions, (B,n,d), after the `past` ones in the cache; mask is then
+  // (n, past + n) and key_padding_mask (B, past + n).
   Tensor forward(const Tensor& x, const Tensor& mask = Tensor(),
-                 const Tensor& key_padding_mask = Tensor());
+                 const Tensor& key_padding_mask = Tensor(), AttentionCache* cache = nullptr);
   std::string extra_repr() const override;
 
   bool norm_first;
   std::shared_ptr<MultiHeadAttention> self_attn;
-  // PyTorch keeps linear1, dropout and linear2 on the layer itself: its
-  // linear1.weight is feed_forward.linear1.weight here.
+  // The feed-forward network [F3.3]. Its three parts are registered on the
+  // layer itself, under PyTorch's names (linear1, dropout, linear2), so the
+  // layer's parameters are named as torch.nn.TransformerEncoderLayer's.
   std::shared_ptr<FeedForward> feed_forward;
+  std::shared_ptr<Linear> linear1, linear2;
+  std::shared_ptr<Dropout> dropout;
   std::shared_ptr<LayerNorm> norm1, norm2;
   std::shared_ptr<Dropout> dropout1, dropout2;
   // The per-head weights (B,h,T,T) of the last forward, to look at.
@@ -60,8 +69,9 @@ class TransformerEncoder : public Module {
  public:
   TransformerEncoder(int64_t num_layers, int64_t d_model, int64_t heads, int64_t d_ff,
                      real dropout = real(0.1), bool norm_first = true);
+  // With a KV cache, layer i keeps its keys and values in cache->layer(i).
   Tensor forward(const Tensor& x, const Tensor& mask = Tensor(),
-                 const Tensor& key_padding_mask = Tensor());
+                 const Tensor& key_padding_mask = Tensor(), KVCache* cache = nullptr);
   std::vector<std::shared_ptr<TransformerEncoderLayer>> layers;
 };
 
@@ -82,11 +92,28 @@ class TinyTransformer : public Module {
   // tokens (B,T) of whole numbers in 0..vocab-1 -> logits (B,T,vocab).
   // causal = true applies causal_mask(T): position t sees positions 0..t only,
   // so logits[:, t] predict token t+1 from the tokens up to t.
-  Tensor forward(const Tensor& tokens, bool causal = true);
-  // Greedy decoding: appends `steps` tokens to prompt (B,T0), each the argmax
-  // of the logits at the last position, and returns (B, T0 + steps). No graph
-  // is recorded. T0 + steps must not exceed max_len.
+  // With a KV cache (causal only), tokens are the positions after the ones the
+  // cache holds, and the logits are theirs: what forward on the whole sequence
+  // gives at those positions, without recomputing the earlier ones.
+  Tensor forward(const Tensor& tokens, bool causal = true, KVCache* cache = nullptr);
+
+  // Decoding (layers/decoding.hpp; no graph is recorded). Each appends up to
+  // `steps` tokens to prompt (B,T0); T0 + steps must not exceed max_len. In
+  // fast mode each step runs only the new token through the model, with a KV
+  // cache; in reference mode the whole sequence, every step (core/mode.hpp).
+  // Greedy: each token the argmax of the logits at the last position. -> (B, T0 + steps)
   Tensor generate(const Tensor& prompt, int64_t steps);
+  // Sampling with temperature and top-k from gen: the same seed, the same tokens.
+  Tensor sample(const Tensor& prompt, int64_t steps, const SamplingOptions& options,
+                Generator& gen);
+  // Beam search: per prompt the best beams, best first, each with its tokens
+  // (after the prompt) and log-probability. A beam ends at eos_id (-1: none).
+  std::vector<std::vector<Beam>> beam_search(const Tensor& prompt, int64_t steps,
+                                             const BeamSearchOptions& options, int64_t eos_id = -1);
+  // The decoding state the three above step (a TokenDecoder over the prompt's
+  // rows), with or without the KV cache: what the tests and the benchmark
+  // compare.
+  std::unique_ptr<TokenDecoder> start_decoding(const Tensor& prompt, bool use_cache);
   std::string extra_repr() const override;
 
   TinyTransformerOptions options;

@@ -41,6 +41,8 @@ class FixtureTensors {
     return to_indices(reshape(input(name), {-1}), "fixture");
   }
   bool was_read(const std::string& name) const { return read_.count(name) > 0; }
+  // Marks an input as one to differentiate (the fixture holds grad.NAME for it).
+  void require_grad(const std::string& name) { tensors_.at(name).requires_grad_(); }
   const std::map<std::string, Tensor>& all() const { return tensors_; }
 
  private:
@@ -201,6 +203,31 @@ inline std::vector<PytorchCase> pytorch_cases() {
                        },
                        [=](nn::Module& m, FixtureTensors& io) { return recurrent(m, io, lstm); }};
   };
+  auto decoder_layer = [](bool norm_first) {
+    return PytorchCase{
+        norm_first ? "transformer_decoder_layer" : "transformer_decoder_layer_post_norm",
+        [=] { return make_shared<nn::TransformerDecoderLayer>(8, 2, 16, 0, norm_first); },
+        [](nn::Module& m, FixtureTensors& io) -> NamedTensors {
+          const Tensor& tgt = io.input("tgt");
+          return {{"output", as<nn::TransformerDecoderLayer>(m).forward(
+                                 tgt, io.input("memory"), nn::causal_mask(tgt.size(1)),
+                                 io.input("memory_mask"), io.input("tgt_key_padding"),
+                                 io.input("memory_key_padding"))}};
+        }};
+  };
+  auto transformer = [](bool norm_first) {
+    return PytorchCase{
+        norm_first ? "transformer" : "transformer_post_norm",
+        [=] { return make_shared<nn::Transformer>(8, 2, 2, 2, 16, 0, norm_first); },
+        [](nn::Module& m, FixtureTensors& io) -> NamedTensors {
+          const Tensor& tgt = io.input("tgt");
+          const Tensor& source_padding = io.input("src_key_padding");
+          return {
+              {"output", as<nn::Transformer>(m).forward(
+                             io.input("src"), tgt, Tensor(), nn::causal_mask(tgt.size(1)), Tensor(),
+                             source_padding, io.input("tgt_key_padding"), source_padding)}};
+        }};
+  };
   return {
       {"linear", [] { return make_shared<nn::Linear>(4, 3); }, unary},
       {"embedding", [] { return make_shared<nn::Embedding>(10, 4); }, unary},
@@ -242,6 +269,10 @@ inline std::vector<PytorchCase> pytorch_cases() {
        }},
       encoder_layer(true),
       encoder_layer(false),
+      decoder_layer(true),
+      decoder_layer(false),
+      transformer(true),
+      transformer(false),
       {"tiny_transformer",
        [] {
          nn::TinyTransformerOptions o;

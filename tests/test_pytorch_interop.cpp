@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <set>
 
@@ -64,14 +65,59 @@ void check_case(const std::string& name) {
   module->load(weights);
 
   FixtureTensors io(load_safetensors(fixture(name + ".io.safetensors")));
-  NoGradGuard no_grad;
-  const NamedTensors outputs = c.run(*module, io);
+  // A fixture with grad_output also holds the gradients of sum(grad_output * output):
+  // grad.INPUT for the inputs to differentiate, grad.PARAMETER for every parameter.
+  const bool with_gradients = io.all().count("grad_output") == 1;
+  const std::string grad_prefix = "grad.";
+  if (with_gradients)
+    for (const auto& [tensor_name, tensor] : io.all())
+      if (tensor_name.rfind(grad_prefix, 0) == 0 &&
+          io.all().count(tensor_name.substr(grad_prefix.size())) == 1)
+        io.require_grad(tensor_name.substr(grad_prefix.size()));
+  NamedTensors outputs;
+  if (with_gradients) {
+    outputs = c.run(*module, io);
+  } else {
+    NoGradGuard no_grad;
+    outputs = c.run(*module, io);
+  }
   std::set<std::string> compared;
   for (const auto& [output, tensor] : outputs) {
     INFO("output " << output);
     REQUIRE(io.all().count(output) == 1);
     CHECK(max_abs_diff(tensor, io.all().at(output)) < interop_tol);
     compared.insert(output);
+  }
+  if (with_gradients) {
+    REQUIRE(outputs.size() == 1);
+    sum(outputs[0].second * io.input("grad_output")).backward();
+    const std::vector<nn::NamedTensor> parameters = module->named_parameters();
+    for (const auto& [tensor_name, expected] : io.all()) {
+      if (tensor_name.rfind(grad_prefix, 0) != 0) continue;
+      INFO("gradient " << tensor_name);
+      const std::string of = tensor_name.substr(grad_prefix.size());
+      Tensor grad;
+      if (io.all().count(of) == 1) {
+        grad = io.all().at(of).grad();
+      } else {
+        auto it = std::find_if(parameters.begin(), parameters.end(),
+                               [&](const auto& p) { return p.first == of; });
+        REQUIRE(it != parameters.end());
+        grad = it->second.grad();
+      }
+      REQUIRE(grad.defined());
+      // relative to the gradient's size: float rounding over a longer chain
+      double scale = 1;
+      for (int64_t i = 0; i < expected.numel(); ++i)
+        scale = std::max(scale, std::abs(double(expected.data()[i])));
+      CHECK(max_abs_diff(grad, expected) < interop_tol * scale);
+      compared.insert(tensor_name);
+    }
+    // every parameter's gradient was compared
+    for (const auto& [param_name, param] : parameters) {
+      INFO("parameter " << param_name);
+      CHECK(compared.count(grad_prefix + param_name) == 1);
+    }
   }
   // Every tensor of the fixture is an input the case read or an output it compared.
   for (const auto& [tensor_name, tensor] : io.all()) {
@@ -166,6 +212,30 @@ TEST_CASE(
     "interop/pytorch: TransformerEncoderLayer(norm_first=false) loads PyTorch's post-norm "
     "layer") {
   check_case("transformer_encoder_layer_post_norm");
+}
+
+TEST_CASE(
+    "interop/pytorch: TransformerDecoderLayer loads nn.TransformerDecoderLayer (norm_first=True): "
+    "outputs and gradients, with every kind of mask") {
+  check_case("transformer_decoder_layer");
+}
+
+TEST_CASE(
+    "interop/pytorch: TransformerDecoderLayer(norm_first=false) loads PyTorch's post-norm "
+    "decoder layer: outputs and gradients") {
+  check_case("transformer_decoder_layer_post_norm");
+}
+
+TEST_CASE(
+    "interop/pytorch: Transformer loads nn.Transformer (norm_first=True, final norms): outputs "
+    "and gradients w.r.t. src, tgt and every parameter") {
+  check_case("transformer");
+}
+
+TEST_CASE(
+    "interop/pytorch: Transformer(norm_first=false) loads PyTorch's default post-norm "
+    "nn.Transformer: outputs and gradients") {
+  check_case("transformer_post_norm");
 }
 
 TEST_CASE("interop/pytorch: TinyTransformer loads a model of nn.TransformerEncoderLayers") {

@@ -204,11 +204,9 @@ TEST_CASE(
       "    (v_proj): Linear(in_features=4, out_features=4, bias=true)  weight (4,4)  bias (4)\n"
       "    (out_proj): Linear(in_features=4, out_features=4, bias=true)  weight (4,4)  bias (4)\n"
       "  )\n"
-      "  (feed_forward): FeedForward(\n"
-      "    (linear1): Linear(in_features=4, out_features=6, bias=true)  weight (6,4)  bias (6)\n"
-      "    (dropout): Dropout(p=0.1)\n"
-      "    (linear2): Linear(in_features=6, out_features=4, bias=true)  weight (4,6)  bias (4)\n"
-      "  )\n"
+      "  (linear1): Linear(in_features=4, out_features=6, bias=true)  weight (6,4)  bias (6)\n"
+      "  (dropout): Dropout(p=0.1)\n"
+      "  (linear2): Linear(in_features=6, out_features=4, bias=true)  weight (4,6)  bias (4)\n"
       "  (norm1): LayerNorm((4,), eps=1e-05, elementwise_affine=true)  weight (4)  bias (4)\n"
       "  (norm2): LayerNorm((4,), eps=1e-05, elementwise_affine=true)  weight (4)  bias (4)\n"
       "  (dropout1): Dropout(p=0.1)\n"
@@ -284,7 +282,7 @@ TEST_CASE(
   for (const auto& [name, p] : model.named_parameters()) names.push_back(name);
   CHECK(names.front() == "embedding.weight");
   CHECK(std::find(names.begin(), names.end(), "layers.1.self_attn.q_proj.weight") != names.end());
-  CHECK(std::find(names.begin(), names.end(), "layers.0.feed_forward.linear2.bias") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "layers.0.linear2.bias") != names.end());
   CHECK(names.back() == "lm_head.bias");
   CHECK(model.named_buffers().front().first == "positional.pe");
   check_error(

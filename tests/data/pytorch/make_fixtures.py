@@ -18,7 +18,11 @@ eval mode on a fixed input and writes, next to this script,
                          MultiHeadAttention and the Transformer layers it is
                          the state_dict through to_attograd (docs/pytorch.md)
     NAME.io.safetensors  the inputs and PyTorch's outputs (F32; integer inputs
-                         such as token ids and lengths stored as F32 too)
+                         such as token ids and lengths stored as F32 too); for
+                         the cases with gradients also grad_output, a random v,
+                         and the gradients of sum(v * output): grad.INPUT for
+                         the inputs named, grad.PARAMETER (attograd's names)
+                         for every parameter
 
 Where PyTorch has the module (nn.Linear, nn.LSTM, ...) it is used; for the
 layers it lacks, a few-line class with the attograd layer's parameter names
@@ -108,18 +112,37 @@ def mha_from_attograd(sd, prefix=""):
     return out
 
 
-# nn.TransformerEncoderLayer: self_attn as above; its linear1/linear2 are
-# attograd's feed_forward.linear1/feed_forward.linear2; norm1, norm2 the same.
+# nn.TransformerEncoderLayer: self_attn as above; everything else (linear1,
+# linear2, norm1, norm2) has the same name on both sides.
 def encoder_layer_to_attograd(sd, prefix=""):
-    sd = mha_to_attograd(sd, prefix + "self_attn.")
-    return {(prefix + "feed_forward." + n[len(prefix):]
-             if n.startswith(prefix + "linear") else n): t for n, t in sd.items()}
+    return mha_to_attograd(sd, prefix + "self_attn.")
 
 
 def encoder_layer_from_attograd(sd, prefix=""):
-    sd = mha_from_attograd(sd, prefix + "self_attn.")
-    ff = prefix + "feed_forward."
-    return {(prefix + n[len(ff):] if n.startswith(ff) else n): t for n, t in sd.items()}
+    return mha_from_attograd(sd, prefix + "self_attn.")
+
+
+# nn.TransformerDecoderLayer: self_attn and multihead_attn as above; linear1,
+# linear2, norm1..norm3 the same.
+def decoder_layer_to_attograd(sd, prefix=""):
+    return mha_to_attograd(mha_to_attograd(sd, prefix + "self_attn."), prefix + "multihead_attn.")
+
+
+def decoder_layer_from_attograd(sd, prefix=""):
+    return mha_from_attograd(mha_from_attograd(sd, prefix + "self_attn."),
+                             prefix + "multihead_attn.")
+
+
+# nn.Transformer: every layer of encoder.layers.N and decoder.layers.N mapped as
+# above; encoder.norm and decoder.norm the same.
+def transformer_mapping(encoder_layer, decoder_layer, encoders, decoders):
+    def mapping(sd):
+        for i in range(encoders):
+            sd = encoder_layer(sd, f"encoder.layers.{i}.")
+        for i in range(decoders):
+            sd = decoder_layer(sd, f"decoder.layers.{i}.")
+        return sd
+    return mapping
 
 
 def layers_mapping(to, count):
@@ -545,6 +568,61 @@ def case_transformer_encoder_layer_post_norm():  # post-norm, PyTorch's default
     return encoder_layer_case(norm_first=False)
 
 
+# The decoder layer and the whole nn.Transformer, compared on their outputs and
+# on the gradients of sum(v * output) with respect to the inputs and every
+# parameter (the sixth element: the inputs to differentiate). Masks as users
+# bring them: the lookahead mask, a memory mask, and key padding on both sides.
+def decoder_layer_case(norm_first):
+    m = nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0, batch_first=True, norm_first=norm_first)
+    randomize_norms(m)
+    memory_mask = torch.tensor([[j > t + 1 for j in range(4)] for t in range(5)])
+
+    def run(m, i):
+        return {"output": m(i["tgt"], i["memory"], tgt_mask=causal(5), memory_mask=memory_mask,
+                            tgt_key_padding_mask=i["tgt_key_padding"] > 0,
+                            memory_key_padding_mask=i["memory_key_padding"] > 0)}
+    return (m, {"tgt": torch.randn(2, 5, 8), "memory": torch.randn(2, 4, 8),
+                "memory_mask": memory_mask.float(),
+                "tgt_key_padding": padding_mask([5, 3], 5).float(),
+                "memory_key_padding": padding_mask([4, 2], 4).float()},
+            run, decoder_layer_to_attograd, decoder_layer_from_attograd, ["tgt", "memory"])
+
+
+def case_transformer_decoder_layer():  # pre-norm, attograd's default
+    return decoder_layer_case(norm_first=True)
+
+
+def case_transformer_decoder_layer_post_norm():  # post-norm, PyTorch's default
+    return decoder_layer_case(norm_first=False)
+
+
+def transformer_case(norm_first):
+    m = nn.Transformer(d_model=8, nhead=2, num_encoder_layers=2, num_decoder_layers=2,
+                       dim_feedforward=16, dropout=0.0, batch_first=True, norm_first=norm_first)
+    randomize_norms(m)
+
+    def run(m, i):
+        source_padding = i["src_key_padding"] > 0
+        return {"output": m(i["src"], i["tgt"], tgt_mask=causal(5),
+                            src_key_padding_mask=source_padding,
+                            tgt_key_padding_mask=i["tgt_key_padding"] > 0,
+                            memory_key_padding_mask=source_padding)}
+    return (m, {"src": torch.randn(2, 4, 8), "tgt": torch.randn(2, 5, 8),
+                "src_key_padding": padding_mask([4, 3], 4).float(),
+                "tgt_key_padding": padding_mask([5, 4], 5).float()},
+            run, transformer_mapping(encoder_layer_to_attograd, decoder_layer_to_attograd, 2, 2),
+            transformer_mapping(encoder_layer_from_attograd, decoder_layer_from_attograd, 2, 2),
+            ["src", "tgt"])
+
+
+def case_transformer():  # pre-norm
+    return transformer_case(norm_first=True)
+
+
+def case_transformer_post_norm():  # post-norm, PyTorch's default
+    return transformer_case(norm_first=False)
+
+
 def case_tiny_transformer():
     m = TinyTransformer(vocab_size=10, d_model=8, heads=2, d_ff=16, num_layers=2, max_len=12)
     randomize_norms(m)
@@ -650,12 +728,28 @@ CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.start
 
 
 def build(name):
-    """The case's module (seeded, eval mode), inputs, outputs and mappings."""
+    """The case's module (seeded, eval mode), inputs, outputs and mappings.
+    For a case with gradients, outputs also holds grad_output (v) and the
+    gradients of sum(v * output): grad.INPUT and grad.PARAMETER (attograd's names)."""
     torch.manual_seed(sum(map(ord, name)))  # each case its own fixed seed
-    module, inputs, run, to_ag, from_ag = CASES[name]()
+    module, inputs, run, to_ag, from_ag, *grad_inputs = CASES[name]()
     module.eval()
-    with torch.no_grad():
-        outputs = run(module, inputs)
+    if not grad_inputs:
+        with torch.no_grad():
+            outputs = run(module, inputs)
+        return module, inputs, outputs, run, to_ag, from_ag
+    # With gradients on, PyTorch also takes its plain path (its fused inference
+    # path of the encoder layers is off), which is the one attograd computes.
+    for n in grad_inputs[0]:
+        inputs[n].requires_grad_(True)
+    outputs = run(module, inputs)
+    v = torch.randn(outputs["output"].shape)
+    (outputs["output"] * v).sum().backward()
+    grads = {f"grad.{n}": inputs[n].grad for n in grad_inputs[0]}
+    params = to_ag({n: p.grad for n, p in module.named_parameters()})
+    grads.update({f"grad.{n}": g for n, g in params.items()})
+    inputs = {n: t.detach() for n, t in inputs.items()}
+    outputs = {**{n: t.detach() for n, t in outputs.items()}, "grad_output": v, **grads}
     return module, inputs, outputs, run, to_ag, from_ag
 
 
@@ -670,7 +764,10 @@ def main(names):
         save_safetensors(os.path.join(HERE, name + ".safetensors"), weights)
         save_safetensors(os.path.join(HERE, name + ".io.safetensors"),
                          as_f32({**inputs, **outputs}))
-        print(f"{name}: {len(weights)} tensors, outputs {', '.join(outputs)}")
+        shown = [n for n in outputs if not n.startswith("grad.")]
+        grads = len(outputs) - len(shown)
+        print(f"{name}: {len(weights)} tensors, outputs {', '.join(shown)}"
+              + (f", {grads} gradients" if grads else ""))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ AG_CPPFLAGS := -I.
 AG_CXXFLAGS := -std=c++20 -Wall -Wextra -Wpedantic
 # No -lopenblas: core/blas.cpp loads OpenBLAS with dlopen at first use, after
 # choosing its kernels (a linked OpenBLAS would pick them before main runs).
-AG_LDLIBS   := -lfmt
+# -lbacktrace: GCC's libbacktrace, with which an ag::Error names the line of
+# the program that made the failing call (core/backtrace.cpp).
+AG_LDLIBS   := -lfmt -lbacktrace
 
 ifeq ($(MODE),release)
   # -g: readable backtraces even when optimised.  -DNDEBUG: assert() is off.
@@ -237,6 +239,10 @@ $(BUILD)/obj/%.o: %.cpp
 	$(SHOW) CXX $< $(TAG)
 	@mkdir -p $(@D)
 	$(COMPILE) -MMD -MP -c $< -o $@
+
+# core/backtrace.cpp knows the directory attograd is built in, to recognise
+# attograd's headers in a program that includes them by absolute path.
+$(BUILD)/obj/core/backtrace.o: AG_CPPFLAGS += -DAG_SOURCE_ROOT='"$(CURDIR)"'
 
 # Test code is compiled without optimisation in every mode: it is the bulk of
 # the compile time (doctest's assertion macros), and it runs in seconds. The

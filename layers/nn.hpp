@@ -20,9 +20,15 @@
 //   [F2.8] [F3.3] [F3.6]
 //                 encoder layer, tiny Transformer          layers/transformer.hpp
 // docs/formulas.md lists every formula with its file, line and test.
+//
+// Also here: save_safetensors / load_safetensors (named tensors in the format
+// PyTorch and Hugging Face exchange) and save_npy / load_npy, for the data
+// and results a program writes beside its model.
 #pragma once
 
 #include "autograd/attograd.hpp"
+#include "core/npy.hpp"
+#include "core/safetensors.hpp"
 #include "layers/activation.hpp"
 #include "layers/attention_scores.hpp"
 #include "layers/dropout.hpp"

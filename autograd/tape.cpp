@@ -177,7 +177,8 @@ std::string Tape::summary() const {
     return it == metadata.end() ? std::string() : it->second;
   };
   std::string out = get("source").empty() ? "unknown source" : get("source");
-  if (!get("mode").empty()) out += ", " + get("mode") + " mode";
+  const std::string mode = get("mode");  // "fast", "reference", or e.g. "torch 1.13.0"
+  if (!mode.empty()) out += ", " + mode + (mode == "fast" || mode == "reference" ? " mode" : "");
   return fmt::format("{}, {} ops", out, ops.size());
 }
 

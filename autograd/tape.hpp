@@ -80,12 +80,15 @@ struct TapeTolerance {
 };
 
 struct TapeComparison {
+  // Where the first difference is: none (the tapes agree on every op paired),
+  // structure (no op in common), forward (an output or a leaf input), backward.
   enum class Kind { none, structure, forward, backward };
-  Kind kind = Kind::none;  // where the first difference is; none: the tapes agree
-  // The ops compared, as pairs of indices into a.ops and b.ops. Tapes with the
-  // same ops pair 1 to 1; otherwise each op of the shorter tape is paired with
-  // the next op of the longer one with its name and output shape (a PyTorch
-  // model may run as one op what attograd writes as several).
+  Kind kind = Kind::none;
+  // The ops compared, as pairs of indices into a.ops and b.ops. Tapes of the
+  // same ops pair 1 to 1; otherwise the longest sequence of ops the two have in
+  // common, in order, by name and output shape: a fused op on one side (fast
+  // mode's linear, PyTorch's multi_head_attention_forward) and the ops it
+  // stands for on the other are passed over, the ops around them compared.
   std::vector<std::pair<size_t, size_t>> pairs;
   size_t a_op = 0, b_op = 0;  // the first op that differs (kind != none)
   std::string tensor;         // which of its tensors: "output", "grad_output", "input 1", ...

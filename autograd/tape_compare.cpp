@@ -62,35 +62,46 @@ std::string line_or(const std::string& line, const char* fallback) {
   return line.empty() ? fallback : line;
 }
 
-// Pairs the ops of a and b; returns false with the ops where they part ways
-// when an op has no counterpart.
-bool align(const Tape& a, const Tape& b, TapeComparison& out) {
-  bool same_names = a.ops.size() == b.ops.size();
-  for (size_t k = 0; same_names && k < a.ops.size(); ++k)
-    same_names = a.ops[k].name == b.ops[k].name;
-  if (same_names) {
-    for (size_t k = 0; k < a.ops.size(); ++k) out.pairs.push_back({k, k});
-    return true;
+bool same_op(const TapeOp& x, const TapeOp& y) {
+  return x.name == y.name && x.output.shape() == y.output.shape();
+}
+
+// Pairs the ops of a and b: one to one when both ran the same ops; otherwise
+// the longest run of ops the two have in common, in order, by name and output
+// shape (a longest common subsequence), so that a fused op on one side and
+// the ops it stands for on the other are passed over, and the ops around them
+// compared.
+void align(const Tape& a, const Tape& b, TapeComparison& out) {
+  const size_t n = a.ops.size(), m = b.ops.size();
+  bool same_ops = n == m;
+  for (size_t k = 0; same_ops && k < n; ++k) same_ops = same_op(a.ops[k], b.ops[k]);
+  if (same_ops) {
+    for (size_t k = 0; k < n; ++k) out.pairs.push_back({k, k});
+    return;
   }
-  const bool a_shorter = a.ops.size() <= b.ops.size();
-  const Tape& shorter = a_shorter ? a : b;
-  const Tape& longer = a_shorter ? b : a;
-  size_t next = 0;
-  for (size_t i = 0; i < shorter.ops.size(); ++i) {
-    const TapeOp& op = shorter.ops[i];
-    size_t j = next;
-    while (j < longer.ops.size() &&
-           !(longer.ops[j].name == op.name && longer.ops[j].output.shape() == op.output.shape()))
-      ++j;
-    if (j == longer.ops.size()) {
-      out.a_op = a_shorter ? i : std::min(next, a.ops.size() - 1);
-      out.b_op = a_shorter ? std::min(next, b.ops.size() - 1) : i;
-      return false;
+  if (n * m > 50'000'000) {  // too long to tabulate: pair greedily, in order
+    for (size_t i = 0, j = 0; i < n && j < m; ++i) {
+      size_t k = j;
+      while (k < m && !same_op(a.ops[i], b.ops[k])) ++k;
+      if (k < m) out.pairs.push_back({i, k}), j = k + 1;
     }
-    out.pairs.push_back(a_shorter ? std::make_pair(i, j) : std::make_pair(j, i));
-    next = j + 1;
+    return;
   }
-  return true;
+  // common[i][j]: how many ops a[i..] and b[j..] have in common, in order.
+  std::vector<std::vector<uint32_t>> common(n + 1, std::vector<uint32_t>(m + 1, 0));
+  for (size_t i = n; i-- > 0;)
+    for (size_t j = m; j-- > 0;)
+      common[i][j] = same_op(a.ops[i], b.ops[j])
+                         ? common[i + 1][j + 1] + 1
+                         : std::max(common[i + 1][j], common[i][j + 1]);
+  for (size_t i = 0, j = 0; i < n && j < m;) {
+    if (same_op(a.ops[i], b.ops[j]) && common[i][j] == common[i + 1][j + 1] + 1)
+      out.pairs.push_back({i, j}), ++i, ++j;
+    else if (common[i + 1][j] >= common[i][j + 1])
+      ++i;
+    else
+      ++j;
+  }
 }
 
 }  // namespace
@@ -99,13 +110,14 @@ TapeComparison compare_tapes(const Tape& a, const Tape& b, const TapeTolerance& 
   TapeComparison out;
   std::string report = fmt::format("a: {} ({})\nb: {} ({})\n", a.path, a.summary(), b.path,
                                    b.summary());
-  const bool aligned = align(a, b, out);
-  if (a.ops.size() != b.ops.size() || !aligned)
+  align(a, b, out);
+  const bool same_ops = out.pairs.size() == a.ops.size() && a.ops.size() == b.ops.size();
+  if (!same_ops)
     report += fmt::format(
-        "the tapes have different ops: {} of a's {} ops paired with b's by name and output shape "
-        "(an op of one run may be several of the other, e.g. a fused kernel and its formula "
-        "written out)\n",
-        out.pairs.size(), a.ops.size());
+        "the tapes ran different ops: {} of a's {} and b's {} paired by name and output shape, "
+        "in order; the others are not compared (an op of one run may be several of the other: "
+        "a fused kernel and its formula written out, as in fast and reference mode)\n",
+        out.pairs.size(), a.ops.size(), b.ops.size());
 
   // Records the first difference found; returns true when `x` and `y` differ.
   size_t agreeing_tensors = 0;
@@ -137,7 +149,8 @@ TapeComparison compare_tapes(const Tape& a, const Tape& b, const TapeTolerance& 
     out.b_value = d.b;
     report += fmt::format(
         "the first difference: op {} ({}), its {} ({}):\n"
-        "  at {}: a {}, b {} (max |a - b| over the tensor: {:.3g}; tolerance {:g} + {:g} |b|)\n",
+        "  at {}: a {:.7g}, b {:.7g} (max |a - b| over the tensor: {:.3g}; tolerance {:g} + {:g} "
+        "|b|)\n",
         i, a.ops[i].name, what, kind == TapeComparison::Kind::forward ? "forward" : "backward",
         index_str(out.index), d.a, d.b, d.max_abs_diff, tol.atol, tol.rtol);
     return true;
@@ -171,15 +184,11 @@ TapeComparison compare_tapes(const Tape& a, const Tape& b, const TapeTolerance& 
       break;
     }
   }
-  if (!found && !aligned) {
+  if (!found && out.pairs.empty() && !(a.ops.empty() && b.ops.empty())) {
     out.kind = TapeComparison::Kind::structure;
-    out.tensor = "";
-    report += fmt::format(
-        "the first difference: the runs part ways at op {} of a ({}) and op {} of b ({}): no "
-        "op of the other tape matches it by name and output shape\n",
-        out.a_op, a.ops.empty() ? "none" : a.ops[out.a_op].name, out.b_op,
-        b.ops.empty() ? "none" : b.ops[out.b_op].name);
-    if (!a.ops.empty() && !b.ops.empty()) lines(out.a_op, out.b_op, false);
+    report += "the first difference: the runs have no op in common (by name and output shape): "
+              "nothing to compare\n";
+    if (!a.ops.empty() && !b.ops.empty()) lines(0, 0, false);
     found = true;
   }
   // Backward, in the order it reached the ops (the last op first): the

@@ -161,7 +161,7 @@ TEST_CASE("trace: compare_tapes says when two runs did not start from the same w
   CHECK(c.report.find("did not start from the same values") != std::string::npos);
 }
 
-TEST_CASE("trace: compare_tapes pairs a coarser tape's ops by name and output shape") {
+TEST_CASE("trace: compare_tapes pairs the ops two tapes have in common, by name and shape") {
   auto op = [](const char* name, const Tensor& output) {
     TapeOp o;
     o.name = name;
@@ -178,12 +178,19 @@ TEST_CASE("trace: compare_tapes pairs a coarser tape's ops by name and output sh
   REQUIRE(c.pairs.size() == 2);
   CHECK(c.pairs[0] == std::make_pair(size_t(0), size_t(0)));
   CHECK(c.pairs[1] == std::make_pair(size_t(3), size_t(1)));
-  other.ops = {op("linear", v), op("tanh", v)};  // no tanh in `fine`
+  CHECK(c.report.find("the tapes ran different ops: 2 of a's 4 and b's 2 paired") !=
+        std::string::npos);
+  other.ops = {op("linear", tensor({1, 2, 4}))};  // the same op, another value
   const TapeComparison d = compare_tapes(fine, other);
   INFO(d.report);
-  CHECK(d.kind == TapeComparison::Kind::structure);
-  CHECK(d.b_op == 1);
-  CHECK(d.report.find("part ways") != std::string::npos);
+  CHECK(d.kind == TapeComparison::Kind::forward);
+  CHECK(d.a_op == 0);
+  CHECK(d.index == std::vector<int64_t>{2});
+  other.ops = {op("tanh", v)};  // no op in common
+  const TapeComparison e = compare_tapes(fine, other);
+  INFO(e.report);
+  CHECK(e.kind == TapeComparison::Kind::structure);
+  CHECK(e.report.find("no op in common") != std::string::npos);
 }
 
 TEST_CASE("trace: record_tape and load_tape refuse what they cannot use") {

@@ -297,8 +297,11 @@ int main() {
   section("3. Three ways to score a source position, and what the weights become");
   show_scores();
 
-  section("4. Seq2Seq with additive attention, trained with teacher forcing");
-  nn::Seq2Seq model(options_for(nn::ScoreType::Additive));
+  // Another score here (Dot, General) changes the whole chapter, its title included.
+  const nn::Seq2SeqOptions options = options_for(nn::ScoreType::Additive);
+  section(fmt::format("4. Seq2Seq with {} attention, trained with teacher forcing",
+                      nn::to_string(options.score)));
+  nn::Seq2Seq model(options);
   std::cout << model << "\n";
   TrainSettings settings;
   std::vector<double> losses =

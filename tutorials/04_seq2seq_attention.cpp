@@ -312,6 +312,7 @@ int main() {
   section("5. Held-out sequences, greedy decoding");
   ExactMatch attention_match = exact_match(model, test_set, max_len);
   fmt::print("exact match on held-out sequences: {:.1f}%\n", 100 * attention_match.overall);
+  save_model(model, "build/tutorials/04_model.safetensors");
   // [F1.9] [F4.3] what the fed-back context c_{t-1} carries: decode the same
   // trained model with zeros in its place
   model.options.input_feeding = false;

@@ -175,6 +175,7 @@ int main() {
   for (int64_t t = 1; t <= T; ++t) heat.col_labels.push_back(std::to_string(t));
   heat.scale = true;
   fmt::print("{}", heat_map(narrow(model.features.weights, 0, 0, 6), heat));
+  save_model(model, "build/tutorials/07_model.safetensors");
 
   const bool ok = model_mse < kTargetRatio * baseline;
   fmt::print(

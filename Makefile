@@ -81,7 +81,9 @@ TEST_SRCS     := $(sort $(wildcard tests/*.cpp))
 BENCH_SRCS    := $(wildcard bench/bench.cpp)
 TUTORIAL_SRCS := $(sort $(wildcard tutorials/[0-9][0-9]_*.cpp))
 TOOL_SRCS     := $(sort $(wildcard tools/*.cpp))
-ALL_SRCS      := $(LIB_SRCS) $(TEST_SRCS) $(BENCH_SRCS) $(TUTORIAL_SRCS) $(TOOL_SRCS)
+WORKBENCH_SRCS := $(wildcard tests/programs/*.cpp)
+ALL_SRCS      := $(LIB_SRCS) $(TEST_SRCS) $(BENCH_SRCS) $(TUTORIAL_SRCS) $(TOOL_SRCS) \
+                 $(WORKBENCH_SRCS)
 
 # Outputs of this flavor: dir/name.cpp is compiled to $(BUILD)/obj/dir/name.o,
 # and a one-file program dir/name.cpp is linked to $(BUILD)/dir/name.
@@ -107,7 +109,7 @@ TAG := $(notdir $(BUILD))
 
 # ------------------------------------------------------------------ public targets
 
-.PHONY: all test tutorials bench compdb clean deps help
+.PHONY: all test tutorials bench compdb clean deps help run
 .DEFAULT_GOAL := all
 
 # Default: the library and every program of the float flavor. The double
@@ -129,14 +131,21 @@ PAR = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc))
 # (tools/gdb/check_printers.sh), each counted as one test.
 GDB := $(shell command -v gdb 2>/dev/null)
 PRINTER_TEST_BIN := build/debug/tutorials/03_point_attention
+# Also without ARGS, suites of checks, each counting its own cases: an
+# uncaught error in a `make run` program (debug and MODE builds).
+SUITES := tests/programs/check_uncaught.sh
+SUITE_PROGRAMS := tests/programs/uncaught_error.cpp
 test: deps
 	$(MAKE) $(PAR) FLAVOR=float build-tests build-double $(if $(ARGS),,build-tutorials $(FLOAT_DIR)/tools/check_formulas)
 	$(if $(ARGS)$(GDB),,@echo "gdb is not installed: the pretty-printers' test is skipped (apt-get install -y gdb)")
 	$(if $(ARGS),,$(if $(GDB),$(MAKE) $(PAR) MODE=debug FLAVOR=float $(PRINTER_TEST_BIN)))
-	tools/run_tests.sh $(FLOAT_DIR)/tests/attograd_tests \
+	$(if $(ARGS),,$(MAKE) $(PAR) MODE=debug FLAVOR=float FILE=tests/programs/uncaught_error.cpp build-run)
+	$(if $(ARGS),,$(foreach f,$(SUITE_PROGRAMS),$(MAKE) $(PAR) FLAVOR=float FILE=$(f) build-run &&) true)
+	AG_BUILD=$(FLOAT_DIR) tools/run_tests.sh $(FLOAT_DIR)/tests/attograd_tests \
 	                       $(DOUBLE_DIR)/tests/attograd_tests \
 	                   $(if $(ARGS),,--programs $(TUTORIAL_BINS) $(FLOAT_DIR)/tools/check_formulas \
-	                                  $(if $(GDB),tools/gdb/check_printers.sh)) -- $(ARGS)
+	                                  $(if $(GDB),tools/gdb/check_printers.sh) \
+	                             --suites $(SUITES)) -- $(ARGS)
 
 tutorials: deps
 ifeq ($(TUTORIAL_SRCS),)
@@ -172,6 +181,20 @@ debug-%: deps
 	gdb -q -iex "add-auto-load-safe-path $(CURDIR)/build" \
 	    $(foreach f,$(shell sed -n 's|^// make debug-[0-9]* breaks in: *||p' $(call tutorial_src,$*)),-ex "break $(f)") \
 	    -ex run --args build/debug/$(basename $(call tutorial_src,$*)) $(ARGS)
+
+# make run FILE=mine.cpp [MODE=debug] [ARGS=...]  builds a one-file program of
+# yours against the library (the flags and build directory of MODE, as every
+# program here) and runs it from this directory. The program is written to
+# build/<mode>/run/<its path without .cpp>; a file outside this directory
+# goes to build/<mode>/run/abs/<its absolute path>. No spaces in the path.
+run_name = $(if $(filter $(CURDIR)/%,$(abspath $(1))),$(patsubst $(CURDIR)/%,%,$(abspath $(1))),abs$(abspath $(1)))
+RUN_PROGRAM = $(BUILD)/run/$(basename $(call run_name,$(FILE)))
+run: deps
+	$(if $(FILE),,$(error make run needs the program: make run FILE=path/to/mine.cpp (one .cpp file with main)))
+	$(if $(wildcard $(FILE)),,$(error make run: $(FILE) does not exist))
+	$(MAKE) $(PAR) FLAVOR=float build-run
+	@echo "=== $(FLOAT_DIR)/run/$(basename $(call run_name,$(FILE)))"
+	$(FLOAT_DIR)/run/$(basename $(call run_name,$(FILE))) $(ARGS)
 
 # Benchmarks only make sense optimised: always release mode, float flavor.
 bench: deps
@@ -211,6 +234,7 @@ help:
 	@echo '  tutorials      build and run every tutorials/NN_*.cpp in order'
 	@echo '  tutorial-NN    build and run tutorials/NN_*.cpp   (make tutorial-01)'
 	@echo '  debug-NN       chapter NN in gdb (debug build, printers loaded, stopped in its layer)'
+	@echo '  run FILE=x.cpp build your one-file program x.cpp against the library and run it'
 	@echo '  bench          build (always release, float) and run bench/bench.cpp'
 	@echo '  compdb         write compile_commands.json for clangd/editors'
 	@echo '  deps           check/install libopenblas-dev doctest-dev libfmt-dev'
@@ -222,7 +246,8 @@ help:
 # ------------------------------------------------------------------ one flavor
 
 # Building blocks used above; each builds the current FLAVOR only.
-.PHONY: build-lib build-tests build-programs build-bench build-tutorials build-double
+.PHONY: build-lib build-tests build-programs build-bench build-tutorials build-double \
+        build-run
 
 build-lib:       $(LIB)
 build-tests:     $(TEST_BIN)
@@ -280,6 +305,23 @@ $(BENCH_BIN) $(TUTORIAL_BINS) $(TOOL_BINS): $(BUILD)/%: $(BUILD)/obj/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(LINK) $^ $(AG_LDLIBS) $(LDLIBS) -o $@
 	$(write_gdb_script)
+
+# `make run`'s program (FILE given): compiled with the flags of MODE, as the
+# chapters are, and linked like them.
+ifneq ($(FILE),)
+RUN_OBJECT := $(RUN_PROGRAM).o
+build-run: $(RUN_PROGRAM)
+$(RUN_OBJECT): $(FILE)
+	$(SHOW) CXX $< $(TAG)
+	@mkdir -p $(@D)
+	$(COMPILE) -MMD -MP -c $< -o $@
+$(RUN_PROGRAM): $(RUN_OBJECT) $(LIB)
+	$(SHOW) LINK $@ $(TAG)
+	@mkdir -p $(@D)
+	$(LINK) $^ $(AG_LDLIBS) $(LDLIBS) -o $@
+	$(write_gdb_script)
+-include $(RUN_PROGRAM).d
+endif
 
 # Header dependencies from earlier builds (missing on the first build: fine).
 -include $(patsubst %.o,%.d,$(call objects_of,$(ALL_SRCS)))

@@ -81,7 +81,15 @@ TEST_SRCS     := $(sort $(wildcard tests/*.cpp))
 BENCH_SRCS    := $(wildcard bench/bench.cpp)
 TUTORIAL_SRCS := $(sort $(wildcard tutorials/[0-9][0-9]_*.cpp))
 TOOL_SRCS     := $(sort $(wildcard tools/*.cpp))
-WORKBENCH_SRCS := $(wildcard tests/programs/*.cpp)
+# Exercises (tutorials/exercises/README.md): the learner's file NN_name.cpp,
+# its checker check/NN_name.cpp (main), the reference solution
+# solutions/NN_name.cpp, and a deliberately wrong version in
+# tests/exercises/NN_name_wrong.cpp that the checker must catch.
+EXERCISE_SRCS := $(sort $(wildcard tutorials/exercises/[0-9][0-9]_*.cpp))
+EXERCISES     := $(notdir $(basename $(EXERCISE_SRCS)))
+WORKBENCH_SRCS := $(EXERCISE_SRCS) $(EXERCISES:%=tutorials/exercises/check/%.cpp) \
+                  $(EXERCISES:%=tutorials/exercises/solutions/%.cpp) \
+                  $(EXERCISES:%=tests/exercises/%_wrong.cpp) $(wildcard tests/programs/*.cpp)
 ALL_SRCS      := $(LIB_SRCS) $(TEST_SRCS) $(BENCH_SRCS) $(TUTORIAL_SRCS) $(TOOL_SRCS) \
                  $(WORKBENCH_SRCS)
 
@@ -93,6 +101,9 @@ TEST_BIN      := $(BUILD)/tests/attograd_tests
 BENCH_BIN     := $(BENCH_SRCS:%.cpp=$(BUILD)/%)
 TUTORIAL_BINS := $(TUTORIAL_SRCS:%.cpp=$(BUILD)/%)
 TOOL_BINS     := $(TOOL_SRCS:%.cpp=$(BUILD)/%)
+EXERCISE_BINS := $(EXERCISES:%=$(BUILD)/tutorials/exercises/%)
+SOLUTION_BINS := $(EXERCISES:%=$(BUILD)/tutorials/exercises/solutions/%)
+MISTAKE_BINS  := $(EXERCISES:%=$(BUILD)/tests/exercises/%_wrong)
 
 # ------------------------------------------------------------------ output
 
@@ -109,12 +120,12 @@ TAG := $(notdir $(BUILD))
 
 # ------------------------------------------------------------------ public targets
 
-.PHONY: all test tutorials bench compdb clean deps help run
+.PHONY: all test tutorials bench compdb clean deps help run exercises
 .DEFAULT_GOAL := all
 
 # Default: the library and every program of the float flavor. The double
 # flavor (for the gradient checks) is built by `make test`.
-all: build-lib build-tests build-programs
+all: build-lib build-tests build-programs build-workbench
 
 # `make test`, `make tutorials`, `make bench` and `make tutorial-NN` build in
 # parallel by default.  An explicit -jN of yours (even -j1) wins.
@@ -131,12 +142,13 @@ PAR = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc))
 # (tools/gdb/check_printers.sh), each counted as one test.
 GDB := $(shell command -v gdb 2>/dev/null)
 PRINTER_TEST_BIN := build/debug/tutorials/03_point_attention
-# Also without ARGS, suites of checks, each counting its own cases: an
-# uncaught error in a `make run` program (debug and MODE builds).
-SUITES := tests/programs/check_uncaught.sh
+# Also without ARGS, suites of checks, each counting its own cases: the
+# exercises (each one's stub, solution and wrong version), and an uncaught
+# error in a `make run` program (debug and MODE builds).
+SUITES := tests/exercises/check_exercises.sh tests/programs/check_uncaught.sh
 SUITE_PROGRAMS := tests/programs/uncaught_error.cpp
 test: deps
-	$(MAKE) $(PAR) FLAVOR=float build-tests build-double $(if $(ARGS),,build-tutorials $(FLOAT_DIR)/tools/check_formulas)
+	$(MAKE) $(PAR) FLAVOR=float build-tests build-double $(if $(ARGS),,build-tutorials build-workbench $(FLOAT_DIR)/tools/check_formulas)
 	$(if $(ARGS)$(GDB),,@echo "gdb is not installed: the pretty-printers' test is skipped (apt-get install -y gdb)")
 	$(if $(ARGS),,$(if $(GDB),$(MAKE) $(PAR) MODE=debug FLAVOR=float $(PRINTER_TEST_BIN)))
 	$(if $(ARGS),,$(MAKE) $(PAR) MODE=debug FLAVOR=float FILE=tests/programs/uncaught_error.cpp build-run)
@@ -181,6 +193,30 @@ debug-%: deps
 	gdb -q -iex "add-auto-load-safe-path $(CURDIR)/build" \
 	    $(foreach f,$(shell sed -n 's|^// make debug-[0-9]* breaks in: *||p' $(call tutorial_src,$*)),-ex "break $(f)") \
 	    -ex run --args build/debug/$(basename $(call tutorial_src,$*)) $(ARGS)
+
+# make exercise-03  builds the learner's tutorials/exercises/03_*.cpp with its
+# checker and runs it: every step and gradient against the library's reference.
+# make solution-03  the same with the reference solution.
+exercise_src = $(wildcard tutorials/exercises/$(1)_*.cpp)
+# The programs of chapter $(1)'s exercises; $(2) is solutions/ for the solutions.
+exercise_programs = $(foreach e,$(notdir $(basename $(call exercise_src,$(1)))),$(FLOAT_DIR)/tutorials/exercises/$(2)$(e))
+exercise-%: deps
+	$(if $(call exercise_src,$*),,$(error No exercise tutorials/exercises/$*_*.cpp. Available: $(or $(EXERCISES),none yet)))
+	$(MAKE) $(PAR) FLAVOR=float $(call exercise_programs,$*,)
+	failed=; for e in $(call exercise_programs,$*,); do echo "=== $$e"; $$e $(ARGS) || failed=1; done; [ -z "$$failed" ]
+solution-%: deps
+	$(if $(call exercise_src,$*),,$(error No exercise tutorials/exercises/$*_*.cpp. Available: $(or $(EXERCISES),none yet)))
+	$(MAKE) $(PAR) FLAVOR=float $(call exercise_programs,$*,solutions/)
+	failed=; for e in $(call exercise_programs,$*,solutions/); do echo "=== $$e"; $$e $(ARGS) || failed=1; done; [ -z "$$failed" ]
+
+# make exercises  checks every exercise as it is now, and lists which pass.
+exercises: deps
+	$(MAKE) $(PAR) FLAVOR=float $(EXERCISE_BINS)
+	passed=; todo=; \
+	for e in $(EXERCISE_BINS); do \
+	    if $$e > /dev/null 2>&1; then passed="$$passed $$(basename $$e)"; else todo="$$todo $$(basename $$e)"; fi; \
+	done; \
+	echo "exercises passed:$${passed:- none}"; echo "to do (make exercise-NN for the details):$${todo:- none}"
 
 # make run FILE=mine.cpp [MODE=debug] [ARGS=...]  builds a one-file program of
 # yours against the library (the flags and build directory of MODE, as every
@@ -234,6 +270,9 @@ help:
 	@echo '  tutorials      build and run every tutorials/NN_*.cpp in order'
 	@echo '  tutorial-NN    build and run tutorials/NN_*.cpp   (make tutorial-01)'
 	@echo '  debug-NN       chapter NN in gdb (debug build, printers loaded, stopped in its layer)'
+	@echo '  exercise-NN    check your tutorials/exercises/NN_*.cpp against the reference'
+	@echo '  solution-NN    the same with the reference solution (tutorials/exercises/solutions/)'
+	@echo '  exercises      which exercises pass now'
 	@echo '  run FILE=x.cpp build your one-file program x.cpp against the library and run it'
 	@echo '  bench          build (always release, float) and run bench/bench.cpp'
 	@echo '  compdb         write compile_commands.json for clangd/editors'
@@ -247,13 +286,14 @@ help:
 
 # Building blocks used above; each builds the current FLAVOR only.
 .PHONY: build-lib build-tests build-programs build-bench build-tutorials build-double \
-        build-run
+        build-workbench build-run
 
 build-lib:       $(LIB)
 build-tests:     $(TEST_BIN)
 build-programs:  $(BENCH_BIN) $(TUTORIAL_BINS) $(TOOL_BINS)
 build-bench:     $(BENCH_BIN)
 build-tutorials: $(TUTORIAL_BINS)
+build-workbench: $(EXERCISE_BINS) $(SOLUTION_BINS) $(MISTAKE_BINS)
 
 # The double flavor is built by a second make with its own build directory.
 build-double:
@@ -301,6 +341,25 @@ $(TEST_BIN): $(call objects_of,$(TEST_SRCS)) $(LIB)
 	$(write_gdb_script)
 
 $(BENCH_BIN) $(TUTORIAL_BINS) $(TOOL_BINS): $(BUILD)/%: $(BUILD)/obj/%.o $(LIB)
+	$(SHOW) LINK $@ $(TAG)
+	@mkdir -p $(@D)
+	$(LINK) $^ $(AG_LDLIBS) $(LDLIBS) -o $@
+	$(write_gdb_script)
+
+# An exercise's program: the learner's file (or the solution, or the wrong
+# version) with the exercise's checker, which holds main().
+.SECONDEXPANSION:
+$(EXERCISE_BINS): $(BUILD)/tutorials/exercises/%: $(BUILD)/obj/tutorials/exercises/%.o $(BUILD)/obj/tutorials/exercises/check/$$*.o $(LIB)
+	$(SHOW) LINK $@ $(TAG)
+	@mkdir -p $(@D)
+	$(LINK) $^ $(AG_LDLIBS) $(LDLIBS) -o $@
+	$(write_gdb_script)
+$(SOLUTION_BINS): $(BUILD)/tutorials/exercises/solutions/%: $(BUILD)/obj/tutorials/exercises/solutions/%.o $(BUILD)/obj/tutorials/exercises/check/$$*.o $(LIB)
+	$(SHOW) LINK $@ $(TAG)
+	@mkdir -p $(@D)
+	$(LINK) $^ $(AG_LDLIBS) $(LDLIBS) -o $@
+	$(write_gdb_script)
+$(MISTAKE_BINS): $(BUILD)/tests/exercises/%_wrong: $(BUILD)/obj/tests/exercises/%_wrong.o $(BUILD)/obj/tutorials/exercises/check/$$*.o $(LIB)
 	$(SHOW) LINK $@ $(TAG)
 	@mkdir -p $(@D)
 	$(LINK) $^ $(AG_LDLIBS) $(LDLIBS) -o $@

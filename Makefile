@@ -142,11 +142,13 @@ PAR = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc))
 # (tools/gdb/check_printers.sh), each counted as one test.
 GDB := $(shell command -v gdb 2>/dev/null)
 PRINTER_TEST_BIN := build/debug/tutorials/03_point_attention
-# Also without ARGS, suites of checks, each counting its own cases: the
-# exercises (each one's stub, solution and wrong version), and an uncaught
-# error in a `make run` program (debug and MODE builds).
-SUITES := tests/exercises/check_exercises.sh tests/programs/check_uncaught.sh
-SUITE_PROGRAMS := tests/programs/uncaught_error.cpp
+# Also without ARGS, three suites of checks, each counting its own cases: the
+# exercises (each one's stub, solution and wrong version), an uncaught error
+# in a `make run` program (debug and MODE builds), and the tapes (tape_diff on
+# two runs, and on attograd against PyTorch when /usr/bin/python3 has torch).
+SUITES := tests/exercises/check_exercises.sh tests/programs/check_uncaught.sh \
+          tests/programs/check_tape.sh
+SUITE_PROGRAMS := tests/programs/uncaught_error.cpp tests/programs/point_attention_step.cpp
 test: deps
 	$(MAKE) $(PAR) FLAVOR=float build-tests build-double $(if $(ARGS),,build-tutorials build-workbench $(FLOAT_DIR)/tools/check_formulas)
 	$(if $(ARGS)$(GDB),,@echo "gdb is not installed: the pretty-printers' test is skipped (apt-get install -y gdb)")
@@ -293,7 +295,7 @@ build-tests:     $(TEST_BIN)
 build-programs:  $(BENCH_BIN) $(TUTORIAL_BINS) $(TOOL_BINS)
 build-bench:     $(BENCH_BIN)
 build-tutorials: $(TUTORIAL_BINS)
-build-workbench: $(EXERCISE_BINS) $(SOLUTION_BINS) $(MISTAKE_BINS)
+build-workbench: $(EXERCISE_BINS) $(SOLUTION_BINS) $(MISTAKE_BINS) $(BUILD)/tools/tape_diff
 
 # The double flavor is built by a second make with its own build directory.
 build-double:

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 
 // The directory attograd is built in (the Makefile passes it for this file):
@@ -156,6 +157,16 @@ std::string to_string(const Frame& frame) {
   if (frame.file.empty()) return function;
   std::string file = frame.file;
   while (starts_with(file, "./")) file.erase(0, 2);
+  // The compiler gives a file of the directory it ran in by its absolute path
+  // (DWARF 5's directory 0): shown relative to where the program runs, or to
+  // attograd's directory, as the others are.
+  std::error_code failed;
+  for (const std::string& dir : {std::filesystem::current_path(failed).string(),
+                                 std::string(AG_SOURCE_ROOT)})
+    if (!dir.empty() && dir != "/" && starts_with(file, (dir + "/").c_str())) {
+      file.erase(0, dir.size() + 1);
+      break;
+    }
   std::string out = file + ":" + std::to_string(frame.line);
   if (!function.empty()) out += " in " + function;
   return out;

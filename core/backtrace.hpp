@@ -45,6 +45,7 @@ std::vector<Frame> resolve(const std::vector<uintptr_t>& addresses);
 Owner owner_of_file(const std::string& file);
 
 // "mine.cpp:12 in main", "main" (no debug information), or "" (nothing known).
+// A file under the directory the program runs in is shown relative to it.
 std::string to_string(const Frame& frame);
 
 // "ag::Tensor ag::matmul(const ag::Tensor&, const ag::Tensor&)" -> "ag::matmul":

@@ -5,6 +5,7 @@
 // what an uncaught one prints.
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <functional>
 #include <string>
 
@@ -121,6 +122,12 @@ TEST_CASE("errors: whose code a frame runs, and function names without their sig
   CHECK(short_function_name("main::{lambda()#1}::operator()() const") ==
         "main::{lambda()#1}::operator()");
   CHECK(backtrace::to_string({"./mine.cpp", 12, "main", Owner::program}) == "mine.cpp:12 in main");
+  // A file in the directory the compiler ran in comes with that directory (DWARF 5).
+  const std::string here = std::filesystem::current_path().string();
+  CHECK(backtrace::to_string({here + "/mine.cpp", 12, "main", Owner::program}) ==
+        "mine.cpp:12 in main");
+  CHECK(backtrace::to_string({"/elsewhere/mine.cpp", 3, "main", Owner::program}) ==
+        "/elsewhere/mine.cpp:3 in main");
   CHECK(backtrace::to_string({"", 0, "ag::matmul(ag::Tensor const&)", Owner::attograd}) ==
         "ag::matmul");
 }

@@ -198,10 +198,15 @@ Tape load_tape(const std::string& path) {
                ops->second.size() < 9,
            "load_tape: '{}': the metadata \"ops\" must be the number of ops, got '{}'", path,
            ops == tape.metadata.end() ? "" : ops->second);
-  tape.ops.resize(std::stoul(ops->second));
+  const size_t count = std::stoul(ops->second);
+  // Each op has at least its output: a count past the tensors is a broken file
+  // (and must not make a reader allocate for it).
+  AG_CHECK(count <= tensors.size(), "load_tape: '{}': the metadata says {} ops, but the file "
+           "holds {} tensors (each op has at least its output)", path, count, tensors.size());
+  tape.ops.resize(count);
 
   static const std::regex tensor_key(
-      R"(^(\d+)\.([A-Za-z0-9_]+)\.(output|grad_output|input\.(\d+)|grad_input\.(\d+))$)");
+      R"(^(\d{1,9})\.([A-Za-z0-9_]+)\.(output|grad_output|input\.(\d{1,6})|grad_input\.(\d{1,6}))$)");
   for (auto& [name, t] : tensors) {
     std::smatch m;
     AG_CHECK(std::regex_match(name, m, tensor_key),
@@ -221,7 +226,7 @@ Tape load_tape(const std::string& path) {
     else if (what.rfind("input.", 0) == 0) op.inputs[std::stoi(m[4])] = t;
     else op.grad_inputs[std::stoi(m[5])] = t;
   }
-  static const std::regex line_key(R"(^(\d+)\.(forward|backward)$)");
+  static const std::regex line_key(R"(^(\d{1,9})\.(forward|backward)$)");
   for (const auto& [k, value] : tape.metadata) {
     std::smatch m;
     if (!std::regex_match(k, m, line_key)) continue;

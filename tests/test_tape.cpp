@@ -201,4 +201,14 @@ TEST_CASE("trace: record_tape and load_tape refuse what they cannot use") {
   save_safetensors(plain.path(), {{"w", ones({2})}});
   check_error([&] { load_tape(plain.path()); }, {"load_tape: '", "is a .safetensors file but not a tape"});
   check_error([] { load_tape("/nonexistent/tape.safetensors"); }, {"cannot open"});
+  // A broken or hostile tape: an error naming what is wrong, before any large allocation.
+  TempFile broken("broken.safetensors");
+  const std::map<std::string, std::string> five_ops{{"format", "attograd tape"}, {"ops", "5"}};
+  save_safetensors(broken.path(), {{"00000.exp.output", ones({2})}}, five_ops);
+  check_error([&] { load_tape(broken.path()); }, {"the metadata says 5 ops, but the file holds 1"});
+  const std::map<std::string, std::string> one_op{{"format", "attograd tape"}, {"ops", "1"}};
+  save_safetensors(broken.path(), {{"99999999999999999999.exp.output", ones({2})}}, one_op);
+  check_error([&] { load_tape(broken.path()); }, {"is not named INDEX.OP.output"});
+  save_safetensors(broken.path(), {{"00000.exp.grad_output", ones({2})}}, one_op);
+  check_error([&] { load_tape(broken.path()); }, {"op 0 of 1 has no output tensor"});
 }

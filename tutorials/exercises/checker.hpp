@@ -4,7 +4,7 @@
 // first to differ, with the formula it should compute.
 //
 //   e          (2,5,1)   match
-//   a          (2,5,1)   WRONG   first at [0,0,0]: yours 1, reference 0.1927 (max |diff| 0.807)
+//   a          (2,5,1)   WRONG   first at [0,0,0]: yours 1, reference 0.000636826 (max |diff| 0.999)
 //
 // match: the same numbers, bit for bit; close: within 1e-5 + 1e-4 |reference|
 // (the same formula with the operations in another order); WRONG: anything else.

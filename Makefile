@@ -265,9 +265,10 @@ deps:
 help:
 	@echo 'attograd: make [MODE=release|debug|asan] [V=1] [target]'
 	@echo ''
-	@echo '  all (default)  float flavor: library, tests, bench, tutorials, tools'
+	@echo '  all (default)  float flavor: library, tests, bench, tutorials, tools, exercises'
 	@echo '  test           check deps, build float + double tests, run both, then'
-	@echo '                 every tutorial chapter (each must reach its target)'
+	@echo '                 every tutorial chapter (each must reach its target) and the'
+	@echo '                 suites (exercises, uncaught errors, tapes)'
 	@echo '                 one test case:  make test ARGS='"'"'-tc="matmul*"'"'"
 	@echo '  tutorials      build and run every tutorials/NN_*.cpp in order'
 	@echo '  tutorial-NN    build and run tutorials/NN_*.cpp   (make tutorial-01)'

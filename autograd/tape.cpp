@@ -4,10 +4,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <regex>
 
 #include "autograd/node.hpp"
 #include "autograd/trace.hpp"
@@ -67,6 +68,28 @@ bool start_from_environment() {
   }
   std::atexit(warn_if_never_written);
   return true;
+}
+
+// "00007.linear.input.1" -> {"00007", "linear", "input", "1"}
+std::vector<std::string> split_key(const std::string& key) {
+  std::vector<std::string> parts(1);
+  for (char c : key) {
+    if (c == '.') parts.emplace_back();
+    else parts.back() += c;
+  }
+  return parts;
+}
+
+// 1 to max_digits decimal digits (so that stoul cannot overflow).
+bool is_number(const std::string& s, size_t max_digits) {
+  return !s.empty() && s.size() <= max_digits &&
+         s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+bool is_op_name(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
 }
 
 std::string key(size_t index, const std::string& name, const std::string& what) {
@@ -205,34 +228,36 @@ Tape load_tape(const std::string& path) {
            "holds {} tensors (each op has at least its output)", path, count, tensors.size());
   tape.ops.resize(count);
 
-  static const std::regex tensor_key(
-      R"(^(\d{1,9})\.([A-Za-z0-9_]+)\.(output|grad_output|input\.(\d{1,6})|grad_input\.(\d{1,6}))$)");
   for (auto& [name, t] : tensors) {
-    std::smatch m;
-    AG_CHECK(std::regex_match(name, m, tensor_key),
+    const std::vector<std::string> parts = split_key(name);
+    const bool indexed = parts.size() == 4 && (parts[2] == "input" || parts[2] == "grad_input") &&
+                         is_number(parts[3], 6);
+    const bool plain = parts.size() == 3 && (parts[2] == "output" || parts[2] == "grad_output");
+    AG_CHECK(parts.size() >= 3 && is_number(parts[0], 9) && is_op_name(parts[1]) &&
+                 (plain || indexed),
              "load_tape: '{}': the tensor '{}' is not named INDEX.OP.output, .grad_output, "
              ".input.N or .grad_input.N",
              path, name);
-    const size_t k = std::stoul(m[1]);
+    const size_t k = std::stoul(parts[0]);
     AG_CHECK(k < tape.ops.size(), "load_tape: '{}': the tensor '{}' is for op {}, but the tape "
              "has {} ops", path, name, k, tape.ops.size());
     TapeOp& op = tape.ops[k];
-    AG_CHECK(op.name.empty() || op.name == m[2].str(),
-             "load_tape: '{}': op {} is named both '{}' and '{}'", path, k, op.name, m[2].str());
-    op.name = m[2];
-    const std::string what = m[3];
-    if (what == "output") op.output = t;
-    else if (what == "grad_output") op.grad_output = t;
-    else if (what.rfind("input.", 0) == 0) op.inputs[std::stoi(m[4])] = t;
-    else op.grad_inputs[std::stoi(m[5])] = t;
+    AG_CHECK(op.name.empty() || op.name == parts[1],
+             "load_tape: '{}': op {} is named both '{}' and '{}'", path, k, op.name, parts[1]);
+    op.name = parts[1];
+    if (parts[2] == "output") op.output = t;
+    else if (parts[2] == "grad_output") op.grad_output = t;
+    else if (parts[2] == "input") op.inputs[std::stoi(parts[3])] = t;
+    else op.grad_inputs[std::stoi(parts[3])] = t;
   }
-  static const std::regex line_key(R"(^(\d{1,9})\.(forward|backward)$)");
-  for (const auto& [k, value] : tape.metadata) {
-    std::smatch m;
-    if (!std::regex_match(k, m, line_key)) continue;
-    const size_t index = std::stoul(m[1]);
+  for (const auto& [key, value] : tape.metadata) {  // "00007.forward", "00007.backward"
+    const std::vector<std::string> parts = split_key(key);
+    if (parts.size() != 2 || !is_number(parts[0], 9) ||
+        (parts[1] != "forward" && parts[1] != "backward"))
+      continue;
+    const size_t index = std::stoul(parts[0]);
     if (index >= tape.ops.size()) continue;
-    (m[2] == "forward" ? tape.ops[index].forward_line : tape.ops[index].backward_line) = value;
+    (parts[1] == "forward" ? tape.ops[index].forward_line : tape.ops[index].backward_line) = value;
   }
   for (size_t k = 0; k < tape.ops.size(); ++k)
     AG_CHECK(!tape.ops[k].name.empty() && tape.ops[k].output.defined(),

@@ -13,10 +13,8 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <exception>
 #include <fstream>
 #include <functional>
-#include <regex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -57,8 +55,17 @@ inline std::pair<std::string, std::string> formula_row(const std::string& id) {
     std::string computes = cells[2];
     if (computes.size() > 240) computes = computes.substr(0, 237) + "...";
     // "[layers/x.cpp:21](../layers/x.cpp#L21)" -> "layers/x.cpp:21"
-    static const std::regex link(R"(\[([^\]]+)\]\([^)]*\))");
-    std::string code = std::regex_replace(cells[4], link, "$1");
+    std::string code;
+    for (size_t i = 0; i < cells[4].size(); ++i) {
+      const size_t close = cells[4][i] == '[' ? cells[4].find("](", i) : std::string::npos;
+      const size_t end = close == std::string::npos ? close : cells[4].find(')', close);
+      if (end == std::string::npos) {
+        code += cells[4][i];
+        continue;
+      }
+      code += cells[4].substr(i + 1, close - i - 1);
+      i = end;
+    }
     if (code.size() > 200) code = code.substr(0, 197) + "...";
     auto trim = [](std::string s) {
       s.erase(0, s.find_first_not_of(' '));

@@ -27,7 +27,9 @@ AG_CPPFLAGS := -I.
 AG_CXXFLAGS := -std=c++20 -Wall -Wextra -Wpedantic
 # No -lopenblas: core/blas.cpp loads OpenBLAS with dlopen at first use, after
 # choosing its kernels (a linked OpenBLAS would pick them before main runs).
-AG_LDLIBS   := -lfmt
+# -lbacktrace: GCC's libbacktrace, with which an ag::Error names the line of
+# the program that made the failing call (core/backtrace.cpp).
+AG_LDLIBS   := -lfmt -lbacktrace
 
 ifeq ($(MODE),release)
   # -g: readable backtraces even when optimised.  -DNDEBUG: assert() is off.
@@ -79,7 +81,17 @@ TEST_SRCS     := $(sort $(wildcard tests/*.cpp))
 BENCH_SRCS    := $(wildcard bench/bench.cpp)
 TUTORIAL_SRCS := $(sort $(wildcard tutorials/[0-9][0-9]_*.cpp))
 TOOL_SRCS     := $(sort $(wildcard tools/*.cpp))
-ALL_SRCS      := $(LIB_SRCS) $(TEST_SRCS) $(BENCH_SRCS) $(TUTORIAL_SRCS) $(TOOL_SRCS)
+# Exercises (tutorials/exercises/README.md): the learner's file NN_name.cpp,
+# its checker check/NN_name.cpp (main), the reference solution
+# solutions/NN_name.cpp, and a deliberately wrong version in
+# tests/exercises/NN_name_wrong.cpp that the checker must catch.
+EXERCISE_SRCS := $(sort $(wildcard tutorials/exercises/[0-9][0-9]_*.cpp))
+EXERCISES     := $(notdir $(basename $(EXERCISE_SRCS)))
+WORKBENCH_SRCS := $(EXERCISE_SRCS) $(EXERCISES:%=tutorials/exercises/check/%.cpp) \
+                  $(EXERCISES:%=tutorials/exercises/solutions/%.cpp) \
+                  $(EXERCISES:%=tests/exercises/%_wrong.cpp) $(wildcard tests/programs/*.cpp)
+ALL_SRCS      := $(LIB_SRCS) $(TEST_SRCS) $(BENCH_SRCS) $(TUTORIAL_SRCS) $(TOOL_SRCS) \
+                 $(WORKBENCH_SRCS)
 
 # Outputs of this flavor: dir/name.cpp is compiled to $(BUILD)/obj/dir/name.o,
 # and a one-file program dir/name.cpp is linked to $(BUILD)/dir/name.
@@ -89,6 +101,9 @@ TEST_BIN      := $(BUILD)/tests/attograd_tests
 BENCH_BIN     := $(BENCH_SRCS:%.cpp=$(BUILD)/%)
 TUTORIAL_BINS := $(TUTORIAL_SRCS:%.cpp=$(BUILD)/%)
 TOOL_BINS     := $(TOOL_SRCS:%.cpp=$(BUILD)/%)
+EXERCISE_BINS := $(EXERCISES:%=$(BUILD)/tutorials/exercises/%)
+SOLUTION_BINS := $(EXERCISES:%=$(BUILD)/tutorials/exercises/solutions/%)
+MISTAKE_BINS  := $(EXERCISES:%=$(BUILD)/tests/exercises/%_wrong)
 
 # ------------------------------------------------------------------ output
 
@@ -105,12 +120,12 @@ TAG := $(notdir $(BUILD))
 
 # ------------------------------------------------------------------ public targets
 
-.PHONY: all test tutorials bench compdb clean deps help
+.PHONY: all test tutorials bench compdb clean deps help run exercises
 .DEFAULT_GOAL := all
 
 # Default: the library and every program of the float flavor. The double
 # flavor (for the gradient checks) is built by `make test`.
-all: build-lib build-tests build-programs
+all: build-lib build-tests build-programs build-workbench
 
 # `make test`, `make tutorials`, `make bench` and `make tutorial-NN` build in
 # parallel by default.  An explicit -jN of yours (even -j1) wins.
@@ -129,26 +144,37 @@ PAR = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc))
 GDB := $(shell command -v gdb 2>/dev/null)
 # The debug builds the debugger tests run: chapters 03-07 (docs/debugging.md's recipes).
 PRINTER_TEST_BIN := $(patsubst %.cpp,build/debug/%,$(sort $(wildcard $(foreach n,03 04 05 06 07,tutorials/$(n)_*.cpp))))
+# Also without ARGS, three suites of checks, each counting its own cases: the
+# exercises (each one's stub, solution and wrong version), an uncaught error
+# in a `make run` program (debug and MODE builds), and the tapes (tape_diff on
+# two runs, and on attograd against PyTorch when /usr/bin/python3 has torch).
+SUITES := tests/exercises/check_exercises.sh tests/programs/check_uncaught.sh \
+          tests/programs/check_tape.sh
+SUITE_PROGRAMS := tests/programs/uncaught_error.cpp tests/programs/point_attention_step.cpp
 test: deps
-	$(MAKE) $(PAR) FLAVOR=float build-tests build-double $(if $(ARGS),,build-tutorials $(FLOAT_DIR)/tools/check_formulas)
+	$(MAKE) $(PAR) FLAVOR=float build-tests build-double $(if $(ARGS),,build-tutorials build-workbench $(FLOAT_DIR)/tools/check_formulas)
 	$(if $(ARGS)$(GDB),,@echo "gdb is not installed: the pretty-printers' test is skipped (apt-get install -y gdb)")
 	$(if $(ARGS),,$(if $(GDB),$(MAKE) $(PAR) MODE=debug FLAVOR=float $(PRINTER_TEST_BIN)))
-	tools/run_tests.sh $(FLOAT_DIR)/tests/attograd_tests \
+	$(if $(ARGS),,$(MAKE) $(PAR) MODE=debug FLAVOR=float FILE=tests/programs/uncaught_error.cpp build-run)
+	$(if $(ARGS),,$(foreach f,$(SUITE_PROGRAMS),$(MAKE) $(PAR) FLAVOR=float FILE=$(f) build-run &&) true)
+	AG_BUILD=$(FLOAT_DIR) tools/run_tests.sh $(FLOAT_DIR)/tests/attograd_tests \
 	                       $(DOUBLE_DIR)/tests/attograd_tests \
 	                   $(if $(ARGS),,--programs $(TUTORIAL_BINS) $(FLOAT_DIR)/tools/check_formulas \
-	                                  $(if $(GDB),tools/gdb/check_printers.sh)) -- $(ARGS)
+	                                  $(if $(GDB),tools/gdb/check_printers.sh) \
+	                             --suites $(SUITES)) -- $(ARGS)
 
 tutorials: deps
 ifeq ($(TUTORIAL_SRCS),)
 	@echo "no tutorials yet"
 else
 	$(MAKE) $(PAR) FLAVOR=float build-tutorials
-	failed=; \
+	failed=; passed=0; start=$$(date +%s); \
 	for t in $(TUTORIAL_SRCS:%.cpp=$(FLOAT_DIR)/%); do \
 	    echo "=== $$t"; \
-	    $$t || failed="$$failed $$t"; \
+	    if $$t; then passed=$$((passed + 1)); else failed="$$failed $$(basename $$t)"; fi; \
 	done; \
-	if [ -n "$$failed" ]; then echo "failed tutorials:$$failed" >&2; exit 1; fi
+	echo "tutorials: $$passed of $(words $(TUTORIAL_SRCS)) chapters reached their target in $$(( $$(date +%s) - start )) s$${failed:+; missed:$$failed}"; \
+	[ -z "$$failed" ]
 endif
 
 # make tutorial-03  builds and runs tutorials/03_<something>.cpp
@@ -176,6 +202,44 @@ debug-%: deps
 	    -ex "set environment AG_REFERENCE=$(or $(AG_REFERENCE),1)" \
 	    $(foreach f,$(shell sed -n 's|^// make debug-[0-9]* breaks in: *||p' $(call tutorial_src,$*)),-ex "break $(f)") \
 	    -ex run -ex next --args build/debug/$(basename $(call tutorial_src,$*)) $(ARGS)
+
+# make exercise-03  builds the learner's tutorials/exercises/03_*.cpp with its
+# checker and runs it: every step and gradient against the library's reference.
+# make solution-03  the same with the reference solution.
+exercise_src = $(wildcard tutorials/exercises/$(1)_*.cpp)
+# The programs of chapter $(1)'s exercises; $(2) is solutions/ for the solutions.
+exercise_programs = $(foreach e,$(notdir $(basename $(call exercise_src,$(1)))),$(FLOAT_DIR)/tutorials/exercises/$(2)$(e))
+exercise-%: deps
+	$(if $(call exercise_src,$*),,$(error No exercise tutorials/exercises/$*_*.cpp. Available: $(or $(EXERCISES),none yet)))
+	$(MAKE) $(PAR) FLAVOR=float $(call exercise_programs,$*,)
+	failed=; for e in $(call exercise_programs,$*,); do echo "=== $$e"; $$e $(ARGS) || failed=1; done; [ -z "$$failed" ]
+solution-%: deps
+	$(if $(call exercise_src,$*),,$(error No exercise tutorials/exercises/$*_*.cpp. Available: $(or $(EXERCISES),none yet)))
+	$(MAKE) $(PAR) FLAVOR=float $(call exercise_programs,$*,solutions/)
+	failed=; for e in $(call exercise_programs,$*,solutions/); do echo "=== $$e"; $$e $(ARGS) || failed=1; done; [ -z "$$failed" ]
+
+# make exercises  checks every exercise as it is now, and lists which pass.
+exercises: deps
+	$(MAKE) $(PAR) FLAVOR=float $(EXERCISE_BINS)
+	passed=; todo=; \
+	for e in $(EXERCISE_BINS); do \
+	    if $$e > /dev/null 2>&1; then passed="$$passed $$(basename $$e)"; else todo="$$todo $$(basename $$e)"; fi; \
+	done; \
+	echo "exercises passed:$${passed:- none}"; echo "to do (make exercise-NN for the details):$${todo:- none}"
+
+# make run FILE=mine.cpp [MODE=debug] [ARGS=...]  builds a one-file program of
+# yours against the library (the flags and build directory of MODE, as every
+# program here) and runs it from this directory. The program is written to
+# build/<mode>/run/<its path without .cpp>; a file outside this directory
+# goes to build/<mode>/run/abs/<its absolute path>. No spaces in the path.
+run_name = $(if $(filter $(CURDIR)/%,$(abspath $(1))),$(patsubst $(CURDIR)/%,%,$(abspath $(1))),abs$(abspath $(1)))
+RUN_PROGRAM = $(BUILD)/run/$(basename $(call run_name,$(FILE)))
+run: deps
+	$(if $(FILE),,$(error make run needs the program: make run FILE=path/to/mine.cpp (one .cpp file with main)))
+	$(if $(wildcard $(FILE)),,$(error make run: $(FILE) does not exist))
+	$(MAKE) $(PAR) FLAVOR=float build-run
+	@echo "=== $(FLOAT_DIR)/run/$(basename $(call run_name,$(FILE)))"
+	$(FLOAT_DIR)/run/$(basename $(call run_name,$(FILE))) $(ARGS)
 
 # Benchmarks only make sense optimised: always release mode, float flavor.
 bench: deps
@@ -208,13 +272,18 @@ deps:
 help:
 	@echo 'attograd: make [MODE=release|debug|asan] [V=1] [target]'
 	@echo ''
-	@echo '  all (default)  float flavor: library, tests, bench, tutorials, tools'
+	@echo '  all (default)  float flavor: library, tests, bench, tutorials, tools, exercises'
 	@echo '  test           check deps, build float + double tests, run both, then'
-	@echo '                 every tutorial chapter (each must reach its target)'
+	@echo '                 every tutorial chapter (each must reach its target) and the'
+	@echo '                 suites (exercises, uncaught errors, tapes)'
 	@echo '                 one test case:  make test ARGS='"'"'-tc="matmul*"'"'"
 	@echo '  tutorials      build and run every tutorials/NN_*.cpp in order'
 	@echo '  tutorial-NN    build and run tutorials/NN_*.cpp   (make tutorial-01)'
 	@echo '  debug-NN       chapter NN in gdb (debug build, printers loaded, stopped in its layer)'
+	@echo '  exercise-NN    check your tutorials/exercises/NN_*.cpp against the reference'
+	@echo '  solution-NN    the same with the reference solution (tutorials/exercises/solutions/)'
+	@echo '  exercises      which exercises pass now'
+	@echo '  run FILE=x.cpp build your one-file program x.cpp against the library and run it'
 	@echo '  bench          build (always release, float) and run bench/bench.cpp'
 	@echo '  compdb         write compile_commands.json for clangd/editors'
 	@echo '  deps           check/install libopenblas-dev doctest-dev libfmt-dev'
@@ -226,13 +295,15 @@ help:
 # ------------------------------------------------------------------ one flavor
 
 # Building blocks used above; each builds the current FLAVOR only.
-.PHONY: build-lib build-tests build-programs build-bench build-tutorials build-double
+.PHONY: build-lib build-tests build-programs build-bench build-tutorials build-double \
+        build-workbench build-run
 
 build-lib:       $(LIB)
 build-tests:     $(TEST_BIN)
 build-programs:  $(BENCH_BIN) $(TUTORIAL_BINS) $(TOOL_BINS)
 build-bench:     $(BENCH_BIN)
 build-tutorials: $(TUTORIAL_BINS)
+build-workbench: $(EXERCISE_BINS) $(SOLUTION_BINS) $(MISTAKE_BINS) $(BUILD)/tools/tape_diff
 
 # The double flavor is built by a second make with its own build directory.
 build-double:
@@ -244,6 +315,10 @@ $(BUILD)/obj/%.o: %.cpp
 	$(SHOW) CXX $< $(TAG)
 	@mkdir -p $(@D)
 	$(COMPILE) -MMD -MP -c $< -o $@
+
+# core/backtrace.cpp knows the directory attograd is built in, to recognise
+# attograd's headers in a program that includes them by absolute path.
+$(BUILD)/obj/core/backtrace.o: AG_CPPFLAGS += -DAG_SOURCE_ROOT='"$(CURDIR)"'
 
 # Test code is compiled without optimisation in every mode: it is the bulk of
 # the compile time (doctest's assertion macros), and it runs in seconds. The
@@ -280,6 +355,42 @@ $(BENCH_BIN) $(TUTORIAL_BINS) $(TOOL_BINS): $(BUILD)/%: $(BUILD)/obj/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(LINK) $^ $(AG_LDLIBS) $(LDLIBS) -o $@
 	$(write_gdb_script)
+
+# An exercise's program: the learner's file (or the solution, or the wrong
+# version) with the exercise's checker, which holds main().
+.SECONDEXPANSION:
+$(EXERCISE_BINS): $(BUILD)/tutorials/exercises/%: $(BUILD)/obj/tutorials/exercises/%.o $(BUILD)/obj/tutorials/exercises/check/$$*.o $(LIB)
+	$(SHOW) LINK $@ $(TAG)
+	@mkdir -p $(@D)
+	$(LINK) $^ $(AG_LDLIBS) $(LDLIBS) -o $@
+	$(write_gdb_script)
+$(SOLUTION_BINS): $(BUILD)/tutorials/exercises/solutions/%: $(BUILD)/obj/tutorials/exercises/solutions/%.o $(BUILD)/obj/tutorials/exercises/check/$$*.o $(LIB)
+	$(SHOW) LINK $@ $(TAG)
+	@mkdir -p $(@D)
+	$(LINK) $^ $(AG_LDLIBS) $(LDLIBS) -o $@
+	$(write_gdb_script)
+$(MISTAKE_BINS): $(BUILD)/tests/exercises/%_wrong: $(BUILD)/obj/tests/exercises/%_wrong.o $(BUILD)/obj/tutorials/exercises/check/$$*.o $(LIB)
+	$(SHOW) LINK $@ $(TAG)
+	@mkdir -p $(@D)
+	$(LINK) $^ $(AG_LDLIBS) $(LDLIBS) -o $@
+	$(write_gdb_script)
+
+# `make run`'s program (FILE given): compiled with the flags of MODE, as the
+# chapters are, and linked like them.
+ifneq ($(FILE),)
+RUN_OBJECT := $(RUN_PROGRAM).o
+build-run: $(RUN_PROGRAM)
+$(RUN_OBJECT): $(FILE)
+	$(SHOW) CXX $< $(TAG)
+	@mkdir -p $(@D)
+	$(COMPILE) -MMD -MP -c $< -o $@
+$(RUN_PROGRAM): $(RUN_OBJECT) $(LIB)
+	$(SHOW) LINK $@ $(TAG)
+	@mkdir -p $(@D)
+	$(LINK) $^ $(AG_LDLIBS) $(LDLIBS) -o $@
+	$(write_gdb_script)
+-include $(RUN_PROGRAM).d
+endif
 
 # Header dependencies from earlier builds (missing on the first build: fine).
 -include $(patsubst %.o,%.d,$(call objects_of,$(ALL_SRCS)))

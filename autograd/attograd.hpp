@@ -7,6 +7,7 @@
 #include "autograd/gradcheck.hpp"
 #include "autograd/node.hpp"
 #include "autograd/ops.hpp"
+#include "autograd/tape.hpp"
 #include "autograd/trace.hpp"
 #include "core/blas.hpp"
 #include "core/creation.hpp"

@@ -16,6 +16,7 @@
 
 #include "autograd/grad_mode.hpp"
 #include "autograd/node.hpp"
+#include "autograd/tape.hpp"
 #include "autograd/trace.hpp"
 #include "core/creation.hpp"
 #include "core/error.hpp"
@@ -153,6 +154,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
   BackwardScope in_backward;
   if (is_leaf()) {  // x.backward() on a leaf: dx/dx = 1
     send_gradient(*this, seed);
+    if (tape_recording()) tape_backward_done();
     return;
   }
 
@@ -167,11 +169,13 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
       if (added_in_place(node, grad_output)) {
         // The input's gradient (its shape, for the trace) was updated in place.
         if (trace_enabled()) trace_backward(node, grad_output, {node.inputs[0].tensor});
+        if (tape_recording()) tape_backward(node, grad_output, {node.inputs[0].tensor}, true);
         if (!retain_graph) node.release();
         continue;
       }
       Grads grads = node.backward(grad_output, t);
       if (trace_enabled()) trace_backward(node, grad_output, grads);
+      if (tape_recording()) tape_backward(node, grad_output, grads);
       AG_CHECK(grads.size() == node.inputs.size(),
                "backward: {} returned {} gradients for {} inputs", node.name, grads.size(),
                node.inputs.size());
@@ -187,6 +191,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
     }
     if (!retain_graph) node.release();
   }
+  if (tape_recording()) tape_backward_done();  // the end of a training step: may write the tape
 }
 
 void Tensor::retain_grad() {

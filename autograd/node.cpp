@@ -4,6 +4,7 @@
 #include <string>
 
 #include "autograd/grad_mode.hpp"
+#include "autograd/tape.hpp"
 #include "autograd/trace.hpp"
 #include "core/error.hpp"
 
@@ -62,6 +63,7 @@ void attach_node(Tensor& output, std::shared_ptr<Node> node) {
   output.impl()->grad_fn = std::move(node);
   output.impl()->requires_grad = true;
   if (trace_enabled()) trace_forward(*output.impl()->grad_fn, output);
+  if (tape_recording()) tape_forward(*output.impl()->grad_fn, output);
 }
 
 void check_anomaly(const Tensor& output, const char* op) {

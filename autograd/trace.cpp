@@ -69,13 +69,22 @@ void trace_forward(const Node& node, const Tensor& output) {
                reference_mode() ? "the plain formula code"
                                 : "fused kernels; AG_REFERENCE=1 runs the plain formula code");
   }
-  std::vector<Tensor> inputs;
-  for (const Node::Edge& edge : node.inputs) inputs.push_back(edge.tensor);
-  fmt::print(trace_sink, "[trace] forward  #{:<4} {:<24} {} -> {}\n", node.id,
-             forward_name(node.name), tensors_str(inputs), describe(output));
+  fmt::print(trace_sink, "[trace] {}\n", forward_line(node, output));
 }
 
 void trace_backward(const Node& node, const Tensor& grad_output, const std::vector<Tensor>& grads) {
+  fmt::print(trace_sink, "[trace] {}\n", backward_line(node, grad_output, grads));
+}
+
+std::string forward_line(const Node& node, const Tensor& output) {
+  std::vector<Tensor> inputs;
+  for (const Node::Edge& edge : node.inputs) inputs.push_back(edge.tensor);
+  return fmt::format("forward  #{:<4} {:<24} {} -> {}", node.id, forward_name(node.name),
+                     tensors_str(inputs), describe(output));
+}
+
+std::string backward_line(const Node& node, const Tensor& grad_output,
+                          const std::vector<Tensor>& grads) {
   // Each input's gradient, labelled with the input's name when it has one.
   std::string out;
   for (size_t i = 0; i < grads.size(); ++i) {
@@ -88,8 +97,8 @@ void trace_backward(const Node& node, const Tensor& grad_output, const std::vect
     out += input.name().empty() ? shape_str(grads[i].shape())
                                 : fmt::format("'{}' {}", input.name(), shape_str(grads[i].shape()));
   }
-  fmt::print(trace_sink, "[trace] backward #{:<4} {:<24} grad {} -> {}\n", node.id, node.name,
-             shape_str(grad_output.shape()), out.empty() ? "nothing" : out);
+  return fmt::format("backward #{:<4} {:<24} grad {} -> {}", node.id, node.name,
+                     shape_str(grad_output.shape()), out.empty() ? "nothing" : out);
 }
 
 }  // namespace ag

@@ -42,4 +42,12 @@ void trace_backward(const Node& node, const Tensor& grad_output, const std::vect
 // "log" for "LogBackward": the name the user called the op by.
 std::string forward_name(const std::string& node_name);
 
+// The lines themselves, without the "[trace] " in front:
+//   "forward  #3930 softmax                  (100,10,1) -> (100,10,1)"
+//   "backward #3930 SoftmaxBackward          grad (100,10,1) -> (100,10,1)"
+// (a tape, autograd/tape.hpp, keeps them beside each op's tensors).
+std::string forward_line(const Node& node, const Tensor& output);
+std::string backward_line(const Node& node, const Tensor& grad_output,
+                          const std::vector<Tensor>& grads);
+
 }  // namespace ag

@@ -27,9 +27,15 @@
 //   [F4.9]        greedy, sampling, beam search            layers/decoding.hpp
 //   [F2.2] [F2.6] the KV cache of generation               layers/kv_cache.hpp
 // docs/formulas.md lists every formula with its file, line and test.
+//
+// Also here: save_safetensors / load_safetensors (named tensors in the format
+// PyTorch and Hugging Face exchange) and save_npy / load_npy, for the data
+// and results a program writes beside its model.
 #pragma once
 
 #include "autograd/attograd.hpp"
+#include "core/npy.hpp"
+#include "core/safetensors.hpp"
 #include "layers/activation.hpp"
 #include "layers/adamw.hpp"
 #include "layers/attention_scores.hpp"

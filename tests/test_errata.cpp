@@ -1,7 +1,7 @@
 // The numbers docs/errata.md quotes for F0.2 and F0.5, recomputed (the other
 // errata are checked beside their layers: see the test named in each section).
-// Run with -s to see them:
-//   build/release/tests/attograd_tests -tc="errata*" -s
+// They print as MESSAGE lines (no -s needed; -s would bury them under SUCCESS lines):
+//   build/release/tests/attograd_tests -tc="errata*"
 #include <doctest/doctest.h>
 
 #include <cmath>

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs attograd test binaries one after the other and adds up their results.
 #
-#   tools/run_tests.sh BIN... [--programs PROG...] [-- ARGS...]
+#   tools/run_tests.sh BIN... [--programs PROG...] [--suites SUITE...] [-- ARGS...]
 #
 # Each BIN runs twice: in fast mode (the default), then in reference mode
 # (AG_REFERENCE=1: every op and layer runs its plain formula code). ARGS are
 # given to every run. Each PROG (a tutorial chapter) is run without
 # arguments and counts as one test: passed when it exits with status 0 (a
-# chapter exits non-zero when it misses its target).
+# chapter exits non-zero when it misses its target). Each SUITE (a script of
+# checks) is run once, after the programs, and counts its own cases: like a
+# BIN, it ends with a line such as  exercises: 15 passed, 0 failed
 #
 # Each binary (tests/main.cpp) ends its output with a line such as
 #   float: 12 passed, 0 failed
@@ -24,10 +26,18 @@ while [[ $# -gt 0 && $1 != "--" && $1 != "--programs" ]]; do
     bins+=("$1")
     shift
 done
+suites=()
 if [[ $# -gt 0 && $1 == "--programs" ]]; then
     shift
-    while [[ $# -gt 0 && $1 != "--" ]]; do
+    while [[ $# -gt 0 && $1 != "--" && $1 != "--suites" ]]; do
         programs+=("$1")
+        shift
+    done
+fi
+if [[ $# -gt 0 && $1 == "--suites" ]]; then
+    shift
+    while [[ $# -gt 0 && $1 != "--" ]]; do
+        suites+=("$1")
         shift
     done
 fi
@@ -90,6 +100,27 @@ for prog in "${programs[@]}"; do
         echo "run_tests: $prog FAILED with exit code $code"
         total_failed=$((total_failed + 1))
     fi
+done
+
+for suite in "${suites[@]}"; do
+    echo "=== $suite"
+    "$suite" 2>&1 | tee "$log"
+    code=${PIPESTATUS[0]}
+    line=$(grep -E "$summary_re" "$log" | tail -n 1)
+    if [[ $line =~ $summary_re ]]; then
+        passed=${BASH_REMATCH[1]}
+        failed=${BASH_REMATCH[2]}
+        if [[ $code -ne 0 && $failed -eq 0 ]]; then
+            echo "run_tests: $suite reported no failures but exited with code $code"
+            failed=1
+        fi
+    else
+        passed=0
+        failed=1
+        echo "run_tests: $suite exited with code $code without printing its summary line"
+    fi
+    total_passed=$((total_passed + passed))
+    total_failed=$((total_failed + failed))
 done
 
 echo "$total_passed passed, $total_failed failed"

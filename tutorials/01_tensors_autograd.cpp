@@ -19,6 +19,7 @@
 #include "tutorials/terminal.hpp"
 
 using namespace ag;
+using ag::tutorial::save_model;
 using ag::tutorial::section;
 
 namespace {
@@ -187,6 +188,8 @@ int main() {
     return nn::mse_loss(nn::linear(tanh(nn::linear(x, p[0], p[1])), p[2], p[3]), target);
   };
   report("mse_loss(model(X), target) wrt params", gradcheck(mlp, model->parameters(), tol));
+  // Untrained (one backward, no step), but a model all the same: its weights by name.
+  save_model(*model, "build/tutorials/01_model.safetensors");
 
   fmt::print(
       "\ngradients agree with the chain rule and finite differences: {}/{} checks "

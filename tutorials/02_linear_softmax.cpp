@@ -124,6 +124,7 @@ int main() {
   fmt::print("{}", loss_chart(losses, "MLP training loss (cross-entropy)"));
   const double mlp_acc = evaluate(mlp, data);
   draw_regions(mlp, data);
+  save_model(mlp, "build/tutorials/02_model.safetensors");
 
   fmt::print("\nlinear softmax: training accuracy {:.1f}%\n", 100 * linear_acc);
   fmt::print("MLP training accuracy: {:.1f}% (target: >= {:.0f}%) {}\n", 100 * mlp_acc,

@@ -238,6 +238,7 @@ int main() {
   show_weights(out.weights, test, /*numbers=*/false);
   fmt::print("the same, as numbers:\n");
   show_weights(out.weights, test, /*numbers=*/true);
+  save_model(model, "build/tutorials/03_model.safetensors");
 
   const bool ok = acc >= kTargetAccuracy && marked_weight > kTargetWeight;
   fmt::print(

@@ -297,8 +297,11 @@ int main() {
   section("3. Three ways to score a source position, and what the weights become");
   show_scores();
 
-  section("4. Seq2Seq with additive attention, trained with teacher forcing");
-  nn::Seq2Seq model(options_for(nn::ScoreType::Additive));
+  // Another score here (Dot, General) changes the whole chapter, its title included.
+  const nn::Seq2SeqOptions options = options_for(nn::ScoreType::Additive);
+  section(fmt::format("4. Seq2Seq with {} attention, trained with teacher forcing",
+                      nn::to_string(options.score)));
+  nn::Seq2Seq model(options);
   std::cout << model << "\n";
   TrainSettings settings;
   std::vector<double> losses =
@@ -309,6 +312,7 @@ int main() {
   section("5. Held-out sequences, greedy decoding");
   ExactMatch attention_match = exact_match(model, test_set, max_len);
   fmt::print("exact match on held-out sequences: {:.1f}%\n", 100 * attention_match.overall);
+  save_model(model, "build/tutorials/04_model.safetensors");
   // [F1.9] [F4.3] what the fed-back context c_{t-1} carries: decode the same
   // trained model with zeros in its place
   model.options.input_feeding = false;

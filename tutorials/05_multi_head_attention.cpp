@@ -311,6 +311,8 @@ int main() {
     show_head(w, fmt::format("head {}:", k), token_labels, true);
   }
 
+  save_model(two, "build/tutorials/05_model.safetensors");  // the two-head model
+
   const bool ok = acc_two >= kTarget;
   fmt::print("\nper-token held-out accuracy with 2 heads {:.1f}% (target: >= {:.0f}%) {}\n",
              100 * acc_two, 100 * kTarget, ok ? "PASS" : "FAIL");

@@ -219,6 +219,8 @@ int main() {
       "lies above the diagonal (the causal mask):\n{}",
       best_layer, best_head, heat_map(head, view));
 
+  save_model(model, "build/tutorials/06_model.safetensors");
+
   const bool ok = match >= kTarget;
   fmt::print("\nexact match on {} held-out sequences {:.1f}% (target: >= {:.0f}%) {}\n",
              test.inputs.size(0), 100 * match, 100 * kTarget, ok ? "PASS" : "FAIL");

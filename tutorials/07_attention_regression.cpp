@@ -216,6 +216,7 @@ int main() {
                nn::encoder_name(m->attention->encoder), T);
     fmt::print("{}", heat_map(narrow(m->features.weights, 0, 0, 6), heat));
   }
+  save_model(model, "build/tutorials/07_model.safetensors");
 
   const bool ok = model_mse < kTargetRatio * baseline;
   fmt::print(

@@ -10,6 +10,7 @@
 //   region_plot   the decision regions of a 2-D classifier, data points on top
 //   accuracy      the fraction of rows whose largest logit is the target class
 //   section       a heading between the steps of a chapter
+//   save_model    a chapter's trained model, to build/tutorials/NN_model.safetensors
 //
 // Everything returns or prints plain text with no timing in it, so a chapter
 // prints the same characters on every run with the same seed.
@@ -355,6 +356,17 @@ inline double accuracy(const Tensor& logits, const std::vector<int64_t>& targets
   int64_t correct = 0;
   for (size_t i = 0; i < targets.size(); ++i) correct += predicted[i] == targets[i];
   return targets.empty() ? 0.0 : static_cast<double>(correct) / static_cast<double>(targets.size());
+}
+
+// --- the trained model -------------------------------------------------------------
+
+// Writes `model`'s parameters and buffers by name (model.save: .safetensors,
+// what PyTorch loads; docs/pytorch.md shows each chapter's model loaded there).
+inline void save_model(const nn::Module& model, const std::string& path) {
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
+  model.save(path);
+  fmt::print("saved the model, {} tensors by name: {}\n", model.state_dict().size(), path);
 }
 
 }  // namespace ag::tutorial

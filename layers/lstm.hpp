@@ -18,6 +18,10 @@
 // LSTM), each initialised U(-1/sqrt(H), 1/sqrt(H)); a PyTorch state_dict
 // loads by name. Layers and directions stack as in RNN (layers/rnn.hpp), and
 // c_n has h_n's shape (L*dirs, B, H).
+//
+// Two modes (core/mode.hpp): reference mode runs the formulas above op by op
+// (lstm_gates); fast mode, the default, runs a cell's step as one fused op
+// with its closed-form backward (lstm.cpp, beside the plain code).
 #pragma once
 
 #include "layers/rnn.hpp"

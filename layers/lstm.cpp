@@ -293,4 +293,15 @@ RecurrentState LSTM::step(const Tensor& input_part, const RecurrentState& previo
   return lstm_gates(gates, previous.c, hidden_size);
 }
 
+SequenceOutput LSTM::steps_fused(const Tensor& input_part, const std::vector<int64_t>& lengths,
+                                const RecurrentState& start, const RecurrentWeights& w,
+                                bool reverse) const {
+  // steps() in one op: (B,T+2,H), the T outputs, then h_n and c_n
+  const int64_t T = input_part.size(1);
+  const Tensor all = lstm_steps_fused(input_part, w.weight_hh, w.bias_hh, start.h, start.c, lengths,
+                                      reverse, "LSTMLayerBackward");
+  return {narrow(all, 1, 0, T), squeeze(narrow(all, 1, T, 1), 1),
+          squeeze(narrow(all, 1, T + 1, 1), 1)};
+}
+
 }  // namespace ag::nn

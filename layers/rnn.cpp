@@ -7,6 +7,7 @@
 #include "autograd/ops.hpp"
 #include "core/creation.hpp"
 #include "core/error.hpp"
+#include "core/mode.hpp"
 #include "layers/dropout.hpp"
 #include "layers/init.hpp"
 #include "layers/linear.hpp"
@@ -125,12 +126,46 @@ void RNNBase::check_initial(const Tensor& state, int64_t batch, const char* what
            type_name(), what, describe(state), rows, batch, hidden_size);
 }
 
+SequenceOutput RNNBase::steps(const Tensor& input_part, const std::vector<int64_t>& lengths,
+                              const RecurrentState& start, const RecurrentWeights& w,
+                              bool reverse) const {
+  const int64_t B = input_part.size(0), T = input_part.size(1);
+  RecurrentState state{start.h.defined() ? start.h : zeros({B, hidden_size}),
+                       has_cell_state_ && !start.c.defined() ? zeros({B, hidden_size}) : start.c};
+  std::vector<Tensor> outputs(static_cast<size_t>(T));
+  for (int64_t i = 0; i < T; ++i) {
+    // the reverse direction reads the steps from the last to the first
+    const int64_t t = reverse ? T - 1 - i : i;
+    const RecurrentState next = step(squeeze(narrow(input_part, 1, t, 1), 1), state, w);
+    if (lengths.empty()) {
+      state = next;
+      outputs[t] = next.h;
+    } else {
+      // A sequence's padding leaves its state as it is and outputs zeros:
+      // forward, the state stays at its last step; reverse, it stays at
+      // the initial one until the sequence's last real step, where it starts.
+      const Tensor active = active_steps(lengths, B, t);
+      state.h = where(active, next.h, state.h);
+      if (has_cell_state_) state.c = where(active, next.c, state.c);
+      outputs[t] = next.h * active;
+    }
+  }
+  return {stack(outputs, 1), state.h, state.c};
+}
+
+SequenceOutput RNNBase::steps_fused(const Tensor& input_part, const std::vector<int64_t>& lengths,
+                                    const RecurrentState& start, const RecurrentWeights& w,
+                                    bool reverse) const {
+  return steps(input_part, lengths, start, w, reverse);
+}
+
 SequenceOutput RNNBase::run(const Tensor& x, const std::vector<int64_t>& lengths,
                             const RecurrentState& initial) {
-  const int64_t B = x.size(0), T = x.size(1), dirs = num_directions();
-  // Row `index` of an initial state (L*dirs,B,H), or zeros: where one layer and direction starts.
+  const int64_t dirs = num_directions();
+  // Row `index` of an initial state (L*dirs,B,H): where one layer and direction
+  // starts (undefined: zeros, made by the steps that need them)
   auto start = [&](const Tensor& all, int64_t index) {
-    return all.defined() ? squeeze(narrow(all, 0, index, 1), 0) : zeros({B, hidden_size});
+    return all.defined() ? squeeze(narrow(all, 0, index, 1), 0) : Tensor();
   };
   std::vector<Tensor> h_n, c_n;  // (B,H) each, in the order of their rows
   Tensor layer_input = x;        // (B,T,D) for layer 0, (B,T,dirs*H) above it
@@ -141,29 +176,15 @@ SequenceOutput RNNBase::run(const Tensor& x, const std::vector<int64_t>& lengths
       const RecurrentWeights& w = weights[index];
       // W_ih x_t + b_ih for every step at once: one GEMM    (B,T,in) -> (B,T,gates*H)
       const Tensor input_part = linear(layer_input, w.weight_ih, w.bias_ih);
-      RecurrentState state{start(initial.h, index),
-                           has_cell_state_ ? start(initial.c, index) : Tensor()};
-      std::vector<Tensor> outputs(static_cast<size_t>(T));
-      for (int64_t i = 0; i < T; ++i) {
-        // the reverse direction reads the steps from the last to the first
-        const int64_t t = direction == 0 ? i : T - 1 - i;
-        const RecurrentState next = step(squeeze(narrow(input_part, 1, t, 1), 1), state, w);
-        if (lengths.empty()) {
-          state = next;
-          outputs[t] = next.h;
-        } else {
-          // A sequence's padding leaves its state as it is and outputs zeros:
-          // forward, the state stays at its last step; reverse, it stays at
-          // the initial one until the sequence's last real step, where it starts.
-          const Tensor active = active_steps(lengths, B, t);
-          state.h = where(active, next.h, state.h);
-          if (has_cell_state_) state.c = where(active, next.c, state.c);
-          outputs[t] = next.h * active;
-        }
-      }
-      direction_outputs.push_back(stack(outputs, 1));
-      h_n.push_back(state.h);
-      if (has_cell_state_) c_n.push_back(state.c);
+      const RecurrentState state{start(initial.h, index),
+                                 has_cell_state_ ? start(initial.c, index) : Tensor()};
+      // The time steps one by one (step), or in fast mode as one fused op
+      const SequenceOutput out = reference_mode()
+                                     ? steps(input_part, lengths, state, w, direction == 1)
+                                     : steps_fused(input_part, lengths, state, w, direction == 1);
+      direction_outputs.push_back(out.output);
+      h_n.push_back(out.h_n);
+      if (has_cell_state_) c_n.push_back(out.c_n);
     }
     // [->h_t; <-h_t]: both directions side by side    (B,T,H) ++ (B,T,H) -> (B,T,2H)
     layer_input = dirs == 1 ? direction_outputs[0] : cat(direction_outputs, 2);

@@ -137,6 +137,19 @@ class RNNBase : public Module {
   // each; undefined = zeros).
   SequenceOutput run(const Tensor& x, const std::vector<int64_t>& lengths,
                      const RecurrentState& initial);
+  // The T steps of one layer in one direction (reverse: from t = T to 1), one
+  // step() at a time: from input_part (B,T,gates*H) (W_ih x_t + b_ih of every
+  // step) and the state it starts from (B,H) each (undefined = zeros) to its
+  // output (B,T,H) (zeros in the padding) and last state h_n, c_n (B,H).
+  // What reference mode runs.
+  SequenceOutput steps(const Tensor& input_part, const std::vector<int64_t>& lengths,
+                       const RecurrentState& start, const RecurrentWeights& w, bool reverse) const;
+  // Fast mode's twin of steps(), the same in and out: the steps as one fused
+  // op, written beside step() by the layers that have one (this default runs
+  // steps()).
+  virtual SequenceOutput steps_fused(const Tensor& input_part, const std::vector<int64_t>& lengths,
+                                     const RecurrentState& start, const RecurrentWeights& w,
+                                     bool reverse) const;
 
  private:
   bool has_cell_state_;

@@ -74,6 +74,13 @@ double check_modes_agree(nn::Module& module, const std::function<Tensor()>& f,
   return worst;
 }
 
+// The name of the op that made the input of the op that made t (t is a
+// narrow of the fused op's output in fast mode), or "" for a leaf.
+std::string maker_of_input(const Tensor& t) {
+  const Tensor& input = t.grad_fn()->inputs[0].tensor;
+  return input.grad_fn() ? input.grad_fn()->name : "";
+}
+
 std::string error_in(bool reference, const std::function<void()>& call) {
   ReferenceModeGuard mode(reference);
   try {
@@ -111,6 +118,15 @@ TEST_CASE("modes/LSTMCell: both modes agree on h', c' and every gradient, with a
                               },
                               {x, h, c}));
   MESSAGE("largest fast/reference difference: " << worst);
+  // the fast mode runs the fused op (h' is a narrow of its output), the reference the formulas
+  {
+    ReferenceModeGuard fast(false);
+    CHECK(maker_of_input(cell.forward(x, {h, c}).h) == "LSTMCellBackward");
+  }
+  {
+    ReferenceModeGuard plain;
+    CHECK(cell.forward(x, {h, c}).h.grad_fn()->name == std::string("MulBackward"));
+  }
   check_same_error([&] { cell.forward(zeros({3, 4})); }, "LSTMCell: input (3,4)");
   check_same_error([&] { cell.forward(x, {zeros({3, 5}), c}); }, "LSTMCell: h (3,5)");
   check_same_error([&] { cell.forward(x, {h, zeros({2, 4})}); }, "LSTMCell: c (2,4)");
@@ -124,6 +140,11 @@ TEST_CASE("modes/LSTM: both modes agree, one layer, with and without h0 and c0")
   double worst = check_modes_agree(lstm, [&] { return flat(lstm.forward(x, {}, {h0, c0})); },
                                    {x, h0, c0});
   worst = std::max(worst, check_modes_agree(lstm, [&] { return flat(lstm.forward(x)); }, {x}));
+  // fast mode: the five steps are one op
+  {
+    ReferenceModeGuard fast(false);
+    CHECK(maker_of_input(lstm.forward(x).output) == "LSTMLayerBackward");
+  }
   // only h0: c starts at zeros
   worst = std::max(
       worst, check_modes_agree(lstm, [&] { return flat(lstm.forward(x, {}, {h0, Tensor()})); },

@@ -1,7 +1,7 @@
 // The recurrent layers' fast twins against their plain code, through the
 // public layers: LSTMCell, LSTM (one layer, stacked, bidirectional, padded,
 // with and without an initial state, with dropout between layers) and
-// LSTM::step. In both modes: the outputs, the gradients of the input, of h0
+// LSTM::step; RNNCell, RNN and RNN::step [F0.5] the same way. In both modes: the outputs, the gradients of the input, of h0
 // and c0 and of every parameter agree to float rounding, a gradcheck passes
 // in each mode (double flavor, small shapes), and a bad call raises the same
 // message.
@@ -232,4 +232,76 @@ TEST_CASE("modes/LSTM: the same error messages in both modes") {
                    "LSTM: initial state h0 (2,2,4)");
   check_same_error([&] { lstm.forward(x, {}, {Tensor(), zeros({4, 2, 3})}); },
                    "LSTM: initial state c0 (4,2,3)");
+}
+
+TEST_CASE("modes/RNNCell [F0.5]: both modes agree on h' and every gradient, with and without h") {
+  manual_seed(7);
+  nn::RNNCell cell(5, 4);
+  const Tensor x = testing::leaf({3, 5}, 71), h = testing::leaf({3, 4}, 72);
+  double worst = check_modes_agree(cell, [&] { return cell.forward(x, h); }, {x, h});
+  // from zeros, W_hh h is 0: weight_hh moves nothing
+  worst = std::max(worst, check_modes_agree(cell, [&] { return cell.forward(x); }, {x},
+                                            {"weight_hh"}));
+  worst = std::max(worst, check_modes_agree(
+                              cell, [&] { return cell.forward(x * real(0.5), cell.forward(x, h)); },
+                              {x, h}));
+  MESSAGE("largest fast/reference difference: " << worst);
+  {
+    ReferenceModeGuard fast(false);
+    CHECK(cell.forward(x, h).grad_fn()->name == std::string("RNNCellBackward"));
+  }
+  check_same_error([&] { cell.forward(zeros({3, 4})); }, "RNNCell: input (3,4)");
+  check_same_error([&] { cell.forward(x, zeros({3, 5})); }, "RNNCell: state (3,5)");
+}
+
+TEST_CASE("modes/RNN [F0.5]: both modes agree, one layer, padded, bidirectional, stacked") {
+  manual_seed(8);
+  nn::RNN rnn(3, 4);
+  const Tensor x = testing::leaf({3, 5, 3}, 81), h0 = testing::leaf({1, 3, 4}, 82);
+  const std::vector<int64_t> lengths{5, 2, 1};
+  double worst = check_modes_agree(rnn, [&] { return flat(rnn.forward(x, {}, h0)); }, {x, h0});
+  worst = std::max(worst, check_modes_agree(rnn, [&] { return flat(rnn.forward(x)); }, {x}));
+  worst = std::max(
+      worst, check_modes_agree(rnn, [&] { return flat(rnn.forward(x, lengths, h0)); }, {x, h0}));
+  {
+    ReferenceModeGuard fast(false);
+    CHECK(maker_of_input(rnn.forward(x).output) == "RNNLayerBackward");
+  }
+  nn::RNN both(3, 4, /*num_layers=*/1, /*dropout=*/0, /*bidirectional=*/true);
+  const Tensor h0_both = testing::leaf({2, 3, 4}, 83);
+  worst = std::max(worst, check_modes_agree(
+                              both, [&] { return flat(both.forward(x, lengths, h0_both)); },
+                              {x, h0_both}));
+  nn::RNN stacked(3, 2, /*num_layers=*/2, /*dropout=*/0.25, /*bidirectional=*/true);
+  const Tensor h0_stacked = testing::leaf({4, 3, 2}, 84);
+  worst = std::max(worst, check_modes_agree(
+                              stacked,
+                              [&] {
+                                manual_seed(17);  // the same dropout masks at every call
+                                return flat(stacked.forward(x, lengths, h0_stacked));
+                              },
+                              {x, h0_stacked}));
+  // padding outputs zeros in both modes, exactly
+  for (bool plain : {false, true}) {
+    ReferenceModeGuard mode(plain);
+    const Tensor out = both.forward(x, lengths, h0_both).output;
+    for (int64_t t = 2; t < 5; ++t)
+      for (int64_t k = 0; k < 8; ++k) CHECK(out.at({1, t, k}) == 0);
+  }
+  MESSAGE("largest fast/reference difference: " << worst);
+}
+
+TEST_CASE("modes/RNN::step [F0.5]: the public step agrees in both modes; the same errors") {
+  manual_seed(9);
+  nn::RNN rnn(3, 4, 2);
+  const Tensor input_part = testing::leaf({2, 4}, 91), h = testing::leaf({2, 4}, 92);
+  // the step starts from input_part = W_ih x_t + b_ih: it does not read those two
+  const double worst =
+      check_modes_agree(rnn, [&] { return rnn.step(input_part, {h, Tensor()}, rnn.weights[1]).h; },
+                        {input_part, h}, {"_l0", "weight_ih_l1", "bias_ih_l1"});
+  MESSAGE("largest fast/reference difference: " << worst);
+  const Tensor x = zeros({2, 5, 3});
+  check_same_error([&] { rnn.forward(zeros({2, 5, 4})); }, "RNN: input (2,5,4)");
+  check_same_error([&] { rnn.forward(x, {0, 5}); }, "RNN: length 0 of sequence 0");
+  check_same_error([&] { rnn.forward(x, {}, zeros({1, 2, 4})); }, "RNN: initial state h0 (1,2,4)");
 }

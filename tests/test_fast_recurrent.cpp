@@ -220,6 +220,10 @@ TEST_CASE("modes/LSTM::step: the public step agrees in both modes") {
       check_modes_agree(lstm, [&] { return flat(lstm.step(input_part, {h, c}, w)); },
                         {input_part, h, c}, {"weight_ih_l0", "bias_ih_l0"});
   MESSAGE("largest fast/reference difference: " << worst);
+  {
+    ReferenceModeGuard fast(false);
+    CHECK(maker_of_input(lstm.step(input_part, {h, c}, w).c) == "LSTMStepBackward");
+  }
 }
 
 TEST_CASE("modes/LSTM: the same error messages in both modes") {

@@ -48,14 +48,16 @@ namespace {
 // direction (T = 1 for LSTM::step) and records one node (lstm_cell_fused,
 // LSTMCell's, one step with its input projection):
 //
-//   forward, per step     a_t = (W_ih x_t + b_ih) + b_hh + W_hh h_{t-1}   one GEMM for the four gates
-//                         i, f, g, o, c_t, h_t                            one pass (lstm_cell_forward)
-//   backward, per step    da_t, dc_{t-1} from dh_t, dc_t                  one pass (lstm_cell_backward)
-//   from the last         dh_{t-1} = da_t W_hh                            one GEMM
-//   then, all steps       dW_hh = sum_t da_t^T h_{t-1},  db_hh = sum_t da_t,  d(W_ih x_t + b_ih) = da_t
+//   forward, per step   a_t = (W_ih x_t + b_ih) + b_hh + W_hh h_{t-1}   one GEMM, all four gates
+//                       i, f, g, o, c_t, h_t                  one pass (lstm_cell_forward)
+//   backward, per step  da_t, dc_{t-1} from dh_t, dc_t        one pass (lstm_cell_backward)
+//     from the last     dh_{t-1} = da_t W_hh                  one GEMM
+//   then, all steps     dW_hh = sum_t da_t^T h_{t-1}          one GEMM
+//                       db_hh = sum_t da_t,  d(W_ih x_t + b_ih) = da_t
 //
 // where, with the gates as the forward computes them (i, f, o = sigmoid, g = tanh),
-//   dc_t  = (dL/dc_t from step t+1) + dh_t o (1 - tanh^2 c_t)    dh_t = dL/dh_t (output and step t+1)
+//   dh_t  = dL/dh_t (from the step's output and from step t+1)
+//   dc_t  = (dL/dc_t from step t+1) + dh_t o (1 - tanh^2 c_t)
 //   da_i  = dc_t g i (1 - i)          da_f = dc_t c_{t-1} f (1 - f)
 //   da_g  = dc_t i (1 - g^2)          da_o = dh_t tanh(c_t) o (1 - o)
 //   dc_{t-1} = dc_t f
@@ -111,10 +113,9 @@ AG_SIMD_CLONES void lstm_cell_forward(int64_t batch, int64_t H, int64_t t, const
 // in dc and zeros in dh (the GEMM dh_{t-1} = da_t W_hh adds to it). In the
 // padding the step changed nothing: da_t = 0, and dh, dc pass through.
 AG_SIMD_CLONES void lstm_cell_backward(int64_t batch, int64_t H, int64_t t, const int64_t* lengths,
-                                       const real* gates, int64_t gates_stride,
-                                       const real* c_prev, const real* tanh_c,
-                                       int64_t saved_stride, const real* dout, int64_t out_stride,
-                                       real* da, real* dh, real* dc) noexcept {
+                                       const real* gates, int64_t gates_stride, const real* c_prev,
+                                       const real* tanh_c, int64_t saved_stride, const real* dout,
+                                       int64_t out_stride, real* da, real* dh, real* dc) noexcept {
   for (int64_t b = 0; b < batch; ++b) {
     real* d = da + b * gates_stride;
     if (lengths && t >= lengths[b]) {
@@ -214,9 +215,10 @@ Tensor lstm_steps_fused(const Tensor& input_part, const Tensor& weight_hh, const
     std::copy(c.data() + b * H, c.data() + (b + 1) * H, out.data() + (b * (T + 2) + T + 1) * H);
   }
 
-  auto backward = [gates, h_prev, c_prev, tanh_c, weight_hh, lengths, input_shape = input_part.shape(),
-                   B, T, H, G, reverse, has_h0 = h0.defined(), has_c0 = c0.defined(),
-                   to_h0 = h0.defined() && h0.requires_grad(), to_w = weight_hh.requires_grad(),
+  auto backward = [gates, h_prev, c_prev, tanh_c, weight_hh, lengths,
+                   input_shape = input_part.shape(), B, T, H, G, reverse, has_h0 = h0.defined(),
+                   has_c0 = c0.defined(), to_h0 = h0.defined() && h0.requires_grad(),
+                   to_w = weight_hh.requires_grad(),
                    to_b = bias_hh.requires_grad()](const Tensor& g, const Tensor&) {
     const int64_t* len = lengths.empty() ? nullptr : lengths.data();
     const real* dout = g.data();
@@ -230,8 +232,8 @@ Tensor lstm_steps_fused(const Tensor& input_part, const Tensor& weight_hh, const
     for (int64_t step = T - 1; step >= 0; --step) {
       const int64_t t = reverse ? T - 1 - step : step;
       lstm_cell_backward(B, H, t, len, gates.data() + t * G, T * G, c_prev.data() + t * H,
-                         tanh_c.data() + t * H, T * H, dout + t * H, (T + 2) * H,
-                         da.data() + t * G, dh.data(), dc.data());
+                         tanh_c.data() + t * H, T * H, dout + t * H, (T + 2) * H, da.data() + t * G,
+                         dh.data(), dc.data());
       // dh_{t-1} += da_t W_hh      (B,4H) x (4H,H)
       if (step > 0 || to_h0)
         gemm_strided(false, false, B, H, G, 1, da.data() + t * G, T * G, weight_hh.data(), H, 1,
@@ -239,7 +241,7 @@ Tensor lstm_steps_fused(const Tensor& input_part, const Tensor& weight_hh, const
     }
     Grads grads{da, Tensor(), Tensor()};
     if (to_w) {
-      // dW_hh = sum over every step and sequence of da_t^T h_{t-1}: one GEMM    (4H, B*T) x (B*T, H)
+      // dW_hh = sum over every step and sequence of da_t^T h_{t-1}     (4H, B*T) x (B*T, H)
       grads[1] = Tensor::empty({G, H});
       gemm(true, false, G, H, B * T, 1, da.data(), h_prev.data(), 0, grads[1].data());
     }
@@ -261,9 +263,8 @@ Tensor lstm_steps_fused(const Tensor& input_part, const Tensor& weight_hh, const
 // form of add_times_transposed, and the step records one node, not a Linear
 // and a step. x (B,D); h0, c0 (B,H), undefined = zeros. Returns (B,2H): h'
 // and c' side by side. The caller has checked the shapes.
-Tensor lstm_cell_fused(const Tensor& x, const Tensor& h0, const Tensor& c0,
-                       const Tensor& weight_ih, const Tensor& weight_hh, const Tensor& bias_ih,
-                       const Tensor& bias_hh) {
+Tensor lstm_cell_fused(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& weight_ih,
+                       const Tensor& weight_hh, const Tensor& bias_ih, const Tensor& bias_hh) {
   const int64_t B = x.size(0), D = x.size(1), H = weight_hh.size(1), G = 4 * H;
   // a = b_ih + b_hh + x W_ih^T + h W_hh^T      (B,4H)
   Tensor gates = Tensor::empty({B, G});
@@ -290,11 +291,10 @@ Tensor lstm_cell_fused(const Tensor& x, const Tensor& h0, const Tensor& c0,
                    has_c0 = c0.defined()](const Tensor& g, const Tensor&) {
     // dL/dh' is the output's (there is no later step here), dL/dc' the c part of g
     Tensor dh = zeros({B, H}), dc = Tensor::empty({B, H});
-    for (int64_t b = 0; b < B; ++b)
-      std::copy_n(g.data() + b * 2 * H + H, H, dc.data() + b * H);
+    for (int64_t b = 0; b < B; ++b) std::copy_n(g.data() + b * 2 * H + H, H, dc.data() + b * H);
     Tensor da = Tensor::empty({B, G});
-    lstm_cell_backward(B, H, 0, nullptr, gates.data(), G, c_prev.data(), tanh_c.data(), H,
-                       g.data(), 2 * H, da.data(), dh.data(), dc.data());
+    lstm_cell_backward(B, H, 0, nullptr, gates.data(), G, c_prev.data(), tanh_c.data(), H, g.data(),
+                       2 * H, da.data(), dh.data(), dc.data());
     Grads grads(5);
     // dL/dx = da W_ih     (B,4H) x (4H,D)
     if (x.requires_grad()) {
@@ -384,8 +384,8 @@ RecurrentState LSTM::step(const Tensor& input_part, const RecurrentState& previo
 }
 
 SequenceOutput LSTM::steps_fused(const Tensor& input_part, const std::vector<int64_t>& lengths,
-                                const RecurrentState& start, const RecurrentWeights& w,
-                                bool reverse) const {
+                                 const RecurrentState& start, const RecurrentWeights& w,
+                                 bool reverse) const {
   // steps() in one op: (B,T+2,H), the T outputs, then h_n and c_n
   const int64_t T = input_part.size(1);
   const Tensor all = lstm_steps_fused(input_part, w.weight_hh, w.bias_hh, start.h, start.c, lengths,

@@ -77,11 +77,12 @@ namespace {
 // rnn_steps_fused runs T steps of one layer in one direction (T = 1 for a
 // cell) and records one node, as lstm_steps_fused does for the LSTM (lstm.cpp):
 //
-//   forward, per step     a_t = (W_xh x_t + b_ih) + b_hh + W_hh h_{t-1}     one GEMM
-//                         h_t = tanh(a_t)                                    one pass
-//   backward, per step    da_t = (dL/dh_t) (1 - h_t^2)                       one pass
-//   from the last         dh_{t-1} = da_t W_hh                               one GEMM
-//   then, all steps       dW_hh = sum_t da_t^T h_{t-1},  db_hh = sum_t da_t,  d(W_xh x_t + b_ih) = da_t
+//   forward, per step   a_t = (W_xh x_t + b_ih) + b_hh + W_hh h_{t-1}   one GEMM
+//                       h_t = tanh(a_t)                       one pass
+//   backward, per step  da_t = (dL/dh_t) (1 - h_t^2)          one pass
+//     from the last     dh_{t-1} = da_t W_hh                  one GEMM
+//   then, all steps     dW_hh = sum_t da_t^T h_{t-1}          one GEMM
+//                       db_hh = sum_t da_t,  d(W_xh x_t + b_ih) = da_t
 //
 // where dL/dh_t is the gradient of the step's output plus that of step t+1.
 // Buffers are (B,T,H) row-major: step t of sequence b is row b*T + t.
@@ -177,8 +178,7 @@ Tensor rnn_steps_fused(const Tensor& input_part, const Tensor& weight_hh, const 
     // there h_n is the output, whose gradient dout already is)
     Tensor dh = zeros({B, H});
     if (!one_step)
-      for (int64_t b = 0; b < B; ++b)
-        std::copy_n(dout + (b * rows + T) * H, H, dh.data() + b * H);
+      for (int64_t b = 0; b < B; ++b) std::copy_n(dout + (b * rows + T) * H, H, dh.data() + b * H);
     Tensor da = Tensor::empty(input_shape);  // (B,T,H): the gradient of input_part too
     for (int64_t step = T - 1; step >= 0; --step) {
       const int64_t t = reverse ? T - 1 - step : step;
@@ -376,8 +376,8 @@ RecurrentState RNN::step(const Tensor& input_part, const RecurrentState& previou
 }
 
 SequenceOutput RNN::steps_fused(const Tensor& input_part, const std::vector<int64_t>& lengths,
-                               const RecurrentState& start, const RecurrentWeights& w,
-                               bool reverse) const {
+                                const RecurrentState& start, const RecurrentWeights& w,
+                                bool reverse) const {
   // steps() in one op: (B,T+1,H), the T outputs, then h_n
   const int64_t T = input_part.size(1);
   const Tensor all = rnn_steps_fused(input_part, w.weight_hh, w.bias_hh, start.h, lengths, reverse,

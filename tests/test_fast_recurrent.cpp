@@ -1,10 +1,10 @@
 // The recurrent layers' fast twins against their plain code, through the
 // public layers: LSTMCell, LSTM (one layer, stacked, bidirectional, padded,
 // with and without an initial state, with dropout between layers) and
-// LSTM::step; RNNCell, RNN and RNN::step [F0.5] the same way. In both modes: the outputs, the gradients of the input, of h0
-// and c0 and of every parameter agree to float rounding, a gradcheck passes
-// in each mode (double flavor, small shapes), and a bad call raises the same
-// message.
+// LSTM::step; RNNCell, RNN and RNN::step [F0.5] the same way. In both modes:
+// the outputs, the gradients of the input, of h0 and c0 and of every
+// parameter agree to float rounding, a gradcheck passes in each mode (double
+// flavor, small shapes), and a bad call raises the same message.
 #include <doctest/doctest.h>
 
 #include <functional>
@@ -100,23 +100,24 @@ void check_same_error(const std::function<void()>& call, const std::string& frag
 
 }  // namespace
 
-TEST_CASE("modes/LSTMCell: both modes agree on h', c' and every gradient, with and without a state") {
+TEST_CASE(
+    "modes/LSTMCell: both modes agree on h', c' and every gradient, with and without a state") {
   manual_seed(1);
   nn::LSTMCell cell(5, 4);
   const Tensor x = testing::leaf({3, 5}, 11);
   const Tensor h = testing::leaf({3, 4}, 12), c = testing::leaf({3, 4}, 13);
   double worst = check_modes_agree(cell, [&] { return flat(cell.forward(x, {h, c})); }, {x, h, c});
   // from zeros, h W_hh^T is 0: weight_hh moves nothing
-  worst = std::max(worst, check_modes_agree(cell, [&] { return flat(cell.forward(x)); }, {x},
-                                            {"weight_hh"}));
+  worst = std::max(
+      worst, check_modes_agree(cell, [&] { return flat(cell.forward(x)); }, {x}, {"weight_hh"}));
   // two steps: the second reads the first's h and c
-  worst = std::max(worst, check_modes_agree(
-                              cell,
-                              [&] {
-                                const nn::RecurrentState first = cell.forward(x, {h, c});
-                                return flat(cell.forward(x * real(0.5), first));
-                              },
-                              {x, h, c}));
+  worst =
+      std::max(worst, check_modes_agree(cell,
+                                        [&] {
+                                          const nn::RecurrentState first = cell.forward(x, {h, c});
+                                          return flat(cell.forward(x * real(0.5), first));
+                                        },
+                                        {x, h, c}));
   MESSAGE("largest fast/reference difference: " << worst);
   // the fast mode runs the fused op (h' is a narrow of its output), the reference the formulas
   {
@@ -137,7 +138,10 @@ TEST_CASE("modes/LSTM: both modes agree, one layer, with and without h0 and c0")
   nn::LSTM lstm(3, 4);
   const Tensor x = testing::leaf({2, 5, 3}, 21);
   const Tensor h0 = testing::leaf({1, 2, 4}, 22), c0 = testing::leaf({1, 2, 4}, 23);
-  double worst = check_modes_agree(lstm, [&] { return flat(lstm.forward(x, {}, {h0, c0})); },
+  double worst = check_modes_agree(lstm,
+                                   [&] {
+                                     return flat(lstm.forward(x, {}, {h0, c0}));
+                                   },
                                    {x, h0, c0});
   worst = std::max(worst, check_modes_agree(lstm, [&] { return flat(lstm.forward(x)); }, {x}));
   // fast mode: the five steps are one op
@@ -146,9 +150,11 @@ TEST_CASE("modes/LSTM: both modes agree, one layer, with and without h0 and c0")
     CHECK(maker_of_input(lstm.forward(x).output) == "LSTMLayerBackward");
   }
   // only h0: c starts at zeros
-  worst = std::max(
-      worst, check_modes_agree(lstm, [&] { return flat(lstm.forward(x, {}, {h0, Tensor()})); },
-                               {x, h0}));
+  worst = std::max(worst, check_modes_agree(lstm,
+                                            [&] {
+                                              return flat(lstm.forward(x, {}, {h0, Tensor()}));
+                                            },
+                                            {x, h0}));
   MESSAGE("largest fast/reference difference: " << worst);
 }
 
@@ -158,10 +164,13 @@ TEST_CASE("modes/LSTM: both modes agree with padding (lengths), forward and reve
   const Tensor x = testing::leaf({3, 5, 3}, 31);
   const Tensor h0 = testing::leaf({2, 3, 4}, 32), c0 = testing::leaf({2, 3, 4}, 33);
   const std::vector<int64_t> lengths{5, 2, 1};
-  double worst = check_modes_agree(
-      lstm, [&] { return flat(lstm.forward(x, lengths, {h0, c0})); }, {x, h0, c0});
-  worst = std::max(
-      worst, check_modes_agree(lstm, [&] { return flat(lstm.forward(x, lengths)); }, {x}));
+  double worst = check_modes_agree(lstm,
+                                   [&] {
+                                     return flat(lstm.forward(x, lengths, {h0, c0}));
+                                   },
+                                   {x, h0, c0});
+  worst =
+      std::max(worst, check_modes_agree(lstm, [&] { return flat(lstm.forward(x, lengths)); }, {x}));
   // padding outputs zeros in both modes, exactly
   for (bool plain : {false, true}) {
     ReferenceModeGuard mode(plain);
@@ -182,13 +191,13 @@ TEST_CASE("modes/LSTM: both modes agree stacked and bidirectional, padded, with 
   for (bool training : {false, true}) {
     INFO((training ? "training (dropout between the layers)" : "eval"));
     lstm.train(training);
-    worst = std::max(worst, check_modes_agree(
-                                lstm,
-                                [&] {
-                                  manual_seed(17);  // the same dropout masks at every call
-                                  return flat(lstm.forward(x, lengths, {h0, c0}));
-                                },
-                                {x, h0, c0}));
+    worst = std::max(worst,
+                     check_modes_agree(lstm,
+                                       [&] {
+                                         manual_seed(17);  // the same dropout masks at every call
+                                         return flat(lstm.forward(x, lengths, {h0, c0}));
+                                       },
+                                       {x, h0, c0}));
   }
   lstm.eval();
   worst = std::max(worst, check_modes_agree(lstm, [&] { return flat(lstm.forward(x)); }, {x}));
@@ -199,10 +208,10 @@ TEST_CASE("modes/LSTM: a longer sequence at the benchmark's sizes agrees in both
   manual_seed(5);
   nn::LSTM lstm(32, 64);
   const Tensor x = testing::leaf({32, 12, 32}, 51);
-  const std::vector<Tensor> fast = values_and_grads(lstm, [&] { return flat(lstm.forward(x)); },
-                                                    {x}, false);
-  const std::vector<Tensor> reference =
-      values_and_grads(lstm, [&] { return flat(lstm.forward(x)); }, {x}, true);
+  const std::vector<Tensor> fast = values_and_grads(
+      lstm, [&] { return flat(lstm.forward(x)); }, {x}, false);
+  const std::vector<Tensor> reference = values_and_grads(
+      lstm, [&] { return flat(lstm.forward(x)); }, {x}, true);
   for (size_t i = 0; i < fast.size(); ++i) {
     INFO((i == 0 ? std::string("output") : "gradient " + std::to_string(i - 1)));
     CHECK(testing::max_abs_diff(fast[i], reference[i]) <= (testing::is_double ? 1e-12 : 1e-4));
@@ -216,9 +225,11 @@ TEST_CASE("modes/LSTM::step: the public step agrees in both modes") {
   const Tensor input_part = testing::leaf({2, 16}, 61);
   const Tensor h = testing::leaf({2, 4}, 62), c = testing::leaf({2, 4}, 63);
   // the step starts from input_part = W_ih x_t + b_ih: it does not read those two
-  const double worst =
-      check_modes_agree(lstm, [&] { return flat(lstm.step(input_part, {h, c}, w)); },
-                        {input_part, h, c}, {"weight_ih_l0", "bias_ih_l0"});
+  const double worst = check_modes_agree(lstm,
+                                         [&] {
+                                           return flat(lstm.step(input_part, {h, c}, w));
+                                         },
+                                         {input_part, h, c}, {"weight_ih_l0", "bias_ih_l0"});
   MESSAGE("largest fast/reference difference: " << worst);
   {
     ReferenceModeGuard fast(false);
@@ -232,10 +243,16 @@ TEST_CASE("modes/LSTM: the same error messages in both modes") {
   check_same_error([&] { lstm.forward(zeros({2, 5, 4})); }, "LSTM: input (2,5,4)");
   check_same_error([&] { lstm.forward(x, {5, 6}); }, "LSTM: length 6 of sequence 1");
   check_same_error([&] { lstm.forward(x, {5}); }, "LSTM: 1 lengths given");
-  check_same_error([&] { lstm.forward(x, {}, {zeros({2, 2, 4}), Tensor()}); },
-                   "LSTM: initial state h0 (2,2,4)");
-  check_same_error([&] { lstm.forward(x, {}, {Tensor(), zeros({4, 2, 3})}); },
-                   "LSTM: initial state c0 (4,2,3)");
+  check_same_error(
+      [&] {
+        lstm.forward(x, {}, {zeros({2, 2, 4}), Tensor()});
+      },
+      "LSTM: initial state h0 (2,2,4)");
+  check_same_error(
+      [&] {
+        lstm.forward(x, {}, {Tensor(), zeros({4, 2, 3})});
+      },
+      "LSTM: initial state c0 (4,2,3)");
 }
 
 TEST_CASE("modes/RNNCell [F0.5]: both modes agree on h' and every gradient, with and without h") {
@@ -244,11 +261,11 @@ TEST_CASE("modes/RNNCell [F0.5]: both modes agree on h' and every gradient, with
   const Tensor x = testing::leaf({3, 5}, 71), h = testing::leaf({3, 4}, 72);
   double worst = check_modes_agree(cell, [&] { return cell.forward(x, h); }, {x, h});
   // from zeros, W_hh h is 0: weight_hh moves nothing
-  worst = std::max(worst, check_modes_agree(cell, [&] { return cell.forward(x); }, {x},
-                                            {"weight_hh"}));
-  worst = std::max(worst, check_modes_agree(
-                              cell, [&] { return cell.forward(x * real(0.5), cell.forward(x, h)); },
-                              {x, h}));
+  worst =
+      std::max(worst, check_modes_agree(cell, [&] { return cell.forward(x); }, {x}, {"weight_hh"}));
+  worst = std::max(
+      worst, check_modes_agree(
+                 cell, [&] { return cell.forward(x * real(0.5), cell.forward(x, h)); }, {x, h}));
   MESSAGE("largest fast/reference difference: " << worst);
   {
     ReferenceModeGuard fast(false);
@@ -273,18 +290,18 @@ TEST_CASE("modes/RNN [F0.5]: both modes agree, one layer, padded, bidirectional,
   }
   nn::RNN both(3, 4, /*num_layers=*/1, /*dropout=*/0, /*bidirectional=*/true);
   const Tensor h0_both = testing::leaf({2, 3, 4}, 83);
-  worst = std::max(worst, check_modes_agree(
-                              both, [&] { return flat(both.forward(x, lengths, h0_both)); },
-                              {x, h0_both}));
+  worst = std::max(worst,
+                   check_modes_agree(both, [&] { return flat(both.forward(x, lengths, h0_both)); },
+                                     {x, h0_both}));
   nn::RNN stacked(3, 2, /*num_layers=*/2, /*dropout=*/0.25, /*bidirectional=*/true);
   const Tensor h0_stacked = testing::leaf({4, 3, 2}, 84);
-  worst = std::max(worst, check_modes_agree(
-                              stacked,
-                              [&] {
-                                manual_seed(17);  // the same dropout masks at every call
-                                return flat(stacked.forward(x, lengths, h0_stacked));
-                              },
-                              {x, h0_stacked}));
+  worst =
+      std::max(worst, check_modes_agree(stacked,
+                                        [&] {
+                                          manual_seed(17);  // the same dropout masks at every call
+                                          return flat(stacked.forward(x, lengths, h0_stacked));
+                                        },
+                                        {x, h0_stacked}));
   // padding outputs zeros in both modes, exactly
   for (bool plain : {false, true}) {
     ReferenceModeGuard mode(plain);
@@ -301,7 +318,10 @@ TEST_CASE("modes/RNN::step [F0.5]: the public step agrees in both modes; the sam
   const Tensor input_part = testing::leaf({2, 4}, 91), h = testing::leaf({2, 4}, 92);
   // the step starts from input_part = W_ih x_t + b_ih: it does not read those two
   const double worst =
-      check_modes_agree(rnn, [&] { return rnn.step(input_part, {h, Tensor()}, rnn.weights[1]).h; },
+      check_modes_agree(rnn,
+                        [&] {
+                          return rnn.step(input_part, {h, Tensor()}, rnn.weights[1]).h;
+                        },
                         {input_part, h}, {"_l0", "weight_ih_l1", "bias_ih_l1"});
   MESSAGE("largest fast/reference difference: " << worst);
   const Tensor x = zeros({2, 5, 3});

@@ -1,11 +1,12 @@
-// exp and tanh for float as plain arithmetic the compiler can vectorize.
+// exp, tanh and sigmoid for float as plain arithmetic the compiler can vectorize.
 //
 // glibc's expf and tanhf are calls, one element at a time (tanhf alone was
 // half the instructions of rnn_attention_step). These are the classic Cephes
 // formulas, written without branches so that a loop over a buffer becomes
 // SIMD code. Float only: in the double flavor (gradient checks) they are
-// std::exp and std::tanh, which stay the reference the tests compare against
-// (tests/test_fast_paths.cpp: exp within 2 float ulps, tanh within 3).
+// std::exp, std::tanh and the sigmoid on std::exp, which stay the reference
+// the tests compare against (tests/test_fast_paths.cpp: exp and sigmoid
+// within 2 float ulps, tanh within 3).
 #pragma once
 
 #include <bit>
@@ -72,7 +73,13 @@ inline float tanh_float(float x) {
   return x != x ? x : y;  // NaN in, NaN out
 }
 
-// The engine's exp and tanh: the float versions above, or std:: for double.
+// sigmoid(x) = 1 / (1 + e^-x), float, on exp_float: no branch, so it
+// vectorizes. Large |x| needs no care: for x < -88.4, e^-x = inf gives exactly
+// 0, for x > 87.3, e^-x = 0 gives 1. Within 2 ulp of the exact value
+// (tests/test_fast_paths.cpp measures it). NaN stays NaN.
+inline float sigmoid_float(float x) { return 1.0f / (1.0f + exp_float(-x)); }
+
+// The engine's exp, tanh and sigmoid: the float versions above, or std:: for double.
 inline real exp(real x) {
   if constexpr (std::is_same_v<real, float>)
     return exp_float(x);
@@ -84,6 +91,12 @@ inline real tanh(real x) {
     return tanh_float(x);
   else
     return std::tanh(x);
+}
+inline real sigmoid(real x) {
+  if constexpr (std::is_same_v<real, float>)
+    return sigmoid_float(x);
+  else  // written so that no exp overflows for large |x|
+    return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x));
 }
 
 }  // namespace ag::fast

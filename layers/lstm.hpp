@@ -18,6 +18,11 @@
 // LSTM), each initialised U(-1/sqrt(H), 1/sqrt(H)); a PyTorch state_dict
 // loads by name. Layers and directions stack as in RNN (layers/rnn.hpp), and
 // c_n has h_n's shape (L*dirs, B, H).
+//
+// Two modes (core/mode.hpp): reference mode runs the formulas above op by op
+// (lstm_gates); fast mode, the default, runs a cell's step, and all the steps
+// of one layer in one direction, as one fused op with its closed-form
+// backward (lstm.cpp, beside the plain code).
 #pragma once
 
 #include "layers/rnn.hpp"
@@ -55,6 +60,12 @@ class LSTM : public RNNBase {
   //   c_t = f * c_{t-1} + i * g,  h_t = o * tanh(c_t)         (lstm_gates)
   RecurrentState step(const Tensor& input_part, const RecurrentState& previous,
                       const RecurrentWeights& w) const override;
+
+ protected:
+  // Fast mode: the T steps of one layer in one direction as one fused op.
+  SequenceOutput steps_fused(const Tensor& input_part, const std::vector<int64_t>& lengths,
+                             const RecurrentState& start, const RecurrentWeights& w,
+                             bool reverse) const override;
 };
 
 }  // namespace ag::nn

@@ -28,6 +28,11 @@
 //                           bias_hh_l{l}, then the same + "_reverse", layer by
 //                           layer; weight_ih of layer l > 0 is (H, dirs*H)
 //
+// Two modes (core/mode.hpp): reference mode runs the formula op by op, one
+// step() at a time; fast mode, the default, runs a cell's step, and all the
+// steps of one layer in one direction, as one fused op with its closed-form
+// backward (rnn.cpp, beside the plain code; the LSTM's in lstm.cpp).
+//
 // The shapes shared by RNN and LSTM (layers/lstm.hpp) are here.
 #pragma once
 
@@ -137,6 +142,18 @@ class RNNBase : public Module {
   // each; undefined = zeros).
   SequenceOutput run(const Tensor& x, const std::vector<int64_t>& lengths,
                      const RecurrentState& initial);
+  // The T steps of one layer in one direction (reverse: from t = T to 1), one
+  // step() at a time: from input_part (B,T,gates*H) (W_ih x_t + b_ih of every
+  // step) and the state it starts from (B,H) each (undefined = zeros) to its
+  // output (B,T,H) (zeros in the padding) and last state h_n, c_n (B,H).
+  // What reference mode runs.
+  SequenceOutput steps(const Tensor& input_part, const std::vector<int64_t>& lengths,
+                       const RecurrentState& start, const RecurrentWeights& w, bool reverse) const;
+  // Fast mode's twin of steps(), the same in and out: the steps as one fused
+  // op, written beside step() by RNN and LSTM (this default runs steps()).
+  virtual SequenceOutput steps_fused(const Tensor& input_part, const std::vector<int64_t>& lengths,
+                                     const RecurrentState& start, const RecurrentWeights& w,
+                                     bool reverse) const;
 
  private:
   bool has_cell_state_;
@@ -157,6 +174,12 @@ class RNN : public RNNBase {
   // The Elman step [F0.5], h_t = tanh(W_hh h_{t-1} + W_xh x_t + b); c stays undefined.
   RecurrentState step(const Tensor& input_part, const RecurrentState& previous,
                       const RecurrentWeights& w) const override;
+
+ protected:
+  // Fast mode: the T steps of one layer in one direction as one fused op.
+  SequenceOutput steps_fused(const Tensor& input_part, const std::vector<int64_t>& lengths,
+                             const RecurrentState& start, const RecurrentWeights& w,
+                             bool reverse) const override;
 };
 
 }  // namespace ag::nn

@@ -30,7 +30,7 @@ struct Example {
 TEST_CASE("layers/conv1d: y[t] = bias + sum_c sum_k W[c,k] x[c, t*S + k*D - P], by hand") {
   Example e;
   for (bool plain : {false, true}) {
-    INFO((plain ? "reference" : "fast") << " mode");
+    INFO(std::string(plain ? "reference" : "fast") << " mode");
     ReferenceModeGuard mode(plain);
     // padding 1: T_out = (4 + 2 - 1 - 1)/1 + 1 = 5; step t reads x[t-1], x[t]
     //   t=0: (1*0 + 2*1) + (3*0 - 1*0) + 0.5 = 2.5     t=1: (1 + 4) + (0 - 1) + 0.5 = 4.5
@@ -108,7 +108,7 @@ TEST_CASE("grad/conv1d: finite differences, every stride, padding and dilation, 
     Tensor w = ag::testing::leaf({4, 3, s.kernel}, 2);
     Tensor b = ag::testing::leaf({4}, 3);
     for (bool plain : {false, true}) {
-      INFO((plain ? "reference" : "fast") << " mode");
+      INFO(std::string(plain ? "reference" : "fast") << " mode");
       ReferenceModeGuard mode(plain);
       if (s.bias)
         ag::testing::check_gradients(

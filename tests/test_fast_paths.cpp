@@ -64,15 +64,32 @@ TEST_CASE("fast/tanh_float: within 3 ulp of tanh everywhere, odd, +-1 at the end
   CHECK(std::isnan(fast::tanh_float(std::numeric_limits<float>::quiet_NaN())));
 }
 
-TEST_CASE("fast/tanh op: the engine's tanh and exp agree with std:: on a tensor") {
+TEST_CASE("fast/sigmoid_float: within 2 ulp of 1/(1+e^-x) on [-87, 88], 0 and 1 at the ends") {
+  double worst = 0;
+  for (float x = -87.0f; x <= 88.0f; x += 0.000731f)
+    worst = std::max(worst, ulps(fast::sigmoid_float(x), 1 / (1 + std::exp(-double(x)))));
+  INFO("worst error " << worst << " ulp");
+  CHECK(worst <= 2.0);
+  const float inf = std::numeric_limits<float>::infinity();
+  CHECK(fast::sigmoid_float(0.0f) == 0.5f);
+  CHECK(fast::sigmoid_float(-200.0f) == 0.0f);  // e^200 overflows to inf: 1/inf, not NaN
+  CHECK(fast::sigmoid_float(-inf) == 0.0f);
+  CHECK(fast::sigmoid_float(200.0f) == 1.0f);
+  CHECK(fast::sigmoid_float(inf) == 1.0f);
+  CHECK(std::isnan(fast::sigmoid_float(std::numeric_limits<float>::quiet_NaN())));
+}
+
+TEST_CASE("fast/tanh op: the engine's tanh, exp and sigmoid agree with std:: on a tensor") {
   Tensor x = from_vector({-3, -0.7, -0.2, 0, 0.1, 0.5, 0.9, 4}, {2, 4});
-  std::vector<double> want_tanh, want_exp;
+  std::vector<double> want_tanh, want_exp, want_sigmoid;
   for (real v : x.to_vector()) {
     want_tanh.push_back(std::tanh(double(v)));
     want_exp.push_back(std::exp(double(v)));
+    want_sigmoid.push_back(1 / (1 + std::exp(-double(v))));
   }
   check_values(tanh(x), want_tanh);
   check_values(exp(x), want_exp);
+  check_values(sigmoid(x), want_sigmoid);
 }
 
 }  // namespace
@@ -252,7 +269,7 @@ double check_modes_agree(const Function& f, const std::vector<Tensor>& inputs,
   }
   if constexpr (ag::testing::is_double) {
     for (bool plain : {false, true}) {
-      INFO("gradcheck in " << (plain ? "reference" : "fast") << " mode");
+      INFO("gradcheck in " << std::string(plain ? "reference" : "fast") << " mode");
       ReferenceModeGuard mode(plain);
       ag::testing::check_gradients(f, inputs);
     }
@@ -401,7 +418,7 @@ TEST_CASE("modes/MultiHeadAttention [F0.9] [F0.10]: both modes agree, with every
     }
     if constexpr (ag::testing::is_double) {
       for (bool plain : {false, true}) {
-        INFO("gradcheck in " << (plain ? "reference" : "fast") << " mode");
+        INFO("gradcheck in " << std::string(plain ? "reference" : "fast") << " mode");
         ReferenceModeGuard mode(plain);
         // k_proj.bias moves no output (see multi_head_attention.hpp): its gradient is 0
         ag::testing::check_module_gradients(

@@ -46,9 +46,10 @@ Tensor masked_fill(const Tensor& a, const Tensor& mask, real value) {
 Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
   Shape shape =
       broadcast_shapes(broadcast_shapes(condition.shape(), a.shape(), "where"), b.shape(), "where");
-  Tensor c = kernel::broadcast_to(condition, shape);
-  Tensor x = kernel::broadcast_to(a, shape), y = kernel::broadcast_to(b, shape);
-  Tensor out = Tensor::empty(shape);
+  check_sizes(shape, "where");
+  Tensor c = kernel::broadcast_to(condition, shape, "where");
+  Tensor x = kernel::broadcast_to(a, shape, "where"), y = kernel::broadcast_to(b, shape, "where");
+  Tensor out = Tensor::empty(shape, "where");
   for (int64_t i = 0; i < out.numel(); ++i)
     out.data()[i] = c.data()[i] != 0 ? x.data()[i] : y.data()[i];
   // d(out)/da = condition, d(out)/db = 1 - condition (then undo broadcasting).

@@ -33,7 +33,9 @@ Tensor reshape(const Tensor& a, const Shape& shape) {
       inferred = static_cast<int64_t>(i);
     } else {
       AG_CHECK(target[i] >= 0, "reshape: invalid size {} in {}", target[i], shape_str(shape));
-      known *= target[i];
+      AG_CHECK(!__builtin_mul_overflow(known, target[i], &known),
+               "reshape: shape {} has more elements than a 64-bit count holds (int64)",
+               shape_str(shape));
     }
   }
   if (inferred >= 0) {
@@ -42,6 +44,7 @@ Tensor reshape(const Tensor& a, const Shape& shape) {
              shape_str(shape));
     target[inferred] = a.numel() / known;
   }
+  check_sizes(target, "reshape");  // the product of the sizes and the strides fit
   AG_CHECK(shape_numel(target) == a.numel(),
            "reshape: cannot reshape {} ({} elements) into {} ({})", describe(a), a.numel(),
            shape_str(shape), shape_numel(target));
@@ -105,6 +108,8 @@ Tensor squeeze(const Tensor& a) {
 
 Tensor cat(const std::vector<Tensor>& parts, int64_t dim) {
   AG_CHECK(!parts.empty(), "cat: needs at least one tensor");
+  for (size_t i = 0; i < parts.size(); ++i)
+    AG_CHECK(parts[i].defined(), "cat: tensor {} is an undefined tensor", i);
   const Tensor& first = parts[0];
   AG_CHECK(first.dim() > 0, "cat: cannot concatenate 0-dim tensors; unsqueeze them or use stack");
   dim = normalize_dim(dim, first.dim(), "cat", first.shape());
@@ -117,6 +122,11 @@ Tensor cat(const std::vector<Tensor>& parts, int64_t dim) {
              "along dim {}",
              i, shape_str(parts[i].shape()), shape_str(first.shape()), dim);
   }
+  // The result's size along dim, the sum of the parts' sizes, and its shape must fit int64.
+  Shape shape = first.shape();
+  for (size_t i = 1; i < parts.size(); ++i)
+    shape[dim] = checked_add(shape[dim], parts[i].shape()[dim], "cat", "the result's size");
+  check_sizes(shape, "cat");
   Tensor out = kernel::cat(parts, dim);
   // Each part's gradient is its own stretch of g along dim.
   std::vector<int64_t> sizes;
@@ -135,11 +145,16 @@ Tensor cat(const std::vector<Tensor>& parts, int64_t dim) {
 
 Tensor stack(const std::vector<Tensor>& parts, int64_t dim) {
   AG_CHECK(!parts.empty(), "stack: needs at least one tensor");
+  for (size_t i = 0; i < parts.size(); ++i)
+    AG_CHECK(parts[i].defined(), "stack: tensor {} is an undefined tensor", i);
   for (size_t i = 1; i < parts.size(); ++i)
     AG_CHECK(parts[i].shape() == parts[0].shape(),
              "stack: tensor {} has shape {} but tensor 0 has {}; all must be equal", i,
              shape_str(parts[i].shape()), shape_str(parts[0].shape()));
   dim = normalize_dim(dim, parts[0].dim() + 1, "stack", parts[0].shape());
+  Shape stacked = parts[0].shape();
+  stacked.insert(stacked.begin() + dim, static_cast<int64_t>(parts.size()));
+  check_sizes(stacked, "stack");
   std::vector<Tensor> unsqueezed;
   for (const Tensor& p : parts) unsqueezed.push_back(unsqueeze(p, dim));
   return cat(unsqueezed, dim);
@@ -218,6 +233,9 @@ Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& in
              "index_select: index {} at position {} is out of range for dim {} of {} (valid: "
              "0..{})",
              index[i], i, dim, describe(a), size - 1);
+  Shape shape = a.shape();
+  shape[dim] = static_cast<int64_t>(index.size());
+  check_sizes(shape, "index_select");
   Tensor out = kernel::index_select(a, dim, index);
   // Each picked slice sends its gradient back to the row it came from;
   // a row picked twice receives the sum.

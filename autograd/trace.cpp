@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "autograd/node.hpp"
+#include "core/error.hpp"
 #include "core/mode.hpp"
 
 namespace ag {
@@ -35,6 +36,9 @@ std::FILE* trace_sink = stderr;
 }  // namespace
 
 void set_trace(bool enabled, std::FILE* sink) {
+  AG_CHECK(sink != nullptr,
+           "set_trace: the sink is a null FILE*; pass stderr, stdout or a file opened for "
+           "writing");
   trace_flag = enabled;
   trace_sink = sink;
 }

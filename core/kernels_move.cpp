@@ -15,7 +15,7 @@ void copy_elements(real* to, const real* from, int64_t n) {
 }  // namespace
 
 Tensor reshape(const Tensor& a, const Shape& shape) {
-  Tensor out = Tensor::empty(shape);
+  Tensor out = Tensor::empty(shape, "reshape");
   copy_elements(out.data(), a.data(), a.numel());
   return out;
 }
@@ -53,7 +53,7 @@ Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
     shape[i] = in[dims[i]];
     read[i] = in_strides[dims[i]];
   }
-  Tensor out = Tensor::empty(shape);
+  Tensor out = Tensor::empty(shape, "permute");
   if (out.numel() == 0) return out;
   permute_rows(shape, read, a.data(), out.data());
   return out;
@@ -62,8 +62,8 @@ Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
 Tensor cat(const std::vector<Tensor>& parts, int64_t dim) {
   Shape shape = parts[0].shape();
   shape[dim] = 0;
-  for (const Tensor& p : parts) shape[dim] += p.shape()[dim];
-  Tensor out = Tensor::empty(shape);
+  for (const Tensor& p : parts) shape[dim] = checked_add(shape[dim], p.shape()[dim], "cat", "size");
+  Tensor out = Tensor::empty(shape, "cat");
   auto [outer, total, inner] = split_at(shape, dim);
   // Each output slab [o] is the parts' slabs [o] one after another.
   int64_t written = 0;
@@ -79,7 +79,7 @@ Tensor cat(const std::vector<Tensor>& parts, int64_t dim) {
 Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
   Shape shape = a.shape();
   shape[dim] = length;
-  Tensor out = Tensor::empty(shape);
+  Tensor out = Tensor::empty(shape, "narrow");
   auto [outer, size, inner] = split_at(a.shape(), dim);
   for (int64_t o = 0; o < outer; ++o)
     copy_elements(out.data() + o * length * inner, a.data() + (o * size + start) * inner,
@@ -110,7 +110,7 @@ void unnarrow_add(const Tensor& g, Tensor& sum, int64_t dim, int64_t start) {
 Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& index) {
   Shape shape = a.shape();
   shape[dim] = static_cast<int64_t>(index.size());
-  Tensor out = Tensor::empty(shape);
+  Tensor out = Tensor::empty(shape, "index_select");
   auto [outer, size, inner] = split_at(a.shape(), dim);
   const int64_t n = shape[dim];
   for (int64_t o = 0; o < outer; ++o)

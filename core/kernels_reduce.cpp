@@ -99,10 +99,10 @@ Tensor mul_sum_to(const Tensor& g, const Tensor& b, const Shape& shape) {
   return out;
 }
 
-Tensor broadcast_to(const Tensor& a, const Shape& shape) {
+Tensor broadcast_to(const Tensor& a, const Shape& shape, const char* op) {
   if (a.shape() == shape) return a;
-  Tensor out = Tensor::empty(broadcast_shapes(a.shape(), shape, "broadcast_to"));
-  AG_CHECK(out.shape() == shape, "broadcast_to: {} cannot be broadcast to {}", shape_str(a.shape()),
+  Tensor out = Tensor::empty(broadcast_shapes(a.shape(), shape, op), op);
+  AG_CHECK(out.shape() == shape, "{}: {} cannot be broadcast to {}", op, shape_str(a.shape()),
            shape_str(shape));
   broadcast_rows(shape, broadcast_strides(a.shape(), shape), a.data(), out.data());
   return out;

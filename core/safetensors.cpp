@@ -156,6 +156,9 @@ Entry read_entry(const Where& where, const std::string& name, const json::Value&
       fail(where, fmt::format("{}: shape {} has more elements than a 64-bit count holds", who,
                               shape_str(e.shape)));
   }
+  // A zero-size tensor too: (0, 2^62, 2^62) has no elements but strides past int64.
+  if (std::string problem = shape_problem(e.shape); !problem.empty())
+    fail(where, who + ": " + problem);
 
   const json::Value& offsets = member(where, v, who, "data_offsets", Kind::Array);
   if (offsets.items.size() != 2)

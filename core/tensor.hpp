@@ -84,8 +84,10 @@ class Tensor {
 
   // A new tensor of this shape with UNINITIALISED elements (like torch.empty):
   // the start of kernel outputs that write every element. Use ag::zeros when
-  // the values are read or accumulated into.
-  static Tensor empty(Shape shape);
+  // the values are read or accumulated into. An invalid shape (core/shape.hpp)
+  // or memory that cannot be allocated is an ag::Error naming `op` (the
+  // function that makes the tensor), the shape and the bytes asked for.
+  static Tensor empty(Shape shape, const char* op = "empty");
 
   bool defined() const { return impl_ != nullptr; }
 
@@ -146,6 +148,7 @@ class Tensor {
     return *impl_;
   }
   [[noreturn]] static void throw_undefined();
+  [[noreturn]] static void throw_cannot_allocate(const char* op, const Shape& shape);
 
   std::shared_ptr<TensorImpl> impl_;
 };

@@ -182,6 +182,8 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
                                             const Tensor& value, const Tensor& attn_mask,
                                             const Tensor& key_padding_mask) {
   check_inputs(query, key, value, d_model);
+  // the weights (B,h,Tq,Tk) must have a shape that fits int64
+  check_sizes({query.size(0), heads, query.size(1), key.size(1)}, "MultiHeadAttention");
   const Tensor mask =
       heads_mask(attn_mask, key_padding_mask, query.size(0), heads, query.size(1), key.size(1));
   // [F2.2] [F2.6] Q = X W_Q^T + b_Q, K = X W_K^T + b_K, V = X W_V^T + b_V      (B,T,d)

@@ -45,13 +45,18 @@ void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Te
                try_broadcast_shapes(batch, v_batch, output_batch),
            "{}: the batch dims of Q {}, K {} and V {} (all but the last two) do not broadcast", op,
            describe(q), describe(k), describe(v));
+  // The scores (..., Tq, Tk) and the output (..., Tq, d_v) must have shapes that fit int64.
+  Shape scores = batch, output = output_batch, masked;
+  scores.push_back(q.shape()[q.dim() - 2]);
+  scores.push_back(k.shape()[k.dim() - 2]);
+  output.push_back(q.shape()[q.dim() - 2]);
+  output.push_back(v.shape().back());
+  check_sizes(scores, op);
+  check_sizes(output, op);
   if (!mask.defined()) return;
   // The mask blocks scores; it may not add to them: broadcasting it must give
   // the scores' own shape (a (2,T,T) mask on a batch of 1 would otherwise
   // silently make two copies of the batch).
-  Shape scores = batch, masked;
-  scores.push_back(q.shape()[q.dim() - 2]);
-  scores.push_back(k.shape()[k.dim() - 2]);
   AG_CHECK(mask.dim() <= static_cast<int64_t>(scores.size()) &&
                try_broadcast_shapes(mask.shape(), scores, masked) && masked == scores,
            "{}: mask {} must broadcast to the scores (..., Tq, Tk) = {} of Q {} and K {}", op,

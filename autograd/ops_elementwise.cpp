@@ -164,10 +164,11 @@ Tensor sigmoid(const Tensor& a) {
 }
 
 Tensor relu(const Tensor& a) {
-  Tensor out = kernel::map(a, [](real x) { return x > 0 ? x : real(0); });
-  // d(relu a)/da = 1 where a > 0, else 0 (0 at a = 0, as PyTorch)
+  // max(a, 0), written so that a NaN stays NaN (NaN <= 0 is false), as in PyTorch
+  Tensor out = kernel::map(a, [](real x) { return x <= 0 ? real(0) : x; });
+  // d(relu a)/da = 1 where a > 0, else 0 (0 at a = 0; a NaN passes g on, as PyTorch)
   record("ReluBackward", out, {a}, [](const Tensor& g, const Tensor& out) {
-    return Grads{kernel::zip(g, out, "relu", [](real gi, real y) { return y > 0 ? gi : real(0); })};
+    return Grads{kernel::zip(g, out, "relu", [](real gi, real y) { return y <= 0 ? real(0) : gi; })};
   });
   return out;
 }

@@ -103,10 +103,22 @@ Tensor arange(real start, real end, real step) {
 }
 
 Tensor linspace(real start, real end, int64_t steps) {
+  AG_CHECK(std::isfinite(start) && std::isfinite(end), "linspace: start {} and end {} must be finite",
+           start, end);
   AG_CHECK(steps >= 0, "linspace: steps must be >= 0, got {}", steps);
   Tensor t = Tensor::empty({steps}, "linspace");
-  for (int64_t i = 0; i < steps; ++i)
-    t.data()[i] = steps == 1 ? start : start + (end - start) * real(i) / real(steps - 1);
+  // end - start overflows for ends near the type's limits: then the same points as a
+  // weighted mean of the ends, which cannot overflow
+  const bool span_fits = std::isfinite(end - start);
+  for (int64_t i = 0; i < steps; ++i) {
+    const real f = real(i) / real(std::max<int64_t>(steps - 1, 1));  // 0 .. 1
+    if (steps == 1)
+      t.data()[i] = start;
+    else if (span_fits)
+      t.data()[i] = start + (end - start) * real(i) / real(steps - 1);
+    else
+      t.data()[i] = start * (1 - f) + end * f;
+  }
   return t;
 }
 
@@ -117,7 +129,7 @@ Tensor rand(const Shape& shape, Generator& gen) {
 }
 
 Tensor uniform(const Shape& shape, real low, real high, Generator& gen) {
-  AG_CHECK(low <= high, "uniform: low {} is greater than high {}", low, high);
+  check_uniform_bounds(low, high, "uniform");
   Tensor t = Tensor::empty(shape, "uniform");
   for (real& x : t.impl()->data) {
     x = low + (high - low) * uniform_real(gen);
@@ -137,6 +149,16 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, Generator& gen) {
   Tensor t = Tensor::empty(shape, "randint");
   for (real& x : t.impl()->data) x = static_cast<real>(gen.randint(low, high));
   return t;
+}
+
+void check_uniform_bounds(real low, real high, const char* op) {
+  AG_CHECK(std::isfinite(low) && std::isfinite(high), "{}: low {} and high {} must be finite", op,
+           low, high);
+  AG_CHECK(low <= high, "{}: low {} is greater than high {}", op, low, high);
+  AG_CHECK(std::isfinite(high - low),
+           "{}: high - low = {} - ({}) overflows {}: the draws low + (high - low) u would be "
+           "infinite",
+           op, high, low, real_name);
 }
 
 Tensor from_vector(std::vector<real> data, const Shape& shape) {

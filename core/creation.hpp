@@ -48,7 +48,10 @@ Tensor linspace(real start, real end, int64_t steps);  // both ends included
 Tensor rand(const Shape& shape, Generator& gen = default_generator());
 Tensor randn(const Shape& shape, Generator& gen = default_generator());
 Tensor randint(int64_t low, int64_t high, const Shape& shape, Generator& gen = default_generator());
+// low and high finite, low <= high, and high - low finite, or an ag::Error.
 Tensor uniform(const Shape& shape, real low, real high, Generator& gen = default_generator());
+// The check of uniform's bounds, for the functions that draw the same way (init::uniform_).
+void check_uniform_bounds(real low, real high, const char* op);
 
 // Copies `data` into a tensor of `shape`; sizes must agree.
 Tensor from_vector(std::vector<real> data, const Shape& shape);

@@ -215,7 +215,7 @@ AG_SIMD_CLONES void softmax_rows(const real* in, real* out, int64_t rows, int64_
       const real log_sum = std::log(sum);
       for (int64_t k = 0; k < size; ++k) y[k] = x[k] - max - log_sum;
     } else {
-      const real scale = sum > 0 ? 1 / sum : 0;
+      const real scale = sum == 0 ? 0 : 1 / sum;  // all masked: zeros; a NaN stays NaN
       for (int64_t k = 0; k < size; ++k) y[k] *= scale;
     }
   }
@@ -281,8 +281,9 @@ Tensor softmax_reference(const Tensor& a, int64_t dim) {
   return softmax_like(a, dim,
                       [](const real* x, real* y, int64_t stride, int64_t size, real max, real sum) {
                         // exp(x - max) / sum: the max cancels, and no exp overflows.
-                        // A fully masked slice (sum 0) gets all-zero weights instead of 0/0.
-                        real scale = sum > 0 ? 1 / sum : 0;
+                        // A fully masked slice (sum 0) gets all-zero weights instead of 0/0;
+                        // a NaN in the slice makes sum NaN, and every weight NaN.
+                        real scale = sum == 0 ? 0 : 1 / sum;
                         for (int64_t k = 0; k < size; ++k)
                           y[k * stride] = fast::exp(x[k * stride] - max) * scale;
                       });

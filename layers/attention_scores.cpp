@@ -190,12 +190,18 @@ AttentionOutput hard_attention(const Tensor& scores, const Tensor& values, const
   for (int64_t b = 0; b < B; ++b) {
     // [F1.7] hard attention: a_t(j) = 1 at j = argmax_k e_t(k), 0 elsewhere
     int64_t best = -1;
+    bool nan = false;
     for (int64_t j = 0; j < S; ++j) {
       const real v = e.data()[b * S + j];
+      nan = nan || std::isnan(v);
       if (v != -std::numeric_limits<real>::infinity() && (best < 0 || v > e.data()[b * S + best]))
         best = j;
     }
-    if (best >= 0) one_hot.data()[b * S + best] = 1;  // none: every position blocked
+    if (nan)  // no argmax to trust: the whole row NaN, so the NaN reaches the context
+      std::fill(one_hot.data() + b * S, one_hot.data() + (b + 1) * S,
+                std::numeric_limits<real>::quiet_NaN());
+    else if (best >= 0)
+      one_hot.data()[b * S + best] = 1;  // none: every position blocked
   }
   return {weighted_context(one_hot, values), one_hot};
 }

@@ -199,10 +199,11 @@ Tensor padding_mask(const Tensor& tokens, int64_t pad_id) {
 
 Tensor combine_masks(const Tensor& a, const Tensor& b) {
   // [F4.8] seed: combined_mask = maximum(padding_mask, lookahead_mask):
-  // blocked where either blocks
+  // blocked where either blocks (a NaN in either stays NaN, as torch.maximum)
   AG_CHECK(a.defined() && b.defined(), "combine_masks: both masks must be defined tensors, got {} "
            "and {}", describe(a), describe(b));
-  return kernel::zip(a, b, "combine_masks", [](real x, real y) { return std::max(x, y); });
+  return kernel::zip(a, b, "combine_masks",
+                     [](real x, real y) { return x > y || std::isnan(x) ? x : y; });
 }
 
 }  // namespace ag::nn

@@ -168,7 +168,8 @@ Tensor relu(const Tensor& a) {
   Tensor out = kernel::map(a, [](real x) { return x <= 0 ? real(0) : x; });
   // d(relu a)/da = 1 where a > 0, else 0 (0 at a = 0; a NaN passes g on, as PyTorch)
   record("ReluBackward", out, {a}, [](const Tensor& g, const Tensor& out) {
-    return Grads{kernel::zip(g, out, "relu", [](real gi, real y) { return y <= 0 ? real(0) : gi; })};
+    return Grads{
+        kernel::zip(g, out, "relu", [](real gi, real y) { return y <= 0 ? real(0) : gi; })};
   });
   return out;
 }

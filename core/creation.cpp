@@ -103,8 +103,8 @@ Tensor arange(real start, real end, real step) {
 }
 
 Tensor linspace(real start, real end, int64_t steps) {
-  AG_CHECK(std::isfinite(start) && std::isfinite(end), "linspace: start {} and end {} must be finite",
-           start, end);
+  AG_CHECK(std::isfinite(start) && std::isfinite(end),
+           "linspace: start {} and end {} must be finite", start, end);
   AG_CHECK(steps >= 0, "linspace: steps must be >= 0, got {}", steps);
   Tensor t = Tensor::empty({steps}, "linspace");
   // end - start overflows for ends near the type's limits: then the same points as a

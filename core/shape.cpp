@@ -38,9 +38,10 @@ std::string shape_problem(const Shape& shape) {
                          "shape {} has no elements, but its other sizes multiply past int64's "
                          "max {}, so its strides cannot be counted",
                          shape_str(shape), int64_max)
-                   : fmt::format("shape {} has more elements than a 64-bit count holds (int64 "
-                                 "max {})",
-                                 shape_str(shape), int64_max);
+                   : fmt::format(
+                         "shape {} has more elements than a 64-bit count holds (int64 "
+                         "max {})",
+                         shape_str(shape), int64_max);
   return "";
 }
 

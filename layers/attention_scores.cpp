@@ -214,8 +214,8 @@ Tensor local_window_mask(const std::vector<int64_t>& centers, int64_t half_width
   for (int64_t b = 0; b < B; ++b)
     for (int64_t j = 0; j < length; ++j) {
       // |j - p_t| in unsigned arithmetic: j - p_t overflows int64 for a center near its ends
-      const uint64_t distance = j >= centers[b] ? uint64_t(j) - uint64_t(centers[b])
-                                                : uint64_t(centers[b]) - uint64_t(j);
+      const uint64_t distance =
+          j >= centers[b] ? uint64_t(j) - uint64_t(centers[b]) : uint64_t(centers[b]) - uint64_t(j);
       // [F4.7] a_t = sum over the window of M = 2D+1 states |j - p_t| <= D only
       if (distance > uint64_t(half_width)) mask.data()[b * length + j] = 1;
     }

@@ -27,11 +27,11 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
            "linear: bias {} must have shape ({}) to match weight {}", describe(bias), out_features,
            describe(weight));
   // BLAS reads a row of x, W or y in one call (core/blas.hpp): it must fit its int.
-  AG_CHECK(x.numel() == 0 ||
-               (weight.shape()[1] <= blas_int_max() && out_features <= blas_int_max()),
-           "linear: input {} and weight {} have rows past BLAS's int limit {} (a product is split "
-           "along its rows and its inner sum, not along a row)",
-           describe(x), describe(weight), blas_int_max());
+  AG_CHECK(
+      x.numel() == 0 || (weight.shape()[1] <= blas_int_max() && out_features <= blas_int_max()),
+      "linear: input {} and weight {} have rows past BLAS's int limit {} (a product is split "
+      "along its rows and its inner sum, not along a row)",
+      describe(x), describe(weight), blas_int_max());
 
   if (reference_mode()) {
     // y = x W^T + b, as written       (..., in) x (in, out) + (out)

@@ -112,8 +112,11 @@ TEST_CASE("errors: random draws and initialisers refuse bounds that can only giv
   check_error([&] { (void)linspace(0, inf, 3); }, {"linspace:", "finite"});
   check_error([&] { (void)linspace(qnan, 1, 3); }, {"linspace:", "finite"});
   check_error([&] { nn::LayerNorm(4, inf); }, {"LayerNorm:", "eps"});
-  check_error([&] { (void)nn::layer_norm(ones({2, 4}), Tensor(), Tensor(), inf); },
-              {"layer_norm:", "eps"});
+  check_error(
+      [&] {
+        (void)nn::layer_norm(ones({2, 4}), Tensor(), Tensor(), inf);
+      },
+      {"layer_norm:", "eps"});
   // The values at the edge of what is allowed still work, and stay in range.
   const Tensor wide = uniform({100}, -max / 2, max / 2);
   for (real x : wide.to_vector()) CHECK((std::isfinite(x) && x >= -max / 2 && x < max / 2));

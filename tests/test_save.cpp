@@ -162,8 +162,11 @@ TEST_CASE("io/save: a failed save never removes or replaces what is at the path"
   const std::string sub = dir.path("sub");
   fs::create_directory(sub);
   std::ofstream(sub + "/inside").put('x');
-  check_error([&] { save_safetensors(sub, {{"w", ones({2})}}); },
-              {"save_safetensors: '" + sub + "'", "not a regular file"});
+  check_error(
+      [&] {
+        save_safetensors(sub, {{"w", ones({2})}});
+      },
+      {"save_safetensors: '" + sub + "'", "not a regular file"});
   CHECK(fs::exists(sub + "/inside"));
   CHECK(dir.names() == std::vector<std::string>{"full.npy", "sub"});
 }

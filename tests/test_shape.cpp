@@ -9,8 +9,8 @@
 #include <cstdio>
 #include <limits>
 
-#include "core/safetensors.hpp"
 #include "core/npy.hpp"
+#include "core/safetensors.hpp"
 #include "layers/nn.hpp"
 #include "tests/helpers.hpp"
 #include "tests/isolated.hpp"
@@ -27,8 +27,11 @@ constexpr int64_t k2_40 = int64_t(1) << 40;
 
 TEST_CASE("errors: a zero-size shape whose other sizes multiply past int64 is refused") {
   // (0, 2^62, 2^62) has no elements, but its strides (2^124, 2^62, 1) do not fit.
-  check_error([] { (void)zeros({0, k2_62, k2_62}); },
-              {"zeros: shape (0,4611686018427387904,4611686018427387904)", "int64"});
+  check_error(
+      [] {
+        (void)zeros({0, k2_62, k2_62});
+      },
+      {"zeros: shape (0,4611686018427387904,4611686018427387904)", "int64"});
   check_error([] { (void)Tensor::empty({k2_62, 4, 0}); }, {"empty: shape", "int64"});
   // A zero-size tensor whose other sizes fit is fine, and so are ops on it.
   Tensor t = zeros({0, k2_40, 4});
@@ -39,8 +42,11 @@ TEST_CASE("errors: a zero-size shape whose other sizes multiply past int64 is re
 }
 
 TEST_CASE("errors: reshape to a shape whose product overflows names reshape and the shape") {
-  check_error([] { (void)reshape(zeros({0}), {k2_62, 4, 0}); },
-              {"reshape:", "(4611686018427387904,4,0)", "int64"});
+  check_error(
+      [] {
+        (void)reshape(zeros({0}), {k2_62, 4, 0});
+      },
+      {"reshape:", "(4611686018427387904,4,0)", "int64"});
   check_error([] { (void)reshape(zeros({0}), {k2_62, 4, -1}); }, {"reshape:", "int64"});
   check_error([] { (void)reshape(zeros({2, 3}), {k2_62, k2_62, -1}); }, {"reshape:"});
   CHECK(reshape(zeros({0, 3}), {k2_40, 0}).shape() == Shape{k2_40, 0});
@@ -62,8 +68,11 @@ TEST_CASE("errors: ops whose result shape would overflow name the op") {
   // (0, 2^40, 0) x (0, 2^40) would be (0, 2^40, 2^40).
   check_error([] { (void)matmul(zeros({0, k2_40, 0}), zeros({0, k2_40})); }, {"matmul:", "int64"});
   // index_select of 4 rows from (2, 0, 2^61): (4, 0, 2^61) is 2^63 apart.
-  check_error([] { (void)index_select(zeros({2, 0, int64_t(1) << 61}), 0, {0, 1, 1, 0}); },
-              {"index_select:", "int64"});
+  check_error(
+      [] {
+        (void)index_select(zeros({2, 0, int64_t(1) << 61}), 0, {0, 1, 1, 0});
+      },
+      {"index_select:", "int64"});
   check_error(
       [] {
         (void)nn::scaled_dot_product_attention(zeros({0, k2_40, 1}), zeros({0, k2_40, 1}),
@@ -76,8 +85,8 @@ TEST_CASE("errors: a tensor too large to allocate is an ag::Error naming the op,
   // 2^45 elements: hundreds of terabytes, which no allocator gives.
   const int64_t n = int64_t(1) << 45;
   const std::string bytes = std::to_string(n * int64_t(sizeof(real)));
-  check_error([&] { (void)zeros({n}); },
-              {"zeros: cannot allocate " + bytes + " bytes for a tensor of shape (35184372088832)"});
+  check_error([&] { (void)zeros({n}); }, {"zeros: cannot allocate " + bytes +
+                                          " bytes for a tensor of shape (35184372088832)"});
   check_error([&] { (void)ones({1, n}); }, {"ones: cannot allocate", "(1,35184372088832)"});
   check_error([&] { (void)randn({n}); }, {"randn: cannot allocate"});
   // The result of an op, (2^22,1) + (1,2^23) -> (2^22,2^23): named after the op.
@@ -140,9 +149,9 @@ TEST_CASE("errors: a .safetensors or .npy file declaring a zero-size tensor of h
   npy += static_cast<char>(npy_header.size() & 0xFF);
   npy += static_cast<char>(npy_header.size() >> 8);
   npy += npy_header;
-  check_error([&] { (void)parse_npy(npy, "huge.npy"); },
-              {"parse_npy: 'huge.npy': shape (0,4611686018427387904,4611686018427387904)",
-               "int64"});
+  check_error(
+      [&] { (void)parse_npy(npy, "huge.npy"); },
+      {"parse_npy: 'huge.npy': shape (0,4611686018427387904,4611686018427387904)", "int64"});
 }
 
 TEST_CASE("errors: gradcheck with a function whose output shape changes between calls") {
@@ -163,7 +172,8 @@ TEST_CASE("errors: gradcheck with a function whose output shape changes between 
 TEST_CASE("errors: set_trace with a null sink") {
   // In a child process: before the check, the next recorded op crashed.
   const std::string outcome = run_in_child([] {
-    const int code = expect_error_in_child([] { set_trace(true, nullptr); }, {"set_trace:", "null"});
+    const int code =
+        expect_error_in_child([] { set_trace(true, nullptr); }, {"set_trace:", "null"});
     if (code != 0) return code;
     Tensor w = ones({2});
     w.requires_grad_();
@@ -228,10 +238,16 @@ TEST_CASE("core: a GEMM with more rows or a longer inner sum than BLAS's int is 
   }
   // A row longer than the limit cannot be split: refused, naming the function called.
   BlasIntMax pieces(4);
-  check_error([&] { (void)matmul(randn({2, 9}, gen), randn({9, 3}, gen)); },
-              {"matmul: cannot multiply (2,9) by (9,3): a row of 9 elements is past BLAS's int "
-               "limit 4"});
-  check_error([&] { (void)nn::linear(randn({2, 5}, gen), randn({3, 5}, gen), Tensor()); },
-              {"linear:", "BLAS's int limit 4"});
+  check_error(
+      [&] {
+        (void)matmul(randn({2, 9}, gen), randn({9, 3}, gen));
+      },
+      {"matmul: cannot multiply (2,9) by (9,3): a row of 9 elements is past BLAS's int "
+       "limit 4"});
+  check_error(
+      [&] {
+        (void)nn::linear(randn({2, 5}, gen), randn({3, 5}, gen), Tensor());
+      },
+      {"linear:", "BLAS's int limit 4"});
   CHECK(matmul(zeros({0, 9}), zeros({9, 0})).shape() == Shape{0, 0});
 }

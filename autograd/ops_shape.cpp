@@ -24,6 +24,14 @@ Tensor reshaped(const Tensor& a, const Shape& shape, const char* backward_name) 
 
 }  // namespace
 
+// A copy, recorded as torch.clone's is: the identity, whose gradient is g itself.
+Tensor Tensor::clone() const {
+  Tensor out = detach();
+  // d(clone a)/da = 1
+  record("CloneBackward", out, {*this}, [](const Tensor& g, const Tensor&) { return Grads{g}; });
+  return out;
+}
+
 Tensor reshape(const Tensor& a, const Shape& shape) {
   Shape target = shape;
   int64_t known = 1, inferred = -1;

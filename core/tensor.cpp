@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <new>
 #include <vector>
 
@@ -124,9 +125,10 @@ void Tensor::throw_cannot_allocate(const char* op, const Shape& shape) {
   const std::string asked = __builtin_mul_overflow(numel, uint64_t(sizeof(real)), &bytes)
                                 ? fmt::format("{} x {}", numel, sizeof(real))
                                 : std::to_string(bytes);
-  throw Error(fmt::format("{}: cannot allocate {} bytes for a tensor of shape {} ({} elements of "
-                          "{} bytes): out of memory",
-                          op, asked, shape_str(shape), numel, sizeof(real)));
+  throw Error(
+      fmt::format("{}: cannot allocate {} bytes for a tensor of shape {} ({} elements of "
+                  "{} bytes): out of memory",
+                  op, asked, shape_str(shape), numel, sizeof(real)));
 }
 
 std::string describe(const Tensor& t) {
@@ -166,16 +168,13 @@ real Tensor::at(std::initializer_list<int64_t> index) const {
   return impl_->data[offset];
 }
 
-Tensor Tensor::clone() const {
+Tensor Tensor::detach() const {
   const TensorImpl& self = get();
-  auto impl = std::make_shared<TensorImpl>();
-  impl->data = self.data;
-  impl->shape = self.shape;
-  impl->name = self.name;
-  return Tensor(std::move(impl));
+  Tensor copy = Tensor::empty(self.shape, "detach");
+  std::copy(self.data.begin(), self.data.end(), copy.data());
+  copy.impl_->name = self.name;
+  return copy;
 }
-
-Tensor Tensor::detach() const { return clone(); }
 
 Tensor& Tensor::set_name(std::string name) {
   get().name = std::move(name);

@@ -200,7 +200,7 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
            "narrow: [{}, {}) is outside dim {} of {} (size {})", start,
            double(start) + double(length), dim, describe(a), size);  // double: no overflow
   Tensor out = kernel::narrow(a, dim, start, length);
-  check_anomaly(out, "NarrowBackward");
+  check_anomaly(out, "NarrowBackward", &a, &a + 1);
   if (needs_record(&a, &a + 1))
     attach_node(out, std::make_shared<NarrowNode>(std::vector<Node::Edge>{{a, a.version()}},
                                                   out.version(), a.shape(), dim, start));

@@ -212,8 +212,10 @@ AG_SIMD_CLONES void softmax_rows(const real* in, real* out, int64_t rows, int64_
     for (int64_t k = 0; k < size; ++k) y[k] = fast::exp(x[k] - max);
     const real sum = sum_lanes(size, [&](int64_t k) { return y[k]; });
     if (log) {
+      // all masked (sum 0): log of the zero weights, -inf, not -inf - (-inf) = NaN
       const real log_sum = std::log(sum);
-      for (int64_t k = 0; k < size; ++k) y[k] = x[k] - max - log_sum;
+      const real minus_inf = -std::numeric_limits<real>::infinity();
+      for (int64_t k = 0; k < size; ++k) y[k] = sum == 0 ? minus_inf : x[k] - max - log_sum;
     } else {
       const real scale = sum == 0 ? 0 : 1 / sum;  // all masked: zeros; a NaN stays NaN
       for (int64_t k = 0; k < size; ++k) y[k] *= scale;
@@ -292,10 +294,12 @@ Tensor softmax_reference(const Tensor& a, int64_t dim) {
 Tensor log_softmax_reference(const Tensor& a, int64_t dim) {
   return softmax_like(a, dim,
                       [](const real* x, real* y, int64_t stride, int64_t size, real max, real sum) {
-                        // log(exp(x - max) / sum) = x - max - log(sum)
+                        // log(exp(x - max) / sum) = x - max - log(sum); a fully masked
+                        // slice (sum 0) gets -inf, the log of softmax's zeros
                         real log_sum = std::log(sum);
                         for (int64_t k = 0; k < size; ++k)
-                          y[k * stride] = x[k * stride] - max - log_sum;
+                          y[k * stride] = sum == 0 ? -std::numeric_limits<real>::infinity()
+                                                   : x[k * stride] - max - log_sum;
                       });
 }
 

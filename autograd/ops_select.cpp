@@ -29,6 +29,8 @@ Tensor record_nothing(const Tensor& out, const char* name, std::initializer_list
 }  // namespace
 
 Tensor masked_fill(const Tensor& a, const Tensor& mask, real value) {
+  check_defined(a, "masked_fill");
+  check_defined(mask, "masked_fill", "mask");
   check_mask_fits(mask, a.shape(), "masked_fill");
   Tensor out =
       kernel::zip(a, mask, "masked_fill", [value](real x, real m) { return m != 0 ? value : x; });
@@ -41,16 +43,19 @@ Tensor masked_fill(const Tensor& a, const Tensor& mask, real value) {
   // anything is recorded.
   if (!a.requires_grad()) return out;
   const Tensor inputs[] = {a, mask};
-  record_unchecked("MaskedFillBackward", out, inputs, inputs + 2,
-                   [mask](const Tensor& g, const Tensor&) {
-                     return Grads{kernel::zip(g, mask, "masked_fill",
-                                              [](real gi, real m) { return m != 0 ? real(0) : gi; }),
-                                  Tensor()};
-                   });
+  record_unchecked(
+      "MaskedFillBackward", out, inputs, inputs + 2, [mask](const Tensor& g, const Tensor&) {
+        return Grads{kernel::zip(g, mask, "masked_fill",
+                                 [](real gi, real m) { return m != 0 ? real(0) : gi; }),
+                     Tensor()};
+      });
   return out;
 }
 
 Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
+  check_defined(condition, "where", "condition");
+  check_defined(a, "where", "first operand");
+  check_defined(b, "where", "second operand");
   Shape shape =
       broadcast_shapes(broadcast_shapes(condition.shape(), a.shape(), "where"), b.shape(), "where");
   check_sizes(shape, "where");

@@ -26,6 +26,7 @@ Tensor reshaped(const Tensor& a, const Shape& shape, const char* backward_name) 
 
 // A copy, recorded as torch.clone's is: the identity, whose gradient is g itself.
 Tensor Tensor::clone() const {
+  check_defined(*this, "clone", "tensor");
   Tensor out = detach();
   // d(clone a)/da = 1
   record("CloneBackward", out, {*this}, [](const Tensor& g, const Tensor&) { return Grads{g}; });
@@ -33,6 +34,7 @@ Tensor Tensor::clone() const {
 }
 
 Tensor reshape(const Tensor& a, const Shape& shape) {
+  check_defined(a, "reshape");
   Shape target = shape;
   int64_t known = 1, inferred = -1;
   for (size_t i = 0; i < target.size(); ++i) {
@@ -60,6 +62,7 @@ Tensor reshape(const Tensor& a, const Shape& shape) {
 }
 
 Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
+  check_defined(a, "permute");
   AG_CHECK(static_cast<int64_t>(dims.size()) == a.dim(),
            "permute: {} has {} dims but the permutation ({}) has {}", describe(a), a.dim(),
            fmt::join(dims, ","), dims.size());
@@ -83,6 +86,7 @@ Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
 }
 
 Tensor transpose(const Tensor& a, int64_t dim0, int64_t dim1) {
+  check_defined(a, "transpose");
   int64_t d0 = normalize_dim(dim0, a.dim(), "transpose", a.shape());
   int64_t d1 = normalize_dim(dim1, a.dim(), "transpose", a.shape());
   std::vector<int64_t> dims(a.dim());
@@ -92,6 +96,7 @@ Tensor transpose(const Tensor& a, int64_t dim0, int64_t dim1) {
 }
 
 Tensor unsqueeze(const Tensor& a, int64_t dim) {
+  check_defined(a, "unsqueeze");
   // A new dim may go at any of dim()+1 places: -dim()-1 .. dim().
   dim = normalize_dim(dim, a.dim() + 1, "unsqueeze", a.shape());
   Shape shape = a.shape();
@@ -100,6 +105,7 @@ Tensor unsqueeze(const Tensor& a, int64_t dim) {
 }
 
 Tensor squeeze(const Tensor& a, int64_t dim) {
+  check_defined(a, "squeeze");
   dim = normalize_dim(dim, a.dim(), "squeeze", a.shape());
   if (a.dim() == 0) return reshaped(a, {}, "SqueezeBackward");
   Shape shape = a.shape();
@@ -108,6 +114,7 @@ Tensor squeeze(const Tensor& a, int64_t dim) {
 }
 
 Tensor squeeze(const Tensor& a) {
+  check_defined(a, "squeeze");
   Shape shape;
   for (int64_t s : a.shape())
     if (s != 1) shape.push_back(s);
@@ -193,6 +200,7 @@ struct NarrowNode final : Node {
 }  // namespace
 
 Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
+  check_defined(a, "narrow");
   AG_CHECK(a.dim() > 0, "narrow: cannot narrow a 0-dim tensor");
   dim = normalize_dim(dim, a.dim(), "narrow", a.shape());
   int64_t size = a.shape()[dim];
@@ -208,6 +216,7 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
 }
 
 Tensor slice(const Tensor& a, int64_t dim, int64_t start, int64_t end) {
+  check_defined(a, "slice");
   AG_CHECK(a.dim() > 0, "slice: cannot slice a 0-dim tensor");
   int64_t size = a.shape()[normalize_dim(dim, a.dim(), "slice", a.shape())];
   // Python's rules: negative bounds count from the end, bounds are clamped.
@@ -219,6 +228,7 @@ Tensor slice(const Tensor& a, int64_t dim, int64_t start, int64_t end) {
 }
 
 std::vector<int64_t> to_indices(const Tensor& index, const char* op) {
+  check_defined(index, op, "index");
   AG_CHECK(index.dim() <= 1, "{}: indices must be a 0-D or 1-D tensor, got shape {}", op,
            shape_str(index.shape()));
   std::vector<int64_t> out(index.numel());
@@ -233,6 +243,7 @@ std::vector<int64_t> to_indices(const Tensor& index, const char* op) {
 }
 
 Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& index) {
+  check_defined(a, "index_select");
   AG_CHECK(a.dim() > 0, "index_select: cannot index a 0-dim tensor");
   dim = normalize_dim(dim, a.dim(), "index_select", a.shape());
   int64_t size = a.shape()[dim];
@@ -255,6 +266,8 @@ Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& in
 }
 
 Tensor index_select(const Tensor& a, int64_t dim, const Tensor& index) {
+  check_defined(a, "index_select");
+  check_defined(index, "index_select", "index");
   return index_select(a, dim, to_indices(index, "index_select"));
 }
 

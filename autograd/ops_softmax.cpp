@@ -14,6 +14,7 @@
 namespace ag {
 
 Tensor softmax(const Tensor& a, int64_t dim) {
+  check_defined(a, "softmax");
   dim = normalize_dim(dim, a.dim(), "softmax", a.shape());
   const bool plain = reference_mode();
   // [F0.2] y_i = exp(x_i - max) / sum_j exp(x_j - max)     along dim
@@ -28,6 +29,7 @@ Tensor softmax(const Tensor& a, int64_t dim) {
 }
 
 Tensor log_softmax(const Tensor& a, int64_t dim) {
+  check_defined(a, "log_softmax");
   dim = normalize_dim(dim, a.dim(), "log_softmax", a.shape());
   const bool plain = reference_mode();
   // y_i = x_i - max - log sum_j exp(x_j - max)             along dim

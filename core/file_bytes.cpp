@@ -16,6 +16,20 @@ void fail(const Where& where, const std::string& problem) {
   throw Error(fmt::format("{}: '{}': {}", where.op, where.file, problem));
 }
 
+std::string escaped(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte == 0)
+      out += "\\0";
+    else if (byte < 0x20 || byte == 0x7F)
+      out += fmt::format("\\x{:02x}", byte);
+    else
+      out += c;
+  }
+  return out;
+}
+
 std::string read_file(const char* op, const std::string& path) {
   check_path(op, path);
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),

@@ -28,6 +28,10 @@ struct Where {
 // Throws ag::Error "op: 'file': problem" (or "op: problem" without a file).
 [[noreturn]] void fail(const Where& where, const std::string& problem);
 
+// Text from a file as errors show it: a NUL byte as \0 and other control
+// bytes as \xNN, so that the message (a C string) is not cut short at a NUL.
+std::string escaped(std::string_view text);
+
 // Both refuse a path with a NUL byte (core/atomic_file.hpp: check_path).
 std::string read_file(const char* op, const std::string& path);
 // Atomically (core/atomic_file.hpp): the old file or the new one, never a mix.

@@ -292,15 +292,15 @@ Tensor softmax_reference(const Tensor& a, int64_t dim) {
 }
 
 Tensor log_softmax_reference(const Tensor& a, int64_t dim) {
-  return softmax_like(a, dim,
-                      [](const real* x, real* y, int64_t stride, int64_t size, real max, real sum) {
-                        // log(exp(x - max) / sum) = x - max - log(sum); a fully masked
-                        // slice (sum 0) gets -inf, the log of softmax's zeros
-                        real log_sum = std::log(sum);
-                        for (int64_t k = 0; k < size; ++k)
-                          y[k * stride] = sum == 0 ? -std::numeric_limits<real>::infinity()
-                                                   : x[k * stride] - max - log_sum;
-                      });
+  return softmax_like(
+      a, dim, [](const real* x, real* y, int64_t stride, int64_t size, real max, real sum) {
+        // log(exp(x - max) / sum) = x - max - log(sum); a fully masked
+        // slice (sum 0) gets -inf, the log of softmax's zeros
+        real log_sum = std::log(sum);
+        for (int64_t k = 0; k < size; ++k)
+          y[k * stride] =
+              sum == 0 ? -std::numeric_limits<real>::infinity() : x[k * stride] - max - log_sum;
+      });
 }
 
 }  // namespace ag::kernel

@@ -34,7 +34,8 @@ constexpr const char* stored_descr = std::is_same_v<real, float> ? "<f4" : "<f8"
 // Text from the header as errors show it; cut short, as a hostile file may
 // hold a huge one.
 std::string show(std::string_view text) {
-  return text.size() <= 40 ? std::string(text) : std::string(text.substr(0, 36)) + "...";
+  return text.size() <= 40 ? file_bytes::escaped(text)
+                           : file_bytes::escaped(text.substr(0, 36)) + "...";
 }
 
 // What the header says. NumPy reads it with Python's literal parser; the

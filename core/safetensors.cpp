@@ -39,8 +39,8 @@ using StringMap = std::map<std::string, std::string>;
 
 // A name as errors show it; cut short, as a hostile file may hold a huge one.
 std::string show(std::string_view name) {
-  if (name.size() <= 64) return fmt::format("'{}'", name);
-  return fmt::format("'{}...'", name.substr(0, 60));
+  if (name.size() <= 64) return fmt::format("'{}'", file_bytes::escaped(name));
+  return fmt::format("'{}...'", file_bytes::escaped(name.substr(0, 60)));
 }
 
 std::string serialize(const Where& where, const NamedTensors& tensors, const StringMap& metadata) {

@@ -137,6 +137,13 @@ std::string describe(const Tensor& t) {
   return fmt::format("'{}' {}", t.name(), shape_str(t.shape()));
 }
 
+void check_defined(const Tensor& t, const char* op, const char* what) {
+  AG_CHECK(t.defined(),
+           "{}: the {} is an undefined tensor (a default-constructed Tensor, or the .grad() of a "
+           "tensor no backward() has reached yet)",
+           op, what);
+}
+
 void Tensor::throw_undefined() {
   throw Error(
       "undefined tensor: this Tensor handle holds nothing (it was default-constructed, or is "
@@ -169,6 +176,7 @@ real Tensor::at(std::initializer_list<int64_t> index) const {
 }
 
 Tensor Tensor::detach() const {
+  check_defined(*this, "detach", "tensor");
   const TensorImpl& self = get();
   Tensor copy = Tensor::empty(self.shape, "detach");
   std::copy(self.data.begin(), self.data.end(), copy.data());

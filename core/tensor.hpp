@@ -162,4 +162,9 @@ class Tensor {
 // A short description for error messages: "'W' (2,3)" or "(2,3)".
 std::string describe(const Tensor& t);
 
+// Throws "op: the <what> is an undefined tensor (...)" for an undefined
+// handle: the check every public function makes at its entry, so the message
+// names the function called.
+void check_defined(const Tensor& t, const char* op, const char* what = "input");
+
 }  // namespace ag

@@ -141,6 +141,7 @@ LayerNorm::LayerNorm(int64_t normalized_shape, real eps, bool elementwise_affine
 }
 
 Tensor LayerNorm::forward(const Tensor& x) {
+  check_defined(x, "LayerNorm");
   AG_CHECK(x.dim() >= 1 && x.shape().back() == normalized_shape,
            "LayerNorm: input {} must end in normalized_shape = {}", describe(x), normalized_shape);
   return layer_norm(x, weight, bias, eps);

@@ -31,6 +31,7 @@ LSTMCell::LSTMCell(int64_t input_size, int64_t hidden_size)
 }
 
 RecurrentState LSTMCell::forward(const Tensor& x, const RecurrentState& state) {
+  check_defined(x, "LSTMCell");
   AG_CHECK(x.dim() == 2 && x.size(1) == input_size,
            "LSTMCell: input {} must be (batch, input_size = {})", describe(x), input_size);
   const int64_t B = x.size(0);
@@ -56,6 +57,7 @@ LSTM::LSTM(int64_t input_size, int64_t hidden_size)
 
 SequenceOutput LSTM::forward(const Tensor& x, const std::vector<int64_t>& lengths,
                              const RecurrentState& initial) {
+  check_defined(x, "LSTM");
   AG_CHECK(x.dim() == 3 && x.size(2) == input_size && x.size(1) >= 1,
            "LSTM: input {} must be (batch, time >= 1, input_size = {})", describe(x), input_size);
   check_lengths(lengths, x, "LSTM");

@@ -56,35 +56,43 @@ void check_inputs(const Tensor& query, const Tensor& key, const Tensor& value, i
            describe(query), describe(key), describe(value));
 }
 
-// The two masks as one, shaped for all heads' scores (B,h,Tq,Tk): (B or 1, h or 1, Tq or 1, Tk);
-// undefined when neither is given.
-Tensor heads_mask(const Tensor& attn_mask, const Tensor& key_padding_mask, int64_t batch,
-                  int64_t heads, int64_t tq, int64_t tk) {
-  const Shape scores = {batch, heads, tq, tk};
-  auto broadcasts_to = [](const Tensor& mask, const Shape& target) {
-    Shape out;
-    return try_broadcast_shapes(mask.shape(), target, out) && out == target;
-  };
-  Tensor mask;
+}  // namespace
+
+void check_attention_masks(const char* op, const Tensor& attn_mask, const Tensor& key_padding_mask,
+                           int64_t batch, int64_t heads, int64_t tq, int64_t tk) {
   if (attn_mask.defined()) {
     const int64_t dims = attn_mask.dim();
     const Shape expected = dims == 2   ? Shape{tq, tk}
                            : dims == 3 ? Shape{batch, tq, tk}
-                                       : scores;
-    AG_CHECK(dims >= 2 && dims <= 4 && broadcasts_to(attn_mask, expected),
-             "MultiHeadAttention: attn_mask {} must be (Tq,Tk) = ({},{}), (B,Tq,Tk) = ({},{},{}) "
-             "or (B,h,Tq,Tk) = ({},{},{},{}) (each size may be 1 to broadcast); a padding mask "
-             "(B,Tk) goes in key_padding_mask",
-             describe(attn_mask), tq, tk, batch, tq, tk, batch, heads, tq, tk);
-    // (Tq,Tk) and (B,Tq,Tk) masks are for one head's scores: a heads dim, (B,1,Tq,Tk)
-    mask = dims == 3 ? unsqueeze(attn_mask, 1) : attn_mask;
+                                       : Shape{batch, heads, tq, tk};
+    Shape joint;
+    AG_CHECK(dims >= 2 && dims <= 4 && try_broadcast_shapes(attn_mask.shape(), expected, joint) &&
+                 joint == expected,
+             "{}: attn_mask {} must be (Tq,Tk) = ({},{}), (B,Tq,Tk) = ({},{},{}) or (B,h,Tq,Tk) = "
+             "({},{},{},{}) (each size may be 1 to broadcast); a padding mask (B,Tk) goes in "
+             "key_padding_mask",
+             op, describe(attn_mask), tq, tk, batch, tq, tk, batch, heads, tq, tk);
   }
   if (key_padding_mask.defined()) {
     const Shape& shape = key_padding_mask.shape();
     AG_CHECK(shape == Shape({batch, tk}) || shape == Shape({batch, 1, tk}),
-             "MultiHeadAttention: key_padding_mask {} must be (B,Tk) = ({},{}) or (B,1,Tk), "
-             "1 where key t of sequence b is padding",
-             describe(key_padding_mask), batch, tk);
+             "{}: key_padding_mask {} must be (B,Tk) = ({},{}) or (B,1,Tk), 1 where key t of "
+             "sequence b is padding",
+             op, describe(key_padding_mask), batch, tk);
+  }
+}
+
+namespace {
+
+// The two masks (checked) as one, shaped for all heads' scores (B,h,Tq,Tk):
+// (B or 1, h or 1, Tq or 1, Tk); undefined when neither is given.
+Tensor heads_mask(const Tensor& attn_mask, const Tensor& key_padding_mask, int64_t batch,
+                  int64_t heads, int64_t tq, int64_t tk) {
+  check_attention_masks("MultiHeadAttention", attn_mask, key_padding_mask, batch, heads, tq, tk);
+  Tensor mask;
+  // (Tq,Tk) and (B,Tq,Tk) masks are for one head's scores: a heads dim, (B,1,Tq,Tk)
+  if (attn_mask.defined()) mask = attn_mask.dim() == 3 ? unsqueeze(attn_mask, 1) : attn_mask;
+  if (key_padding_mask.defined()) {
     // [F4.8] a padded key is blocked for every head and every query: (B,1,1,Tk)
     const Tensor padding = reshape(key_padding_mask, {batch, 1, 1, tk});
     mask = mask.defined() ? combine_masks(mask, padding) : padding;

@@ -65,4 +65,10 @@ class MultiHeadAttention : public Module {
   std::shared_ptr<Linear> q_proj, k_proj, v_proj, out_proj;  // each Linear(d, d)
 };
 
+// The check of forward's two masks (their accepted shapes above) for scores
+// (B,h,Tq,Tk), naming `op`, the function the user called: the Transformer
+// layers check their masks with it at their own entry.
+void check_attention_masks(const char* op, const Tensor& attn_mask, const Tensor& key_padding_mask,
+                           int64_t batch, int64_t heads, int64_t tq, int64_t tk);
+
 }  // namespace ag::nn

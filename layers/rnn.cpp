@@ -65,6 +65,7 @@ RNNCell::RNNCell(int64_t input_size, int64_t hidden_size)
 }
 
 Tensor RNNCell::forward(const Tensor& x, const Tensor& h) {
+  check_defined(x, "RNNCell");
   AG_CHECK(x.dim() == 2 && x.size(1) == input_size,
            "RNNCell: input {} must be (batch, input_size = {})", describe(x), input_size);
   check_state(h, x.size(0), hidden_size, "RNNCell", "state");
@@ -86,6 +87,7 @@ RNN::RNN(int64_t input_size, int64_t hidden_size)
 
 SequenceOutput RNN::forward(const Tensor& x, const std::vector<int64_t>& lengths,
                             const Tensor& h0) {
+  check_defined(x, "RNN");
   AG_CHECK(x.dim() == 3 && x.size(2) == input_size && x.size(1) >= 1,
            "RNN: input {} must be (batch, time >= 1, input_size = {})", describe(x), input_size);
   check_lengths(lengths, x, "RNN");

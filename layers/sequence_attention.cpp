@@ -15,9 +15,11 @@ SequenceAttention::SequenceAttention(int64_t input_size, int64_t hidden_size)
 
 SequenceAttentionOutput SequenceAttention::forward(const Tensor& x,
                                                    const std::vector<int64_t>& lengths) {
+  check_defined(x, "SequenceAttention");
   AG_CHECK(x.dim() == 3 && x.size(2) == input_size,
            "SequenceAttention: input {} must be (batch, time, input_size = {})", describe(x),
            input_size);
+  check_lengths(lengths, x, "SequenceAttention");
   // [F0.5] h_t = tanh(W_hh h_{t-1} + W_xh x_t + b)      (B,T,D) -> (B,T,H)
   const Tensor h = rnn->forward(x, lengths).output;
   // [F0.6] e_i = W_e h_i + b_e, one score per state     (B,T,H) -> (B,T)

@@ -26,6 +26,8 @@ Tensor TransformerEncoderLayer::forward(const Tensor& x, const Tensor& mask,
   AG_CHECK(x.defined() && x.dim() == 3 && x.size(2) == self_attn->d_model,
            "TransformerEncoderLayer: input {} must be (batch, time, d_model = {})", describe(x),
            self_attn->d_model);
+  check_attention_masks("TransformerEncoderLayer", mask, key_padding_mask, x.size(0),
+                        self_attn->heads, x.size(1), x.size(1));
   auto attend = [&](const Tensor& input) {
     AttentionOutput attended = self_attn->forward(input, input, input, mask, key_padding_mask);
     attention_weights = attended.weights;
@@ -59,6 +61,14 @@ TransformerEncoder::TransformerEncoder(int64_t num_layers, int64_t d_model, int6
 
 Tensor TransformerEncoder::forward(const Tensor& x, const Tensor& mask,
                                    const Tensor& key_padding_mask) {
+  if (!layers.empty()) {  // the input and masks the first layer will check, named here
+    const MultiHeadAttention& attention = *layers[0]->self_attn;
+    AG_CHECK(x.defined() && x.dim() == 3 && x.size(2) == attention.d_model,
+             "TransformerEncoder: input {} must be (batch, time, d_model = {})", describe(x),
+             attention.d_model);
+    check_attention_masks("TransformerEncoder", mask, key_padding_mask, x.size(0), attention.heads,
+                          x.size(1), x.size(1));
+  }
   // [F3.3] the layers stacked: each one's output is the next one's input
   Tensor h = x;
   for (const auto& layer : layers) h = layer->forward(h, mask, key_padding_mask);
@@ -78,18 +88,30 @@ TinyTransformer::TinyTransformer(const TinyTransformerOptions& opt)
   lm_head = register_module("lm_head", std::make_shared<Linear>(opt.d_model, opt.vocab_size));
 }
 
-Tensor TinyTransformer::forward(const Tensor& tokens, bool causal) {
-  AG_CHECK(tokens.defined() && tokens.dim() == 2,
-           "TinyTransformer: tokens {} must be (batch, time)", describe(tokens));
-  AG_CHECK(tokens.size(1) <= options.max_len,
-           "TinyTransformer: sequence length {} exceeds max_len {}", tokens.size(1),
-           options.max_len);
+namespace {
+
+// Tokens (B,T) of whole numbers in the vocabulary, T at most max_len, checked at `op`'s entry.
+void check_model_tokens(const Tensor& tokens, const TinyTransformerOptions& options,
+                        const char* op) {
+  AG_CHECK(tokens.defined() && tokens.dim() == 2, "{}: tokens {} must be (batch, time)", op,
+           describe(tokens));
+  AG_CHECK(tokens.size(1) <= options.max_len, "{}: sequence length {} exceeds max_len {}", op,
+           tokens.size(1), options.max_len);
+  check_tokens(tokens, options.vocab_size, op);
+}
+
+}  // namespace
+
+Tensor TinyTransformer::forward(const Tensor& tokens, bool causal, const Tensor& key_padding_mask) {
+  check_model_tokens(tokens, options, "TinyTransformer");
+  check_attention_masks("TinyTransformer", Tensor(), key_padding_mask, tokens.size(0),
+                        options.heads, tokens.size(1), tokens.size(1));
   // [F2.8] Embedding, then [F3.1] + PE            (B,T) -> (B,T,d)
   Tensor x = positional->forward(embedding->forward(tokens));
   // [F4.8] the lookahead mask: query t may not read keys after t     (T,T)
   Tensor mask = causal ? causal_mask(tokens.size(1)) : Tensor();
   // [F3.3] [F3.6] N encoder layers, then the final layer norm        (B,T,d)
-  Tensor h = norm->forward(layers->forward(x, mask));
+  Tensor h = norm->forward(layers->forward(x, mask, key_padding_mask));
   // [F2.8] Linear to the vocabulary                (B,T,d) -> (B,T,vocab)
   return lm_head->forward(h);
 }
@@ -98,6 +120,7 @@ Tensor TinyTransformer::generate(const Tensor& prompt, int64_t steps) {
   AG_CHECK(prompt.defined() && prompt.dim() == 2 && prompt.size(1) >= 1 && steps >= 0,
            "TinyTransformer::generate: prompt {} must be (batch, time >= 1) and steps {} >= 0",
            describe(prompt), steps);
+  check_model_tokens(prompt, options, "TinyTransformer::generate");
   AG_CHECK(prompt.size(1) + steps <= options.max_len,
            "TinyTransformer::generate: {} prompt tokens + {} steps exceed max_len {}",
            prompt.size(1), steps, options.max_len);

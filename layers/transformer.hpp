@@ -82,7 +82,10 @@ class TinyTransformer : public Module {
   // tokens (B,T) of whole numbers in 0..vocab-1 -> logits (B,T,vocab).
   // causal = true applies causal_mask(T): position t sees positions 0..t only,
   // so logits[:, t] predict token t+1 from the tokens up to t.
-  Tensor forward(const Tensor& tokens, bool causal = true);
+  // key_padding_mask (B,T) (or (B,1,T)), 1 where a token is padding, as
+  // MultiHeadAttention's: no position attends to a padded one.
+  Tensor forward(const Tensor& tokens, bool causal = true,
+                 const Tensor& key_padding_mask = Tensor());
   // Greedy decoding: appends `steps` tokens to prompt (B,T0), each the argmax
   // of the logits at the last position, and returns (B, T0 + steps). No graph
   // is recorded. T0 + steps must not exceed max_len.

@@ -75,8 +75,11 @@ TEST_CASE("engine: anomaly detection still names an infinity made from finite va
   check_error([&] { (void)exp(x * real(1000)); }, {"anomaly: the op exp", "inf"});
   check_error([&] { (void)log(x - x); }, {"anomaly: the op log", "-inf"});
   check_error([&] { (void)div(x, zeros({2})); }, {"anomaly: the op div", "inf"});
-  check_error([&] { (void)masked_fill(x, tensor({1, 0}), std::numeric_limits<real>::quiet_NaN()); },
-              {"anomaly: the op masked_fill", "nan"});
+  check_error(
+      [&] {
+        (void)masked_fill(x, tensor({1, 0}), std::numeric_limits<real>::quiet_NaN());
+      },
+      {"anomaly: the op masked_fill", "nan"});
   // A NaN is reported even where an input already held an infinity.
   Tensor masked = masked_fill(x, tensor({1, 0}), -inf);
   check_error([&] { (void)(masked - masked); }, {"anomaly: the op sub", "nan"});
@@ -96,13 +99,12 @@ TEST_CASE("attention/anomaly: masked attention in every layer trains with anomal
     nn::MultiHeadAttention mha(8, 2);
     const Tensor x = randn({2, 4, 8}, gen);
     const Tensor padding = tensor({{0, 0, 0, 0}, {0, 0, 1, 1}});
-    train_steps(mha.parameters(), [&] {
-      return sum(mha.forward(x, x, x, nn::causal_mask(4), padding).context);
-    });
+    train_steps(mha.parameters(),
+                [&] { return sum(mha.forward(x, x, x, nn::causal_mask(4), padding).context); });
   }
   SUBCASE("Seq2Seq with source lengths, every score") {
-    for (nn::ScoreType score : {nn::ScoreType::Dot, nn::ScoreType::General,
-                                nn::ScoreType::Additive, nn::ScoreType::None}) {
+    for (nn::ScoreType score : {nn::ScoreType::Dot, nn::ScoreType::General, nn::ScoreType::Additive,
+                                nn::ScoreType::None}) {
       nn::Seq2SeqOptions o;
       o.source_vocab = o.target_vocab = 8;
       o.embedding_dim = 4;
@@ -138,7 +140,8 @@ TEST_CASE("tutorials/anomaly: every chapter's model trains a few steps with anom
     nn::Sequential classifier({std::make_shared<nn::Linear>(2, 16), std::make_shared<nn::ReLU>(),
                                std::make_shared<nn::Linear>(16, 3)});
     const Tensor points = randn({12, 2}, gen), labels = randint(0, 3, {12}, gen);
-    train_steps(classifier.parameters(), [&] { return nn::cross_entropy(classifier.forward(points), labels); });
+    train_steps(classifier.parameters(),
+                [&] { return nn::cross_entropy(classifier.forward(points), labels); });
   }
   SUBCASE("03: point attention and a classifier") {
     nn::PointAttention attention(6);

@@ -127,7 +127,7 @@ TEST_CASE("ops/log_softmax: a slice that is all -inf gives -inf, the log of soft
   const double minus_inf = -std::numeric_limits<double>::infinity();
   const Tensor x = from_vector({-inf, -inf, 0, 0}, {2, 2});
   check_with_nan(log_softmax(x, 1), {minus_inf, minus_inf, std::log(0.5), std::log(0.5)});
-  check_with_nan(log_softmax(transpose(x, 0, 1), 0), {minus_inf, std::log(0.5), minus_inf,
-                                                      std::log(0.5)});
+  check_with_nan(log_softmax(transpose(x, 0, 1), 0),
+                 {minus_inf, std::log(0.5), minus_inf, std::log(0.5)});
   check_with_nan(softmax(x, 1), {0, 0, 0.5, 0.5});
 }

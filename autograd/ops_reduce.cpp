@@ -57,7 +57,7 @@ Tensor mean(const Tensor& a, int64_t dim, bool keepdim) {
   const int64_t count = a.dim() == 0 ? 1 : a.shape()[dim];
   AG_CHECK(count > 0, "mean: dim {} of {} is empty", dim, describe(a));
   const real n = static_cast<real>(count);
-  Tensor out = kernel::sum_dim(a, dim, keepdim);  // a 0-dim a gives a copy of itself
+  Tensor out = kernel::sum_dim(a, dim, keepdim, "mean");  // a 0-dim a gives a copy of itself
   for (real& x : out.impl()->data) x /= n;
   // d(sum_k a_k / n)/da_j = 1/n along dim
   record("MeanBackward", out, {a},
@@ -111,7 +111,7 @@ Tensor argmax(const Tensor& a, int64_t dim, bool keepdim) {
   AG_CHECK(a.shape()[dim] > 0, "argmax: cannot take the argmax over an empty dim {} of shape {}",
            dim, shape_str(a.shape()));
   std::vector<int64_t> index;
-  Tensor out = kernel::max_dim(a, dim, keepdim, &index);
+  Tensor out = kernel::max_dim(a, dim, keepdim, &index, "argmax");
   for (int64_t i = 0; i < out.numel(); ++i) out.data()[i] = static_cast<real>(index[i]);
   return out;  // indices are not differentiable: no node
 }

@@ -82,6 +82,8 @@ Tensor filled(const Shape& shape, real value, const char* op) {
 Tensor full(const Shape& shape, real value) { return filled(shape, value, "full"); }
 Tensor zeros(const Shape& shape) { return filled(shape, 0, "zeros"); }
 Tensor ones(const Shape& shape) { return filled(shape, 1, "ones"); }
+Tensor zeros(const Shape& shape, const char* op) { return filled(shape, 0, op); }
+Tensor ones(const Shape& shape, const char* op) { return filled(shape, 1, op); }
 Tensor zeros_like(const Tensor& t) { return zeros(t.shape()); }
 Tensor ones_like(const Tensor& t) { return ones(t.shape()); }
 

@@ -36,6 +36,10 @@ Tensor scalar(real value);  // a 0-dim tensor, shape ()
 
 Tensor zeros(const Shape& shape);
 Tensor ones(const Shape& shape);
+// The same, for a function that makes a tensor from sizes it was given (a mask
+// from a length): `op`, its name, is what an error names.
+Tensor zeros(const Shape& shape, const char* op);
+Tensor ones(const Shape& shape, const char* op);
 Tensor full(const Shape& shape, real value);
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);

@@ -155,9 +155,12 @@ Tensor broadcast_to(const Tensor& a, const Shape& shape, const char* op = "broad
 
 // --- reductions (dim already normalized) -----------------------------------------
 real sum_all(const Tensor& a);
-Tensor sum_dim(const Tensor& a, int64_t dim, bool keepdim);
+// `op` names the caller in errors (the result of reducing a zero-size tensor
+// over its empty dim may be too large to allocate: (0, 2^40) -> (2^40) zeros).
+Tensor sum_dim(const Tensor& a, int64_t dim, bool keepdim, const char* op = "sum");
 // Max along dim; `argmax` receives the index (along dim) of the first maximum.
-Tensor max_dim(const Tensor& a, int64_t dim, bool keepdim, std::vector<int64_t>* argmax);
+Tensor max_dim(const Tensor& a, int64_t dim, bool keepdim, std::vector<int64_t>* argmax,
+               const char* op = "max");
 Shape reduced_shape(const Shape& shape, int64_t dim, bool keepdim);
 
 // --- moving elements ---------------------------------------------------------------

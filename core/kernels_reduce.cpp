@@ -140,8 +140,11 @@ Shape reduced_shape(const Shape& shape, int64_t dim, bool keepdim) {
   return out;
 }
 
-Tensor sum_dim(const Tensor& a, int64_t dim, bool keepdim) {
-  Tensor out = zeros(reduced_shape(a.shape(), dim, keepdim));
+Tensor sum_dim(const Tensor& a, int64_t dim, bool keepdim, const char* op) {
+  Tensor out = zeros(reduced_shape(a.shape(), dim, keepdim), op);
+  // Nothing to add. (The loops would still count through outer x size, which
+  // for a zero-size tensor such as (2^62, 0) is 2^62 empty steps.)
+  if (a.numel() == 0) return out;
   auto [outer, size, inner] = split_at(a.shape(), dim);
   sum_dim_loop(a.data(), out.data(), outer, size, inner);
   return out;
@@ -153,12 +156,14 @@ namespace {
 bool beats(real x, real best) { return x > best || (std::isnan(x) && !std::isnan(best)); }
 }  // namespace
 
-Tensor max_dim(const Tensor& a, int64_t dim, bool keepdim, std::vector<int64_t>* argmax) {
-  Tensor out = Tensor::empty(reduced_shape(a.shape(), dim, keepdim));
+Tensor max_dim(const Tensor& a, int64_t dim, bool keepdim, std::vector<int64_t>* argmax,
+               const char* op) {
   auto [outer, size, inner] = split_at(a.shape(), dim);
-  AG_CHECK(size > 0, "max: cannot take the max over an empty dim {} of shape {}", dim,
+  AG_CHECK(size > 0, "{}: cannot take the max over an empty dim {} of shape {}", op, dim,
            shape_str(a.shape()));
+  Tensor out = Tensor::empty(reduced_shape(a.shape(), dim, keepdim), op);
   if (argmax) argmax->assign(outer * inner, 0);
+  if (out.numel() == 0) return out;
   const real* x = a.data();
   real* y = out.data();
   for (int64_t o = 0; o < outer; ++o)
@@ -179,6 +184,7 @@ namespace {
 template <typename Write>
 Tensor softmax_like(const Tensor& a, int64_t dim, Write write) {
   Tensor out = Tensor::empty(a.shape());
+  if (a.numel() == 0) return out;  // (the loops would count through the empty slices)
   auto [outer, size, inner] = split_at(a.shape(), dim);
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < inner; ++i) {
@@ -274,6 +280,7 @@ Tensor log_softmax(const Tensor& a, int64_t dim) {
 
 Tensor softmax_backward(const Tensor& g, const Tensor& y, int64_t dim) {
   Tensor dx = Tensor::empty(y.shape());
+  if (y.numel() == 0) return dx;
   auto [outer, size, inner] = split_at(y.shape(), dim);
   softmax_backward_loop(g.data(), y.data(), dx.data(), outer, size, inner);
   return dx;

@@ -221,7 +221,7 @@ Tensor local_window_mask(const std::vector<int64_t>& centers, int64_t half_width
   AG_CHECK(half_width >= 0 && length >= 0,
            "local_window_mask: half_width {} and length {} must be >= 0", half_width, length);
   const int64_t B = static_cast<int64_t>(centers.size());
-  Tensor mask = zeros({B, 1, length});
+  Tensor mask = zeros({B, 1, length}, "local_window_mask");
   for (int64_t b = 0; b < B; ++b)
     for (int64_t j = 0; j < length; ++j) {
       // |j - p_t| in unsigned arithmetic: j - p_t overflows int64 for a center near its ends

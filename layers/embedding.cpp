@@ -15,7 +15,7 @@ Embedding::Embedding(int64_t num_embeddings, int64_t embedding_dim)
   AG_CHECK(num_embeddings > 0 && embedding_dim > 0,
            "Embedding: num_embeddings and embedding_dim must be positive, got {} and {}",
            num_embeddings, embedding_dim);
-  weight = register_parameter("weight", Tensor::empty({num_embeddings, embedding_dim}));
+  weight = register_parameter("weight", Tensor::empty({num_embeddings, embedding_dim}, "Embedding"));
   init::normal_(weight);
 }
 

@@ -135,8 +135,8 @@ LayerNorm::LayerNorm(int64_t normalized_shape, real eps, bool elementwise_affine
            normalized_shape);
   AG_CHECK(std::isfinite(eps) && eps >= 0, "LayerNorm: eps must be finite and >= 0, got {}", eps);
   if (elementwise_affine) {
-    weight = register_parameter("weight", ones({normalized_shape}));
-    bias = register_parameter("bias", zeros({normalized_shape}));
+    weight = register_parameter("weight", ones({normalized_shape}, "LayerNorm"));
+    bias = register_parameter("bias", zeros({normalized_shape}, "LayerNorm"));
   }
 }
 

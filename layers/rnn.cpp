@@ -45,11 +45,14 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> register_recurrent_parameters(
   // PyTorch: every weight and bias ~ U(-k, k), k = 1/sqrt(hidden_size)
   const real bound = 1 / std::sqrt(static_cast<real>(hidden_size));
   auto uniform = [&](const std::string& name, const Shape& shape) {
-    Tensor t = Tensor::empty(shape);
+    Tensor t = Tensor::empty(shape, op);
     init::uniform_(t, -bound, bound);
     return register_fn(name + suffix, t);
   };
-  const int64_t rows = gates * hidden_size;
+  int64_t rows;  // gates * hidden_size
+  AG_CHECK(!__builtin_mul_overflow(gates, hidden_size, &rows),
+           "{}: hidden_size {} is too large: its {} gates have more rows than int64 counts", op,
+           hidden_size, gates);
   Tensor weight_ih = uniform("weight_ih", {rows, input_size});
   Tensor weight_hh = uniform("weight_hh", {rows, hidden_size});
   Tensor bias_ih = uniform("bias_ih", {rows});

@@ -170,7 +170,7 @@ Tensor causal_mask(int64_t length) {
   AG_CHECK(length >= 0, "causal_mask: length must be >= 0, got {}", length);
   // [F4.8] seed: mask = 1 - band_part(ones((L, L)), -1, 0), the strict upper
   // triangle: 1 (blocked) where key j comes after query i.
-  Tensor mask = zeros({length, length});
+  Tensor mask = zeros({length, length}, "causal_mask");
   for (int64_t i = 0; i < length; ++i)
     for (int64_t j = i + 1; j < length; ++j) mask.data()[i * length + j] = 1;
   return mask;
@@ -179,7 +179,7 @@ Tensor causal_mask(int64_t length) {
 Tensor padding_mask(const std::vector<int64_t>& lengths, int64_t length) {
   AG_CHECK(length >= 0, "padding_mask: length must be >= 0, got {}", length);
   const int64_t batch = static_cast<int64_t>(lengths.size());
-  Tensor mask = zeros({batch, 1, length});
+  Tensor mask = zeros({batch, 1, length}, "padding_mask");
   for (int64_t b = 0; b < batch; ++b) {
     AG_CHECK(lengths[b] >= 0 && lengths[b] <= length,
              "padding_mask: length {} of sequence {} is outside 0..{}", lengths[b], b, length);

@@ -38,6 +38,12 @@ double weighted_output(const GradcheckFunction& f, const std::vector<Tensor>& xs
 
 GradcheckResult gradcheck(const GradcheckFunction& f, const std::vector<Tensor>& inputs,
                           const GradcheckOptions& options) {
+  // A zero or non-finite step gives 0/0 quotients, a NaN tolerance passes nothing.
+  AG_CHECK(std::isfinite(options.eps) && options.eps > 0 && std::isfinite(options.rtol) &&
+               options.rtol >= 0 && std::isfinite(options.atol) && options.atol >= 0,
+           "gradcheck: invalid options eps {}, rtol {}, atol {}: need a finite eps > 0 and finite "
+           "tolerances >= 0",
+           options.eps, options.rtol, options.atol);
   // Work on copies so the caller's tensors and their .grad stay untouched.
   std::vector<Tensor> xs;
   for (const Tensor& x : inputs) {

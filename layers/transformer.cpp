@@ -121,7 +121,7 @@ Tensor TinyTransformer::generate(const Tensor& prompt, int64_t steps) {
            "TinyTransformer::generate: prompt {} must be (batch, time >= 1) and steps {} >= 0",
            describe(prompt), steps);
   check_model_tokens(prompt, options, "TinyTransformer::generate");
-  AG_CHECK(prompt.size(1) + steps <= options.max_len,
+  AG_CHECK(steps <= options.max_len - prompt.size(1),  // (the sum could overflow)
            "TinyTransformer::generate: {} prompt tokens + {} steps exceed max_len {}",
            prompt.size(1), steps, options.max_len);
   NoGradGuard no_grad;

@@ -130,7 +130,7 @@ TEST_CASE("attention/anomaly: masked attention in every layer trains with anomal
   }
 }
 
-TEST_CASE("tutorials/anomaly: every chapter's model trains a few steps with anomaly detection on") {
+TEST_CASE("engine: anomaly detection on, every chapter's model trains a few steps") {
   Generator gen(9);
   SUBCASE("01 and 02: MLPs with tanh and ReLU, MSE and cross-entropy") {
     nn::Sequential regression({std::make_shared<nn::Linear>(3, 4), std::make_shared<nn::Tanh>(),

@@ -5,7 +5,9 @@
 // or as a bare "undefined tensor".
 #include <doctest/doctest.h>
 
+#include <climits>
 #include <cstring>
+#include <limits>
 #include <functional>
 #include <string>
 #include <utility>
@@ -275,4 +277,31 @@ TEST_CASE(
   CHECK(ag::testing::max_abs_diff(got, expected) <= 1e-5);
   const Tensor unmasked = narrow(narrow(model.forward(padded, false), 0, 0, 1), 1, 0, 3);
   CHECK(ag::testing::max_abs_diff(unmasked, expected) > 1e-3);  // the padding was seen
+}
+
+TEST_CASE("errors: generate with a number of steps past int64, gradcheck and bernoulli options") {
+  nn::TinyTransformerOptions o;
+  o.vocab_size = 5;
+  o.d_model = 8;
+  o.heads = 2;
+  o.d_ff = 16;
+  o.max_len = 6;
+  nn::TinyTransformer model(o);
+  // 2 + (2^63 - 1) overflowed, so the check passed and generation ran into max_len later.
+  check_error([&] { (void)model.generate(tensor({{1, 2}}), INT64_MAX); },
+              {"TinyTransformer::generate: 2 prompt tokens + 9223372036854775807 steps exceed "
+               "max_len 6"});
+  Tensor x = ones({2});
+  x.requires_grad_();
+  auto f = [](const std::vector<Tensor>& in) { return in[0] * in[0]; };
+  GradcheckOptions zero_step;
+  zero_step.eps = 0;
+  check_error([&] { (void)gradcheck(f, {x}, zero_step); }, {"gradcheck:", "eps 0"});
+  GradcheckOptions nan_tolerance;
+  nan_tolerance.rtol = std::numeric_limits<double>::quiet_NaN();
+  check_error([&] { (void)gradcheck(f, {x}, nan_tolerance); }, {"gradcheck:", "rtol nan"});
+  Generator gen(1);
+  check_error([&] { (void)gen.bernoulli(std::numeric_limits<double>::quiet_NaN()); },
+              {"bernoulli: probability nan"});
+  check_error([&] { (void)gen.bernoulli(1.5); }, {"bernoulli: probability 1.5"});
 }

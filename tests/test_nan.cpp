@@ -131,3 +131,12 @@ TEST_CASE("ops/log_softmax: a slice that is all -inf gives -inf, the log of soft
                  {minus_inf, std::log(0.5), minus_inf, std::log(0.5)});
   check_with_nan(softmax(x, 1), {0, 0, 0.5, 0.5});
 }
+
+TEST_CASE("ops/exp, tanh, sigmoid, layer_norm: the vectorized clamps keep NaN (both kernels)") {
+  const double n = std::numeric_limits<double>::quiet_NaN();
+  check_with_nan(exp(from_vector({qnan, 0})), {n, 1});
+  check_with_nan(tanh(from_vector({qnan, 0})), {n, 0});
+  check_with_nan(sigmoid(from_vector({qnan, 0})), {n, 0.5});
+  check_with_nan(nn::layer_norm(from_vector({1, qnan, 2, 1, 2, 3}, {2, 3}), Tensor(), Tensor(), 0),
+                 {n, n, n, -std::sqrt(1.5), 0, std::sqrt(1.5)});
+}

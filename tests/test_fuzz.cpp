@@ -138,11 +138,15 @@ std::string mutate_safetensors(const std::string& good) {
     case 5:  // the data section cut or grown
       data = pick(2) ? data.substr(0, pick(data.size() + 1)) : data + std::string(pick(40), 'x');
       break;
-    case 6:  // a shape with a zero and huge other sizes, or a tensor dropped
+    case 6:  // a shape (of any tensor) given a zero and huge other sizes, or a tensor dropped
       if (pick(2)) {
-        const size_t at = header.find("\"shape\":[");
-        if (at != std::string::npos)
-          header.insert(at + 9, pick(2) ? "0," + pick(interesting_numbers()) + "," : "0,");
+        std::vector<size_t> shapes;
+        for (size_t at = header.find("\"shape\":["); at != std::string::npos;
+             at = header.find("\"shape\":[", at + 1))
+          shapes.push_back(at);
+        if (!shapes.empty())
+          header.insert(pick(shapes) + 9,
+                        pick(2) ? "0," + pick(interesting_numbers()) + "," : "0,");
       } else {
         header = rewrite_a_string(header, '"', {"data_offsets", "shape"});
       }
@@ -178,10 +182,11 @@ std::string mutate_npy(const std::string& good) {
       version[0] = static_cast<char>(pick(5));
       version[1] = static_cast<char>(pick(3) == 0 ? 1 : 0);
       break;
-    case 6:  // a zero and huge sizes in the shape, or the data cut or grown
+    case 6:  // a zero and huge sizes in the shape (and no data, or the old), or the data cut or grown
       if (pick(2)) {
         if (const size_t at = header.find("'shape': ("); at != std::string::npos)
           header.insert(at + 10, "0, " + pick(interesting_numbers()) + ", ");
+        if (pick(2)) data.clear();
       } else {
         data = pick(2) ? data.substr(0, pick(data.size() + 1)) : data + std::string(pick(40), 'y');
       }

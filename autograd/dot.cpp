@@ -3,15 +3,13 @@
 // Node::visit_mark belongs to the engine, and a picture must not disturb it.
 #include "autograd/dot.hpp"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <iterator>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "autograd/node.hpp"
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 
 namespace ag {
@@ -113,13 +111,8 @@ std::string to_dot(const Tensor& root, const DotOptions& options) {
 }
 
 void write_dot(const Tensor& root, const std::string& path, const DotOptions& options) {
-  std::string text = to_dot(root, options);  // before opening: no empty file on error
-  std::ofstream file(path);
-  AG_CHECK(file.is_open(), "write_dot: cannot open '{}' for writing: {}", path,
-           std::strerror(errno));
-  file << text;
-  file.close();
-  AG_CHECK(!file.fail(), "write_dot: could not write all of '{}': {}", path, std::strerror(errno));
+  // Atomically (core/atomic_file.hpp): a failed write leaves the old file.
+  write_file_atomically("write_dot", path, to_dot(root, options));
 }
 
 }  // namespace ag

@@ -75,13 +75,17 @@ void accumulate(std::shared_ptr<TensorImpl>& slot, const Tensor& g, bool users_s
     // A .grad is the user's to modify (gradient clipping scales it in place),
     // so it must not alias a tensor someone else holds (add's backward hands
     // the same g to both of its inputs).
-    slot = (users_slot && g.use_count() > 1) ? g.clone().impl_ptr() : g.impl_ptr();
+    slot = (users_slot && g.use_count() > 1) ? g.detach().impl_ptr() : g.impl_ptr();
     return;
   }
-  if (slot.use_count() == 1) {      // nobody else sees the slot: add in place
+  // A .grad is added into in place, even when the user holds a handle to it
+  // (Tensor g = w.grad()): that handle then sees the sum, as in PyTorch. A
+  // node's slot only when nobody else sees it (it may be a g another input got too).
+  if (users_slot || slot.use_count() == 1) {
     real* sum = slot->data.data();  // sum[i] += g[i]
     kernel::zip_loop(sum, g.data(), sum, g.numel(), false, false,
                      [](real x, real y) { return x + y; });
+    if (users_slot) ++slot->version;  // an in-place change, as add_ would count it
     return;
   }
   Tensor sum = kernel::zip(Tensor(slot), g, "backward", [](real x, real y) { return x + y; });
@@ -100,13 +104,13 @@ void send_gradient(const Tensor& t, const Tensor& g) {
 void check_versions(const Node& node, const Tensor& output) {
   AG_CHECK(output.version() == node.output_version,
            "backward: the output {} of {} was changed in place after it was computed; its "
-           "gradient would be wrong. Change a copy (clone()) instead",
+           "gradient would be wrong. Change a detach()ed copy instead",
            describe(output), node.name);
   for (const Node::Edge& edge : node.inputs)
     AG_CHECK(
         edge.tensor.version() == edge.version,
         "backward: {}, an input of {}, was changed in place after {} used it (version {} then, "
-        "{} now); the gradient would use the new values. Change a copy (clone()) instead",
+        "{} now); the gradient would use the new values. Change a detach()ed copy instead",
         describe(edge.tensor), node.name, node.name, edge.version, edge.tensor.version());
 }
 
@@ -119,16 +123,20 @@ void check_gradient_finite(const Tensor& g, const Node& node, const Tensor& inpu
 }
 
 // Lets `node` add its gradient into its input's gradient in place
-// (Node::add_to_input_grad) when that gradient already exists and only the
-// engine holds it. Not under anomaly detection, which checks each gradient.
+// (Node::add_to_input_grad) when that gradient already exists and may be
+// changed: a leaf's .grad always (accumulate adds into it in place too), a
+// node's slot when only the engine holds it. Not under anomaly detection,
+// which checks each gradient.
 bool added_in_place(Node& node, const Tensor& grad_output) {
   if (node.inputs.size() != 1 || is_anomaly_enabled()) return false;
   const Tensor& input = node.inputs[0].tensor;
   if (!input.requires_grad()) return false;
   std::shared_ptr<TensorImpl>& slot =
       input.is_leaf() ? input.impl()->grad : input.grad_fn()->grad_of_output;
-  if (!slot || slot.use_count() != 1) return false;
-  return node.add_to_input_grad(grad_output, Tensor(slot));
+  if (!slot || (!input.is_leaf() && slot.use_count() != 1)) return false;
+  if (!node.add_to_input_grad(grad_output, Tensor(slot))) return false;
+  if (input.is_leaf()) ++slot->version;
+  return true;
 }
 
 }  // namespace

@@ -25,6 +25,10 @@ std::string multi_index(int64_t flat, const Shape& shape) {
 // L = sum(v * f(x)) in double, for the finite differences.
 double weighted_output(const GradcheckFunction& f, const std::vector<Tensor>& xs, const Tensor& v) {
   Tensor out = f(xs);
+  AG_CHECK(out.defined() && out.shape() == v.shape(),
+           "gradcheck: the function's output was {} at the first call and {} when an input was "
+           "perturbed; gradcheck needs f to give the same shape every time",
+           shape_str(v.shape()), describe(out));
   double total = 0;
   for (int64_t i = 0; i < out.numel(); ++i) total += double(out.data()[i]) * double(v.data()[i]);
   return total;
@@ -34,6 +38,12 @@ double weighted_output(const GradcheckFunction& f, const std::vector<Tensor>& xs
 
 GradcheckResult gradcheck(const GradcheckFunction& f, const std::vector<Tensor>& inputs,
                           const GradcheckOptions& options) {
+  // A zero or non-finite step gives 0/0 quotients, a NaN tolerance passes nothing.
+  AG_CHECK(std::isfinite(options.eps) && options.eps > 0 && std::isfinite(options.rtol) &&
+               options.rtol >= 0 && std::isfinite(options.atol) && options.atol >= 0,
+           "gradcheck: invalid options eps {}, rtol {}, atol {}: need a finite eps > 0 and finite "
+           "tolerances >= 0",
+           options.eps, options.rtol, options.atol);
   // Work on copies so the caller's tensors and their .grad stay untouched.
   std::vector<Tensor> xs;
   for (const Tensor& x : inputs) {

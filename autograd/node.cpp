@@ -66,13 +66,34 @@ void attach_node(Tensor& output, std::shared_ptr<Node> node) {
   if (tape_recording()) tape_forward(*output.impl()->grad_fn, output);
 }
 
-void check_anomaly(const Tensor& output, const char* op) {
+namespace {
+bool holds_infinity(const Tensor& t) {
+  if (!t.defined()) return false;
+  const real* x = t.data();
+  for (int64_t i = 0, n = t.numel(); i < n; ++i)
+    if (std::isinf(x[i])) return true;
+  return false;
+}
+}  // namespace
+
+void check_anomaly(const Tensor& output, const char* op, const Tensor* first, const Tensor* last,
+                   bool infinity_given) {
   if (!is_anomaly_enabled() || is_running_backward()) return;
   const real* x = output.data();
-  for (int64_t i = 0, n = output.numel(); i < n; ++i)
-    AG_CHECK(std::isfinite(x[i]),
+  int64_t infinity_at = -1;
+  for (int64_t i = 0, n = output.numel(); i < n; ++i) {
+    AG_CHECK(!std::isnan(x[i]),
              "anomaly: the op {} (recorded as {}) produced {} at flat index {} of its output {}",
              forward_name(op), op, x[i], i, describe(output));
+    if (infinity_at < 0 && std::isinf(x[i])) infinity_at = i;
+  }
+  if (infinity_at < 0 || infinity_given) return;
+  for (const Tensor* t = first; t != last; ++t)
+    if (holds_infinity(*t)) return;  // passed on, not made here
+  throw Error(fmt::format(
+      "anomaly: the op {} (recorded as {}) produced {} at flat index {} of its output {}, from "
+      "finite inputs",
+      forward_name(op), op, x[infinity_at], infinity_at, describe(output)));
 }
 
 }  // namespace ag

@@ -87,15 +87,21 @@ bool needs_record(const Tensor* first, const Tensor* last);
 // Makes `output` the result of `node` (sets grad_fn and requires_grad).
 void attach_node(Tensor& output, std::shared_ptr<Node> node);
 
-// Under set_detect_anomaly(true): throws if `output` holds NaN or Inf.
-void check_anomaly(const Tensor& output, const char* op);
+// Under set_detect_anomaly(true): throws, naming the op, if `output` holds a
+// NaN, or an infinity this op made: one that none of its inputs [first, last)
+// holds. An infinity passed on is not reported again where it goes next, so
+// the -inf masked_fill writes on purpose (infinity_given: the op was asked to
+// write an infinite value) flows through a softmax or a log_softmax; an exp
+// that overflows, a log(0) or an x / 0 are reported where they happen. NaN
+// always is.
+void check_anomaly(const Tensor& output, const char* op, const Tensor* first = nullptr,
+                   const Tensor* last = nullptr, bool infinity_given = false);
 
-// Records op `name` on `inputs` with gradient rule `fn` as output's grad_fn,
-// when needs_record; a no-op otherwise (under NoGradGuard, or on constants).
+// record() without its anomaly check: for an op that checks its output itself
+// (masked_fill, whose fill value may be an infinity on purpose).
 template <typename Backward>
-void record(const char* name, Tensor& output, const Tensor* first, const Tensor* last,
-            Backward&& fn) {
-  check_anomaly(output, name);
+void record_unchecked(const char* name, Tensor& output, const Tensor* first, const Tensor* last,
+                      Backward&& fn) {
   if (!needs_record(first, last)) return;
   std::vector<Node::Edge> edges;
   edges.reserve(last - first);
@@ -103,6 +109,16 @@ void record(const char* name, Tensor& output, const Tensor* first, const Tensor*
   using Lambda = std::decay_t<Backward>;
   attach_node(output, std::make_shared<LambdaNode<Lambda>>(name, std::move(edges), output.version(),
                                                            std::forward<Backward>(fn)));
+}
+
+// Records op `name` on `inputs` with gradient rule `fn` as output's grad_fn,
+// when needs_record; a no-op otherwise (under NoGradGuard, or on constants).
+// Under anomaly detection, checks the output first (check_anomaly).
+template <typename Backward>
+void record(const char* name, Tensor& output, const Tensor* first, const Tensor* last,
+            Backward&& fn) {
+  check_anomaly(output, name, first, last);
+  record_unchecked(name, output, first, last, std::forward<Backward>(fn));
 }
 
 template <typename Backward>

@@ -61,6 +61,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 Tensor neg(const Tensor& a) {
+  check_defined(a, "neg");
   Tensor out = kernel::map(a, [](real x) { return -x; });
   // d(-a)/da = -1
   record("NegBackward", out, {a}, [](const Tensor& g, const Tensor&) { return Grads{neg(g)}; });
@@ -70,6 +71,7 @@ Tensor neg(const Tensor& a) {
 // --- tensor (op) scalar: the scalar is a constant, so one gradient ------------------------
 
 Tensor add(const Tensor& a, real b) {
+  check_defined(a, "add");
   Tensor out = kernel::map(a, [b](real x) { return x + b; });
   // d(a+c)/da = 1
   record("AddBackward", out, {a}, [](const Tensor& g, const Tensor&) { return Grads{g}; });
@@ -77,6 +79,7 @@ Tensor add(const Tensor& a, real b) {
 }
 
 Tensor mul(const Tensor& a, real b) {
+  check_defined(a, "mul");
   Tensor out = kernel::map(a, [b](real x) { return x * b; });
   // d(a*c)/da = c
   record("MulBackward", out, {a}, [b](const Tensor& g, const Tensor&) { return Grads{g * b}; });
@@ -84,6 +87,7 @@ Tensor mul(const Tensor& a, real b) {
 }
 
 Tensor div(const Tensor& a, real b) {
+  check_defined(a, "div");
   Tensor out = kernel::map(a, [b](real x) { return x / b; });
   // d(a/c)/da = 1/c
   record("DivBackward", out, {a}, [b](const Tensor& g, const Tensor&) { return Grads{g / b}; });
@@ -91,6 +95,7 @@ Tensor div(const Tensor& a, real b) {
 }
 
 Tensor rsub(const Tensor& a, real b) {
+  check_defined(a, "rsub");
   Tensor out = kernel::map(a, [b](real x) { return b - x; });
   // d(c-a)/da = -1
   record("RsubBackward", out, {a}, [](const Tensor& g, const Tensor&) { return Grads{neg(g)}; });
@@ -98,6 +103,7 @@ Tensor rsub(const Tensor& a, real b) {
 }
 
 Tensor rdiv(const Tensor& a, real b) {
+  check_defined(a, "rdiv");
   Tensor out = kernel::map(a, [b](real x) { return b / x; });
   // d(c/a)/da = -c/a^2 = -out/a
   record("RdivBackward", out, {a},
@@ -108,6 +114,7 @@ Tensor rdiv(const Tensor& a, real b) {
 // --- functions of one tensor -----------------------------------------------------------
 
 Tensor pow(const Tensor& a, real p) {
+  check_defined(a, "pow");
   Tensor out = kernel::map(a, [p](real x) { return std::pow(x, p); });
   // d(a^p)/da = p a^(p-1)
   record("PowBackward", out, {a}, [a, p](const Tensor& g, const Tensor&) {
@@ -118,6 +125,7 @@ Tensor pow(const Tensor& a, real p) {
 }
 
 Tensor exp(const Tensor& a) {
+  check_defined(a, "exp");
   // fast::exp: std::exp in the double flavor, a vectorizable float exp in the float one
   Tensor out = kernel::map(a, [](real x) { return fast::exp(x); });
   // d(e^a)/da = e^a = out
@@ -127,6 +135,7 @@ Tensor exp(const Tensor& a) {
 }
 
 Tensor log(const Tensor& a) {
+  check_defined(a, "log");
   Tensor out = kernel::map(a, [](real x) { return std::log(x); });
   // d(ln a)/da = 1/a
   record("LogBackward", out, {a}, [a](const Tensor& g, const Tensor&) { return Grads{g / a}; });
@@ -134,6 +143,7 @@ Tensor log(const Tensor& a) {
 }
 
 Tensor sqrt(const Tensor& a) {
+  check_defined(a, "sqrt");
   Tensor out = kernel::map(a, [](real x) { return std::sqrt(x); });
   // d(sqrt a)/da = 1 / (2 sqrt a) = 0.5 / out
   record("SqrtBackward", out, {a}, [](const Tensor& g, const Tensor& out) {
@@ -143,6 +153,7 @@ Tensor sqrt(const Tensor& a) {
 }
 
 Tensor tanh(const Tensor& a) {
+  check_defined(a, "tanh");
   // fast::tanh: std::tanh in the double flavor, a vectorizable float tanh in the float one
   Tensor out = kernel::map(a, [](real x) { return fast::tanh(x); });
   // d(tanh a)/da = 1 - tanh(a)^2 = 1 - out^2
@@ -153,6 +164,7 @@ Tensor tanh(const Tensor& a) {
 }
 
 Tensor sigmoid(const Tensor& a) {
+  check_defined(a, "sigmoid");
   // sigma(x) = 1 / (1 + e^-x); fast::sigmoid: that formula on std::exp in the double
   // flavor, on the vectorizable float exp in the float one
   Tensor out = kernel::map(a, [](real x) { return fast::sigmoid(x); });
@@ -164,10 +176,13 @@ Tensor sigmoid(const Tensor& a) {
 }
 
 Tensor relu(const Tensor& a) {
-  Tensor out = kernel::map(a, [](real x) { return x > 0 ? x : real(0); });
-  // d(relu a)/da = 1 where a > 0, else 0 (0 at a = 0, as PyTorch)
+  check_defined(a, "relu");
+  // max(a, 0), written so that a NaN stays NaN (NaN <= 0 is false), as in PyTorch
+  Tensor out = kernel::map(a, [](real x) { return x <= 0 ? real(0) : x; });
+  // d(relu a)/da = 1 where a > 0, else 0 (0 at a = 0; a NaN passes g on, as PyTorch)
   record("ReluBackward", out, {a}, [](const Tensor& g, const Tensor& out) {
-    return Grads{kernel::zip(g, out, "relu", [](real gi, real y) { return y > 0 ? gi : real(0); })};
+    return Grads{
+        kernel::zip(g, out, "relu", [](real gi, real y) { return y <= 0 ? real(0) : gi; })};
   });
   return out;
 }

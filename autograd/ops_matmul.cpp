@@ -1,6 +1,9 @@
 // matmul with torch.matmul's rules for 1-D, 2-D and batched operands.
+#include <algorithm>
+
 #include "autograd/node.hpp"
 #include "autograd/ops.hpp"
+#include "core/blas.hpp"
 #include "core/kernels.hpp"
 
 namespace ag {
@@ -39,6 +42,12 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   int64_t k_b = b.dim() == 1 ? b.shape()[0] : b.shape()[b.dim() - 2];
   AG_CHECK(k_a == k_b, "matmul: cannot multiply {} by {}: inner sizes {} and {} differ",
            describe(a), describe(b), k_a, k_b);
+  // BLAS reads a row of a (K) or of b (N) in one call (core/blas.hpp): it must fit its int.
+  const int64_t n = b.dim() == 1 ? 1 : b.shape().back();
+  AG_CHECK((a.numel() == 0 && b.numel() == 0) || (k_a <= blas_int_max() && n <= blas_int_max()),
+           "matmul: cannot multiply {} by {}: a row of {} elements is past BLAS's int limit {} (a "
+           "product is split along its rows and its inner sum, not along a row)",
+           describe(a), describe(b), std::max(k_a, n), blas_int_max());
   // A 1-D left operand is a row vector (1,K), a 1-D right operand a column
   // vector (K,1); the added dim is removed from the result.
   if (a.dim() == 1 && b.dim() == 1) return sum(mul(a, b));  // dot product
@@ -50,6 +59,10 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   if (!try_broadcast_shapes(batch_a, batch_b, batch))
     throw Error(broadcast_error("matmul", fmt::format("the batch dims of {}", describe(a)),
                                 fmt::format("those of {}", describe(b)), batch_a, batch_b));
+  Shape result = batch;  // (..., M, N)
+  result.push_back(a.shape()[a.dim() - 2]);
+  result.push_back(b.shape().back());
+  check_sizes(result, "matmul");
   return matmul_nd(a, b);
 }
 

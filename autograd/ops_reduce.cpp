@@ -18,6 +18,7 @@ Tensor with_kept_dim(const Tensor& g, const Shape& input, int64_t dim, bool keep
 }  // namespace
 
 Tensor sum(const Tensor& a) {
+  check_defined(a, "sum");
   Tensor out = scalar(kernel::sum_all(a));
   // d(sum_i a_i)/da_j = 1: every element gets the upstream gradient
   record("SumBackward", out, {a}, [shape = a.shape()](const Tensor& g, const Tensor&) {
@@ -27,6 +28,7 @@ Tensor sum(const Tensor& a) {
 }
 
 Tensor sum(const Tensor& a, int64_t dim, bool keepdim) {
+  check_defined(a, "sum");
   dim = normalize_dim(dim, a.dim(), "sum", a.shape());
   Tensor out = kernel::sum_dim(a, dim, keepdim);  // a 0-dim a gives a copy of itself
   // d(sum_k a_k)/da_j = 1 along dim: broadcast g back over the summed dim
@@ -38,6 +40,7 @@ Tensor sum(const Tensor& a, int64_t dim, bool keepdim) {
 }
 
 Tensor mean(const Tensor& a) {
+  check_defined(a, "mean");
   AG_CHECK(a.numel() > 0, "mean: {} has no elements", describe(a));
   const real n = static_cast<real>(a.numel());
   Tensor out = scalar(kernel::sum_all(a) / n);
@@ -49,11 +52,12 @@ Tensor mean(const Tensor& a) {
 }
 
 Tensor mean(const Tensor& a, int64_t dim, bool keepdim) {
+  check_defined(a, "mean");
   dim = normalize_dim(dim, a.dim(), "mean", a.shape());
   const int64_t count = a.dim() == 0 ? 1 : a.shape()[dim];
   AG_CHECK(count > 0, "mean: dim {} of {} is empty", dim, describe(a));
   const real n = static_cast<real>(count);
-  Tensor out = kernel::sum_dim(a, dim, keepdim);  // a 0-dim a gives a copy of itself
+  Tensor out = kernel::sum_dim(a, dim, keepdim, "mean");  // a 0-dim a gives a copy of itself
   for (real& x : out.impl()->data) x /= n;
   // d(sum_k a_k / n)/da_j = 1/n along dim
   record("MeanBackward", out, {a},
@@ -65,6 +69,7 @@ Tensor mean(const Tensor& a, int64_t dim, bool keepdim) {
 }
 
 Tensor max(const Tensor& a) {
+  check_defined(a, "max");
   AG_CHECK(a.numel() > 0, "max: {} has no elements", describe(a));
   std::vector<int64_t> argmax;
   kernel::max_dim(kernel::reshape(a, {a.numel()}), 0, false, &argmax);
@@ -80,6 +85,7 @@ Tensor max(const Tensor& a) {
 }
 
 Tensor max(const Tensor& a, int64_t dim, bool keepdim) {
+  check_defined(a, "max");
   dim = normalize_dim(dim, a.dim(), "max", a.shape());
   if (a.dim() == 0) return max(a);
   std::vector<int64_t> argmax;
@@ -99,10 +105,13 @@ Tensor max(const Tensor& a, int64_t dim, bool keepdim) {
 }
 
 Tensor argmax(const Tensor& a, int64_t dim, bool keepdim) {
+  check_defined(a, "argmax");
   dim = normalize_dim(dim, a.dim(), "argmax", a.shape());
   if (a.dim() == 0) return zeros({});
+  AG_CHECK(a.shape()[dim] > 0, "argmax: cannot take the argmax over an empty dim {} of shape {}",
+           dim, shape_str(a.shape()));
   std::vector<int64_t> index;
-  Tensor out = kernel::max_dim(a, dim, keepdim, &index);
+  Tensor out = kernel::max_dim(a, dim, keepdim, &index, "argmax");
   for (int64_t i = 0; i < out.numel(); ++i) out.data()[i] = static_cast<real>(index[i]);
   return out;  // indices are not differentiable: no node
 }

@@ -38,7 +38,17 @@ Tensor permuted(const Tensor& a, const std::vector<int64_t>& order, const char* 
 
 }  // namespace
 
+// A copy, recorded as torch.clone's is: the identity, whose gradient is g itself.
+Tensor Tensor::clone() const {
+  check_defined(*this, "clone", "tensor");
+  Tensor out = detach();
+  // d(clone a)/da = 1
+  record("CloneBackward", out, {*this}, [](const Tensor& g, const Tensor&) { return Grads{g}; });
+  return out;
+}
+
 Tensor reshape(const Tensor& a, const Shape& shape) {
+  check_defined(a, "reshape");
   Shape target = shape;
   int64_t known = 1, inferred = -1;
   for (size_t i = 0; i < target.size(); ++i) {
@@ -47,7 +57,9 @@ Tensor reshape(const Tensor& a, const Shape& shape) {
       inferred = static_cast<int64_t>(i);
     } else {
       AG_CHECK(target[i] >= 0, "reshape: invalid size {} in {}", target[i], shape_str(shape));
-      known *= target[i];
+      AG_CHECK(!__builtin_mul_overflow(known, target[i], &known),
+               "reshape: shape {} has more elements than a 64-bit count holds (int64)",
+               shape_str(shape));
     }
   }
   if (inferred >= 0) {
@@ -56,6 +68,7 @@ Tensor reshape(const Tensor& a, const Shape& shape) {
              shape_str(shape));
     target[inferred] = a.numel() / known;
   }
+  check_sizes(target, "reshape");  // the product of the sizes and the strides fit
   AG_CHECK(shape_numel(target) == a.numel(),
            "reshape: cannot reshape {} ({} elements) into {} ({})", describe(a), a.numel(),
            shape_str(shape), shape_numel(target));
@@ -63,6 +76,7 @@ Tensor reshape(const Tensor& a, const Shape& shape) {
 }
 
 Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
+  check_defined(a, "permute");
   AG_CHECK(static_cast<int64_t>(dims.size()) == a.dim(),
            "permute: {} has {} dims but the permutation ({}) has {}", describe(a), a.dim(),
            fmt::join(dims, ","), dims.size());
@@ -78,6 +92,7 @@ Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
 }
 
 Tensor transpose(const Tensor& a, int64_t dim0, int64_t dim1) {
+  check_defined(a, "transpose");
   int64_t d0 = normalize_dim(dim0, a.dim(), "transpose", a.shape());
   int64_t d1 = normalize_dim(dim1, a.dim(), "transpose", a.shape());
   std::vector<int64_t> dims(a.dim());
@@ -87,6 +102,7 @@ Tensor transpose(const Tensor& a, int64_t dim0, int64_t dim1) {
 }
 
 Tensor unsqueeze(const Tensor& a, int64_t dim) {
+  check_defined(a, "unsqueeze");
   // A new dim may go at any of dim()+1 places: -dim()-1 .. dim().
   dim = normalize_dim(dim, a.dim() + 1, "unsqueeze", a.shape());
   Shape shape = a.shape();
@@ -95,6 +111,7 @@ Tensor unsqueeze(const Tensor& a, int64_t dim) {
 }
 
 Tensor squeeze(const Tensor& a, int64_t dim) {
+  check_defined(a, "squeeze");
   dim = normalize_dim(dim, a.dim(), "squeeze", a.shape());
   if (a.dim() == 0) return reshaped(a, {}, "SqueezeBackward");
   Shape shape = a.shape();
@@ -103,6 +120,7 @@ Tensor squeeze(const Tensor& a, int64_t dim) {
 }
 
 Tensor squeeze(const Tensor& a) {
+  check_defined(a, "squeeze");
   Shape shape;
   for (int64_t s : a.shape())
     if (s != 1) shape.push_back(s);
@@ -111,6 +129,8 @@ Tensor squeeze(const Tensor& a) {
 
 Tensor cat(const std::vector<Tensor>& parts, int64_t dim) {
   AG_CHECK(!parts.empty(), "cat: needs at least one tensor");
+  for (size_t i = 0; i < parts.size(); ++i)
+    AG_CHECK(parts[i].defined(), "cat: tensor {} is an undefined tensor", i);
   const Tensor& first = parts[0];
   AG_CHECK(first.dim() > 0, "cat: cannot concatenate 0-dim tensors; unsqueeze them or use stack");
   dim = normalize_dim(dim, first.dim(), "cat", first.shape());
@@ -123,6 +143,11 @@ Tensor cat(const std::vector<Tensor>& parts, int64_t dim) {
              "along dim {}",
              i, shape_str(parts[i].shape()), shape_str(first.shape()), dim);
   }
+  // The result's size along dim, the sum of the parts' sizes, and its shape must fit int64.
+  Shape shape = first.shape();
+  for (size_t i = 1; i < parts.size(); ++i)
+    shape[dim] = checked_add(shape[dim], parts[i].shape()[dim], "cat", "the result's size");
+  check_sizes(shape, "cat");
   Tensor out = kernel::cat(parts, dim);
   // Each part's gradient is its own stretch of g along dim.
   std::vector<int64_t> sizes;
@@ -141,11 +166,16 @@ Tensor cat(const std::vector<Tensor>& parts, int64_t dim) {
 
 Tensor stack(const std::vector<Tensor>& parts, int64_t dim) {
   AG_CHECK(!parts.empty(), "stack: needs at least one tensor");
+  for (size_t i = 0; i < parts.size(); ++i)
+    AG_CHECK(parts[i].defined(), "stack: tensor {} is an undefined tensor", i);
   for (size_t i = 1; i < parts.size(); ++i)
     AG_CHECK(parts[i].shape() == parts[0].shape(),
              "stack: tensor {} has shape {} but tensor 0 has {}; all must be equal", i,
              shape_str(parts[i].shape()), shape_str(parts[0].shape()));
   dim = normalize_dim(dim, parts[0].dim() + 1, "stack", parts[0].shape());
+  Shape stacked = parts[0].shape();
+  stacked.insert(stacked.begin() + dim, static_cast<int64_t>(parts.size()));
+  check_sizes(stacked, "stack");
   std::vector<Tensor> unsqueezed;
   for (const Tensor& p : parts) unsqueezed.push_back(unsqueeze(p, dim));
   return cat(unsqueezed, dim);
@@ -176,6 +206,7 @@ struct NarrowNode final : Node {
 }  // namespace
 
 Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
+  check_defined(a, "narrow");
   AG_CHECK(a.dim() > 0, "narrow: cannot narrow a 0-dim tensor");
   dim = normalize_dim(dim, a.dim(), "narrow", a.shape());
   int64_t size = a.shape()[dim];
@@ -183,7 +214,7 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
            "narrow: [{}, {}) is outside dim {} of {} (size {})", start,
            double(start) + double(length), dim, describe(a), size);  // double: no overflow
   Tensor out = kernel::narrow(a, dim, start, length);
-  check_anomaly(out, "NarrowBackward");
+  check_anomaly(out, "NarrowBackward", &a, &a + 1);
   if (needs_record(&a, &a + 1))
     attach_node(out, std::make_shared<NarrowNode>(std::vector<Node::Edge>{{a, a.version()}},
                                                   out.version(), a.shape(), dim, start));
@@ -191,6 +222,7 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
 }
 
 Tensor slice(const Tensor& a, int64_t dim, int64_t start, int64_t end) {
+  check_defined(a, "slice");
   AG_CHECK(a.dim() > 0, "slice: cannot slice a 0-dim tensor");
   int64_t size = a.shape()[normalize_dim(dim, a.dim(), "slice", a.shape())];
   // Python's rules: negative bounds count from the end, bounds are clamped.
@@ -202,6 +234,7 @@ Tensor slice(const Tensor& a, int64_t dim, int64_t start, int64_t end) {
 }
 
 std::vector<int64_t> to_indices(const Tensor& index, const char* op) {
+  check_defined(index, op, "index");
   AG_CHECK(index.dim() <= 1, "{}: indices must be a 0-D or 1-D tensor, got shape {}", op,
            shape_str(index.shape()));
   std::vector<int64_t> out(index.numel());
@@ -216,6 +249,7 @@ std::vector<int64_t> to_indices(const Tensor& index, const char* op) {
 }
 
 Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& index) {
+  check_defined(a, "index_select");
   AG_CHECK(a.dim() > 0, "index_select: cannot index a 0-dim tensor");
   dim = normalize_dim(dim, a.dim(), "index_select", a.shape());
   int64_t size = a.shape()[dim];
@@ -224,6 +258,9 @@ Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& in
              "index_select: index {} at position {} is out of range for dim {} of {} (valid: "
              "0..{})",
              index[i], i, dim, describe(a), size - 1);
+  Shape shape = a.shape();
+  shape[dim] = static_cast<int64_t>(index.size());
+  check_sizes(shape, "index_select");
   Tensor out = kernel::index_select(a, dim, index);
   // Each picked slice sends its gradient back to the row it came from;
   // a row picked twice receives the sum.
@@ -235,6 +272,8 @@ Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& in
 }
 
 Tensor index_select(const Tensor& a, int64_t dim, const Tensor& index) {
+  check_defined(a, "index_select");
+  check_defined(index, "index_select", "index");
   return index_select(a, dim, to_indices(index, "index_select"));
 }
 

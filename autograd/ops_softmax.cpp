@@ -39,6 +39,7 @@ Tensor log_softmax_backward(const Tensor& g, const Tensor& y, int64_t dim, bool 
 }  // namespace
 
 Tensor softmax(const Tensor& a, int64_t dim) {
+  check_defined(a, "softmax");
   dim = normalize_dim(dim, a.dim(), "softmax", a.shape());
   const bool plain = reference_mode();
   // [F0.2] y_i = exp(x_i - max) / sum_j exp(x_j - max)     along dim
@@ -50,6 +51,7 @@ Tensor softmax(const Tensor& a, int64_t dim) {
 }
 
 Tensor log_softmax(const Tensor& a, int64_t dim) {
+  check_defined(a, "log_softmax");
   dim = normalize_dim(dim, a.dim(), "log_softmax", a.shape());
   const bool plain = reference_mode();
   // y_i = x_i - max - log sum_j exp(x_j - max)             along dim

@@ -157,10 +157,10 @@ void tape_forward(const Node& node, const Tensor& output) {
   Entry e;
   e.name = forward_name(node.name);
   e.forward_line = forward_line(node, output);
-  e.output = output.clone();
+  e.output = output.detach();
   for (size_t i = 0; i < node.inputs.size(); ++i) {
     const Tensor& input = node.inputs[i].tensor;
-    if (input.defined() && input.is_leaf()) e.inputs[static_cast<int>(i)] = input.clone();
+    if (input.defined() && input.is_leaf()) e.inputs[static_cast<int>(i)] = input.detach();
   }
   recording().entries[node.id] = std::move(e);
 }
@@ -171,13 +171,13 @@ void tape_backward(const Node& node, const Tensor& grad_output, const std::vecto
   if (found == recording().entries.end()) return;  // made before the recording started
   Entry& e = found->second;
   e.reached = true;
-  e.grad_output = grad_output.clone();
+  e.grad_output = grad_output.detach();
   e.backward_line = backward_line(node, grad_output, grads);
   if (added_in_place) return;  // grads holds the input (for the line), not a gradient
   for (size_t i = 0; i < grads.size() && i < node.inputs.size(); ++i) {
     const Tensor& input = node.inputs[i].tensor;
     if (grads[i].defined() && input.defined() && input.is_leaf() && input.requires_grad())
-      e.grad_inputs[static_cast<int>(i)] = grads[i].clone();
+      e.grad_inputs[static_cast<int>(i)] = grads[i].detach();
   }
 }
 

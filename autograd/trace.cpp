@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "autograd/node.hpp"
+#include "core/error.hpp"
 #include "core/mode.hpp"
 
 namespace ag {
@@ -38,6 +39,9 @@ const char* mode_announced = nullptr;
 }  // namespace
 
 void set_trace(bool enabled, std::FILE* sink) {
+  AG_CHECK(sink != nullptr,
+           "set_trace: the sink is a null FILE*; pass stderr, stdout or a file opened for "
+           "writing");
   trace_flag = enabled;
   trace_sink = sink;
   mode_announced = nullptr;

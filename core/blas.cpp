@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdlib>
 
 #include "core/error.hpp"
@@ -114,7 +115,31 @@ std::string blas_summary() {
 
 namespace {
 std::vector<GemmCall>* recorded_calls = nullptr;
+int64_t int_max = INT_MAX;  // blas_int_max()
+
+// One BLAS call, every size already known to fit an int.
+void call_blas(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, real alpha,
+               const real* a, int64_t lda, const real* b, int64_t ldb, real beta, real* c,
+               int64_t ldc) {
+  CBLAS_TRANSPOSE ta = transpose_a ? CblasTrans : CblasNoTrans;
+  CBLAS_TRANSPOSE tb = transpose_b ? CblasTrans : CblasNoTrans;
+#ifdef AG_USE_DOUBLE
+  openblas().dgemm(CblasRowMajor, ta, tb, int(m), int(n), int(k), alpha, a, int(lda), b, int(ldb),
+                   beta, c, int(ldc));
+#else
+  openblas().sgemm(CblasRowMajor, ta, tb, int(m), int(n), int(k), alpha, a, int(lda), b, int(ldb),
+                   beta, c, int(ldc));
+#endif
+}
 }  // namespace
+
+int64_t blas_int_max() { return int_max; }
+
+void set_blas_int_max(int64_t limit) {
+  AG_CHECK(limit >= 1 && limit <= INT_MAX, "set_blas_int_max: limit {} is outside 1..{}", limit,
+           INT_MAX);
+  int_max = limit;
+}
 
 void record_gemm_calls(std::vector<GemmCall>* calls) { recorded_calls = calls; }
 
@@ -130,16 +155,33 @@ void gemm_strided(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int6
                   const real* a, int64_t lda, const real* b, int64_t ldb, real beta, real* c,
                   int64_t ldc) {
   if (m == 0 || n == 0) return;
+  const int64_t limit = int_max;
+  // A stored row is read whole by one call: its length cannot be split.
+  AG_CHECK(n <= limit && lda <= limit && ldb <= limit && ldc <= limit,
+           "gemm: ({},{}) x ({},{}) has a stored row of {} elements (n {}, leading dimensions {}, "
+           "{}, {}), past BLAS's int limit {}",
+           m, k, k, n, std::max({n, lda, ldb, ldc}), n, lda, ldb, ldc, limit);
   if (recorded_calls) recorded_calls->push_back({transpose_a, transpose_b, m, n, k, lda, ldb, ldc});
-  CBLAS_TRANSPOSE ta = transpose_a ? CblasTrans : CblasNoTrans;
-  CBLAS_TRANSPOSE tb = transpose_b ? CblasTrans : CblasNoTrans;
-#ifdef AG_USE_DOUBLE
-  openblas().dgemm(CblasRowMajor, ta, tb, int(m), int(n), int(k), alpha, a, int(lda), b, int(ldb),
-                   beta, c, int(ldc));
-#else
-  openblas().sgemm(CblasRowMajor, ta, tb, int(m), int(n), int(k), alpha, a, int(lda), b, int(ldb),
-                   beta, c, int(ldc));
-#endif
+  if (m <= limit && k <= limit) {  // the usual case: one call
+    call_blas(transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  // C = alpha op(A) op(B) + beta C, rows i.. of C from rows i.. of op(A), and the
+  // sum over k in stretches p.. added up in C (beta for the first, then 1).
+  for (int64_t i = 0; i < m; i += limit) {
+    const int64_t rows = std::min(limit, m - i);
+    int64_t p = 0;
+    do {
+      const int64_t depth = std::min(limit, k - p);
+      // op(A)[i, p] is A[i, p] stored (m,k), or A[p, i] stored (k,m) when transposed
+      const real* a_piece = transpose_a ? a + p * lda + i : a + i * lda + p;
+      // op(B)[p, 0] is B[p, 0] stored (k,n), or B[0, p] stored (n,k) when transposed
+      const real* b_piece = transpose_b ? b + p : b + p * ldb;
+      call_blas(transpose_a, transpose_b, rows, n, depth, alpha, a_piece, lda, b_piece, ldb,
+                p == 0 ? beta : real(1), c + i * ldc, ldc);
+      p += depth;
+    } while (p < k);
+  }
 }
 
 }  // namespace ag

@@ -31,6 +31,17 @@ void gemm_strided(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int6
                   const real* a, int64_t lda, const real* b, int64_t ldb, real beta, real* c,
                   int64_t ldc);
 
+// BLAS takes every size as an int. A GEMM whose m or k is larger is split into
+// pieces of at most blas_int_max() rows or terms (each piece's products added
+// into C), so a batch of more than 2^31 - 1 rows is still one correct matmul.
+// A stored row longer than that (n, or a leading dimension) cannot be split
+// and is an ag::Error naming the sizes. Callers that know the user's function
+// (matmul, linear) check the row lengths themselves first.
+int64_t blas_int_max();
+// INT_MAX unless changed; tests lower it to check the split and the refusal on
+// small matrices (as if BLAS's int were that small). At least 1.
+void set_blas_int_max(int64_t limit);
+
 // The benchmark's roofline: while a list is set, every gemm and gemm_strided
 // call appends its shape to it, so that the same GEMMs can be timed on their
 // own. Off (nullptr) by default; one test of a pointer per call.

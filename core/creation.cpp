@@ -70,20 +70,20 @@ Tensor tensor(const NestedList& values) {
 
 Tensor scalar(real value) { return from_vector({value}, {}); }
 
-Tensor full(const Shape& shape, real value) {
-  check_sizes(shape, "full");
-  Tensor t = Tensor::empty(shape);
+namespace {
+// full, under the name of the function called (zeros, ones) for its errors.
+Tensor filled(const Shape& shape, real value, const char* op) {
+  Tensor t = Tensor::empty(shape, op);
   std::fill(t.data(), t.data() + t.numel(), value);
   return t;
 }
-Tensor zeros(const Shape& shape) {
-  check_sizes(shape, "zeros");
-  return full(shape, 0);
-}
-Tensor ones(const Shape& shape) {
-  check_sizes(shape, "ones");
-  return full(shape, 1);
-}
+}  // namespace
+
+Tensor full(const Shape& shape, real value) { return filled(shape, value, "full"); }
+Tensor zeros(const Shape& shape) { return filled(shape, 0, "zeros"); }
+Tensor ones(const Shape& shape) { return filled(shape, 1, "ones"); }
+Tensor zeros(const Shape& shape, const char* op) { return filled(shape, 0, op); }
+Tensor ones(const Shape& shape, const char* op) { return filled(shape, 1, op); }
 Tensor zeros_like(const Tensor& t) { return zeros(t.shape()); }
 Tensor ones_like(const Tensor& t) { return ones(t.shape()); }
 
@@ -99,30 +99,40 @@ Tensor arange(real start, real end, real step) {
   AG_CHECK(count < 0x1p40, "arange: [{}, {}) with step {} would have {} elements", start, end, step,
            count);
   auto n = static_cast<int64_t>(count);
-  Tensor t = Tensor::empty({n});
+  Tensor t = Tensor::empty({n}, "arange");
   for (int64_t i = 0; i < n; ++i) t.data()[i] = start + static_cast<real>(i) * step;
   return t;
 }
 
 Tensor linspace(real start, real end, int64_t steps) {
+  AG_CHECK(std::isfinite(start) && std::isfinite(end),
+           "linspace: start {} and end {} must be finite", start, end);
   AG_CHECK(steps >= 0, "linspace: steps must be >= 0, got {}", steps);
-  Tensor t = Tensor::empty({steps});
-  for (int64_t i = 0; i < steps; ++i)
-    t.data()[i] = steps == 1 ? start : start + (end - start) * real(i) / real(steps - 1);
+  Tensor t = Tensor::empty({steps}, "linspace");
+  // end - start overflows for ends near the type's limits: then the same points as a
+  // weighted mean of the ends, which cannot overflow
+  const bool span_fits = std::isfinite(end - start);
+  for (int64_t i = 0; i < steps; ++i) {
+    const real f = real(i) / real(std::max<int64_t>(steps - 1, 1));  // 0 .. 1
+    if (steps == 1)
+      t.data()[i] = start;
+    else if (span_fits)
+      t.data()[i] = start + (end - start) * real(i) / real(steps - 1);
+    else
+      t.data()[i] = start * (1 - f) + end * f;
+  }
   return t;
 }
 
 Tensor rand(const Shape& shape, Generator& gen) {
-  check_sizes(shape, "rand");
-  Tensor t = Tensor::empty(shape);
+  Tensor t = Tensor::empty(shape, "rand");
   for (real& x : t.impl()->data) x = uniform_real(gen);
   return t;
 }
 
 Tensor uniform(const Shape& shape, real low, real high, Generator& gen) {
-  AG_CHECK(low <= high, "uniform: low {} is greater than high {}", low, high);
-  check_sizes(shape, "uniform");
-  Tensor t = Tensor::empty(shape);
+  check_uniform_bounds(low, high, "uniform");
+  Tensor t = Tensor::empty(shape, "uniform");
   for (real& x : t.impl()->data) {
     x = low + (high - low) * uniform_real(gen);
     if (x >= high && low < high) x = std::nextafter(high, low);  // rounding must not reach high
@@ -131,18 +141,26 @@ Tensor uniform(const Shape& shape, real low, real high, Generator& gen) {
 }
 
 Tensor randn(const Shape& shape, Generator& gen) {
-  check_sizes(shape, "randn");
-  Tensor t = Tensor::empty(shape);
+  Tensor t = Tensor::empty(shape, "randn");
   for (real& x : t.impl()->data) x = static_cast<real>(gen.normal());
   return t;
 }
 
 Tensor randint(int64_t low, int64_t high, const Shape& shape, Generator& gen) {
-  check_sizes(shape, "randint");
   AG_CHECK(low < high, "randint: empty range [{}, {})", low, high);
-  Tensor t = Tensor::empty(shape);
+  Tensor t = Tensor::empty(shape, "randint");
   for (real& x : t.impl()->data) x = static_cast<real>(gen.randint(low, high));
   return t;
+}
+
+void check_uniform_bounds(real low, real high, const char* op) {
+  AG_CHECK(std::isfinite(low) && std::isfinite(high), "{}: low {} and high {} must be finite", op,
+           low, high);
+  AG_CHECK(low <= high, "{}: low {} is greater than high {}", op, low, high);
+  AG_CHECK(std::isfinite(high - low),
+           "{}: high - low = {} - ({}) overflows {}: the draws low + (high - low) u would be "
+           "infinite",
+           op, high, low, real_name);
 }
 
 Tensor from_vector(std::vector<real> data, const Shape& shape) {
@@ -150,10 +168,9 @@ Tensor from_vector(std::vector<real> data, const Shape& shape) {
   AG_CHECK(static_cast<int64_t>(data.size()) == shape_numel(shape),
            "from_vector: {} values cannot fill shape {} ({} elements)", data.size(),
            shape_str(shape), shape_numel(shape));
-  auto impl = std::make_shared<TensorImpl>();
-  impl->data.assign(data.begin(), data.end());
-  impl->shape = shape;
-  return Tensor(std::move(impl));
+  Tensor t = Tensor::empty(shape, "from_vector");
+  std::copy(data.begin(), data.end(), t.data());
+  return t;
 }
 
 Tensor from_vector(std::vector<real> data) {

@@ -36,6 +36,10 @@ Tensor scalar(real value);  // a 0-dim tensor, shape ()
 
 Tensor zeros(const Shape& shape);
 Tensor ones(const Shape& shape);
+// The same, for a function that makes a tensor from sizes it was given (a mask
+// from a length): `op`, its name, is what an error names.
+Tensor zeros(const Shape& shape, const char* op);
+Tensor ones(const Shape& shape, const char* op);
 Tensor full(const Shape& shape, real value);
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
@@ -48,7 +52,10 @@ Tensor linspace(real start, real end, int64_t steps);  // both ends included
 Tensor rand(const Shape& shape, Generator& gen = default_generator());
 Tensor randn(const Shape& shape, Generator& gen = default_generator());
 Tensor randint(int64_t low, int64_t high, const Shape& shape, Generator& gen = default_generator());
+// low and high finite, low <= high, and high - low finite, or an ag::Error.
 Tensor uniform(const Shape& shape, real low, real high, Generator& gen = default_generator());
+// The check of uniform's bounds, for the functions that draw the same way (init::uniform_).
+void check_uniform_bounds(real low, real high, const char* op);
 
 // Copies `data` into a tensor of `shape`; sizes must agree.
 Tensor from_vector(std::vector<real> data, const Shape& shape);

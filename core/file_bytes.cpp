@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 
 namespace ag::file_bytes {
@@ -15,7 +16,22 @@ void fail(const Where& where, const std::string& problem) {
   throw Error(fmt::format("{}: '{}': {}", where.op, where.file, problem));
 }
 
+std::string escaped(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte == 0)
+      out += "\\0";
+    else if (byte < 0x20 || byte == 0x7F)
+      out += fmt::format("\\x{:02x}", byte);
+    else
+      out += c;
+  }
+  return out;
+}
+
 std::string read_file(const char* op, const std::string& path) {
+  check_path(op, path);
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
                                                        &std::fclose);
   AG_CHECK(file, "{}: cannot open '{}': {}", op, path, std::strerror(errno));
@@ -28,13 +44,7 @@ std::string read_file(const char* op, const std::string& path) {
 }
 
 void write_file(const char* op, const std::string& path, std::string_view bytes) {
-  std::FILE* file = std::fopen(path.c_str(), "wb");
-  AG_CHECK(file, "{}: cannot create '{}': {}", op, path, std::strerror(errno));
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size();
-  int error = errno;
-  if (std::fclose(file) != 0 && ok) ok = false, error = errno;
-  if (!ok) std::remove(path.c_str());
-  AG_CHECK(ok, "{}: cannot write '{}': {}", op, path, std::strerror(error));
+  write_file_atomically(op, path, bytes);
 }
 
 std::string out_of_range(const char* src, size_t index) {

@@ -28,9 +28,13 @@ struct Where {
 // Throws ag::Error "op: 'file': problem" (or "op: problem" without a file).
 [[noreturn]] void fail(const Where& where, const std::string& problem);
 
+// Text from a file as errors show it: a NUL byte as \0 and other control
+// bytes as \xNN, so that the message (a C string) is not cut short at a NUL.
+std::string escaped(std::string_view text);
+
+// Both refuse a path with a NUL byte (core/atomic_file.hpp: check_path).
 std::string read_file(const char* op, const std::string& path);
-// A file that could not be written completely is removed, so a half-written
-// file never passes for a whole one.
+// Atomically (core/atomic_file.hpp): the old file or the new one, never a mix.
 void write_file(const char* op, const std::string& path, std::string_view bytes);
 
 // `count` elements stored as `Stored` (float or double) at `src`, converted to

@@ -36,14 +36,16 @@ double Generator::normal() {
 
 int64_t Generator::randint(int64_t low, int64_t high) {
   AG_CHECK(low < high, "randint: empty range [{}, {})", low, high);
-  uint64_t range = static_cast<uint64_t>(high - low);
+  // In unsigned arithmetic, which wraps instead of overflowing: the range of
+  // [INT64_MIN, INT64_MAX) is 2^64 - 1, more than int64 holds.
+  const uint64_t range = static_cast<uint64_t>(high) - static_cast<uint64_t>(low);
   // Rejection sampling: drop draws from the incomplete last block so every
   // value in the range is exactly equally likely.
   uint64_t limit = UINT64_MAX - UINT64_MAX % range;
   uint64_t draw;
   do draw = engine_();
   while (draw >= limit);
-  return low + static_cast<int64_t>(draw % range);
+  return static_cast<int64_t>(static_cast<uint64_t>(low) + draw % range);
 }
 
 Generator& default_generator() {

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <random>
 
+#include "core/error.hpp"
+
 namespace ag {
 
 class Generator {
@@ -21,7 +23,11 @@ class Generator {
   double uniform();                            // in [0, 1), 53 random bits
   double normal();                             // mean 0, variance 1 (Box-Muller)
   int64_t randint(int64_t low, int64_t high);  // uniform integer in [low, high)
-  bool bernoulli(double p) { return uniform() < p; }
+  // true with probability p, 0 <= p <= 1
+  bool bernoulli(double p) {
+    AG_CHECK(p >= 0 && p <= 1, "bernoulli: probability {} is outside [0, 1]", p);
+    return uniform() < p;
+  }
 
  private:
   std::mt19937_64 engine_;

@@ -118,14 +118,14 @@ Tensor zip(const Tensor& a, const Tensor& b, const char* op, F f) {
   AG_CHECK(a.defined() && b.defined(), "{}: the {} operand is an undefined tensor", op,
            a.defined() ? "second" : "first");
   if (a.shape() == b.shape()) {  // fast path: same shape, one flat loop
-    Tensor out = Tensor::empty(a.shape());
+    Tensor out = Tensor::empty(a.shape(), op);
     zip_loop(a.data(), b.data(), out.data(), a.numel(), false, false, f);
     return out;
   }
   Shape shape;
   if (!try_broadcast_shapes(a.shape(), b.shape(), shape))
     throw Error(broadcast_error(op, describe(a), describe(b), a.shape(), b.shape()));
-  Tensor out = Tensor::empty(shape);
+  Tensor out = Tensor::empty(shape, op);
   const int64_t n = out.numel();
   if (b.numel() == 1 && a.numel() == n) {  // fast path: tensor with a scalar
     zip_loop(a.data(), b.data(), out.data(), n, false, true, f);
@@ -149,14 +149,18 @@ Tensor sum_to(const Tensor& g, const Shape& shape);
 // the other operand of a broadcast multiply (mul's backward). b broadcasts to g.
 Tensor mul_sum_to(const Tensor& g, const Tensor& b, const Shape& shape);
 
-// Repeats a along broadcast dims to `shape` (the inverse of sum_to).
-Tensor broadcast_to(const Tensor& a, const Shape& shape);
+// Repeats a along broadcast dims to `shape` (the inverse of sum_to). `op` names
+// the caller in errors.
+Tensor broadcast_to(const Tensor& a, const Shape& shape, const char* op = "broadcast_to");
 
 // --- reductions (dim already normalized) -----------------------------------------
 real sum_all(const Tensor& a);
-Tensor sum_dim(const Tensor& a, int64_t dim, bool keepdim);
+// `op` names the caller in errors (the result of reducing a zero-size tensor
+// over its empty dim may be too large to allocate: (0, 2^40) -> (2^40) zeros).
+Tensor sum_dim(const Tensor& a, int64_t dim, bool keepdim, const char* op = "sum");
 // Max along dim; `argmax` receives the index (along dim) of the first maximum.
-Tensor max_dim(const Tensor& a, int64_t dim, bool keepdim, std::vector<int64_t>* argmax);
+Tensor max_dim(const Tensor& a, int64_t dim, bool keepdim, std::vector<int64_t>* argmax,
+               const char* op = "max");
 Shape reduced_shape(const Shape& shape, int64_t dim, bool keepdim);
 
 // --- moving elements ---------------------------------------------------------------

@@ -18,7 +18,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose
     Shape shape = batch_a;
     shape.push_back(m);
     shape.push_back(n);
-    Tensor out = Tensor::empty(shape);
+    Tensor out = Tensor::empty(shape, "matmul");
     gemm(false, transpose_b, shape_numel(batch_a) * m, n, k, 1, a.data(), b.data(), 0, out.data());
     return out;
   }
@@ -28,7 +28,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose
   Shape shape = batch;
   shape.push_back(m);
   shape.push_back(n);
-  Tensor out = Tensor::empty(shape);
+  Tensor out = Tensor::empty(shape, "matmul");
   if (out.numel() == 0) return out;
   // Offsets of each batch's matrix in a and b, in units of whole matrices.
   std::vector<int64_t> step_a = broadcast_strides(batch_a, batch);
@@ -50,7 +50,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose
 Tensor matmul_rows_tn(const Tensor& a, const Tensor& g) {
   const int64_t k = a.shape().back(), n = g.shape().back();
   const int64_t rows = shape_numel(Shape(a.shape().begin(), a.shape().end() - 1));
-  Tensor out = Tensor::empty({k, n});
+  Tensor out = Tensor::empty({k, n}, "matmul");
   // (rows, K)^T x (rows, N) = sum over rows of outer products = (K, N)
   gemm(true, false, k, n, rows, 1, a.data(), g.data(), 0, out.data());
   return out;

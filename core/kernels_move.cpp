@@ -15,7 +15,7 @@ void copy_elements(real* to, const real* from, int64_t n) {
 }  // namespace
 
 Tensor reshape(const Tensor& a, const Shape& shape) {
-  Tensor out = Tensor::empty(shape);
+  Tensor out = Tensor::empty(shape, "reshape");
   copy_elements(out.data(), a.data(), a.numel());
   return out;
 }
@@ -53,7 +53,7 @@ Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
     shape[i] = in[dims[i]];
     read[i] = in_strides[dims[i]];
   }
-  Tensor out = Tensor::empty(shape);
+  Tensor out = Tensor::empty(shape, "permute");
   if (out.numel() == 0) return out;
   permute_rows(shape, read, a.data(), out.data());
   return out;
@@ -62,8 +62,10 @@ Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
 Tensor cat(const std::vector<Tensor>& parts, int64_t dim) {
   Shape shape = parts[0].shape();
   shape[dim] = 0;
-  for (const Tensor& p : parts) shape[dim] += p.shape()[dim];
-  Tensor out = Tensor::empty(shape);
+  for (const Tensor& p : parts) shape[dim] = checked_add(shape[dim], p.shape()[dim], "cat", "size");
+  Tensor out = Tensor::empty(shape, "cat");
+  // An empty result has nothing to copy; its loops could still count to 2^62.
+  if (out.numel() == 0) return out;
   auto [outer, total, inner] = split_at(shape, dim);
   // Each output slab [o] is the parts' slabs [o] one after another.
   int64_t written = 0;
@@ -79,7 +81,8 @@ Tensor cat(const std::vector<Tensor>& parts, int64_t dim) {
 Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
   Shape shape = a.shape();
   shape[dim] = length;
-  Tensor out = Tensor::empty(shape);
+  Tensor out = Tensor::empty(shape, "narrow");
+  if (out.numel() == 0) return out;  // nothing to copy (see cat)
   auto [outer, size, inner] = split_at(a.shape(), dim);
   for (int64_t o = 0; o < outer; ++o)
     copy_elements(out.data() + o * length * inner, a.data() + (o * size + start) * inner,
@@ -89,6 +92,7 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
 
 Tensor unnarrow(const Tensor& g, const Shape& shape, int64_t dim, int64_t start) {
   Tensor out = zeros(shape);  // the elements narrow did not take get gradient 0
+  if (g.numel() == 0) return out;
   auto [outer, size, inner] = split_at(shape, dim);
   int64_t length = g.shape()[dim];
   for (int64_t o = 0; o < outer; ++o)
@@ -98,6 +102,7 @@ Tensor unnarrow(const Tensor& g, const Shape& shape, int64_t dim, int64_t start)
 }
 
 void unnarrow_add(const Tensor& g, Tensor& sum, int64_t dim, int64_t start) {
+  if (g.numel() == 0) return;
   auto [outer, size, inner] = split_at(sum.shape(), dim);
   const int64_t chunk = g.shape()[dim] * inner;
   real* out = sum.data();
@@ -110,7 +115,8 @@ void unnarrow_add(const Tensor& g, Tensor& sum, int64_t dim, int64_t start) {
 Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& index) {
   Shape shape = a.shape();
   shape[dim] = static_cast<int64_t>(index.size());
-  Tensor out = Tensor::empty(shape);
+  Tensor out = Tensor::empty(shape, "index_select");
+  if (out.numel() == 0) return out;  // nothing to copy (see cat)
   auto [outer, size, inner] = split_at(a.shape(), dim);
   const int64_t n = shape[dim];
   for (int64_t o = 0; o < outer; ++o)
@@ -123,6 +129,7 @@ Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& in
 Tensor index_add(const Shape& shape, int64_t dim, const std::vector<int64_t>& index,
                  const Tensor& src) {
   Tensor out = zeros(shape);
+  if (src.numel() == 0) return out;
   auto [outer, size, inner] = split_at(shape, dim);
   const int64_t n = static_cast<int64_t>(index.size());
   for (int64_t o = 0; o < outer; ++o)

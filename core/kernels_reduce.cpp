@@ -99,10 +99,10 @@ Tensor mul_sum_to(const Tensor& g, const Tensor& b, const Shape& shape) {
   return out;
 }
 
-Tensor broadcast_to(const Tensor& a, const Shape& shape) {
+Tensor broadcast_to(const Tensor& a, const Shape& shape, const char* op) {
   if (a.shape() == shape) return a;
-  Tensor out = Tensor::empty(broadcast_shapes(a.shape(), shape, "broadcast_to"));
-  AG_CHECK(out.shape() == shape, "broadcast_to: {} cannot be broadcast to {}", shape_str(a.shape()),
+  Tensor out = Tensor::empty(broadcast_shapes(a.shape(), shape, op), op);
+  AG_CHECK(out.shape() == shape, "{}: {} cannot be broadcast to {}", op, shape_str(a.shape()),
            shape_str(shape));
   broadcast_rows(shape, broadcast_strides(a.shape(), shape), a.data(), out.data());
   return out;
@@ -140,8 +140,11 @@ Shape reduced_shape(const Shape& shape, int64_t dim, bool keepdim) {
   return out;
 }
 
-Tensor sum_dim(const Tensor& a, int64_t dim, bool keepdim) {
-  Tensor out = zeros(reduced_shape(a.shape(), dim, keepdim));
+Tensor sum_dim(const Tensor& a, int64_t dim, bool keepdim, const char* op) {
+  Tensor out = zeros(reduced_shape(a.shape(), dim, keepdim), op);
+  // Nothing to add. (The loops would still count through outer x size, which
+  // for a zero-size tensor such as (2^62, 0) is 2^62 empty steps.)
+  if (a.numel() == 0) return out;
   auto [outer, size, inner] = split_at(a.shape(), dim);
   sum_dim_loop(a.data(), out.data(), outer, size, inner);
   return out;
@@ -153,12 +156,14 @@ namespace {
 bool beats(real x, real best) { return x > best || (std::isnan(x) && !std::isnan(best)); }
 }  // namespace
 
-Tensor max_dim(const Tensor& a, int64_t dim, bool keepdim, std::vector<int64_t>* argmax) {
-  Tensor out = Tensor::empty(reduced_shape(a.shape(), dim, keepdim));
+Tensor max_dim(const Tensor& a, int64_t dim, bool keepdim, std::vector<int64_t>* argmax,
+               const char* op) {
   auto [outer, size, inner] = split_at(a.shape(), dim);
-  AG_CHECK(size > 0, "max: cannot take the max over an empty dim {} of shape {}", dim,
+  AG_CHECK(size > 0, "{}: cannot take the max over an empty dim {} of shape {}", op, dim,
            shape_str(a.shape()));
+  Tensor out = Tensor::empty(reduced_shape(a.shape(), dim, keepdim), op);
   if (argmax) argmax->assign(outer * inner, 0);
+  if (out.numel() == 0) return out;
   const real* x = a.data();
   real* y = out.data();
   for (int64_t o = 0; o < outer; ++o)
@@ -179,6 +184,7 @@ namespace {
 template <typename Write>
 Tensor softmax_like(const Tensor& a, int64_t dim, Write write) {
   Tensor out = Tensor::empty(a.shape());
+  if (a.numel() == 0) return out;  // (the loops would count through the empty slices)
   auto [outer, size, inner] = split_at(a.shape(), dim);
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < inner; ++i) {
@@ -212,10 +218,12 @@ AG_SIMD_CLONES void softmax_rows(const real* in, real* out, int64_t rows, int64_
     for (int64_t k = 0; k < size; ++k) y[k] = fast::exp(x[k] - max);
     const real sum = sum_lanes(size, [&](int64_t k) { return y[k]; });
     if (log) {
+      // all masked (sum 0): log of the zero weights, -inf, not -inf - (-inf) = NaN
       const real log_sum = std::log(sum);
-      for (int64_t k = 0; k < size; ++k) y[k] = x[k] - max - log_sum;
+      const real minus_inf = -std::numeric_limits<real>::infinity();
+      for (int64_t k = 0; k < size; ++k) y[k] = sum == 0 ? minus_inf : x[k] - max - log_sum;
     } else {
-      const real scale = sum > 0 ? 1 / sum : 0;
+      const real scale = sum == 0 ? 0 : 1 / sum;  // all masked: zeros; a NaN stays NaN
       for (int64_t k = 0; k < size; ++k) y[k] *= scale;
     }
   }
@@ -272,6 +280,7 @@ Tensor log_softmax(const Tensor& a, int64_t dim) {
 
 Tensor softmax_backward(const Tensor& g, const Tensor& y, int64_t dim) {
   Tensor dx = Tensor::empty(y.shape());
+  if (y.numel() == 0) return dx;
   auto [outer, size, inner] = split_at(y.shape(), dim);
   softmax_backward_loop(g.data(), y.data(), dx.data(), outer, size, inner);
   return dx;
@@ -281,21 +290,24 @@ Tensor softmax_reference(const Tensor& a, int64_t dim) {
   return softmax_like(a, dim,
                       [](const real* x, real* y, int64_t stride, int64_t size, real max, real sum) {
                         // exp(x - max) / sum: the max cancels, and no exp overflows.
-                        // A fully masked slice (sum 0) gets all-zero weights instead of 0/0.
-                        real scale = sum > 0 ? 1 / sum : 0;
+                        // A fully masked slice (sum 0) gets all-zero weights instead of 0/0;
+                        // a NaN in the slice makes sum NaN, and every weight NaN.
+                        real scale = sum == 0 ? 0 : 1 / sum;
                         for (int64_t k = 0; k < size; ++k)
                           y[k * stride] = fast::exp(x[k * stride] - max) * scale;
                       });
 }
 
 Tensor log_softmax_reference(const Tensor& a, int64_t dim) {
-  return softmax_like(a, dim,
-                      [](const real* x, real* y, int64_t stride, int64_t size, real max, real sum) {
-                        // log(exp(x - max) / sum) = x - max - log(sum)
-                        real log_sum = std::log(sum);
-                        for (int64_t k = 0; k < size; ++k)
-                          y[k * stride] = x[k * stride] - max - log_sum;
-                      });
+  return softmax_like(
+      a, dim, [](const real* x, real* y, int64_t stride, int64_t size, real max, real sum) {
+        // log(exp(x - max) / sum) = x - max - log(sum); a fully masked
+        // slice (sum 0) gets -inf, the log of softmax's zeros
+        real log_sum = std::log(sum);
+        for (int64_t k = 0; k < size; ++k)
+          y[k * stride] =
+              sum == 0 ? -std::numeric_limits<real>::infinity() : x[k * stride] - max - log_sum;
+      });
 }
 
 }  // namespace ag::kernel

@@ -34,7 +34,8 @@ constexpr const char* stored_descr = std::is_same_v<real, float> ? "<f4" : "<f8"
 // Text from the header as errors show it; cut short, as a hostile file may
 // hold a huge one.
 std::string show(std::string_view text) {
-  return text.size() <= 40 ? std::string(text) : std::string(text.substr(0, 36)) + "...";
+  return text.size() <= 40 ? file_bytes::escaped(text)
+                           : file_bytes::escaped(text.substr(0, 36)) + "...";
 }
 
 // What the header says. NumPy reads it with Python's literal parser; the
@@ -219,6 +220,8 @@ Tensor parse(const Where& where, std::string_view bytes) {
     if (__builtin_mul_overflow(numel, uint64_t(s), &numel) || numel > uint64_t(INT64_MAX))
       fail(where,
            fmt::format("shape {} has more elements than a 64-bit count holds", shape_str(shape)));
+  // A zero-size tensor too: (0, 2^62, 2^62) has no elements but strides past int64.
+  if (std::string problem = shape_problem(shape); !problem.empty()) fail(where, problem);
   std::string_view data = bytes.substr(preamble + header_length);
   if (__builtin_mul_overflow(numel, uint64_t(element_bytes), &needed) || needed != data.size())
     fail(where, fmt::format("shape {} of '{}' needs {} x {} data bytes, but the file holds {}{}",

@@ -90,7 +90,9 @@ class TensorPrinter {
     bool summarize = t.numel() > options.threshold;
     for (int64_t size : t.shape()) {
       std::vector<int64_t> indices;
-      bool shorten = summarize && size > 2 * options.edgeitems;
+      // size > 2 * edgeitems, without the product (a huge edgeitems would overflow it)
+      bool shorten =
+          summarize && options.edgeitems < size && size - options.edgeitems > options.edgeitems;
       for (int64_t i = 0; i < size; ++i) {
         if (shorten && i == options.edgeitems) {
           indices.push_back(-1);
@@ -195,11 +197,14 @@ std::string add_suffixes(std::string text, const std::vector<std::string>& suffi
 }  // namespace
 
 std::string to_string(const Tensor& t, const PrintOptions& options) {
+  // A double has 17 significant digits: more than max_precision digits after the
+  // point show nothing, and a precision of 2^31 would ask for gigabytes of zeros.
   AG_CHECK(options.edgeitems >= 1 && options.threshold >= 0 && options.precision >= 0 &&
-               options.linewidth >= 1,
+               options.precision <= PrintOptions::max_precision && options.linewidth >= 1,
            "to_string: invalid PrintOptions (threshold {}, edgeitems {}, precision {}, linewidth "
-           "{}): need threshold >= 0, edgeitems >= 1, precision >= 0, linewidth >= 1",
-           options.threshold, options.edgeitems, options.precision, options.linewidth);
+           "{}): need threshold >= 0, edgeitems >= 1, 0 <= precision <= {}, linewidth >= 1",
+           options.threshold, options.edgeitems, options.precision, options.linewidth,
+           PrintOptions::max_precision);
   if (!t.defined()) return "tensor(undefined)";
 
   std::vector<std::string> suffixes;

@@ -37,7 +37,8 @@ namespace ag {
 struct PrintOptions {
   int64_t threshold = 1000;  // summarise when numel() is larger than this
   int64_t edgeitems = 3;     // entries kept at each end of a summarised dim (>= 1)
-  int precision = 4;         // digits after the decimal point (fixed and scientific)
+  int precision = 4;         // digits after the decimal point (fixed and scientific), <= 100
+  static constexpr int max_precision = 100;
   int linewidth = 80;        // 1-D rows wrap onto new lines past this many characters
 };
 

@@ -39,8 +39,8 @@ using StringMap = std::map<std::string, std::string>;
 
 // A name as errors show it; cut short, as a hostile file may hold a huge one.
 std::string show(std::string_view name) {
-  if (name.size() <= 64) return fmt::format("'{}'", name);
-  return fmt::format("'{}...'", name.substr(0, 60));
+  if (name.size() <= 64) return fmt::format("'{}'", file_bytes::escaped(name));
+  return fmt::format("'{}...'", file_bytes::escaped(name.substr(0, 60)));
 }
 
 std::string serialize(const Where& where, const NamedTensors& tensors, const StringMap& metadata) {
@@ -156,6 +156,9 @@ Entry read_entry(const Where& where, const std::string& name, const json::Value&
       fail(where, fmt::format("{}: shape {} has more elements than a 64-bit count holds", who,
                               shape_str(e.shape)));
   }
+  // A zero-size tensor too: (0, 2^62, 2^62) has no elements but strides past int64.
+  if (std::string problem = shape_problem(e.shape); !problem.empty())
+    fail(where, who + ": " + problem);
 
   const json::Value& offsets = member(where, v, who, "data_offsets", Kind::Array);
   if (offsets.items.size() != 2)

@@ -1,23 +1,58 @@
 #include "core/shape.hpp"
 
+#include <limits>
+
 #include "core/error.hpp"
 
 namespace ag {
 
 std::string shape_str(const Shape& shape) { return fmt::format("({})", fmt::join(shape, ",")); }
 
-void check_sizes(const Shape& shape, const char* op) {
-  int64_t count = 1;
-  for (int64_t s : shape) {
-    AG_CHECK(s >= 0, "{}: negative size in shape {}", op, shape_str(shape));
-    AG_CHECK(!__builtin_mul_overflow(count, s, &count),
-             "{}: shape {} has more elements than a 64-bit count holds", op, shape_str(shape));
-  }
+namespace {
+
+constexpr int64_t int64_max = std::numeric_limits<int64_t>::max();
+
+// a * b for a product of sizes, or "op: shape ... has more elements than ...".
+int64_t multiply(int64_t a, int64_t b, const char* op, const Shape& shape) {
+  int64_t product;
+  AG_CHECK(!__builtin_mul_overflow(a, b, &product),
+           "{}: shape {} has more elements than a 64-bit count holds (int64 max {})", op,
+           shape_str(shape), int64_max);
+  return product;
 }
 
-int64_t shape_numel(const Shape& shape) {
+}  // namespace
+
+std::string shape_problem(const Shape& shape) {
+  bool empty = false;
+  for (int64_t s : shape) {
+    if (s < 0) return fmt::format("negative size in shape {}", shape_str(shape));
+    empty = empty || s == 0;
+  }
+  // The extent: the product with each 0 counted as 1, the largest stride or
+  // partial product any kernel computes for this shape.
+  int64_t extent = 1;
+  for (int64_t s : shape)
+    if (s != 0 && __builtin_mul_overflow(extent, s, &extent))
+      return empty ? fmt::format(
+                         "shape {} has no elements, but its other sizes multiply past int64's "
+                         "max {}, so its strides cannot be counted",
+                         shape_str(shape), int64_max)
+                   : fmt::format(
+                         "shape {} has more elements than a 64-bit count holds (int64 "
+                         "max {})",
+                         shape_str(shape), int64_max);
+  return "";
+}
+
+void check_sizes(const Shape& shape, const char* op) {
+  if (std::string problem = shape_problem(shape); !problem.empty())
+    throw Error(fmt::format("{}: {}", op, problem));
+}
+
+int64_t shape_numel(const Shape& shape, const char* op) {
   int64_t n = 1;
-  for (int64_t s : shape) n *= s;
+  for (int64_t s : shape) n = multiply(n, s, op, shape);
   return n;
 }
 
@@ -26,9 +61,16 @@ std::vector<int64_t> contiguous_strides(const Shape& shape) {
   int64_t stride = 1;
   for (size_t i = shape.size(); i-- > 0;) {
     strides[i] = stride;
-    stride *= shape[i];
+    stride = multiply(stride, shape[i], "contiguous_strides", shape);
   }
   return strides;
+}
+
+int64_t checked_add(int64_t a, int64_t b, const char* op, const char* what) {
+  int64_t sum;
+  AG_CHECK(!__builtin_add_overflow(a, b, &sum), "{}: {} {} + {} exceeds int64's max {}", op, what,
+           a, b, int64_max);
+  return sum;
 }
 
 int64_t normalize_dim(int64_t dim, int64_t ndim, const char* op, const Shape& shape) {
@@ -80,8 +122,9 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
 
 DimSplit split_at(const Shape& shape, int64_t dim) {
   DimSplit s{1, shape.empty() ? 1 : shape[dim], 1};
-  for (int64_t i = 0; i < dim; ++i) s.outer *= shape[i];
-  for (size_t i = dim + 1; i < shape.size(); ++i) s.inner *= shape[i];
+  for (int64_t i = 0; i < dim; ++i) s.outer = multiply(s.outer, shape[i], "split_at", shape);
+  for (size_t i = dim + 1; i < shape.size(); ++i)
+    s.inner = multiply(s.inner, shape[i], "split_at", shape);
   return s;
 }
 

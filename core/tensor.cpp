@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <new>
 #include <vector>
 
@@ -71,7 +72,14 @@ bool small_block(size_t bytes) { return bytes < (size_t(1) << kMinClass); }
 void* allocate_buffer(size_t bytes) {
   if (small_block(bytes)) return ::operator new(bytes);
   const int c = size_class(bytes);
-  if (c < 0 || cache_gone) return ::operator new(bytes, std::align_val_t(kAlignment));
+  if (c < 0 || cache_gone) {
+    // nothrow, then std::bad_alloc: AddressSanitizer's throwing new ends the
+    // program on a huge request instead of throwing (Tensor::empty turns
+    // bad_alloc into an ag::Error).
+    void* p = ::operator new(bytes, std::align_val_t(kAlignment), std::nothrow);
+    if (p == nullptr) throw std::bad_alloc();
+    return p;
+  }
   std::vector<void*>& list = cache.free[c];
   if (!list.empty()) {
     void* p = list.back();
@@ -96,18 +104,44 @@ void free_buffer(void* p, size_t bytes) noexcept {
   ::operator delete(p, std::align_val_t(kAlignment));
 }
 
-Tensor Tensor::empty(Shape shape) {
-  check_sizes(shape, "empty");
+Tensor Tensor::empty(Shape shape, const char* op) {
+  check_sizes(shape, op);
+  const int64_t numel = shape_numel(shape, op);
   auto impl = std::make_shared<TensorImpl>();
-  impl->data.resize(shape_numel(shape));
+  try {
+    impl->data.resize(static_cast<size_t>(numel));
+  } catch (const std::bad_alloc&) {
+    throw_cannot_allocate(op, shape);
+  } catch (const std::length_error&) {  // more than a vector can hold
+    throw_cannot_allocate(op, shape);
+  }
   impl->shape = std::move(shape);
   return Tensor(std::move(impl));
+}
+
+void Tensor::throw_cannot_allocate(const char* op, const Shape& shape) {
+  const uint64_t numel = static_cast<uint64_t>(shape_numel(shape, op));
+  uint64_t bytes;
+  const std::string asked = __builtin_mul_overflow(numel, uint64_t(sizeof(real)), &bytes)
+                                ? fmt::format("{} x {}", numel, sizeof(real))
+                                : std::to_string(bytes);
+  throw Error(
+      fmt::format("{}: cannot allocate {} bytes for a tensor of shape {} ({} elements of "
+                  "{} bytes): out of memory",
+                  op, asked, shape_str(shape), numel, sizeof(real)));
 }
 
 std::string describe(const Tensor& t) {
   if (!t.defined()) return "an undefined tensor";
   if (t.name().empty()) return shape_str(t.shape());
   return fmt::format("'{}' {}", t.name(), shape_str(t.shape()));
+}
+
+void check_defined(const Tensor& t, const char* op, const char* what) {
+  AG_CHECK(t.defined(),
+           "{}: the {} is an undefined tensor (a default-constructed Tensor, or the .grad() of a "
+           "tensor no backward() has reached yet)",
+           op, what);
 }
 
 void Tensor::throw_undefined() {
@@ -141,16 +175,14 @@ real Tensor::at(std::initializer_list<int64_t> index) const {
   return impl_->data[offset];
 }
 
-Tensor Tensor::clone() const {
+Tensor Tensor::detach() const {
+  check_defined(*this, "detach", "tensor");
   const TensorImpl& self = get();
-  auto impl = std::make_shared<TensorImpl>();
-  impl->data = self.data;
-  impl->shape = self.shape;
-  impl->name = self.name;
-  return Tensor(std::move(impl));
+  Tensor copy = Tensor::empty(self.shape, "detach");
+  std::copy(self.data.begin(), self.data.end(), copy.data());
+  copy.impl_->name = self.name;
+  return copy;
 }
-
-Tensor Tensor::detach() const { return clone(); }
 
 Tensor& Tensor::set_name(std::string name) {
   get().name = std::move(name);

@@ -84,8 +84,10 @@ class Tensor {
 
   // A new tensor of this shape with UNINITIALISED elements (like torch.empty):
   // the start of kernel outputs that write every element. Use ag::zeros when
-  // the values are read or accumulated into.
-  static Tensor empty(Shape shape);
+  // the values are read or accumulated into. An invalid shape (core/shape.hpp)
+  // or memory that cannot be allocated is an ag::Error naming `op` (the
+  // function that makes the tensor), the shape and the bytes asked for.
+  static Tensor empty(Shape shape, const char* op = "empty");
 
   bool defined() const { return impl_ != nullptr; }
 
@@ -102,10 +104,12 @@ class Tensor {
   real at(std::initializer_list<int64_t> index) const;  // t.at({i, j}), bounds-checked
   std::vector<real> to_vector() const { return {get().data.begin(), get().data.end()}; }
 
-  // A copy of data, shape and name, outside any graph. Unlike torch.clone, the
-  // copy is not recorded: gradients do not flow back through it.
+  // A copy of data, shape and name. As torch.clone, the copy is recorded
+  // (CloneBackward): gradients flow back through it to this tensor. Defined in
+  // autograd/ops_shape.cpp.
   Tensor clone() const;
-  Tensor detach() const;  // same values, cut from the graph, requires_grad false
+  // The same copy outside any graph: requires_grad false, no grad_fn.
+  Tensor detach() const;
 
   const std::string& name() const { return get().name; }
   Tensor& set_name(std::string name);
@@ -113,8 +117,12 @@ class Tensor {
   // --- autograd fields -----------------------------------------------------------
   bool requires_grad() const { return get().requires_grad; }
   Tensor& requires_grad_(bool on = true);             // only on leaves, like PyTorch
-  Tensor grad() const { return Tensor(get().grad); }  // undefined until a backward reaches it
-  void set_grad(const Tensor& grad);                  // shape-checked; undefined clears it
+  // The gradient: undefined until a backward reaches it, then one tensor that
+  // every later backward() adds into in place (as in PyTorch), so a handle
+  // taken earlier sees the sum. set_grad(t) makes t that tensor; set_grad(Tensor())
+  // (zero_grad) clears it, and a handle taken before keeps its old values.
+  Tensor grad() const { return Tensor(get().grad); }
+  void set_grad(const Tensor& grad);  // shape-checked; undefined clears it
   const std::shared_ptr<Node>& grad_fn() const { return get().grad_fn; }
   bool is_leaf() const { return get().grad_fn == nullptr; }
   uint32_t version() const { return get().version; }
@@ -146,11 +154,17 @@ class Tensor {
     return *impl_;
   }
   [[noreturn]] static void throw_undefined();
+  [[noreturn]] static void throw_cannot_allocate(const char* op, const Shape& shape);
 
   std::shared_ptr<TensorImpl> impl_;
 };
 
 // A short description for error messages: "'W' (2,3)" or "(2,3)".
 std::string describe(const Tensor& t);
+
+// Throws "op: the <what> is an undefined tensor (...)" for an undefined
+// handle: the check every public function makes at its entry, so the message
+// names the function called.
+void check_defined(const Tensor& t, const char* op, const char* what = "input");
 
 }  // namespace ag

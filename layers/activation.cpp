@@ -5,11 +5,21 @@
 
 namespace ag::nn {
 
-Tensor ReLU::forward(const Tensor& x) { return relu(x); }
-Tensor Tanh::forward(const Tensor& x) { return tanh(x); }
-Tensor Sigmoid::forward(const Tensor& x) { return sigmoid(x); }
+Tensor ReLU::forward(const Tensor& x) {
+  check_defined(x, "ReLU");
+  return relu(x);
+}
+Tensor Tanh::forward(const Tensor& x) {
+  check_defined(x, "Tanh");
+  return tanh(x);
+}
+Tensor Sigmoid::forward(const Tensor& x) {
+  check_defined(x, "Sigmoid");
+  return sigmoid(x);
+}
 
 Tensor Softmax::forward(const Tensor& x) {
+  check_defined(x, "Softmax");
   // The seed's "e^i" is a typo for exp(e_i). Computed as exp(e_i - max) /
   // sum_j exp(e_j - max): the same value, and no exp can overflow.
   // [F0.2] a_i = exp(e_i) / sum_j exp(e_j)   along dim

@@ -18,18 +18,24 @@ namespace ag::nn {
 
 namespace {
 
-// A mask for scores (B,S) given as (B,S) or (B,1,S) (what padding_mask makes),
-// as (B,S); undefined stays undefined.
+// A mask for scores (B,S) must be (B,S) or (B,1,S) (what padding_mask makes):
+// exactly, so that no shape is read two ways.
+void check_scores_mask(const Tensor& mask, int64_t B, int64_t S, const char* op) {
+  AG_CHECK(!mask.defined() || mask.shape() == Shape({B, S}) || mask.shape() == Shape({B, 1, S}),
+           "{}: mask {} must be (B,S) or (B,1,S) for scores (B,S) = ({},{})", op, describe(mask), B,
+           S);
+}
+
+// The mask as (B,S); undefined stays undefined.
 Tensor mask_for_scores(const Tensor& mask, const Tensor& scores, const char* op) {
   if (!mask.defined()) return mask;
   const int64_t B = scores.size(0), S = scores.size(1);
-  AG_CHECK(mask.shape() == Shape({B, S}) || mask.shape() == Shape({B, 1, S}),
-           "{}: mask {} must be (B,S) or (B,1,S) for scores (B,S) = {}", op, describe(mask), B, S,
-           describe(scores));
+  check_scores_mask(mask, B, S, op);
   return mask.dim() == 3 ? reshape(mask, {B, S}) : mask;
 }
 
 Tensor blocked_to_minus_infinity(const Tensor& scores, const Tensor& mask, const char* op) {
+  check_defined(scores, op, "scores");
   AG_CHECK(scores.dim() == 2, "{}: scores {} must be (batch, source length)", op, describe(scores));
   const Tensor m = mask_for_scores(mask, scores, op);
   if (!m.defined()) return scores;
@@ -39,6 +45,8 @@ Tensor blocked_to_minus_infinity(const Tensor& scores, const Tensor& mask, const
 
 void check_query_keys(const Tensor& query, const Tensor& keys, int64_t query_size, int64_t key_size,
                       const char* op) {
+  check_defined(query, op, "query");
+  check_defined(keys, op, "keys");
   AG_CHECK(query.dim() == 2 && keys.dim() == 3 && query.size(0) == keys.size(0),
            "{}: query {} must be (B,Hq) and keys {} (B,S,Hk) with the same B", op, describe(query),
            describe(keys));
@@ -170,6 +178,8 @@ Tensor double_softmax(const Tensor& scores, const Tensor& mask) {
 }
 
 Tensor weighted_context(const Tensor& weights, const Tensor& values) {
+  check_defined(weights, "weighted_context", "weights");
+  check_defined(values, "weighted_context", "values");
   AG_CHECK(weights.dim() == 2 && values.dim() == 3 && values.size(0) == weights.size(0) &&
                values.size(1) == weights.size(1),
            "weighted_context: weights {} must be (B,S) and values {} (B,S,H)", describe(weights),
@@ -181,6 +191,7 @@ Tensor weighted_context(const Tensor& weights, const Tensor& values) {
 }
 
 AttentionOutput hard_attention(const Tensor& scores, const Tensor& values, const Tensor& mask) {
+  check_defined(values, "hard_attention", "values");
   const Tensor e = blocked_to_minus_infinity(scores, mask, "hard_attention").detach();
   AG_CHECK(values.dim() == 3 && values.size(0) == e.size(0) && values.size(1) == e.size(1),
            "hard_attention: scores {} must be (B,S) and values {} (B,S,H)", describe(scores),
@@ -190,12 +201,18 @@ AttentionOutput hard_attention(const Tensor& scores, const Tensor& values, const
   for (int64_t b = 0; b < B; ++b) {
     // [F1.7] hard attention: a_t(j) = 1 at j = argmax_k e_t(k), 0 elsewhere
     int64_t best = -1;
+    bool nan = false;
     for (int64_t j = 0; j < S; ++j) {
       const real v = e.data()[b * S + j];
+      nan = nan || std::isnan(v);
       if (v != -std::numeric_limits<real>::infinity() && (best < 0 || v > e.data()[b * S + best]))
         best = j;
     }
-    if (best >= 0) one_hot.data()[b * S + best] = 1;  // none: every position blocked
+    if (nan)  // no argmax to trust: the whole row NaN, so the NaN reaches the context
+      std::fill(one_hot.data() + b * S, one_hot.data() + (b + 1) * S,
+                std::numeric_limits<real>::quiet_NaN());
+    else if (best >= 0)
+      one_hot.data()[b * S + best] = 1;  // none: every position blocked
   }
   return {weighted_context(one_hot, values), one_hot};
 }
@@ -204,11 +221,15 @@ Tensor local_window_mask(const std::vector<int64_t>& centers, int64_t half_width
   AG_CHECK(half_width >= 0 && length >= 0,
            "local_window_mask: half_width {} and length {} must be >= 0", half_width, length);
   const int64_t B = static_cast<int64_t>(centers.size());
-  Tensor mask = zeros({B, 1, length});
+  Tensor mask = zeros({B, 1, length}, "local_window_mask");
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t j = 0; j < length; ++j)
+    for (int64_t j = 0; j < length; ++j) {
+      // |j - p_t| in unsigned arithmetic: j - p_t overflows int64 for a center near its ends
+      const uint64_t distance =
+          j >= centers[b] ? uint64_t(j) - uint64_t(centers[b]) : uint64_t(centers[b]) - uint64_t(j);
       // [F4.7] a_t = sum over the window of M = 2D+1 states |j - p_t| <= D only
-      if (std::abs(j - centers[b]) > half_width) mask.data()[b * length + j] = 1;
+      if (distance > uint64_t(half_width)) mask.data()[b * length + j] = 1;
+    }
   return mask;
 }
 
@@ -216,12 +237,14 @@ Tensor local_window_mask(const std::vector<int64_t>& centers, int64_t half_width
 
 AttentionOutput AttentionScore::forward(const Tensor& query, const Tensor& keys,
                                         const Tensor& mask) {
+  check_query_keys(query, keys, -1, -1, type_name().c_str());
   return attend(query, keys, project_keys(keys), mask);
 }
 
 AttentionOutput AttentionScore::attend(const Tensor& query, const Tensor& keys,
                                        const Tensor& projected_keys, const Tensor& mask) {
   check_query_keys(query, keys, -1, -1, type_name().c_str());
+  check_scores_mask(mask, query.size(0), keys.size(1), type_name().c_str());
   // e_t(j) = score(s_t, h_j)                        (B,Hq), (B,S,A) -> (B,S)
   const Tensor e = score(query, projected_keys);
   // [F4.6] a_t(j) = exp(e_t(j)) / sum_k exp(e_t(k)), blocked positions 0
@@ -233,6 +256,7 @@ AttentionOutput AttentionScore::attend(const Tensor& query, const Tensor& keys,
 AttentionOutput AttentionScore::attend_hard(const Tensor& query, const Tensor& keys,
                                             const Tensor& projected_keys, const Tensor& mask) {
   check_query_keys(query, keys, -1, -1, type_name().c_str());
+  check_scores_mask(mask, query.size(0), keys.size(1), type_name().c_str());
   // [F1.7] weights from the maximum score: one-hot, no gradient to the score
   return hard_attention(score(query, projected_keys), keys, mask);
 }

@@ -106,7 +106,8 @@ Tensor weighted_context(const Tensor& weights, const Tensor& values);
 // respect to the scores is zero almost everywhere (a small change of a score
 // does not move the argmax), so backprop cannot train the score: none is
 // recorded for it. Gradients still reach the values. A fully blocked row gets
-// zero weights and a zero context.
+// zero weights and a zero context; a row with a NaN score (not blocked) gets
+// NaN weights and a NaN context.
 AttentionOutput hard_attention(const Tensor& scores, const Tensor& values,
                                const Tensor& mask = Tensor());
 // [F4.7] local attention: (B,1,S), 1 (blocked) at positions j with

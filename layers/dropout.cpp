@@ -15,6 +15,7 @@ void check_probability(real p) {
 }  // namespace
 
 Tensor dropout(const Tensor& x, real p, bool training, Generator& gen) {
+  check_defined(x, "dropout");
   check_probability(p);
   if (!training || p == 0) return x;
   // y = x * m / (1 - p),  m_i ~ Bernoulli(1 - p);  dL/dx = g * m / (1 - p)
@@ -29,7 +30,10 @@ Tensor dropout(const Tensor& x, real p, bool training, Generator& gen) {
 
 Dropout::Dropout(real p) : UnaryModule("Dropout"), p(p) { check_probability(p); }
 
-Tensor Dropout::forward(const Tensor& x) { return dropout(x, p, is_training()); }
+Tensor Dropout::forward(const Tensor& x) {
+  check_defined(x, "Dropout");
+  return dropout(x, p, is_training());
+}
 
 std::string Dropout::extra_repr() const { return fmt::format("p={}", p); }
 

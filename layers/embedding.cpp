@@ -2,9 +2,10 @@
 // gradient into the table row it came from.
 #include "layers/embedding.hpp"
 
-#include "core/error.hpp"
+#include <cmath>
 
 #include "autograd/ops.hpp"
+#include "core/error.hpp"
 #include "layers/init.hpp"
 
 namespace ag::nn {
@@ -14,7 +15,7 @@ Embedding::Embedding(int64_t num_embeddings, int64_t embedding_dim)
   AG_CHECK(num_embeddings > 0 && embedding_dim > 0,
            "Embedding: num_embeddings and embedding_dim must be positive, got {} and {}",
            num_embeddings, embedding_dim);
-  weight = register_parameter("weight", Tensor::empty({num_embeddings, embedding_dim}));
+  weight = register_parameter("weight", Tensor::empty({num_embeddings, embedding_dim}, "Embedding"));
   init::normal_(weight);
 }
 
@@ -28,10 +29,23 @@ Tensor Embedding::forward(const std::vector<int64_t>& indices) {
 }
 
 Tensor Embedding::forward(const Tensor& indices) {
+  check_defined(indices, "Embedding", "indices");
   std::vector<int64_t> ids = to_indices(reshape(indices.detach(), {-1}), "Embedding");
   Shape shape = indices.shape();
   shape.push_back(embedding_dim);
   return reshape(forward(ids), shape);  // (n, dim) -> (..., dim)
+}
+
+void check_tokens(const Tensor& tokens, int64_t vocab, const char* op, const char* what,
+                  const char* vocabulary) {
+  check_defined(tokens, op, "tokens");
+  for (int64_t i = 0; i < tokens.numel(); ++i) {
+    const real t = tokens.data()[i];
+    AG_CHECK(t == std::floor(t), "{}: {}token {} at position {} is not an integer", op, what, t, i);
+    AG_CHECK(t >= 0 && t < real(vocab),
+             "{}: {}token {} at position {} is outside the {}vocabulary 0..{}", op, what, t, i,
+             vocabulary, vocab - 1);
+  }
 }
 
 std::string Embedding::extra_repr() const {

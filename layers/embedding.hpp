@@ -24,4 +24,11 @@ class Embedding : public UnaryModule {
   Tensor weight;  // (num_embeddings, embedding_dim)
 };
 
+// The check a model that embeds token ids makes at its entry, so the error
+// names the model: every element of `tokens` a whole number in 0..vocab-1, or
+// "op: <what>token 9 at position 1 is outside the <vocabulary>vocabulary 0..4"
+// (position: the flat index), e.g. what = "source ", vocabulary = "source ".
+void check_tokens(const Tensor& tokens, int64_t vocab, const char* op, const char* what = "",
+                  const char* vocabulary = "");
+
 }  // namespace ag::nn

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "autograd/grad_mode.hpp"
+#include "core/creation.hpp"
 #include "core/error.hpp"
 #include "core/shape.hpp"
 
@@ -41,7 +42,7 @@ int64_t fan_out(const Tensor& t) {
 }
 
 void uniform_(Tensor& t, real low, real high, Generator& gen) {
-  AG_CHECK(low <= high, "uniform_: low {} is greater than high {}", low, high);
+  check_uniform_bounds(low, high, "uniform_");
   Tensor values = Tensor::empty(t.shape());
   real* p = values.data();
   for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<real>(low + (high - low) * gen.uniform());
@@ -49,7 +50,8 @@ void uniform_(Tensor& t, real low, real high, Generator& gen) {
 }
 
 void normal_(Tensor& t, real mean, real std, Generator& gen) {
-  AG_CHECK(std >= 0, "normal_: std must be >= 0, got {}", std);
+  AG_CHECK(std::isfinite(mean) && std::isfinite(std) && std >= 0,
+           "normal_: mean {} and std {} must be finite, and std >= 0", mean, std);
   Tensor values = Tensor::empty(t.shape());
   real* p = values.data();
   for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<real>(mean + std * gen.normal());
@@ -66,12 +68,14 @@ void ones_(Tensor& t) { constant_(t, 1); }
 
 void xavier_uniform_(Tensor& t, real gain, Generator& gen) {
   check_fans(t, "xavier_uniform_");
+  AG_CHECK(std::isfinite(gain), "xavier_uniform_: gain {} must be finite", gain);
   real bound = gain * std::sqrt(6.0 / static_cast<double>(fan_in(t) + fan_out(t)));
   uniform_(t, -bound, bound, gen);
 }
 
 void kaiming_uniform_(Tensor& t, real a, Generator& gen) {
   check_fans(t, "kaiming_uniform_");
+  AG_CHECK(std::isfinite(a), "kaiming_uniform_: a {} (the negative slope) must be finite", a);
   real bound = std::sqrt(6.0 / ((1.0 + double(a) * a) * static_cast<double>(fan_in(t))));
   uniform_(t, -bound, bound, gen);
 }

@@ -26,7 +26,7 @@ void check_layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
     AG_CHECK(!p->defined() || p->shape() == Shape{d},
              "layer_norm: {} {} must have shape ({}), the last dim of input {}",
              p == &weight ? "weight" : "bias", describe(*p), d, describe(x));
-  AG_CHECK(eps >= 0, "layer_norm: eps must be >= 0, got {}", eps);
+  AG_CHECK(std::isfinite(eps) && eps >= 0, "layer_norm: eps must be finite and >= 0, got {}", eps);
 }
 
 }  // namespace
@@ -133,14 +133,15 @@ LayerNorm::LayerNorm(int64_t normalized_shape, real eps, bool elementwise_affine
     : UnaryModule("LayerNorm"), normalized_shape(normalized_shape), eps(eps) {
   AG_CHECK(normalized_shape > 0, "LayerNorm: normalized_shape must be positive, got {}",
            normalized_shape);
-  AG_CHECK(eps >= 0, "LayerNorm: eps must be >= 0, got {}", eps);
+  AG_CHECK(std::isfinite(eps) && eps >= 0, "LayerNorm: eps must be finite and >= 0, got {}", eps);
   if (elementwise_affine) {
-    weight = register_parameter("weight", ones({normalized_shape}));
-    bias = register_parameter("bias", zeros({normalized_shape}));
+    weight = register_parameter("weight", ones({normalized_shape}, "LayerNorm"));
+    bias = register_parameter("bias", zeros({normalized_shape}, "LayerNorm"));
   }
 }
 
 Tensor LayerNorm::forward(const Tensor& x) {
+  check_defined(x, "LayerNorm");
   AG_CHECK(x.dim() >= 1 && x.shape().back() == normalized_shape,
            "LayerNorm: input {} must end in normalized_shape = {}", describe(x), normalized_shape);
   return layer_norm(x, weight, bias, eps);

@@ -26,6 +26,12 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   AG_CHECK(!bias.defined() || bias.shape() == Shape{out_features},
            "linear: bias {} must have shape ({}) to match weight {}", describe(bias), out_features,
            describe(weight));
+  // BLAS reads a row of x, W or y in one call (core/blas.hpp): it must fit its int.
+  AG_CHECK(
+      x.numel() == 0 || (weight.shape()[1] <= blas_int_max() && out_features <= blas_int_max()),
+      "linear: input {} and weight {} have rows past BLAS's int limit {} (a product is split "
+      "along its rows and its inner sum, not along a row)",
+      describe(x), describe(weight), blas_int_max());
 
   if (reference_mode()) {
     // y = x W^T + b, as written       (..., in) x (in, out) + (out)
@@ -39,7 +45,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   y_shape.back() = out_features;  // a 1-D input is one row, (in) -> (out)
   Tensor y = Tensor::empty(y_shape);
   const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
-  if (bias.defined()) {
+  if (bias.defined() && y.numel() > 0) {  // (an empty y's rows could still number 2^62)
     real* out = y.data();
     const real* b = bias.data();
     for (int64_t row = 0; row < rows; ++row)
@@ -74,11 +80,11 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool has_bias)
   AG_CHECK(in_features > 0 && out_features > 0,
            "Linear: in_features and out_features must be positive, got {} and {}", in_features,
            out_features);
-  weight = register_parameter("weight", Tensor::empty({out_features, in_features}));
+  weight = register_parameter("weight", Tensor::empty({out_features, in_features}, "Linear"));
   init::kaiming_uniform_(weight, std::sqrt(real(5)));
   if (has_bias) {
     real bound = 1 / std::sqrt(static_cast<real>(in_features));
-    bias = register_parameter("bias", Tensor::empty({out_features}));
+    bias = register_parameter("bias", Tensor::empty({out_features}, "Linear"));
     init::uniform_(bias, -bound, bound);
   }
 }

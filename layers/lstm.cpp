@@ -165,7 +165,7 @@ void add_times_transposed(const real* a, int64_t m, int64_t k, int64_t lda, cons
 
 // The state (B,H) a direction starts from: h0 or c0, or zeros when undefined.
 Tensor start_state(const Tensor& given, int64_t batch, int64_t H) {
-  return given.defined() ? given.clone() : zeros({batch, H});
+  return given.defined() ? given.detach() : zeros({batch, H});
 }
 
 // T steps of the cell in one direction as one op. input_part (B,T,4H) = W_ih
@@ -338,6 +338,7 @@ LSTMCell::LSTMCell(int64_t input_size, int64_t hidden_size)
 }
 
 RecurrentState LSTMCell::forward(const Tensor& x, const RecurrentState& state) {
+  check_defined(x, "LSTMCell");
   AG_CHECK(x.dim() == 2 && x.size(1) == input_size,
            "LSTMCell: input {} must be (batch, input_size = {})", describe(x), input_size);
   const int64_t B = x.size(0);

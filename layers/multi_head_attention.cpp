@@ -10,6 +10,7 @@
 #include "core/mode.hpp"
 #include "layers/masked_softmax.hpp"
 #include "layers/scaled_dot_product.hpp"
+#include "layers/transformer_masks.hpp"
 
 namespace ag::nn {
 
@@ -56,35 +57,16 @@ void check_inputs(const Tensor& query, const Tensor& key, const Tensor& value, i
            describe(query), describe(key), describe(value));
 }
 
-// The two masks as one, shaped for all heads' scores (B,h,Tq,Tk): (B or 1, h or 1, Tq or 1, Tk);
-// undefined when neither is given.
+// The two masks (checked) as one, shaped for all heads' scores (B,h,Tq,Tk):
+// (B or 1, h or 1, Tq or 1, Tk); undefined when neither is given.
 Tensor heads_mask(const Tensor& attn_mask, const Tensor& key_padding_mask, int64_t batch,
                   int64_t heads, int64_t tq, int64_t tk) {
-  const Shape scores = {batch, heads, tq, tk};
-  auto broadcasts_to = [](const Tensor& mask, const Shape& target) {
-    Shape out;
-    return try_broadcast_shapes(mask.shape(), target, out) && out == target;
-  };
+  check_attention_masks("MultiHeadAttention", "attn_mask", attn_mask, "key_padding_mask",
+                        key_padding_mask, batch, heads, tq, tk, "Tq", "Tk");
   Tensor mask;
-  if (attn_mask.defined()) {
-    const int64_t dims = attn_mask.dim();
-    const Shape expected = dims == 2   ? Shape{tq, tk}
-                           : dims == 3 ? Shape{batch, tq, tk}
-                                       : scores;
-    AG_CHECK(dims >= 2 && dims <= 4 && broadcasts_to(attn_mask, expected),
-             "MultiHeadAttention: attn_mask {} must be (Tq,Tk) = ({},{}), (B,Tq,Tk) = ({},{},{}) "
-             "or (B,h,Tq,Tk) = ({},{},{},{}) (each size may be 1 to broadcast); a padding mask "
-             "(B,Tk) goes in key_padding_mask",
-             describe(attn_mask), tq, tk, batch, tq, tk, batch, heads, tq, tk);
-    // (Tq,Tk) and (B,Tq,Tk) masks are for one head's scores: a heads dim, (B,1,Tq,Tk)
-    mask = dims == 3 ? unsqueeze(attn_mask, 1) : attn_mask;
-  }
+  // (Tq,Tk) and (B,Tq,Tk) masks are for one head's scores: a heads dim, (B,1,Tq,Tk)
+  if (attn_mask.defined()) mask = attn_mask.dim() == 3 ? unsqueeze(attn_mask, 1) : attn_mask;
   if (key_padding_mask.defined()) {
-    const Shape& shape = key_padding_mask.shape();
-    AG_CHECK(shape == Shape({batch, tk}) || shape == Shape({batch, 1, tk}),
-             "MultiHeadAttention: key_padding_mask {} must be (B,Tk) = ({},{}) or (B,1,Tk), "
-             "1 where key t of sequence b is padding",
-             describe(key_padding_mask), batch, tk);
     // [F4.8] a padded key is blocked for every head and every query: (B,1,1,Tk)
     const Tensor padding = reshape(key_padding_mask, {batch, 1, 1, tk});
     mask = mask.defined() ? combine_masks(mask, padding) : padding;
@@ -182,6 +164,8 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
                                             const Tensor& value, const Tensor& attn_mask,
                                             const Tensor& key_padding_mask) {
   check_inputs(query, key, value, d_model);
+  // the weights (B,h,Tq,Tk) must have a shape that fits int64
+  check_sizes({query.size(0), heads, query.size(1), key.size(1)}, "MultiHeadAttention");
   const Tensor mask =
       heads_mask(attn_mask, key_padding_mask, query.size(0), heads, query.size(1), key.size(1));
   // [F2.2] [F2.6] Q = X W_Q^T + b_Q, K = X W_K^T + b_K, V = X W_V^T + b_V      (B,T,d)

@@ -196,18 +196,8 @@ real clip_grad_norm(const std::vector<Tensor>& params, real max_norm) {
   const double total = std::sqrt(sum_squares);
   // coef = max_norm / (total + 1e-6), applied only when it shrinks the gradients
   const double coef = double(max_norm) / (total + 1e-6);
-  if (coef < 1) {
-    for (const Tensor& p : with_grad) {
-      std::shared_ptr<TensorImpl>& slot = p.impl()->grad;
-      if (slot.use_count() == 1) {
-        Tensor(slot).mul_(static_cast<real>(coef));  // ours alone: scale in place
-      } else {
-        Tensor scaled = Tensor(slot).clone();  // someone else holds it: leave theirs
-        scaled.mul_(static_cast<real>(coef));
-        Tensor(p).set_grad(scaled);  // a handle: sets p's own .grad
-      }
-    }
-  }
+  if (coef < 1)  // in place, as PyTorch: a handle to p.grad sees the clipped values
+    for (const Tensor& p : with_grad) Tensor(p.impl()->grad).mul_(static_cast<real>(coef));
   return static_cast<real>(total);
 }
 

@@ -142,8 +142,8 @@ class Adam : public Optimizer {
 // so the gradients keep their direction and their total norm becomes max_norm.
 // Returns total, the norm before clipping (check it is finite: a NaN norm leaves
 // the gradients as they are). Parameters without a gradient are skipped; a parameter listed twice
-// counts once. A gradient another tensor also holds is replaced by a scaled copy (set_grad) rather
-// than changed under it.
+// counts once. Each gradient tensor is scaled in place, as PyTorch does, so a handle to it
+// (Tensor g = p.grad()) sees the clipped values.
 real clip_grad_norm(const std::vector<Tensor>& params, real max_norm);
 
 }  // namespace ag::optim

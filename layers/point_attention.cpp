@@ -12,6 +12,7 @@ PointAttention::PointAttention(int64_t hidden_size)
 }
 
 AttentionOutput PointAttention::forward(const Tensor& x) {
+  check_defined(x, "PointAttention");
   AG_CHECK(x.dim() == 3 && x.shape()[2] == hidden_size,
            "PointAttention: input {} must be (batch, time, hidden = {})", describe(x),
            hidden_size);
@@ -25,6 +26,8 @@ AttentionOutput PointAttention::forward(const Tensor& x) {
 }
 
 Tensor add_context(const Tensor& x, const Tensor& context) {
+  check_defined(x, "add_context", "input x");
+  check_defined(context, "add_context", "context");
   AG_CHECK(x.dim() == 3 && context.dim() == 2 && context.shape()[0] == x.shape()[0] &&
                context.shape()[1] == x.shape()[2],
            "add_context: x {} must be (B,T,H) and context {} (B,H)", describe(x),

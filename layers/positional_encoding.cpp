@@ -12,7 +12,7 @@ Tensor sinusoidal_encoding(int64_t max_len, int64_t d_model) {
   AG_CHECK(max_len > 0 && d_model > 0,
            "sinusoidal_encoding: max_len and d_model must be positive, got {} and {}", max_len,
            d_model);
-  Tensor pe = Tensor::empty({max_len, d_model});
+  Tensor pe = Tensor::empty({max_len, d_model}, "sinusoidal_encoding");
   for (int64_t pos = 0; pos < max_len; ++pos) {
     for (int64_t f = 0; f < d_model; ++f) {
       const int64_t i = f / 2;  // the pair (2i, 2i+1) this feature belongs to

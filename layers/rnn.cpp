@@ -56,11 +56,14 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> register_recurrent_parameters(
   // PyTorch: every weight and bias ~ U(-k, k), k = 1/sqrt(hidden_size)
   const real bound = 1 / std::sqrt(static_cast<real>(hidden_size));
   auto uniform = [&](const std::string& name, const Shape& shape) {
-    Tensor t = Tensor::empty(shape);
+    Tensor t = Tensor::empty(shape, op);
     init::uniform_(t, -bound, bound);
     return register_fn(name + suffix, t);
   };
-  const int64_t rows = gates * hidden_size;
+  int64_t rows;  // gates * hidden_size
+  AG_CHECK(!__builtin_mul_overflow(gates, hidden_size, &rows),
+           "{}: hidden_size {} is too large: its {} gates have more rows than int64 counts", op,
+           hidden_size, gates);
   Tensor weight_ih = uniform("weight_ih", {rows, input_size});
   Tensor weight_hh = uniform("weight_hh", {rows, hidden_size});
   Tensor bias_ih = uniform("bias_ih", {rows});
@@ -151,7 +154,7 @@ Tensor rnn_steps_fused(const Tensor& input_part, const Tensor& weight_hh, const 
   }
   Tensor h_prev = Tensor::empty({B, T, H});  // h_{t-1} of every step: the GEMM's input, and dW_hh's
   Tensor out = Tensor::empty(one_step ? Shape{B, H} : Shape{B, T + 1, H});
-  Tensor h = h0.defined() ? h0.clone() : zeros({B, H});
+  Tensor h = h0.defined() ? h0.detach() : zeros({B, H});
   for (int64_t step = 0; step < T; ++step) {
     const int64_t t = reverse ? T - 1 - step : step;
     real* h_in = h_prev.data() + t * H;  // row b at b*T*H
@@ -215,6 +218,7 @@ RNNCell::RNNCell(int64_t input_size, int64_t hidden_size)
 }
 
 Tensor RNNCell::forward(const Tensor& x, const Tensor& h) {
+  check_defined(x, "RNNCell");
   AG_CHECK(x.dim() == 2 && x.size(1) == input_size,
            "RNNCell: input {} must be (batch, input_size = {})", describe(x), input_size);
   check_state(h, x.size(0), hidden_size, "RNNCell", "state");
@@ -263,6 +267,7 @@ RNNBase::RNNBase(const char* type, int64_t gates, int64_t input_size, int64_t hi
 
 void RNNBase::check_input(const Tensor& x, const std::vector<int64_t>& lengths) const {
   const char* op = type_name().c_str();
+  check_defined(x, op);
   AG_CHECK(x.dim() == 3 && x.size(2) == input_size && x.size(1) >= 1,
            "{}: input {} must be (batch, time >= 1, input_size = {})", op, describe(x), input_size);
   check_lengths(lengths, x, op);

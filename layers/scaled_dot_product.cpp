@@ -45,13 +45,18 @@ void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Te
                try_broadcast_shapes(batch, v_batch, output_batch),
            "{}: the batch dims of Q {}, K {} and V {} (all but the last two) do not broadcast", op,
            describe(q), describe(k), describe(v));
+  // The scores (..., Tq, Tk) and the output (..., Tq, d_v) must have shapes that fit int64.
+  Shape scores = batch, output = output_batch, masked;
+  scores.push_back(q.shape()[q.dim() - 2]);
+  scores.push_back(k.shape()[k.dim() - 2]);
+  output.push_back(q.shape()[q.dim() - 2]);
+  output.push_back(v.shape().back());
+  check_sizes(scores, op);
+  check_sizes(output, op);
   if (!mask.defined()) return;
   // The mask blocks scores; it may not add to them: broadcasting it must give
   // the scores' own shape (a (2,T,T) mask on a batch of 1 would otherwise
   // silently make two copies of the batch).
-  Shape scores = batch, masked;
-  scores.push_back(q.shape()[q.dim() - 2]);
-  scores.push_back(k.shape()[k.dim() - 2]);
   AG_CHECK(mask.dim() <= static_cast<int64_t>(scores.size()) &&
                try_broadcast_shapes(mask.shape(), scores, masked) && masked == scores,
            "{}: mask {} must broadcast to the scores (..., Tq, Tk) = {} of Q {} and K {}", op,
@@ -165,7 +170,7 @@ Tensor causal_mask(int64_t length) {
   AG_CHECK(length >= 0, "causal_mask: length must be >= 0, got {}", length);
   // [F4.8] seed: mask = 1 - band_part(ones((L, L)), -1, 0), the strict upper
   // triangle: 1 (blocked) where key j comes after query i.
-  Tensor mask = zeros({length, length});
+  Tensor mask = zeros({length, length}, "causal_mask");
   for (int64_t i = 0; i < length; ++i)
     for (int64_t j = i + 1; j < length; ++j) mask.data()[i * length + j] = 1;
   return mask;
@@ -174,7 +179,7 @@ Tensor causal_mask(int64_t length) {
 Tensor padding_mask(const std::vector<int64_t>& lengths, int64_t length) {
   AG_CHECK(length >= 0, "padding_mask: length must be >= 0, got {}", length);
   const int64_t batch = static_cast<int64_t>(lengths.size());
-  Tensor mask = zeros({batch, 1, length});
+  Tensor mask = zeros({batch, 1, length}, "padding_mask");
   for (int64_t b = 0; b < batch; ++b) {
     AG_CHECK(lengths[b] >= 0 && lengths[b] <= length,
              "padding_mask: length {} of sequence {} is outside 0..{}", lengths[b], b, length);
@@ -194,10 +199,11 @@ Tensor padding_mask(const Tensor& tokens, int64_t pad_id) {
 
 Tensor combine_masks(const Tensor& a, const Tensor& b) {
   // [F4.8] seed: combined_mask = maximum(padding_mask, lookahead_mask):
-  // blocked where either blocks
+  // blocked where either blocks (a NaN in either stays NaN, as torch.maximum)
   AG_CHECK(a.defined() && b.defined(), "combine_masks: both masks must be defined tensors, got {} "
            "and {}", describe(a), describe(b));
-  return kernel::zip(a, b, "combine_masks", [](real x, real y) { return std::max(x, y); });
+  return kernel::zip(a, b, "combine_masks",
+                     [](real x, real y) { return x > y || std::isnan(x) ? x : y; });
 }
 
 }  // namespace ag::nn

@@ -21,7 +21,13 @@ namespace ag::nn {
 
 // A mask is a tensor of 0s and 1s where 1 (true) means BLOCKED: the query may
 // not look at that key. It broadcasts against the scores (..., Tq, Tk), e.g.
-// a causal mask (Tq, Tk) or a padding mask (B, 1, Tk). Blocked positions get
+// a causal mask (Tq, Tk) or a padding mask (B, 1, Tk). Broadcasting aligns
+// shapes at the right, so every shape has one reading: a 2-D mask is always
+// (Tq, Tk), shared by the whole batch; a padding mask per sequence needs its
+// query dim, (B, 1, Tk), as padding_mask makes it (a (B, Tk) mask is refused,
+// unless B == Tq, when it is the (Tq, Tk) it looks like: for padding use
+// MultiHeadAttention's separate key_padding_mask, or (B, 1, Tk)). A mask that
+// would enlarge the scores is refused. Blocked positions get
 // weight exactly 0. A query whose every key is blocked gets all-zero weights
 // and a zero output (softmax over a row of -inf is defined as zeros), never NaN.
 //

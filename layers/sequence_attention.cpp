@@ -46,6 +46,7 @@ SequenceAttention::SequenceAttention(int64_t input_size, int64_t hidden_size,
 }
 
 Tensor SequenceAttention::encode(const Tensor& x, const std::vector<int64_t>& lengths) {
+  check_defined(x, "SequenceAttention");
   AG_CHECK(x.dim() == 3 && x.size(2) == input_size,
            "SequenceAttention: input {} must be (batch, time, input_size = {})", describe(x),
            input_size);

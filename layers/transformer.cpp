@@ -71,6 +71,15 @@ TransformerEncoder::TransformerEncoder(int64_t num_layers, int64_t d_model, int6
 
 Tensor TransformerEncoder::forward(const Tensor& x, const Tensor& mask,
                                    const Tensor& key_padding_mask, KVCache* cache) {
+  if (!layers.empty()) {  // the input and masks the first layer will check, named here
+    const MultiHeadAttention& attention = *layers[0]->self_attn;
+    AG_CHECK(x.defined() && x.dim() == 3 && x.size(2) == attention.d_model,
+             "TransformerEncoder: input {} must be (batch, time, d_model = {})", describe(x),
+             attention.d_model);
+    const int64_t past = cache ? cache->length() : 0;
+    check_attention_masks("TransformerEncoder", "mask", mask, "key_padding_mask", key_padding_mask,
+                          x.size(0), attention.heads, x.size(1), past + x.size(1), "T", "T");
+  }
   // [F3.3] the layers stacked: each one's output is the next one's input
   Tensor h = x;
   for (size_t i = 0; i < layers.size(); ++i)
@@ -91,7 +100,8 @@ TinyTransformer::TinyTransformer(const TinyTransformerOptions& opt)
   lm_head = register_module("lm_head", std::make_shared<Linear>(opt.d_model, opt.vocab_size));
 }
 
-Tensor TinyTransformer::forward(const Tensor& tokens, bool causal, KVCache* cache) {
+Tensor TinyTransformer::forward(const Tensor& tokens, bool causal, const Tensor& key_padding_mask,
+                               KVCache* cache) {
   AG_CHECK(tokens.defined() && tokens.dim() == 2,
            "TinyTransformer: tokens {} must be (batch, time)", describe(tokens));
   AG_CHECK(causal || !cache,
@@ -101,12 +111,16 @@ Tensor TinyTransformer::forward(const Tensor& tokens, bool causal, KVCache* cach
   AG_CHECK(past + tokens.size(1) <= options.max_len,
            "TinyTransformer: sequence length {} exceeds max_len {}", past + tokens.size(1),
            options.max_len);
+  check_tokens(tokens, options.vocab_size, "TinyTransformer");
+  check_attention_masks("TinyTransformer", "mask", Tensor(), "key_padding_mask", key_padding_mask,
+                        tokens.size(0), options.heads, tokens.size(1), past + tokens.size(1), "T",
+                        "T");
   // [F2.8] [F3.1] Embedding, then + PE at positions past..past+T-1   (B,T) -> (B,T,d)
   Tensor x = positional->forward(embedding->forward(tokens), past);
   // [F4.8] the lookahead mask: query t may not read keys after t   (T,T), or (T,past+T)
   Tensor mask = causal ? causal_mask_rows(past, tokens.size(1)) : Tensor();
   // [F3.3] [F3.6] N encoder layers, then the final layer norm        (B,T,d)
-  Tensor h = norm->forward(layers->forward(x, mask, Tensor(), cache));
+  Tensor h = norm->forward(layers->forward(x, mask, key_padding_mask, cache));
   // [F2.8] Linear to the vocabulary                (B,T,d) -> (B,T,vocab)
   return lm_head->forward(h);
 }

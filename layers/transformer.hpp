@@ -95,7 +95,10 @@ class TinyTransformer : public Module {
   // With a KV cache (causal only), tokens are the positions after the ones the
   // cache holds, and the logits are theirs: what forward on the whole sequence
   // gives at those positions, without recomputing the earlier ones.
-  Tensor forward(const Tensor& tokens, bool causal = true, KVCache* cache = nullptr);
+  // key_padding_mask (B,T) (or (B,1,T); (B, past + T) with a cache), 1 where a
+  // token is padding, as MultiHeadAttention's: no position attends to a padded one.
+  Tensor forward(const Tensor& tokens, bool causal = true,
+                 const Tensor& key_padding_mask = Tensor(), KVCache* cache = nullptr);
 
   // Decoding (layers/decoding.hpp; no graph is recorded). Each appends up to
   // `steps` tokens to prompt (B,T0); T0 + steps must not exceed max_len. In

@@ -55,6 +55,14 @@ struct CountingListener : doctest::IReporter {
 
 REGISTER_LISTENER("attograd_counts", 1, CountingListener);
 
+#if defined(__SANITIZE_ADDRESS__)
+// Under AddressSanitizer a request for more memory than it can give ends the
+// program by default; the tests check that such a request (a tensor of
+// terabytes) is an ag::Error instead, as it is without the sanitizer. With
+// this option the allocator returns null, and attograd reports it.
+extern "C" const char* __asan_default_options() { return "allocator_may_return_null=1"; }
+#endif
+
 int main(int argc, char** argv) {
   std::cout << "attograd tests (" << ag::real_name << ", " << ag::mode_name()
             << " mode), BLAS: " << ag::blas_summary() << std::endl;

@@ -286,14 +286,15 @@ TEST_CASE("core: copying a Tensor shares data, clone is deep") {
   check_values(a, {1, 20, 3});
 }
 
-TEST_CASE("core: clone of a tensor requiring grad is outside the graph") {
+TEST_CASE("core: detach of a tensor requiring grad is outside the graph; clone is recorded") {
   Tensor x = ag::tensor({1, 2});
   x.requires_grad_();
   Tensor y = mul(x, real(3));
-  Tensor c = y.clone();
+  Tensor c = y.detach();
   CHECK_FALSE(c.requires_grad());
   CHECK(c.grad_fn() == nullptr);
   check_values(c, {3, 6});
+  CHECK(y.clone().requires_grad());  // as torch.clone (tests/test_clone_grad.cpp)
 }
 
 TEST_CASE("core: detach cuts requires_grad and grad_fn, keeps values") {

@@ -496,19 +496,19 @@ TEST_CASE("decoding/kv_cache: the cache's misuse is an error naming the step and
   manual_seed(73);
   nn::TinyTransformer model(tiny_options(6));
   nn::KVCache cache;
-  Tensor logits = model.forward(tensor({{1, 2, 3, 4}}), true, &cache);
+  Tensor logits = model.forward(tensor({{1, 2, 3, 4}}), true, Tensor(), &cache);
   check_shape(logits, {1, 4, 5});
   CHECK(cache.length() == 4);
   check_error(
       [&] {
-        model.forward(tensor({{1, 2, 3}}), true, &cache);
+        model.forward(tensor({{1, 2, 3}}), true, Tensor(), &cache);
       },
       {"TinyTransformer:", "sequence length 7", "max_len 6"});
-  check_error([&] { model.forward(tensor({{1}}), false, &cache); },
+  check_error([&] { model.forward(tensor({{1}}), false, Tensor(), &cache); },
               {"TinyTransformer:", "KV cache needs the causal mask"});
   check_error(
       [&] {
-        model.forward(tensor({{1}, {2}}), true, &cache);
+        model.forward(tensor({{1}, {2}}), true, Tensor(), &cache);
       },
       {"self_attention_step:", "x (2,1,8)", "has 2 sequences", "(1,4,8)"});
   nn::MultiHeadAttention attention(8, 2);

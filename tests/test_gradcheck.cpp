@@ -563,7 +563,7 @@ namespace {
 // (flat index `wrong`) by `factor`: wrong unless factor is 1. Built with
 // ag::record as the ops are, so it goes through the engine like any real op.
 Tensor identity_with_bug(const Tensor& x, int64_t wrong, real factor = 2) {
-  Tensor out = x.clone();
+  Tensor out = x.detach();
   record("BuggyIdentityBackward", out, {x}, [wrong, factor](const Tensor& g, const Tensor&) {
     Tensor grad = g.clone();
     grad.data()[wrong] *= factor;
@@ -574,7 +574,7 @@ Tensor identity_with_bug(const Tensor& x, int64_t wrong, real factor = 2) {
 
 // y = x with a backward that returns 2g everywhere.
 Tensor identity_doubled(const Tensor& x) {
-  Tensor out = x.clone();
+  Tensor out = x.detach();
   record("DoubledIdentityBackward", out, {x},
          [](const Tensor& g, const Tensor&) { return Grads{g * real(2)}; });
   return out;

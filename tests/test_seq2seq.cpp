@@ -208,7 +208,7 @@ TEST_CASE("attention/scores: errors name the score and the shapes") {
       [&] {
         (void)dot.forward(zeros({2, 3}), zeros({2, 4, 3}), zeros({2, 1, 5}));
       },
-      {"attention_weights:", "mask (2,1,5)", "(B,S) or (B,1,S)"});
+      {"DotScore:", "mask (2,1,5)", "(B,S) or (B,1,S)"});
   check_error([] { (void)nn::local_window_mask({0}, -1, 3); },
               {"local_window_mask:", "half_width -1"});
   // The general and additive scores check the keys (ProjectedScore) and the query.
@@ -351,7 +351,7 @@ TEST_CASE("layers/seq2seq: errors name the model and the shapes") {
       [&] {
         (void)model.forward(tensor({{3, 4}}), {3}, tensor({{1}}));
       },
-      {"RNN:", "length 3", "1..2"});
+      {"Seq2Seq:", "length 3", "1..2"});
 }
 
 #ifdef AG_USE_DOUBLE

@@ -150,11 +150,7 @@ TEST_CASE("layers/feed_forward, layers/transformer: errors name the layer and th
       {"TransformerEncoderLayer:", "(2,3,5)", "(batch, time, d_model = 4)"});
   check_error([&] { (void)layer.forward(zeros({3, 4})); }, {"TransformerEncoderLayer:", "(3,4)"});
   nn::TransformerEncoder encoder(2, 4, 2, 8);
-  check_error(
-      [&] {
-        (void)encoder.forward(zeros({2, 3, 6}));
-      },
-      {"TransformerEncoderLayer:", "(2,3,6)"});
+  check_error([&] { (void)encoder.forward(zeros({2, 3, 6})); }, {"TransformerEncoder:", "(2,3,6)"});
 }
 
 TEST_CASE(

@@ -68,7 +68,7 @@ std::vector<double> train(nn::UnaryModule& model, const Dataset& data, optim::Op
     csv.add(step, loss.item(), acc);
     progress.update(step, loss.item(), fmt::format("train acc {:5.1f}%", 100 * acc));
   }
-  fmt::print("  loss curve: {}\n", csv.path());
+  fmt::print("  loss curve: {}\n", csv.save());
   return csv.losses();
 }
 

@@ -127,7 +127,7 @@ std::vector<double> train_model(Model& model, const Sequences& data, int64_t epo
       progress.update(step, loss.item(), fmt::format("weight on marked {:.3f}", w));
     }
   }
-  fmt::print("  loss curve: {}\n", csv.path());
+  fmt::print("  loss curve: {}\n", csv.save());
   return csv.losses();
 }
 

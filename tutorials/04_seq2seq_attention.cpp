@@ -131,7 +131,7 @@ std::vector<double> train(nn::Seq2Seq& model, const std::vector<std::vector<int6
     csv.add(step, loss.item());
     progress.update(step, loss.item());
   }
-  fmt::print("  loss curve: {}\n", csv.path());
+  fmt::print("  loss curve: {}\n", csv.save());
   return csv.losses();
 }
 

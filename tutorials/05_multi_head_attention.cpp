@@ -178,7 +178,7 @@ std::vector<double> train_model(NeighbourModel& model, const Sequences& data, in
     csv.add(step, loss.item(), acc);
     progress.update(step, loss.item(), fmt::format("acc {:.1f}%", 100 * acc));
   }
-  fmt::print("  loss curve: {}\n", csv.path());
+  fmt::print("  loss curve: {}\n", csv.save());
   return csv.losses();
 }
 

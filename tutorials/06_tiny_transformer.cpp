@@ -169,7 +169,7 @@ int main() {
     csv.add(step, loss.item());
     progress.update(step, loss.item());
   }
-  fmt::print("  loss curve: {}\n", csv.path());
+  fmt::print("  loss curve: {}\n", csv.save());
   fmt::print("{}",
              loss_chart(csv.losses(),
                         "training loss (cross-entropy over the answers, one point per batch)"));

@@ -119,7 +119,7 @@ std::vector<double> train_model(Model& model, const Sequences& train, int64_t st
     csv.add(step, loss.item());
     progress.update(step, loss.item());
   }
-  fmt::print("  loss curve: {}\n", csv.path());
+  fmt::print("  loss curve: {}\n", csv.save());
   return csv.losses();
 }
 

@@ -24,12 +24,12 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "core/atomic_file.hpp"
 #include "layers/nn.hpp"
 
 namespace ag::tutorial {
@@ -94,27 +94,37 @@ class Progress {
 
 // --- loss curve as CSV ---------------------------------------------------------------
 
-// Rows "step,loss" (or "step,loss,<metric>") in a CSV file; the parent
-// directory is made if needed. The losses are also kept, for line_chart.
+// Rows "step,loss" (or "step,loss,<metric>") for a CSV file, written whole by
+// save() (atomically, core/atomic_file.hpp: a chapter stopped midway leaves the
+// last run's file as it was); the parent directory is made if needed. The
+// losses are also kept, for line_chart.
 //   LossCsv csv("build/tutorials/02_mlp_loss.csv", "accuracy");
 //   csv.add(step, loss.item(), acc);
+//   fmt::print("loss curve: {}\n", csv.save());
 class LossCsv {
  public:
-  explicit LossCsv(std::string path, std::string metric_name = {}) : path_(std::move(path)) {
-    const std::filesystem::path parent = std::filesystem::path(path_).parent_path();
-    if (!parent.empty()) std::filesystem::create_directories(parent);
-    out_.open(path_);
-    AG_CHECK(out_.good(), "LossCsv: cannot write '{}'", path_);
-    out_ << "step,loss" << (metric_name.empty() ? "" : "," + metric_name) << "\n";
-  }
+  explicit LossCsv(std::string path, std::string metric_name = {})
+      : path_(std::move(path)),
+        text_("step,loss" + (metric_name.empty() ? "" : "," + metric_name) + "\n") {}
 
   void add(int64_t step, double loss) {
-    out_ << fmt::format("{},{:.6g}\n", step, loss);
+    text_ += fmt::format("{},{:.6g}\n", step, loss);
     losses_.push_back(loss);
   }
   void add(int64_t step, double loss, double metric) {
-    out_ << fmt::format("{},{:.6g},{:.6g}\n", step, loss, metric);
+    text_ += fmt::format("{},{:.6g},{:.6g}\n", step, loss, metric);
     losses_.push_back(loss);
+  }
+
+  // Writes the rows so far; returns the path.
+  const std::string& save() const {
+    const std::filesystem::path parent = std::filesystem::path(path_).parent_path();
+    std::error_code error;
+    if (!parent.empty()) std::filesystem::create_directories(parent, error);
+    AG_CHECK(!error, "LossCsv: cannot make the directory '{}': {}", parent.string(),
+             error.message());
+    write_file_atomically("LossCsv", path_, text_);
+    return path_;
   }
 
   const std::string& path() const { return path_; }
@@ -122,7 +132,7 @@ class LossCsv {
 
  private:
   std::string path_;
-  std::ofstream out_;
+  std::string text_;
   std::vector<double> losses_;
 };
 

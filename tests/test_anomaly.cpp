@@ -214,4 +214,34 @@ TEST_CASE("engine: anomaly detection on, every chapter's model trains a few step
       return nn::mse_loss(head.forward(last), y);
     });
   }
+  SUBCASE("08: seed 002's TransformerModel on padded sources and targets, and its decoding") {
+    nn::TransformerModelOptions o;
+    o.vocab_size = 12;
+    o.d_model = 16;
+    o.heads = 2;
+    o.d_ff = 32;
+    o.max_len = 8;
+    nn::TransformerModel model(o);
+    // pad 0, <s> 1, </s> 2: the padding is masked in every attention and ignored by the loss
+    const Tensor source = tensor({{3, 4, 5, 6}, {7, 8, 0, 0}});
+    const Tensor target_in = tensor({{1, 6, 5, 4, 3}, {1, 8, 7, 0, 0}});
+    const Tensor target_out = tensor({{6, 5, 4, 3, 2}, {8, 7, 2, 0, 0}});
+    train_steps(model.parameters(), [&] {
+      return nn::cross_entropy(model.forward(source, target_in), target_out, 0);
+    });
+    AnomalyMode anomaly;
+    (void)model.greedy_decode(source, 5);
+  }
+  SUBCASE("09: point attention over features as tokens, for regression") {
+    nn::Embedding ids(4, 8), values(4, 8);
+    nn::PointAttention attention(8);
+    nn::Linear head(8, 1);
+    const Tensor x = randn({6, 4}, gen), y = randn({6, 1}, gen);
+    const Tensor features = arange(real(4));
+    train_steps(parameters_of({&ids, &values, &attention, &head}), [&] {
+      const Tensor tokens = tanh(unsqueeze(ids.forward(features), 0) +
+                                 unsqueeze(x, 2) * unsqueeze(values.forward(features), 0));
+      return nn::mse_loss(head.forward(attention.forward(tokens).context), y);
+    });
+  }
 }

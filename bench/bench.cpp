@@ -3,7 +3,9 @@
 // with workload-specific figures after the median. Each workload warms up,
 // then times many steps and reports the median (robust to a noisy machine).
 // One thread by default; AG_NUM_THREADS=n to change. Run: make bench
-// (or build/release/bench/bench [workload names...] to run only some).
+// (or build/release/bench/bench [line names...] to run only the lines named,
+// e.g. `bench seq2seq_step` for the fast mode only, `bench seq2seq_step
+// seq2seq_step_reference` for both).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -116,8 +118,9 @@ void scalar_ops() {
 //                         cross-entropy against random (32,32) targets; Adam 1e-3
 //
 // seq2seq_step and transformer_step also give the step's GEMMs: their FLOP
-// count, gemm_ms (the same GEMM calls, same shapes and transposes, forward and
-// backward, recorded in one step and replayed straight through BLAS) and
+// count, gemm_ms (the same GEMM calls, same shapes, transposes and beta
+// (0, or 1 where the engine adds into C), forward and backward, recorded in
+// one step and replayed straight through BLAS) and
 // roofline = gemm_ms / median, the share of the step that is GEMM at BLAS speed.
 //
 // AG_BENCH_STEPS=n times n steps after 2 warm-up steps instead, for profiling
@@ -147,19 +150,30 @@ GemmFigures time_gemms(const std::function<void()>& step) {
                           [&] {
                             for (const GemmCall& g : calls)
                               gemm_strided(g.transpose_a, g.transpose_b, g.m, g.n, g.k, 1,
-                                           a.data(), g.lda, b.data(), g.ldb, 0, c.data(), g.ldc);
+                                           a.data(), g.lda, b.data(), g.ldb,
+                                           g.accumulate ? 1 : 0, c.data(), g.ldc);
                           },
                           3, 50)
                           .median_ms;
   return figures;
 }
 
-// Times `step` in fast mode, then in reference mode; with_gemms adds the GEMM figures.
+// The line names given on the command line (none: every line).
+std::vector<std::string> wanted_lines;
+
+bool wanted(const std::string& line) {
+  return wanted_lines.empty() ||
+         std::find(wanted_lines.begin(), wanted_lines.end(), line) != wanted_lines.end();
+}
+
+// Times `step` in fast mode, then in reference mode (each when its line is
+// wanted); with_gemms adds the GEMM figures.
 void model_step(const std::string& name, int steps, const std::function<void()>& step,
                 bool with_gemms = false) {
   const char* forced = std::getenv("AG_BENCH_STEPS");
   const bool profiling = forced && std::atoi(forced) > 0;
   for (bool reference : {false, true}) {
+    if (!wanted(name + (reference ? "_reference" : ""))) continue;
     ReferenceModeGuard mode(reference);
     const Timing t =
         profiling ? time_steps(step, 2, std::atoi(forced)) : time_steps(step, 10, steps);
@@ -267,15 +281,16 @@ void transformer_step() {
 struct Workload {
   const char* name;
   void (*run)();
+  bool has_reference;  // also prints name_reference
 };
 
 const Workload workloads[] = {
-    {"linear_fwd_bwd", linear_fwd_bwd},
-    {"scalar_ops", scalar_ops},
-    {"mlp_step", mlp_step},
-    {"point_attention_step", point_attention_step},
-    {"seq2seq_step", seq2seq_step},
-    {"transformer_step", transformer_step},
+    {"linear_fwd_bwd", linear_fwd_bwd, false},
+    {"scalar_ops", scalar_ops, false},
+    {"mlp_step", mlp_step, true},
+    {"point_attention_step", point_attention_step, true},
+    {"seq2seq_step", seq2seq_step, true},
+    {"transformer_step", transformer_step, true},
 };
 
 }  // namespace
@@ -285,11 +300,10 @@ int main(int argc, char** argv) {
                "# attograd bench (%s), BLAS: %s; model workloads in fast mode, then in reference "
                "mode (_reference)\n",
                real_name, blas_summary().c_str());
-  std::vector<std::string> wanted(argv + 1, argv + argc);
+  wanted_lines.assign(argv + 1, argv + argc);
   for (const Workload& workload : workloads) {
-    if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), workload.name) == wanted.end())
-      continue;
-    workload.run();
+    const std::string name = workload.name;
+    if (wanted(name) || (workload.has_reference && wanted(name + "_reference"))) workload.run();
   }
   return 0;
 }

@@ -130,7 +130,8 @@ void gemm_strided(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int6
                   const real* a, int64_t lda, const real* b, int64_t ldb, real beta, real* c,
                   int64_t ldc) {
   if (m == 0 || n == 0) return;
-  if (recorded_calls) recorded_calls->push_back({transpose_a, transpose_b, m, n, k, lda, ldb, ldc});
+  if (recorded_calls)
+    recorded_calls->push_back({transpose_a, transpose_b, m, n, k, lda, ldb, ldc, beta != 0});
   CBLAS_TRANSPOSE ta = transpose_a ? CblasTrans : CblasNoTrans;
   CBLAS_TRANSPOSE tb = transpose_b ? CblasTrans : CblasNoTrans;
 #ifdef AG_USE_DOUBLE

@@ -37,6 +37,7 @@ void gemm_strided(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int6
 struct GemmCall {
   bool transpose_a, transpose_b;
   int64_t m, n, k, lda, ldb, ldc;
+  bool accumulate;  // beta != 0: C is read and added to (BLAS skips zeroing it first)
 };
 void record_gemm_calls(std::vector<GemmCall>* calls);
 

@@ -733,6 +733,24 @@ TEST_CASE("core: gemm with distinct m, n, k, alpha and beta") {
     }
 }
 
+TEST_CASE("core: record_gemm_calls lists each GEMM's shape, transposes and beta, then stops") {
+  std::vector<real> a(12, 1), b(12, 1), c(16, 0);
+  std::vector<GemmCall> calls;
+  record_gemm_calls(&calls);
+  gemm(false, true, 2, 4, 3, 1, a.data(), b.data(), 0, c.data());           // (2,3) x (4,3)^T
+  gemm_strided(true, false, 2, 2, 3, 1, a.data(), 4, b.data(), 5, 1, c.data(), 6);
+  record_gemm_calls(nullptr);
+  gemm(false, false, 1, 1, 1, 1, a.data(), b.data(), 0, c.data());  // not recorded
+  REQUIRE(calls.size() == 2);
+  const GemmCall& first = calls[0];
+  CHECK((!first.transpose_a && first.transpose_b && !first.accumulate));
+  CHECK((first.m == 2 && first.n == 4 && first.k == 3));
+  CHECK((first.lda == 3 && first.ldb == 3 && first.ldc == 4));
+  const GemmCall& second = calls[1];
+  CHECK((second.transpose_a && !second.transpose_b && second.accumulate));
+  CHECK((second.lda == 4 && second.ldb == 5 && second.ldc == 6));
+}
+
 namespace {
 
 // Naive batched matmul of a (batch..., m, k) and b (batch..., k, n), where

@@ -14,7 +14,7 @@ int64_t live_nodes = 0;  // the engine is single-threaded, like the rest of atto
 uint64_t next_node_id = 0;
 }  // namespace
 
-Node::Node(const char* name, std::vector<Edge> inputs, uint32_t output_version)
+Node::Node(const char* name, Edges inputs, uint32_t output_version)
     : name(name), inputs(std::move(inputs)), output_version(output_version), id(next_node_id++) {
   ++live_nodes;
 }

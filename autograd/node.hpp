@@ -16,8 +16,9 @@
 namespace ag {
 
 // One gradient per input, in the order the inputs were recorded; an undefined
-// Tensor means "no gradient flows to this input".
-using Grads = std::vector<Tensor>;
+// Tensor means "no gradient flows to this input". (Its memory, like the
+// nodes', comes from the engine's small-block lists: core/tensor.hpp.)
+using Grads = std::vector<Tensor, BufferAllocator<Tensor>>;
 
 struct Node {
   // An input the op read, and its version then (so backward can tell when it
@@ -26,8 +27,9 @@ struct Node {
     Tensor tensor;
     uint32_t version;
   };
+  using Edges = std::vector<Edge, BufferAllocator<Edge>>;
 
-  Node(const char* name, std::vector<Edge> inputs, uint32_t output_version);
+  Node(const char* name, Edges inputs, uint32_t output_version);
   virtual ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
@@ -48,7 +50,7 @@ struct Node {
   virtual bool add_to_input_grad(const Tensor& grad_output, Tensor input_grad);
 
   const char* name;  // "MulBackward", as PyTorch names its grad_fn
-  std::vector<Edge> inputs;
+  Edges inputs;
   uint32_t output_version;
   uint64_t id;  // creation order, for tracing and graph pictures
   bool released = false;
@@ -68,7 +70,7 @@ struct Node {
 // The lambda's captures are the op's saved tensors; release() drops them.
 template <typename Backward>
 struct LambdaNode final : Node {
-  LambdaNode(const char* name, std::vector<Edge> inputs, uint32_t output_version, Backward fn)
+  LambdaNode(const char* name, Edges inputs, uint32_t output_version, Backward fn)
       : Node(name, std::move(inputs), output_version), fn(std::move(fn)) {}
   Grads backward(const Tensor& grad_output, const Tensor& output) override {
     return (*fn)(grad_output, output);
@@ -97,12 +99,13 @@ void record(const char* name, Tensor& output, const Tensor* first, const Tensor*
             Backward&& fn) {
   check_anomaly(output, name);
   if (!needs_record(first, last)) return;
-  std::vector<Node::Edge> edges;
+  Node::Edges edges;
   edges.reserve(last - first);
   for (const Tensor* t = first; t != last; ++t) edges.push_back({*t, t->version()});
   using Lambda = std::decay_t<Backward>;
-  attach_node(output, std::make_shared<LambdaNode<Lambda>>(name, std::move(edges), output.version(),
-                                                           std::forward<Backward>(fn)));
+  attach_node(output, std::allocate_shared<LambdaNode<Lambda>>(
+                          BufferAllocator<LambdaNode<Lambda>>(), name, std::move(edges),
+                          output.version(), std::forward<Backward>(fn)));
 }
 
 template <typename Backward>

@@ -151,7 +151,7 @@ namespace {
 // step by step, one narrow each), g is added into its slab in place instead of
 // padding g with zeros to the full shape and adding that.
 struct NarrowNode final : Node {
-  NarrowNode(std::vector<Edge> inputs, uint32_t output_version, Shape shape, int64_t dim,
+  NarrowNode(Edges inputs, uint32_t output_version, Shape shape, int64_t dim,
              int64_t start)
       : Node("NarrowBackward", std::move(inputs), output_version),
         shape(std::move(shape)),
@@ -179,8 +179,9 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
   Tensor out = kernel::narrow(a, dim, start, length);
   check_anomaly(out, "NarrowBackward");
   if (needs_record(&a, &a + 1))
-    attach_node(out, std::make_shared<NarrowNode>(std::vector<Node::Edge>{{a, a.version()}},
-                                                  out.version(), a.shape(), dim, start));
+    attach_node(out, std::allocate_shared<NarrowNode>(BufferAllocator<NarrowNode>(),
+                                                      Node::Edges{{a, a.version()}}, out.version(),
+                                                      a.shape(), dim, start));
   return out;
 }
 

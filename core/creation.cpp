@@ -150,7 +150,7 @@ Tensor from_vector(std::vector<real> data, const Shape& shape) {
   AG_CHECK(static_cast<int64_t>(data.size()) == shape_numel(shape),
            "from_vector: {} values cannot fill shape {} ({} elements)", data.size(),
            shape_str(shape), shape_numel(shape));
-  auto impl = std::make_shared<TensorImpl>();
+  auto impl = make_tensor_impl();
   impl->data.assign(data.begin(), data.end());
   impl->shape = shape;
   return Tensor(std::move(impl));

@@ -22,7 +22,7 @@ Tensor reshape(const Tensor& a, const Shape& shape) {
 
 Tensor reshape(Tensor&& a, const Shape& shape) {
   if (a.use_count() != 1 || a.grad_fn()) return reshape(static_cast<const Tensor&>(a), shape);
-  auto impl = std::make_shared<TensorImpl>();
+  auto impl = make_tensor_impl();
   impl->data = std::move(a.impl()->data);  // a is a temporary nobody else sees
   impl->shape = shape;
   return Tensor(std::move(impl));

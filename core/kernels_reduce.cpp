@@ -91,6 +91,8 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
 }
 
 Tensor mul_sum_to(const Tensor& g, const Tensor& b, const Shape& shape) {
+  if (g.shape() == shape && b.shape() == shape)  // nothing to sum: the product itself
+    return zip(g, b, "mul", [](real x, real y) { return x * y; });
   if (g.shape() == shape || g.dim() == 0 || shape_numel(shape) == 1)
     return sum_to(zip(g, b, "mul", [](real x, real y) { return x * y; }), shape);
   Tensor out = zeros(shape);

@@ -62,14 +62,28 @@ int size_class(size_t bytes) {
 #endif
 }
 
-// Blocks under 1 KiB come from plain new (glibc's fast per-thread bins; an
-// aligned new would take its slow path), all others aligned to 64 bytes.
-bool small_block(size_t bytes) { return bytes < (size_t(1) << kMinClass); }
-
 }  // namespace
 
-void* allocate_buffer(size_t bytes) {
-  if (small_block(bytes)) return ::operator new(bytes);
+namespace detail {
+
+thread_local constinit SmallBlocks small_blocks = {};
+
+// Small blocks are carved from chunks of 64 KiB, kept for the process's life.
+void* allocate_small_from_chunk(size_t c) {
+  constexpr size_t chunk_bytes = size_t(64) << 10;
+  SmallBlocks& blocks = small_blocks;
+  const size_t size = (c + 1) * kGranule;
+  if (size_t(blocks.end - blocks.next) < size) {
+    blocks.next = static_cast<char*>(::operator new(chunk_bytes, std::align_val_t(kAlignment)));
+    blocks.end = blocks.next + chunk_bytes;
+  }
+  void* p = blocks.next;
+  blocks.next += size;
+  return p;
+}
+
+void* allocate_large(size_t bytes) {
+  if (bytes < kSmallLimit) return ::operator new(bytes);  // under AddressSanitizer
   const int c = size_class(bytes);
   if (c < 0 || cache_gone) return ::operator new(bytes, std::align_val_t(kAlignment));
   std::vector<void*>& list = cache.free[c];
@@ -82,8 +96,8 @@ void* allocate_buffer(size_t bytes) {
   return ::operator new(size_t(1) << c, std::align_val_t(kAlignment));
 }
 
-void free_buffer(void* p, size_t bytes) noexcept {
-  if (small_block(bytes)) return ::operator delete(p);
+void free_large(void* p, size_t bytes) noexcept {
+  if (bytes < kSmallLimit) return ::operator delete(p);  // under AddressSanitizer
   const int c = size_class(bytes);
   if (c >= 0 && !cache_gone && cache.kept + (size_t(1) << c) <= kMaxKept) {
     try {
@@ -96,10 +110,21 @@ void free_buffer(void* p, size_t bytes) noexcept {
   ::operator delete(p, std::align_val_t(kAlignment));
 }
 
+}  // namespace detail
+
+std::shared_ptr<TensorImpl> make_tensor_impl() {
+  return std::allocate_shared<TensorImpl>(BufferAllocator<TensorImpl>());
+}
+
 Tensor Tensor::empty(Shape shape) {
-  check_sizes(shape, "empty");
-  auto impl = std::make_shared<TensorImpl>();
-  impl->data.resize(shape_numel(shape));
+  // Every op's output starts here, so check_sizes (which says what is wrong)
+  // runs only when this loop finds a negative size or an overflowing count.
+  int64_t count = 1;
+  bool valid = true;
+  for (int64_t s : shape) valid &= s >= 0 && !__builtin_mul_overflow(count, s, &count);
+  if (!valid) check_sizes(shape, "empty");
+  auto impl = make_tensor_impl();
+  impl->data = Storage(static_cast<size_t>(count));
   impl->shape = std::move(shape);
   return Tensor(std::move(impl));
 }
@@ -143,7 +168,7 @@ real Tensor::at(std::initializer_list<int64_t> index) const {
 
 Tensor Tensor::clone() const {
   const TensorImpl& self = get();
-  auto impl = std::make_shared<TensorImpl>();
+  auto impl = make_tensor_impl();
   impl->data = self.data;
   impl->shape = self.shape;
   impl->name = self.name;

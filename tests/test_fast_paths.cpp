@@ -65,6 +65,32 @@ TEST_CASE("fast/tanh_float: within 3 ulp of tanh everywhere, odd, +-1 at the end
   CHECK(std::isnan(fast::tanh_float(std::numeric_limits<float>::quiet_NaN())));
 }
 
+TEST_CASE("fast/sigmoid: within 4 ulp of 1 / (1 + e^-x), exactly 0.5 at 0, 0 and 1 at the ends") {
+  // Down to -87: below, sigma(x) < 1.2e-38 is a subnormal float, which the float
+  // exp flushes to 0 (checked below).
+  std::vector<real> xs;
+  for (double x = -87; x <= 100; x += 0.0137) xs.push_back(real(x));
+  for (double x = -1e-3; x <= 1e-3; x += 3.3e-6) xs.push_back(real(x));
+  const Tensor x = from_vector(xs, {int64_t(xs.size())});
+  const Tensor y = sigmoid(x);
+  double worst = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double want = 1 / (1 + std::exp(-double(xs[i])));
+    if constexpr (ag::testing::is_double)
+      worst = std::max(worst, std::abs(double(y.data()[i]) - want) / want);
+    else
+      worst = std::max(worst, ulps(y.data()[i], want));
+  }
+  const std::string unit = ag::testing::is_double ? " (relative)" : " ulp";
+  INFO("worst error " << worst << unit);
+  CHECK(worst <= (ag::testing::is_double ? 1e-15 : 4.0));
+  const real inf = std::numeric_limits<real>::infinity();
+  const Tensor ends = sigmoid(from_vector({0, -inf, inf, -90, -200, 200}, {6}));
+  check_values(ends, {0.5, 0, 1, 0, 0, 1});
+  CHECK(ends.data()[3] < real(1.2e-38));
+  CHECK(std::isnan(sigmoid(full({1}, std::numeric_limits<real>::quiet_NaN())).item()));
+}
+
 TEST_CASE("fast/tanh op: the engine's tanh and exp agree with std:: on a tensor") {
   Tensor x = from_vector({-3, -0.7, -0.2, 0, 0.1, 0.5, 0.9, 4}, {2, 4});
   std::vector<double> want_tanh, want_exp;

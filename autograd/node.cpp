@@ -49,6 +49,21 @@ void Node::release() {
 
 bool Node::add_to_input_grad(const Tensor&, Tensor) { return false; }
 
+Grads Node::backward(const Tensor& grad_output, const Tensor& output, const GradSums&) {
+  return backward(grad_output, output);
+}
+
+Tensor GradSums::existing(size_t i) const {
+  if (!enabled_ || i >= node_.inputs.size() || i >= 64) return Tensor();
+  const Tensor& input = node_.inputs[i].tensor;
+  if (!input.defined() || !input.requires_grad()) return Tensor();
+  const std::shared_ptr<TensorImpl>& slot =
+      input.is_leaf() ? input.impl()->grad : input.grad_fn()->grad_of_output;
+  if (!slot || slot.use_count() != 1) return Tensor();
+  handed_out_ |= uint64_t(1) << i;
+  return Tensor(slot);
+}
+
 int64_t Node::live_count() { return live_nodes; }
 
 bool needs_record(const Tensor* first, const Tensor* last) {

@@ -11,9 +11,29 @@
 #include "core/creation.hpp"
 #include "core/kernels.hpp"
 #include "core/mode.hpp"
+#include "core/simd.hpp"
 #include "layers/init.hpp"
 
 namespace ag::nn {
+
+namespace {
+// The fast twin's loops (compiled per instruction set, core/simd.hpp).
+
+// y_r = b for each of `rows` rows of n
+AG_SIMD_CLONES void copy_to_rows(const real* b, real* y, int64_t rows, int64_t n) noexcept {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < n; ++j) y[r * n + j] = b[j];
+}
+
+// sum (+)= sum_r g_r over `rows` rows of n: the bias gradient
+AG_SIMD_CLONES void add_row_sums(const real* g, real* sum, int64_t rows, int64_t n,
+                                 bool adding) noexcept {
+  if (!adding)
+    for (int64_t j = 0; j < n; ++j) sum[j] = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < n; ++j) sum[j] += g[r * n + j];
+}
+}  // namespace
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   AG_CHECK(x.defined() && weight.defined(), "linear: the {} is an undefined tensor",
@@ -38,28 +58,43 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Shape y_shape = x.shape();
   y_shape.back() = out_features;  // a 1-D input is one row, (in) -> (out)
   Tensor y = Tensor::empty(y_shape);
-  const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
-  if (bias.defined()) {
-    real* out = y.data();
-    const real* b = bias.data();
-    for (int64_t row = 0; row < rows; ++row)
-      for (int64_t j = 0; j < out_features; ++j) out[row * out_features + j] = b[j];
-  }
-  gemm(false, true, rows, out_features, weight.shape()[1], 1, x.data(), weight.data(),
+  const int64_t in_features = weight.shape()[1];
+  int64_t rows = 1;  // every dim but the last
+  for (size_t d = 0; d + 1 < y_shape.size(); ++d) rows *= y_shape[d];
+  if (bias.defined()) copy_to_rows(bias.data(), y.data(), rows, out_features);
+  gemm(false, true, rows, out_features, in_features, 1, x.data(), weight.data(),
        bias.defined() ? 1 : 0, y.data());
 
-  // dL/dx = g W           (..., out) x (out, in)
+  // dL/dx = g W           (rows, out) x (out, in)
   // dL/dW = g^T x         summed over every row of the batch: one GEMM, (out, in)
   // dL/db = sum_rows g    (out)
-  auto backward = [x, weight, has_bias = bias.defined()](const Tensor& g, const Tensor&) {
-    Tensor g_rows = g.dim() == 1 ? kernel::reshape(g, {1, g.shape()[0]}) : g;
+  // Each is added into the gradient its input has gathered so far, when there
+  // is one (GradSums, autograd/node.hpp: a GEMM with beta = 1, a += loop): the
+  // weights of a layer used at every step of an RNN gather one term per step.
+  auto backward = [x, weight, has_bias = bias.defined(), rows, in_features, out_features](
+                      const Tensor& g, const Tensor&, const GradSums& sums) {
+    // The sum gathered so far for input i, or a new tensor; `adding` says which.
+    auto into = [&sums](size_t i, const Shape& shape, bool& adding) {
+      Tensor sum = sums.existing(i);
+      adding = sum.defined();
+      return adding ? sum : Tensor::empty(shape);
+    };
     Grads grads(has_bias ? 3 : 2);
-    if (x.requires_grad())
-      grads[0] = kernel::reshape(kernel::matmul(g_rows, weight, false, false), x.shape());
-    if (weight.requires_grad())
-      grads[1] = kernel::matmul_rows_tn(
-          g_rows, x.dim() == 1 ? kernel::reshape(x, {1, x.shape()[0]}) : x);
-    if (has_bias) grads[2] = kernel::sum_to(g_rows, {g.shape().back()});
+    bool adding = false;
+    if (x.requires_grad()) {
+      grads[0] = into(0, x.shape(), adding);
+      gemm(false, false, rows, in_features, out_features, 1, g.data(), weight.data(),
+           adding ? 1 : 0, grads[0].data());
+    }
+    if (weight.requires_grad()) {
+      grads[1] = into(1, weight.shape(), adding);
+      gemm(true, false, out_features, in_features, rows, 1, g.data(), x.data(), adding ? 1 : 0,
+           grads[1].data());
+    }
+    if (has_bias) {
+      grads[2] = into(2, {out_features}, adding);
+      add_row_sums(g.data(), grads[2].data(), rows, out_features, adding);
+    }
     return grads;
   };
   if (bias.defined())

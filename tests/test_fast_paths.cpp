@@ -505,6 +505,38 @@ TEST_CASE("modes/AdditiveScore [F1.5] and weighted_context [F4.7]: both modes ag
   check_same_error([&] { score.score(keys, score.project_keys(keys)); }, {"AdditiveScore"});
 }
 
+TEST_CASE("modes/linear adds into the gradients gathered so far: a layer used at every step") {
+  // h_t = tanh(W h_{t-1} + b + x), four steps: W, b and h gather one term per
+  // step; in fast mode each step's backward adds its term into the sum (GradSums).
+  Tensor x = ag::testing::leaf({3, 5}, 61), w = ag::testing::leaf({5, 5}, 62);
+  Tensor b = ag::testing::leaf({5}, 63);
+  auto unrolled = [](const std::vector<Tensor>& in) {
+    Tensor h = in[0];
+    for (int t = 0; t < 4; ++t) h = tanh(nn::linear(h, in[1], in[2]) + in[0]);
+    return h;
+  };
+  check_modes_agree(unrolled, {x, w, b});
+  // Gradients of repeated backward calls add up in .grad (in place while only
+  // the engine holds it), and a .grad the user holds is never changed.
+  for (const Tensor& p : {x, w, b}) p.impl()->grad.reset();
+  sum(unrolled({x, w, b})).backward();
+  const std::vector<real> once = w.grad().to_vector();
+  sum(unrolled({x, w, b})).backward();
+  const Tensor held = w.grad();
+  sum(unrolled({x, w, b})).backward();
+  for (size_t i = 0; i < once.size(); ++i) {
+    CHECK(std::abs(double(held.data()[i]) - 2 * double(once[i])) <= 1e-5);
+    CHECK(std::abs(double(w.grad().data()[i]) - 3 * double(once[i])) <= 1e-5);
+  }
+  // x + x through linear twice: both uses reach x (the second adds into the first).
+  Tensor v = ag::testing::leaf({2, 5}, 64);
+  sum(nn::linear(v, w) + nn::linear(v, w)).backward();
+  const Tensor twice = v.grad();
+  v.impl()->grad.reset();
+  (sum(nn::linear(v, w)) * real(2)).backward();
+  CHECK(ag::testing::max_abs_diff(twice, v.grad()) <= 1e-5);
+}
+
 TEST_CASE("modes/softmax, log_softmax [F0.2], layer_norm [F3.6], linear, mul, cross_entropy") {
   const real inf = std::numeric_limits<real>::infinity();
   Tensor x = ag::testing::leaf({3, 4, 6}, 51);

@@ -505,6 +505,28 @@ TEST_CASE("modes/AdditiveScore [F1.5] and weighted_context [F4.7]: both modes ag
   check_same_error([&] { score.score(keys, score.project_keys(keys)); }, {"AdditiveScore"});
 }
 
+TEST_CASE("modes/PointAttention [F0.4]: both modes agree (the context by weighted_context's twin)") {
+  manual_seed(6);
+  nn::PointAttention attention(7);
+  Tensor x = ag::testing::leaf({3, 5, 7}, 71);
+  std::vector<Tensor> inputs{x};
+  for (const Tensor& p : attention.parameters()) inputs.push_back(p);
+  auto f = [&](const std::vector<Tensor>& in) { return both(attention.forward(in[0])); };
+  const std::vector<Tensor> fast = values_and_grads(f, inputs, false);
+  const std::vector<Tensor> reference = values_and_grads(f, inputs, true);
+  for (size_t i = 0; i < fast.size(); ++i) {
+    INFO("output/gradient " << i);
+    CHECK(ag::testing::max_abs_diff(fast[i], reference[i]) <=
+          (ag::testing::is_double ? 1e-12 : 1e-5));
+  }
+  if constexpr (ag::testing::is_double)
+    for (bool plain : {false, true}) {
+      ReferenceModeGuard mode(plain);
+      ag::testing::check_module_gradients(attention, [&] { return f({x}); }, {x});
+    }
+  check_same_error([&] { attention.forward(zeros({3, 5})); }, {"PointAttention", "(3,5)"});
+}
+
 TEST_CASE("modes/linear adds into the gradients gathered so far: a layer used at every step") {
   // h_t = tanh(W h_{t-1} + b + x), four steps: W, b and h gather one term per
   // step; in fast mode each step's backward adds its term into the sum (GradSums).

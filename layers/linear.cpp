@@ -25,12 +25,19 @@ AG_SIMD_CLONES void copy_to_rows(const real* b, real* y, int64_t rows, int64_t n
     for (int64_t j = 0; j < n; ++j) y[r * n + j] = b[j];
 }
 
-// sum (+)= sum_r g_r over `rows` rows of n: the bias gradient
+// sum (+)= sum_r g_r over `rows` rows of n: the bias gradient. Four rows per
+// pass over sum: each += waits for the one before it (through memory), so
+// fewer of them halve the time.
 AG_SIMD_CLONES void add_row_sums(const real* g, real* sum, int64_t rows, int64_t n,
                                  bool adding) noexcept {
   if (!adding)
     for (int64_t j = 0; j < n; ++j) sum[j] = 0;
-  for (int64_t r = 0; r < rows; ++r)
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const real* g0 = g + r * n;
+    for (int64_t j = 0; j < n; ++j) sum[j] += (g0[j] + g0[n + j]) + (g0[2 * n + j] + g0[3 * n + j]);
+  }
+  for (; r < rows; ++r)
     for (int64_t j = 0; j < n; ++j) sum[j] += g[r * n + j];
 }
 }  // namespace

@@ -34,7 +34,9 @@ constexpr const char* stored_descr = std::is_same_v<real, float> ? "<f4" : "<f8"
 // Text from the header as errors show it; cut short, as a hostile file may
 // hold a huge one.
 std::string show(std::string_view text) {
-  return text.size() <= 40 ? std::string(text) : std::string(text.substr(0, 36)) + "...";
+  if (text.size() <= 40) return std::string(text);
+  std::string start(text.substr(0, 36));  // (not string + "...": GCC 12 warns wrongly on it)
+  return start.append("...");
 }
 
 // What the header says. NumPy reads it with Python's literal parser; the

@@ -140,9 +140,27 @@ Tensor stack(const std::vector<Tensor>& parts, int64_t dim) {
              "stack: tensor {} has shape {} but tensor 0 has {}; all must be equal", i,
              shape_str(parts[i].shape()), shape_str(parts[0].shape()));
   dim = normalize_dim(dim, parts[0].dim() + 1, "stack", parts[0].shape());
-  std::vector<Tensor> unsqueezed;
-  for (const Tensor& p : parts) unsqueezed.push_back(unsqueeze(p, dim));
-  return cat(unsqueezed, dim);
+  // cat of the parts each unsqueezed at dim, in one copy: out[o, i, :] = part_i[o, :]
+  Shape shape = parts[0].shape();
+  shape.insert(shape.begin() + dim, static_cast<int64_t>(parts.size()));
+  Tensor out = Tensor::empty(shape);
+  const auto [outer, count, inner] = split_at(shape, dim);
+  for (int64_t i = 0; i < count; ++i)
+    for (int64_t o = 0; o < outer; ++o)
+      std::copy_n(parts[i].data() + o * inner, inner, out.data() + (o * count + i) * inner);
+  // Each part's gradient is its own slice of g along dim.
+  record("StackBackward", out, parts, [part = parts[0].shape(), outer, count, inner](
+                                          const Tensor& g, const Tensor&) {
+    Grads grads;
+    for (int64_t i = 0; i < count; ++i) {
+      Tensor gi = Tensor::empty(part);
+      for (int64_t o = 0; o < outer; ++o)
+        std::copy_n(g.data() + (o * count + i) * inner, inner, gi.data() + o * inner);
+      grads.push_back(gi);
+    }
+    return grads;
+  });
+  return out;
 }
 
 namespace {

@@ -66,13 +66,6 @@ Tensor GradSums::existing(size_t i) const {
 
 int64_t Node::live_count() { return live_nodes; }
 
-bool needs_record(const Tensor* first, const Tensor* last) {
-  if (!is_grad_enabled()) return false;
-  for (const Tensor* t = first; t != last; ++t)
-    if (t->defined() && t->requires_grad()) return true;
-  return false;
-}
-
 void attach_node(Tensor& output, std::shared_ptr<Node> node) {
   output.impl()->grad_fn = std::move(node);
   output.impl()->requires_grad = true;

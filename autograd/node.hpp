@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "autograd/grad_mode.hpp"
 #include "core/tensor.hpp"
 
 namespace ag {
@@ -125,7 +126,12 @@ struct LambdaNode final : Node {
 
 // Whether an op must record a node: grad mode is on and at least one input
 // requires grad.
-bool needs_record(const Tensor* first, const Tensor* last);
+inline bool needs_record(const Tensor* first, const Tensor* last) {
+  if (!is_grad_enabled()) return false;
+  for (const Tensor* t = first; t != last; ++t)
+    if (t->defined() && t->requires_grad()) return true;
+  return false;
+}
 
 // Makes `output` the result of `node` (sets grad_fn and requires_grad).
 void attach_node(Tensor& output, std::shared_ptr<Node> node);
@@ -138,7 +144,7 @@ void check_anomaly(const Tensor& output, const char* op);
 template <typename Backward>
 void record(const char* name, Tensor& output, const Tensor* first, const Tensor* last,
             Backward&& fn) {
-  check_anomaly(output, name);
+  if (is_anomaly_enabled()) check_anomaly(output, name);
   if (!needs_record(first, last)) return;
   Node::Edges edges;
   edges.reserve(last - first);

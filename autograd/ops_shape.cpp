@@ -149,17 +149,17 @@ Tensor stack(const std::vector<Tensor>& parts, int64_t dim) {
     for (int64_t o = 0; o < outer; ++o)
       std::copy_n(parts[i].data() + o * inner, inner, out.data() + (o * count + i) * inner);
   // Each part's gradient is its own slice of g along dim.
-  record("StackBackward", out, parts, [part = parts[0].shape(), outer, count, inner](
-                                          const Tensor& g, const Tensor&) {
-    Grads grads;
-    for (int64_t i = 0; i < count; ++i) {
-      Tensor gi = Tensor::empty(part);
-      for (int64_t o = 0; o < outer; ++o)
-        std::copy_n(g.data() + (o * count + i) * inner, inner, gi.data() + o * inner);
-      grads.push_back(gi);
-    }
-    return grads;
-  });
+  record("StackBackward", out, parts,
+         [part = parts[0].shape(), outer, count, inner](const Tensor& g, const Tensor&) {
+           Grads grads;
+           for (int64_t i = 0; i < count; ++i) {
+             Tensor gi = Tensor::empty(part);
+             for (int64_t o = 0; o < outer; ++o)
+               std::copy_n(g.data() + (o * count + i) * inner, inner, gi.data() + o * inner);
+             grads.push_back(gi);
+           }
+           return grads;
+         });
   return out;
 }
 
@@ -169,8 +169,7 @@ namespace {
 // step by step, one narrow each), g is added into its slab in place instead of
 // padding g with zeros to the full shape and adding that.
 struct NarrowNode final : Node {
-  NarrowNode(Edges inputs, uint32_t output_version, Shape shape, int64_t dim,
-             int64_t start)
+  NarrowNode(Edges inputs, uint32_t output_version, Shape shape, int64_t dim, int64_t start)
       : Node("NarrowBackward", std::move(inputs), output_version),
         shape(std::move(shape)),
         dim(dim),

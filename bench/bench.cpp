@@ -49,8 +49,7 @@ void print_line(const char* name, const Timing& t, const std::string& extra) {
 // Times two steps taking turns (a, b, a, b, ...), so that both see the same
 // load from other programs, and returns both medians.
 std::pair<Timing, Timing> time_alternating(const std::function<void()>& a,
-                                           const std::function<void()>& b, int warmup,
-                                           int steps) {
+                                           const std::function<void()>& b, int warmup, int steps) {
   for (int i = 0; i < warmup; ++i) {
     a();
     b();
@@ -167,9 +166,9 @@ GemmFigures time_gemms(const std::function<void()>& step) {
   figures.median_ms = time_steps(
                           [&] {
                             for (const GemmCall& g : calls)
-                              gemm_strided(g.transpose_a, g.transpose_b, g.m, g.n, g.k, 1,
-                                           a.data(), g.lda, b.data(), g.ldb,
-                                           g.accumulate ? 1 : 0, c.data(), g.ldc);
+                              gemm_strided(g.transpose_a, g.transpose_b, g.m, g.n, g.k, 1, a.data(),
+                                           g.lda, b.data(), g.ldb, g.accumulate ? 1 : 0, c.data(),
+                                           g.ldc);
                           },
                           3, 50)
                           .median_ms;

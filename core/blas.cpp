@@ -45,8 +45,8 @@ OpenBlas load_openblas() {
     if (!inherited_core.empty() && choice.core != inherited_core)
       blas.info.reason += fmt::format("; replaced OPENBLAS_CORETYPE={}", inherited_core);
   } else {
-    blas.info.reason = !inherited_core.empty() ? "OPENBLAS_CORETYPE from the environment"
-                                               : choice.reason;
+    blas.info.reason =
+        !inherited_core.empty() ? "OPENBLAS_CORETYPE from the environment" : choice.reason;
   }
   // One thread unless AG_NUM_THREADS says otherwise: toy models are small, and
   // benchmark figures should not depend on how busy the other core is.

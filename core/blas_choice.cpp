@@ -7,6 +7,7 @@
 // the GEMMs. The children run side by side and take turns, round after round,
 // so that a burst of load from another program hits every candidate alike;
 // each shape keeps its best round.
+#include <cblas.h>
 #include <cpuid.h>
 #include <dlfcn.h>
 #include <poll.h>
@@ -16,7 +17,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cblas.h>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -33,10 +33,15 @@ namespace ag {
 // --- the CPU -------------------------------------------------------------------------
 
 std::string CpuIdentity::key() const {
-  std::string sets = avx512_bf16 ? "avx512-bf16" : avx512 ? "avx512" : avx2_fma ? "avx2" : avx ? "avx" : "sse";
+  std::string sets = avx512_bf16 ? "avx512-bf16"
+                     : avx512    ? "avx512"
+                     : avx2_fma  ? "avx2"
+                     : avx       ? "avx"
+                                 : "sse";
   std::string clean_brand = brand;
-  std::replace_if(clean_brand.begin(), clean_brand.end(),
-                  [](char c) { return c == '\t' || c == '\n' || c == '\r'; }, ' ');
+  std::replace_if(
+      clean_brand.begin(), clean_brand.end(),
+      [](char c) { return c == '\t' || c == '\n' || c == '\r'; }, ' ');
   return fmt::format("{} {}.{}.{} {} {} {}", vendor, family, model, stepping, sets, real_name,
                      clean_brand);
 }
@@ -54,8 +59,8 @@ CpuIdentity this_cpu() {
   if (__get_cpuid(1, &a, &b, &c, &d)) {
     const int base_family = (a >> 8) & 0xf, base_model = (a >> 4) & 0xf;
     cpu.family = base_family == 0xf ? base_family + int((a >> 20) & 0xff) : base_family;
-    cpu.model = base_family == 0x6 || base_family == 0xf ? base_model + int((a >> 12) & 0xf0)
-                                                         : base_model;
+    cpu.model =
+        base_family == 0x6 || base_family == 0xf ? base_model + int((a >> 12) & 0xf0) : base_model;
     cpu.stepping = a & 0xf;
   }
   char brand[49] = {};
@@ -228,16 +233,16 @@ struct ChildHello {
   setenv("OPENBLAS_NUM_THREADS", "1", 1);
   ChildHello hello = {};
   void* library = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
-  auto corename = library ? reinterpret_cast<char* (*)()>(dlsym(library, "openblas_get_corename"))
-                          : nullptr;
-  auto config = library ? reinterpret_cast<char* (*)()>(dlsym(library, "openblas_get_config"))
-                        : nullptr;
+  auto corename =
+      library ? reinterpret_cast<char* (*)()>(dlsym(library, "openblas_get_corename")) : nullptr;
+  auto config =
+      library ? reinterpret_cast<char* (*)()>(dlsym(library, "openblas_get_config")) : nullptr;
 #ifdef AG_USE_DOUBLE
-  auto gemm = library ? reinterpret_cast<decltype(&cblas_dgemm)>(dlsym(library, "cblas_dgemm"))
-                      : nullptr;
+  auto gemm =
+      library ? reinterpret_cast<decltype(&cblas_dgemm)>(dlsym(library, "cblas_dgemm")) : nullptr;
 #else
-  auto gemm = library ? reinterpret_cast<decltype(&cblas_sgemm)>(dlsym(library, "cblas_sgemm"))
-                      : nullptr;
+  auto gemm =
+      library ? reinterpret_cast<decltype(&cblas_sgemm)>(dlsym(library, "cblas_sgemm")) : nullptr;
 #endif
   if (corename && config && gemm) {
     std::snprintf(hello.core, sizeof hello.core, "%s", corename());
@@ -262,8 +267,8 @@ struct ChildHello {
       call();  // warm: the buffers in cache, the kernels' code in memory
       const auto start = std::chrono::steady_clock::now();
       for (int j = 0; j < calls; ++j) call();
-      seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() /
-                   calls;
+      seconds[i] =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / calls;
     }
     if (write(results, seconds, sizeof seconds) != sizeof seconds) break;
   }
@@ -306,7 +311,7 @@ void end_child(Child& child) {
 std::vector<CoreTiming> time_cores(const std::vector<std::string>& cores,
                                    std::vector<std::string>* configs) {
   std::vector<Child> started;
-  std::fflush(nullptr);  // nothing buffered is written twice
+  std::fflush(nullptr);                    // nothing buffered is written twice
   for (const std::string& core : cores) {  // all at once: they load OpenBLAS side by side
     int commands[2], results[2];
     if (pipe(commands) != 0) break;
@@ -434,15 +439,16 @@ CoreChoice choose_core() {
   choice.core = fastest_core(timings, &report);
   for (size_t i = 0; i < timings.size(); ++i)
     if (timings[i].core == choice.core) choice.cached_config = configs[i];
-  choice.reason = fmt::format("measured fastest on this CPU ({}; mean time over {} GEMM shapes, "
-                              "relative to the fastest)",
-                              report, shape_count);
+  choice.reason = fmt::format(
+      "measured fastest on this CPU ({}; mean time over {} GEMM shapes, "
+      "relative to the fastest)",
+      report, shape_count);
   const std::string failure =
       choice.cache_path.empty()
           ? "neither XDG_CACHE_HOME nor HOME is set"
-          : write_cache(choice.cache_path, with_cached_core(cache_text, choice.cache_key,
-                                                            choice.core, choice.cached_config,
-                                                            report));
+          : write_cache(choice.cache_path,
+                        with_cached_core(cache_text, choice.cache_key, choice.core,
+                                         choice.cached_config, report));
   choice.reason += failure.empty() ? fmt::format(", cached in {}", choice.cache_path)
                                    : fmt::format("; not cached: {}", failure);
   return choice;

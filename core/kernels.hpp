@@ -78,7 +78,8 @@ AG_ALWAYS_INLINE real max_lanes(int64_t n, real start, Term term) {
       lane[j] = x > lane[j] ? x : lane[j];
     }
   for (int64_t width = lanes / 2; width > 0; width /= 2)
-    for (int64_t j = 0; j < width; ++j) lane[j] = lane[j + width] > lane[j] ? lane[j + width] : lane[j];
+    for (int64_t j = 0; j < width; ++j)
+      lane[j] = lane[j + width] > lane[j] ? lane[j + width] : lane[j];
   real max = lane[0];
   for (; i < n; ++i) {
     const real x = term(i);

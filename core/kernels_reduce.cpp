@@ -208,7 +208,8 @@ AG_SIMD_CLONES void softmax_rows(const real* in, real* out, int64_t rows, int64_
   for (int64_t r = 0; r < rows; ++r) {
     const real* x = in + r * size;
     real* y = out + r * size;
-    real max = max_lanes(size, -std::numeric_limits<real>::infinity(), [&](int64_t k) { return x[k]; });
+    real max =
+        max_lanes(size, -std::numeric_limits<real>::infinity(), [&](int64_t k) { return x[k]; });
     if (max == -std::numeric_limits<real>::infinity()) max = 0;  // all masked: see softmax_like
     for (int64_t k = 0; k < size; ++k) y[k] = fast::exp(x[k] - max);
     const real sum = sum_lanes(size, [&](int64_t k) { return y[k]; });

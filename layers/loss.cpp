@@ -10,12 +10,12 @@
 #include <string>
 
 #include "autograd/node.hpp"
+#include "autograd/ops.hpp"
 #include "core/creation.hpp"
 #include "core/error.hpp"
 #include "core/fast_math.hpp"
 #include "core/mode.hpp"
 #include "core/simd.hpp"
-#include "autograd/ops.hpp"
 
 namespace ag::nn {
 
@@ -161,8 +161,7 @@ Tensor cross_entropy_rows(const Tensor& logits, std::vector<int64_t> y, const Sh
   // dL/dx_rc = (softmax(x_r)_c - onehot(y_r)_c) * g_r   (g_r = g / n for Mean)
   // Ignored rows get 0. logits (..., C) -> gradient (..., C).
   record("CrossEntropyBackward", out, {logits},
-         [probs, y = std::move(y), ignore_index, reduction, count](const Tensor& g,
-                                                                  const Tensor&) {
+         [probs, y = std::move(y), ignore_index, reduction, count](const Tensor& g, const Tensor&) {
            Upstream up = upstream(g, reduction, count);
            const int64_t C = probs.shape().back();
            Tensor grad = Tensor::empty(probs.shape());

@@ -1,8 +1,7 @@
 #include "layers/point_attention.hpp"
 
-#include "core/error.hpp"
-
 #include "autograd/ops.hpp"
+#include "core/error.hpp"
 #include "core/mode.hpp"
 #include "layers/attention_scores.hpp"
 

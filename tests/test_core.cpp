@@ -3,13 +3,18 @@
 // matmul) and the OpenBLAS wrapper. Expected values are written out by hand
 // (or checked against naive loops written here), never taken from the engine.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -17,13 +22,6 @@
 #include "core/kernels.hpp"
 #include "tests/helpers.hpp"
 #include "tests/isolated.hpp"
-
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <fstream>
-#include <sstream>
 
 namespace {
 
@@ -719,9 +717,8 @@ TEST_CASE("core: blas core candidates follow the CPU's instruction sets") {
 
 TEST_CASE("core: blas picks the core with the lowest mean time; a later one must be 2% faster") {
   // Zen-like: the AVX-512 kernels slower on most shapes than the AVX2 ones
-  const std::vector<CoreTiming> zen4 = {{"SkylakeX", {2.0, 1.0, 4.0}},
-                                        {"Haswell", {1.8, 0.9, 3.9}},
-                                        {"Zen", {1.9, 0.9, 3.8}}};
+  const std::vector<CoreTiming> zen4 = {
+      {"SkylakeX", {2.0, 1.0, 4.0}}, {"Haswell", {1.8, 0.9, 3.9}}, {"Zen", {1.9, 0.9, 3.8}}};
   std::string report;
   CHECK(fastest_core(zen4, &report) == "Haswell");
   CHECK(report == "SkylakeX 1.08, Haswell 1.00, Zen 1.01");
@@ -734,7 +731,8 @@ TEST_CASE("core: blas picks the core with the lowest mean time; a later one must
 }
 
 TEST_CASE("core: blas core cache, one line per CPU, read back and replaced") {
-  std::string text = with_cached_core("", "cpu A", "Haswell", "OpenBLAS 0.3.21 Haswell", "Haswell 1.00");
+  std::string text =
+      with_cached_core("", "cpu A", "Haswell", "OpenBLAS 0.3.21 Haswell", "Haswell 1.00");
   text = with_cached_core(text, "cpu B", "SkylakeX", "OpenBLAS 0.3.21 SkylakeX", "SkylakeX 1.00");
   std::string config, report;
   CHECK(cached_core(text, "cpu A", &config, &report) == "Haswell");
@@ -803,8 +801,8 @@ TEST_CASE("core: blas in a fresh process: AG_BLAS_CORETYPE forces, a cached choi
   }
   const std::string line = first_line_of_fresh_run({{"XDG_CACHE_HOME", dir}});
   INFO(line);
-  CHECK(line.find("core " + core + " (measured fastest on this CPU (" + core + " 1.00), cached in " +
-                  cache) != std::string::npos);
+  CHECK(line.find("core " + core + " (measured fastest on this CPU (" + core +
+                  " 1.00), cached in " + cache) != std::string::npos);
   CHECK(line.find("measured again") == std::string::npos);
   // The same line with the config of another OpenBLAS build: used once, then forgotten.
   {
@@ -915,7 +913,7 @@ TEST_CASE("core: record_gemm_calls lists each GEMM's shape, transposes and beta,
   std::vector<real> a(12, 1), b(12, 1), c(16, 0);
   std::vector<GemmCall> calls;
   record_gemm_calls(&calls);
-  gemm(false, true, 2, 4, 3, 1, a.data(), b.data(), 0, c.data());           // (2,3) x (4,3)^T
+  gemm(false, true, 2, 4, 3, 1, a.data(), b.data(), 0, c.data());  // (2,3) x (4,3)^T
   gemm_strided(true, false, 2, 2, 3, 1, a.data(), 4, b.data(), 5, 1, c.data(), 6);
   record_gemm_calls(nullptr);
   gemm(false, false, 1, 1, 1, 1, a.data(), b.data(), 0, c.data());  // not recorded

@@ -505,7 +505,8 @@ TEST_CASE("modes/AdditiveScore [F1.5] and weighted_context [F4.7]: both modes ag
   check_same_error([&] { score.score(keys, score.project_keys(keys)); }, {"AdditiveScore"});
 }
 
-TEST_CASE("modes/PointAttention [F0.4]: both modes agree (the context by weighted_context's twin)") {
+TEST_CASE(
+    "modes/PointAttention [F0.4]: both modes agree (the context by weighted_context's twin)") {
   manual_seed(6);
   nn::PointAttention attention(7);
   Tensor x = ag::testing::leaf({3, 5, 7}, 71);

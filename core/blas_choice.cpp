@@ -1,6 +1,6 @@
 // Which OpenBLAS core (set of kernels) attograd loads: forced by
 // AG_BLAS_CORETYPE, else the fastest of the cores this CPU can run, measured
-// once per CPU model and cached (core/blas.hpp says why by measurement).
+// once per CPU model and cached (why not by a rule: core/blas.hpp).
 //
 // OpenBLAS fixes its core when it is loaded, so each candidate is timed in a
 // child process of its own: fork, set OPENBLAS_CORETYPE, dlopen OpenBLAS, time
@@ -8,7 +8,6 @@
 // so that a burst of load from another program hits every candidate alike;
 // each shape keeps its best round.
 #include <cblas.h>
-#include <cpuid.h>
 #include <dlfcn.h>
 #include <poll.h>
 #include <signal.h>
@@ -27,6 +26,10 @@
 
 #include "core/blas.hpp"
 #include "core/error.hpp"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 namespace ag {
 
@@ -48,6 +51,7 @@ std::string CpuIdentity::key() const {
 
 CpuIdentity this_cpu() {
   CpuIdentity cpu;
+#if defined(__x86_64__) || defined(__i386__)  // elsewhere: no candidates, OpenBLAS decides
   unsigned a = 0, b = 0, c = 0, d = 0;
   if (__get_cpuid(0, &a, &b, &c, &d)) {
     char vendor[13] = {};
@@ -82,6 +86,7 @@ CpuIdentity this_cpu() {
                __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
                __builtin_cpu_supports("avx512vl");
   cpu.avx512_bf16 = cpu.avx512 && __builtin_cpu_supports("avx512bf16");
+#endif
   return cpu;
 }
 

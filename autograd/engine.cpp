@@ -92,6 +92,11 @@ void accumulate(std::shared_ptr<TensorImpl>& slot, const Tensor& g, bool users_s
   slot = sum.impl_ptr();
 }
 
+// Where the gradient of t gathers: its .grad for a leaf, else its node's sum.
+const std::shared_ptr<TensorImpl>& gradient_slot(const Tensor& t) {
+  return t.is_leaf() ? t.impl()->grad : t.grad_fn()->grad_of_output;
+}
+
 // Sends g to a tensor: into its .grad if it is a leaf, else to the node that
 // made it, which passes it on when its turn comes.
 void send_gradient(const Tensor& t, const Tensor& g) {
@@ -181,7 +186,9 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
         if (!retain_graph) node.release();
         continue;
       }
-      Grads grads = node.backward(grad_output, t);
+      // Not under anomaly detection, which checks each gradient on its own.
+      const GradSums sums(node, !is_anomaly_enabled());
+      Grads grads = node.backward(grad_output, t, sums);
       if (trace_enabled()) trace_backward(node, grad_output, grads);
       if (tape_recording()) tape_backward(node, grad_output, grads);
       AG_CHECK(grads.size() == node.inputs.size(),
@@ -194,6 +201,8 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
                  "backward: {} returned a gradient of shape {} for its input {}", node.name,
                  shape_str(grads[i].shape()), describe(input));
         if (is_anomaly_enabled()) check_gradient_finite(grads[i], node, input);
+        // The node added this gradient into the input's sum itself (GradSums).
+        if (sums.handed_out(i) && grads[i].impl() == gradient_slot(input).get()) continue;
         send_gradient(input, grads[i]);
       }
     }

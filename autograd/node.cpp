@@ -15,7 +15,7 @@ int64_t live_nodes = 0;  // the engine is single-threaded, like the rest of atto
 uint64_t next_node_id = 0;
 }  // namespace
 
-Node::Node(const char* name, std::vector<Edge> inputs, uint32_t output_version)
+Node::Node(const char* name, Edges inputs, uint32_t output_version)
     : name(name), inputs(std::move(inputs)), output_version(output_version), id(next_node_id++) {
   ++live_nodes;
 }
@@ -50,14 +50,22 @@ void Node::release() {
 
 bool Node::add_to_input_grad(const Tensor&, Tensor) { return false; }
 
-int64_t Node::live_count() { return live_nodes; }
-
-bool needs_record(const Tensor* first, const Tensor* last) {
-  if (!is_grad_enabled()) return false;
-  for (const Tensor* t = first; t != last; ++t)
-    if (t->defined() && t->requires_grad()) return true;
-  return false;
+Grads Node::backward(const Tensor& grad_output, const Tensor& output, const GradSums&) {
+  return backward(grad_output, output);
 }
+
+Tensor GradSums::existing(size_t i) const {
+  if (!enabled_ || i >= node_.inputs.size() || i >= 64) return Tensor();
+  const Tensor& input = node_.inputs[i].tensor;
+  if (!input.defined() || !input.requires_grad()) return Tensor();
+  const std::shared_ptr<TensorImpl>& slot =
+      input.is_leaf() ? input.impl()->grad : input.grad_fn()->grad_of_output;
+  if (!slot || slot.use_count() != 1) return Tensor();
+  handed_out_ |= uint64_t(1) << i;
+  return Tensor(slot);
+}
+
+int64_t Node::live_count() { return live_nodes; }
 
 void attach_node(Tensor& output, std::shared_ptr<Node> node) {
   output.impl()->grad_fn = std::move(node);

@@ -9,15 +9,42 @@
 
 #include <cstdint>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
+#include "autograd/grad_mode.hpp"
 #include "core/tensor.hpp"
 
 namespace ag {
 
 // One gradient per input, in the order the inputs were recorded; an undefined
-// Tensor means "no gradient flows to this input".
-using Grads = std::vector<Tensor>;
+// Tensor means "no gradient flows to this input". (Its memory, like the
+// nodes', comes from the engine's small-block lists: core/tensor.hpp.)
+using Grads = std::vector<Tensor, BufferAllocator<Tensor>>;
+
+struct Node;
+
+// What a backward may add its gradients into, instead of returning new
+// tensors for the engine to add: for input i, existing(i) is the gradient the
+// input has gathered so far from its other users (its .grad for a leaf), when
+// it exists and only the engine holds it; otherwise undefined. A backward that
+// adds its gradient for input i into existing(i) (a GEMM with beta = 1, a loop
+// of +=) returns existing(i) itself as that input's gradient, and the engine,
+// seeing the sum it holds, adds nothing more. The weight gradient of a layer
+// used at every step of an RNN sums one term per step: each step then adds
+// its term where the sum is, without a temporary and a second pass.
+class GradSums {
+ public:
+  GradSums(const Node& node, bool enabled) : node_(node), enabled_(enabled) {}
+  Tensor existing(size_t input) const;
+  // Whether existing(input) handed out that input's sum (for the engine).
+  bool handed_out(size_t input) const { return input < 64 && (handed_out_ >> input & 1); }
+
+ private:
+  const Node& node_;
+  bool enabled_;
+  mutable uint64_t handed_out_ = 0;  // bit i: existing(i) returned a sum
+};
 
 struct Node {
   // An input the op read, and its version then (so backward can tell when it
@@ -26,14 +53,18 @@ struct Node {
     Tensor tensor;
     uint32_t version;
   };
+  using Edges = std::vector<Edge, BufferAllocator<Edge>>;
 
-  Node(const char* name, std::vector<Edge> inputs, uint32_t output_version);
+  Node(const char* name, Edges inputs, uint32_t output_version);
   virtual ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
   // grad_output is d(root)/d(output); output is the tensor this node made.
   virtual Grads backward(const Tensor& grad_output, const Tensor& output) = 0;
+  // What the engine calls: the same, for a node that may add its gradients
+  // into `sums` (see GradSums). By default, backward above.
+  virtual Grads backward(const Tensor& grad_output, const Tensor& output, const GradSums& sums);
 
   // Frees what backward needed (inputs and saved tensors); backward through a
   // released node is an error. Called by the engine unless retain_graph.
@@ -48,7 +79,7 @@ struct Node {
   virtual bool add_to_input_grad(const Tensor& grad_output, Tensor input_grad);
 
   const char* name;  // "MulBackward", as PyTorch names its grad_fn
-  std::vector<Edge> inputs;
+  Edges inputs;
   uint32_t output_version;
   uint64_t id;  // creation order, for tracing and graph pictures
   bool released = false;
@@ -66,12 +97,25 @@ struct Node {
 //     return Grads{sum_to(g * b, a.shape()), sum_to(g * a, b.shape())};
 //   });
 // The lambda's captures are the op's saved tensors; release() drops them.
+// A lambda that also takes a `const GradSums&` may add into the inputs'
+// gradients (linear's weight gradient does).
 template <typename Backward>
 struct LambdaNode final : Node {
-  LambdaNode(const char* name, std::vector<Edge> inputs, uint32_t output_version, Backward fn)
+  LambdaNode(const char* name, Edges inputs, uint32_t output_version, Backward fn)
       : Node(name, std::move(inputs), output_version), fn(std::move(fn)) {}
+  static constexpr bool adds_into_sums =
+      std::is_invocable_v<Backward&, const Tensor&, const Tensor&, const GradSums&>;
   Grads backward(const Tensor& grad_output, const Tensor& output) override {
-    return (*fn)(grad_output, output);
+    if constexpr (adds_into_sums)
+      return (*fn)(grad_output, output, GradSums(*this, /*enabled=*/false));
+    else
+      return (*fn)(grad_output, output);
+  }
+  Grads backward(const Tensor& grad_output, const Tensor& output, const GradSums& sums) override {
+    if constexpr (adds_into_sums)
+      return (*fn)(grad_output, output, sums);
+    else
+      return (*fn)(grad_output, output);
   }
   void release() override {
     fn.reset();
@@ -82,7 +126,12 @@ struct LambdaNode final : Node {
 
 // Whether an op must record a node: grad mode is on and at least one input
 // requires grad.
-bool needs_record(const Tensor* first, const Tensor* last);
+inline bool needs_record(const Tensor* first, const Tensor* last) {
+  if (!is_grad_enabled()) return false;
+  for (const Tensor* t = first; t != last; ++t)
+    if (t->defined() && t->requires_grad()) return true;
+  return false;
+}
 
 // Makes `output` the result of `node` (sets grad_fn and requires_grad).
 void attach_node(Tensor& output, std::shared_ptr<Node> node);
@@ -103,12 +152,13 @@ template <typename Backward>
 void record_unchecked(const char* name, Tensor& output, const Tensor* first, const Tensor* last,
                       Backward&& fn) {
   if (!needs_record(first, last)) return;
-  std::vector<Node::Edge> edges;
+  Node::Edges edges;
   edges.reserve(last - first);
   for (const Tensor* t = first; t != last; ++t) edges.push_back({*t, t->version()});
   using Lambda = std::decay_t<Backward>;
-  attach_node(output, std::make_shared<LambdaNode<Lambda>>(name, std::move(edges), output.version(),
-                                                           std::forward<Backward>(fn)));
+  attach_node(output, std::allocate_shared<LambdaNode<Lambda>>(
+                          BufferAllocator<LambdaNode<Lambda>>(), name, std::move(edges),
+                          output.version(), std::forward<Backward>(fn)));
 }
 
 // Records op `name` on `inputs` with gradient rule `fn` as output's grad_fn,
@@ -117,7 +167,7 @@ void record_unchecked(const char* name, Tensor& output, const Tensor* first, con
 template <typename Backward>
 void record(const char* name, Tensor& output, const Tensor* first, const Tensor* last,
             Backward&& fn) {
-  check_anomaly(output, name, first, last);
+  if (is_anomaly_enabled()) check_anomaly(output, name, first, last);
   record_unchecked(name, output, first, last, std::forward<Backward>(fn));
 }
 

@@ -173,12 +173,29 @@ Tensor stack(const std::vector<Tensor>& parts, int64_t dim) {
              "stack: tensor {} has shape {} but tensor 0 has {}; all must be equal", i,
              shape_str(parts[i].shape()), shape_str(parts[0].shape()));
   dim = normalize_dim(dim, parts[0].dim() + 1, "stack", parts[0].shape());
-  Shape stacked = parts[0].shape();
-  stacked.insert(stacked.begin() + dim, static_cast<int64_t>(parts.size()));
-  check_sizes(stacked, "stack");
-  std::vector<Tensor> unsqueezed;
-  for (const Tensor& p : parts) unsqueezed.push_back(unsqueeze(p, dim));
-  return cat(unsqueezed, dim);
+  // cat of the parts each unsqueezed at dim, in one copy: out[o, i, :] = part_i[o, :]
+  Shape shape = parts[0].shape();
+  shape.insert(shape.begin() + dim, static_cast<int64_t>(parts.size()));
+  Tensor out = Tensor::empty(shape, "stack");
+  const auto [outer, count, inner] = split_at(shape, dim);
+  // (no elements: outer could still number 2^62 slabs of nothing)
+  const int64_t slabs = out.numel() == 0 ? 0 : outer;
+  for (int64_t i = 0; i < count; ++i)
+    for (int64_t o = 0; o < slabs; ++o)
+      std::copy_n(parts[i].data() + o * inner, inner, out.data() + (o * count + i) * inner);
+  // Each part's gradient is its own slice of g along dim.
+  record("StackBackward", out, parts,
+         [part = parts[0].shape(), slabs, count, inner](const Tensor& g, const Tensor&) {
+           Grads grads;
+           for (int64_t i = 0; i < count; ++i) {
+             Tensor gi = Tensor::empty(part, "stack");
+             for (int64_t o = 0; o < slabs; ++o)
+               std::copy_n(g.data() + (o * count + i) * inner, inner, gi.data() + o * inner);
+             grads.push_back(gi);
+           }
+           return grads;
+         });
+  return out;
 }
 
 namespace {
@@ -187,8 +204,7 @@ namespace {
 // step by step, one narrow each), g is added into its slab in place instead of
 // padding g with zeros to the full shape and adding that.
 struct NarrowNode final : Node {
-  NarrowNode(std::vector<Edge> inputs, uint32_t output_version, Shape shape, int64_t dim,
-             int64_t start)
+  NarrowNode(Edges inputs, uint32_t output_version, Shape shape, int64_t dim, int64_t start)
       : Node("NarrowBackward", std::move(inputs), output_version),
         shape(std::move(shape)),
         dim(dim),
@@ -216,8 +232,9 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
   Tensor out = kernel::narrow(a, dim, start, length);
   check_anomaly(out, "NarrowBackward", &a, &a + 1);
   if (needs_record(&a, &a + 1))
-    attach_node(out, std::make_shared<NarrowNode>(std::vector<Node::Edge>{{a, a.version()}},
-                                                  out.version(), a.shape(), dim, start));
+    attach_node(out, std::allocate_shared<NarrowNode>(BufferAllocator<NarrowNode>(),
+                                                      Node::Edges{{a, a.version()}}, out.version(),
+                                                      a.shape(), dim, start));
   return out;
 }
 

@@ -165,7 +165,7 @@ void tape_forward(const Node& node, const Tensor& output) {
   recording().entries[node.id] = std::move(e);
 }
 
-void tape_backward(const Node& node, const Tensor& grad_output, const std::vector<Tensor>& grads,
+void tape_backward(const Node& node, const Tensor& grad_output, const Grads& grads,
                    bool added_in_place) {
   auto found = recording().entries.find(node.id);
   if (found == recording().entries.end()) return;  // made before the recording started

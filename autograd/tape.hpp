@@ -34,6 +34,7 @@
 namespace ag {
 
 struct Node;
+using Grads = std::vector<Tensor, BufferAllocator<Tensor>>;  // autograd/node.hpp
 
 // Records the next training step (or the step-th from now) into `path`.
 void record_tape(const std::string& path, int64_t step = 1);
@@ -47,7 +48,7 @@ inline bool tape_recording() { return tape_flag; }
 void tape_forward(const Node& node, const Tensor& output);
 // added_in_place: the node added its gradient into its input's in place
 // (Node::add_to_input_grad); `grads` then holds that input, for the trace line.
-void tape_backward(const Node& node, const Tensor& grad_output, const std::vector<Tensor>& grads,
+void tape_backward(const Node& node, const Tensor& grad_output, const Grads& grads,
                    bool added_in_place = false);
 void tape_backward_done();  // at the end of each backward(): may write the file
 

@@ -20,7 +20,8 @@ bool env_flag(const char* name) {
 }
 
 // "'x' (3,5,64)" or "(3,5,64)", as in error messages.
-std::string tensors_str(const std::vector<Tensor>& tensors) {
+template <typename Tensors>
+std::string tensors_str(const Tensors& tensors) {
   std::string out;
   for (const Tensor& t : tensors) {
     if (!out.empty()) out += ", ";
@@ -76,7 +77,7 @@ void trace_forward(const Node& node, const Tensor& output) {
   fmt::print(trace_sink, "[trace] {}\n", forward_line(node, output));
 }
 
-void trace_backward(const Node& node, const Tensor& grad_output, const std::vector<Tensor>& grads) {
+void trace_backward(const Node& node, const Tensor& grad_output, const Grads& grads) {
   fmt::print(trace_sink, "[trace] {}\n", backward_line(node, grad_output, grads));
 }
 
@@ -88,7 +89,7 @@ std::string forward_line(const Node& node, const Tensor& output) {
 }
 
 std::string backward_line(const Node& node, const Tensor& grad_output,
-                          const std::vector<Tensor>& grads) {
+                          const Grads& grads) {
   // Each input's gradient, labelled with the input's name when it has one.
   std::string out;
   for (size_t i = 0; i < grads.size(); ++i) {

@@ -27,6 +27,7 @@
 namespace ag {
 
 struct Node;
+using Grads = std::vector<Tensor, BufferAllocator<Tensor>>;  // autograd/node.hpp
 
 extern bool trace_flag;  // from AG_TRACE when the program starts; set_trace changes it
 // Lines go to `sink` (stderr unless given), so `AG_TRACE=1 prog 2> tape.txt`
@@ -37,7 +38,7 @@ inline bool trace_enabled() { return trace_flag; }
 // Called by attach_node, once output's node is set.
 void trace_forward(const Node& node, const Tensor& output);
 // Called by the engine after node's backward turned grad_output into grads.
-void trace_backward(const Node& node, const Tensor& grad_output, const std::vector<Tensor>& grads);
+void trace_backward(const Node& node, const Tensor& grad_output, const Grads& grads);
 
 // "log" for "LogBackward": the name the user called the op by.
 std::string forward_name(const std::string& node_name);
@@ -48,6 +49,6 @@ std::string forward_name(const std::string& node_name);
 // (a tape, autograd/tape.hpp, keeps them beside each op's tensors).
 std::string forward_line(const Node& node, const Tensor& output);
 std::string backward_line(const Node& node, const Tensor& grad_output,
-                          const std::vector<Tensor>& grads);
+                          const Grads& grads);
 
 }  // namespace ag

@@ -3,7 +3,9 @@
 // with workload-specific figures after the median. Each workload warms up,
 // then times many steps and reports the median (robust to a noisy machine).
 // One thread by default; AG_NUM_THREADS=n to change. Run: make bench
-// (or build/release/bench/bench [workload names...] to run only some).
+// (or build/release/bench/bench [line names...] to run only the lines named,
+// e.g. `bench seq2seq_step` for the fast mode only, `bench seq2seq_step
+// seq2seq_step_reference` for both).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -44,32 +46,49 @@ void print_line(const char* name, const Timing& t, const std::string& extra) {
   std::fflush(stdout);
 }
 
+// Times two steps taking turns (a, b, a, b, ...), so that both see the same
+// load from other programs, and returns both medians.
+std::pair<Timing, Timing> time_alternating(const std::function<void()>& a,
+                                           const std::function<void()>& b, int warmup, int steps) {
+  for (int i = 0; i < warmup; ++i) {
+    a();
+    b();
+  }
+  std::vector<double> ms_a, ms_b;
+  for (int i = 0; i < steps; ++i)
+    for (auto [step, ms] : {std::pair{&a, &ms_a}, std::pair{&b, &ms_b}}) {
+      auto start = Clock::now();
+      (*step)();
+      ms->push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    }
+  std::nth_element(ms_a.begin(), ms_a.begin() + steps / 2, ms_a.end());
+  std::nth_element(ms_b.begin(), ms_b.begin() + steps / 2, ms_b.end());
+  return {{ms_a[steps / 2], steps}, {ms_b[steps / 2], steps}};
+}
+
 // x (256,1024) @ W (1024,1024) + b, sum, backward: three GEMMs of 256x1024x1024
 // (forward x W, then dL/dx = g W^T and dL/dW = x^T g). Compared with the same
-// three GEMMs called directly, in the same run: the engine's overhead on top
-// of BLAS is what the ratio shows.
+// three GEMMs called directly, the two taking turns in the same run: the
+// engine's overhead on top of BLAS is what the ratio shows.
 void linear_fwd_bwd() {
   const int64_t batch = 256, in = 1024, out = 1024;
   Generator gen(0);
   Tensor x = randn({batch, in}, gen).requires_grad_();
   Tensor w = (randn({in, out}, gen) * real(0.03)).detach().requires_grad_();
   Tensor b = zeros({out}).requires_grad_();
-  Timing engine = time_steps(
+  Tensor y = zeros({batch, out}), dx = zeros({batch, in}), dw = zeros({in, out});
+  auto [engine, raw] = time_alternating(
       [&] {
         for (Tensor* p : {&x, &w, &b}) p->set_grad(Tensor());
         Tensor loss = sum(matmul(x, w) + b);
         loss.backward();
       },
-      3, 40);
-
-  Tensor y = zeros({batch, out}), dx = zeros({batch, in}), dw = zeros({in, out});
-  Timing raw = time_steps(
       [&] {
         gemm(false, false, batch, out, in, 1, x.data(), w.data(), 0, y.data());
         gemm(false, true, batch, in, out, 1, y.data(), w.data(), 0, dx.data());
         gemm(true, false, in, out, batch, 1, x.data(), y.data(), 0, dw.data());
       },
-      3, 40);
+      3, 100);
 
   const double flops = 3.0 * 2.0 * double(batch) * double(in) * double(out);
   double gflops = flops / (engine.median_ms * 1e6), blas_gflops = flops / (raw.median_ms * 1e6);
@@ -127,8 +146,9 @@ void scalar_ops() {
 //   conv1d_large          nn::Conv1d(64, 64, 5, padding 2) on (32,64,128), the same
 //
 // seq2seq_step and transformer_step also give the step's GEMMs: their FLOP
-// count, gemm_ms (the same GEMM calls, same shapes and transposes, forward and
-// backward, recorded in one step and replayed straight through BLAS) and
+// count, gemm_ms (the same GEMM calls, same shapes, transposes and beta
+// (0, or 1 where the engine adds into C), forward and backward, recorded in
+// one step and replayed straight through BLAS) and
 // roofline = gemm_ms / median, the share of the step that is GEMM at BLAS speed.
 //
 // AG_BENCH_STEPS=n times n steps after 2 warm-up steps instead, for profiling
@@ -157,20 +177,31 @@ GemmFigures time_gemms(const std::function<void()>& step) {
   figures.median_ms = time_steps(
                           [&] {
                             for (const GemmCall& g : calls)
-                              gemm_strided(g.transpose_a, g.transpose_b, g.m, g.n, g.k, 1,
-                                           a.data(), g.lda, b.data(), g.ldb, 0, c.data(), g.ldc);
+                              gemm_strided(g.transpose_a, g.transpose_b, g.m, g.n, g.k, 1, a.data(),
+                                           g.lda, b.data(), g.ldb, g.accumulate ? 1 : 0, c.data(),
+                                           g.ldc);
                           },
                           3, 50)
                           .median_ms;
   return figures;
 }
 
-// Times `step` in fast mode, then in reference mode; with_gemms adds the GEMM figures.
+// The line names given on the command line (none: every line).
+std::vector<std::string> wanted_lines;
+
+bool wanted(const std::string& line) {
+  return wanted_lines.empty() ||
+         std::find(wanted_lines.begin(), wanted_lines.end(), line) != wanted_lines.end();
+}
+
+// Times `step` in fast mode, then in reference mode (each when its line is
+// wanted); with_gemms adds the GEMM figures.
 void model_step(const std::string& name, int steps, const std::function<void()>& step,
                 bool with_gemms = false) {
   const char* forced = std::getenv("AG_BENCH_STEPS");
   const bool profiling = forced && std::atoi(forced) > 0;
   for (bool reference : {false, true}) {
+    if (!wanted(name + (reference ? "_reference" : ""))) continue;
     ReferenceModeGuard mode(reference);
     const Timing t =
         profiling ? time_steps(step, 2, std::atoi(forced)) : time_steps(step, 10, steps);
@@ -338,18 +369,19 @@ void generate_step() {
 struct Workload {
   const char* name;
   void (*run)();
+  bool has_reference;  // also prints name_reference
 };
 
 const Workload workloads[] = {
-    {"linear_fwd_bwd", linear_fwd_bwd},
-    {"scalar_ops", scalar_ops},
-    {"mlp_step", mlp_step},
-    {"point_attention_step", point_attention_step},
-    {"seq2seq_step", seq2seq_step},
-    {"transformer_step", transformer_step},
-    {"conv1d_small", conv1d_small},
-    {"conv1d_large", conv1d_large},
-    {"generate_step", generate_step},
+    {"linear_fwd_bwd", linear_fwd_bwd, false},
+    {"scalar_ops", scalar_ops, false},
+    {"mlp_step", mlp_step, true},
+    {"point_attention_step", point_attention_step, true},
+    {"seq2seq_step", seq2seq_step, true},
+    {"transformer_step", transformer_step, true},
+    {"conv1d_small", conv1d_small, true},
+    {"conv1d_large", conv1d_large, true},
+    {"generate_step", generate_step, true},
 };
 
 }  // namespace
@@ -359,11 +391,10 @@ int main(int argc, char** argv) {
                "# attograd bench (%s), BLAS: %s; model workloads in fast mode, then in reference "
                "mode (_reference)\n",
                real_name, blas_summary().c_str());
-  std::vector<std::string> wanted(argv + 1, argv + argc);
+  wanted_lines.assign(argv + 1, argv + argc);
   for (const Workload& workload : workloads) {
-    if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), workload.name) == wanted.end())
-      continue;
-    workload.run();
+    const std::string name = workload.name;
+    if (wanted(name) || (workload.has_reference && wanted(name + "_reference"))) workload.run();
   }
   return 0;
 }

@@ -20,21 +20,6 @@ struct OpenBlas {
   BlasInfo info;
 };
 
-bool cpu_has_avx512_for_skylakex() {
-  __builtin_cpu_init();
-  // The AVX-512 subsets OpenBLAS's SkylakeX kernels use. __builtin_cpu_supports
-  // also checks that the OS saves the AVX-512 registers (XCR0), so a CPU whose
-  // OS disabled AVX-512 is not sent to kernels that would die with SIGILL.
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
-         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-         __builtin_cpu_supports("avx512vl");
-}
-
-bool cpu_has_avx2_fma() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-
 template <typename F>
 F symbol(void* library, const char* name) {
   void* address = dlsym(library, name);
@@ -44,25 +29,25 @@ F symbol(void* library, const char* name) {
 
 OpenBlas load_openblas() {
   OpenBlas blas;
-  // Which kernels: AG_BLAS_CORETYPE forces a core by name; otherwise attograd
-  // picks the best one this CPU can run. OPENBLAS_CORETYPE inherited from the
-  // environment is replaced by that choice (and the replacement is reported),
-  // because an outdated value silently costs half the speed.
-  const char* forced = std::getenv("AG_BLAS_CORETYPE");
+  // Which kernels: AG_BLAS_CORETYPE forces a core by name; otherwise the core
+  // measured fastest on this CPU (core/blas_choice.cpp). OPENBLAS_CORETYPE
+  // inherited from the environment is replaced by that choice (and the
+  // replacement is reported), because an outdated value silently costs half the speed.
   const char* inherited = std::getenv("OPENBLAS_CORETYPE");
-  std::string best = best_core_type_for_this_cpu();
-  if (forced && *forced) {
-    setenv("OPENBLAS_CORETYPE", forced, 1);
-    blas.info.reason = fmt::format("forced by AG_BLAS_CORETYPE={}", forced);
-  } else if (!best.empty()) {
-    setenv("OPENBLAS_CORETYPE", best.c_str(), 1);
-    blas.info.reason = fmt::format("attograd's choice for this CPU ({})",
-                                   best == "SkylakeX" ? "AVX-512" : "AVX2+FMA");
-    if (inherited && best != inherited)
-      blas.info.reason += fmt::format("; replaced OPENBLAS_CORETYPE={}", inherited);
+  const std::string inherited_core = inherited ? inherited : "";
+  // If something linked OpenBLAS into the program (-lopenblas), it was loaded
+  // and chose its kernels before main(): there is nothing to choose (or time).
+  void* early = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
+  if (early) dlclose(early);
+  const CoreChoice choice = early ? CoreChoice() : choose_core();
+  if (!choice.core.empty()) {
+    setenv("OPENBLAS_CORETYPE", choice.core.c_str(), 1);
+    blas.info.reason = choice.reason;
+    if (!inherited_core.empty() && choice.core != inherited_core)
+      blas.info.reason += fmt::format("; replaced OPENBLAS_CORETYPE={}", inherited_core);
   } else {
     blas.info.reason =
-        inherited ? "OPENBLAS_CORETYPE from the environment" : "OpenBLAS's own CPU detection";
+        !inherited_core.empty() ? "OPENBLAS_CORETYPE from the environment" : choice.reason;
   }
   // One thread unless AG_NUM_THREADS says otherwise: toy models are small, and
   // benchmark figures should not depend on how busy the other core is.
@@ -71,14 +56,10 @@ OpenBlas load_openblas() {
   AG_CHECK(threads >= 1, "blas: AG_NUM_THREADS must be a positive number, got '{}'", threads_env);
   setenv("OPENBLAS_NUM_THREADS", std::to_string(threads).c_str(), 1);
 
-  // If something linked OpenBLAS into the program (-lopenblas), it was loaded
-  // and chose its kernels before main(); say so instead of claiming a choice.
-  if (void* early = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD)) {
-    dlclose(early);
+  if (early)
     blas.info.reason =
         "OpenBLAS was loaded before attograd could choose (is the program linked with "
         "-lopenblas?): its own choice";
-  }
   void* library = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
   AG_CHECK(library != nullptr,
            "blas: cannot load libopenblas.so.0 ({}); install it with: apt-get install libopenblas0",
@@ -89,6 +70,11 @@ OpenBlas load_openblas() {
   blas.info.config = symbol<char* (*)()>(library, "openblas_get_config")();
   symbol<void (*)(int)>(library, "openblas_set_num_threads")(threads);  // even if loaded early
   blas.info.threads = symbol<int (*)()>(library, "openblas_get_num_threads")();
+  // A cached choice measured with another OpenBLAS build: measure again next time.
+  if (!choice.cached_config.empty() && choice.cached_config != blas.info.config) {
+    forget_cached_core(choice);
+    blas.info.reason += "; measured with another OpenBLAS build, so measured again next time";
+  }
   return blas;
 }
 
@@ -98,12 +84,6 @@ const OpenBlas& openblas() {
 }
 
 }  // namespace
-
-std::string best_core_type_for_this_cpu() {
-  if (cpu_has_avx512_for_skylakex()) return "SkylakeX";
-  if (cpu_has_avx2_fma()) return "Haswell";
-  return "";
-}
 
 const BlasInfo& blas_info() { return openblas().info; }
 
@@ -161,7 +141,8 @@ void gemm_strided(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int6
            "gemm: ({},{}) x ({},{}) has a stored row of {} elements (n {}, leading dimensions {}, "
            "{}, {}), past BLAS's int limit {}",
            m, k, k, n, std::max({n, lda, ldb, ldc}), n, lda, ldb, ldc, limit);
-  if (recorded_calls) recorded_calls->push_back({transpose_a, transpose_b, m, n, k, lda, ldb, ldc});
+  if (recorded_calls)
+    recorded_calls->push_back({transpose_a, transpose_b, m, n, k, lda, ldb, ldc, beta != 0});
   if (m <= limit && k <= limit) {  // the usual case: one call
     call_blas(transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;

@@ -3,10 +3,10 @@
 // Why OpenBLAS is loaded with dlopen instead of linked: OpenBLAS picks its
 // kernels once, when the library is loaded, from its CPU detection or from the
 // OPENBLAS_CORETYPE variable. Debian's OpenBLAS 0.3.21 does not know recent
-// CPUs and falls back to slow kernels ("Prescott", ~30 GFLOP/s instead of ~155
-// with "SkylakeX" on one core). A linked library is loaded before main() can
-// set anything, so attograd loads it itself on first use, after choosing the
-// best core type this CPU can run (see choose_core_type in blas.cpp).
+// CPUs and falls back to slow kernels ("Prescott", 15 GFLOP/s instead of ~80
+// with "SkylakeX" on one core of a Xeon of 2023). A linked library is loaded
+// before main() can set anything, so attograd loads it itself on first use,
+// after choosing the core for this CPU by measurement (core/blas_choice.cpp).
 #pragma once
 
 #include <cstdint>
@@ -48,12 +48,13 @@ void set_blas_int_max(int64_t limit);
 struct GemmCall {
   bool transpose_a, transpose_b;
   int64_t m, n, k, lda, ldb, ldc;
+  bool accumulate;  // beta != 0: C is read and added to (BLAS skips zeroing it first)
 };
 void record_gemm_calls(std::vector<GemmCall>* calls);
 
 struct BlasInfo {
   std::string core;    // kernels in use, e.g. "SkylakeX"
-  std::string reason;  // why these kernels, e.g. "attograd's choice: the CPU has AVX-512"
+  std::string reason;  // why these kernels, e.g. "measured fastest on this CPU (...)"
   std::string config;  // OpenBLAS's build description
   int threads = 1;
 };
@@ -62,11 +63,69 @@ struct BlasInfo {
 const BlasInfo& blas_info();
 
 // One line for the verbose output of every program:
-// "OpenBLAS 0.3.21 ... core SkylakeX (attograd's choice: ...), 1 thread".
+// "OpenBLAS 0.3.21 ... core SkylakeX (measured fastest on this CPU: ...), 1 thread".
 std::string blas_summary();
 
-// The core type attograd would pick for this CPU, or "" to leave OpenBLAS's own
-// detection. Exposed for tests.
-std::string best_core_type_for_this_cpu();
+// --- how the core is chosen (core/blas_choice.cpp) -----------------------------------
+// No rule of thumb picks the fastest OpenBLAS kernels: on an AMD Zen 4 the
+// AVX-512 "SkylakeX" kernels run attograd's GEMMs slower than "Haswell"; on
+// an Intel Xeon of 2023 "Haswell" is 3 times slower than "SkylakeX" on small
+// GEMMs. So, unless AG_BLAS_CORETYPE names one, attograd times each core this
+// CPU can run, each in a child process of its own (OpenBLAS fixes its core
+// when it loads), on the GEMM shapes of its own workloads, and keeps the
+// fastest. The result is cached per CPU model in
+// $XDG_CACHE_HOME/attograd/openblas-cores.tsv (or ~/.cache/...), one line per
+// CPU; the first program on a new CPU measures (a fraction of a second).
+
+// What identifies a CPU for the cache, and the instruction sets the cores need.
+struct CpuIdentity {
+  std::string vendor, brand;  // "GenuineIntel", "Intel(R) Xeon(R) Processor"
+  int family = 0, model = 0, stepping = 0;
+  bool avx = false, avx2_fma = false, avx512 = false, avx512_bf16 = false;
+  // One line of text: vendor, family.model.stepping, the instruction sets,
+  // the engine's element type, and the brand string.
+  std::string key() const;
+};
+CpuIdentity this_cpu();
+
+// The OpenBLAS cores worth timing on `cpu`, in order of preference on a tie:
+// Cooperlake (AVX-512 with BF16), SkylakeX (AVX-512), Haswell and Zen (AVX2
+// and FMA), Sandybridge (AVX). Empty: leave the choice to OpenBLAS.
+std::vector<std::string> core_candidates(const CpuIdentity& cpu);
+
+// One core's time on each GEMM shape of the probe (seconds per call).
+struct CoreTiming {
+  std::string core;
+  std::vector<double> seconds;
+};
+// The fastest: the lowest geometric mean of the times over the shapes (each
+// shape counts the same, a toy model's small GEMMs as much as a large one);
+// a core later in the list wins only when more than 2% faster (closer is
+// noise). Also fills `report` with each core's mean relative to the lowest
+// ("Cooperlake 1.00, SkylakeX 1.01, Haswell 1.77").
+std::string fastest_core(const std::vector<CoreTiming>& timings, std::string* report = nullptr);
+
+// The cache file (a line per CPU: key, core, OpenBLAS config, report, tab-separated).
+// Returns the core cached for `key` ("" if none), with its config and report.
+std::string cached_core(const std::string& cache_text, const std::string& key, std::string* config,
+                        std::string* report);
+// The cache text with `key`'s line set to these values (other lines kept).
+std::string with_cached_core(const std::string& cache_text, const std::string& key,
+                             const std::string& core, const std::string& config,
+                             const std::string& report);
+// Where the cache lives: $XDG_CACHE_HOME/attograd/openblas-cores.tsv, else
+// $HOME/.cache/attograd/openblas-cores.tsv; "" when neither variable is set.
+std::string core_cache_path();
+
+// The choice made before OpenBLAS loads: the core (or "" for OpenBLAS's own
+// detection) and why. Called by blas_info(); measures when nothing is cached.
+struct CoreChoice {
+  std::string core, reason;
+  std::string cache_path, cache_key;  // where a measured or cached choice lives
+  std::string cached_config;          // the OpenBLAS config it was measured with
+};
+CoreChoice choose_core();
+// Removes the choice's line from the cache (it was measured with another OpenBLAS).
+void forget_cached_core(const CoreChoice& choice);
 
 }  // namespace ag

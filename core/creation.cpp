@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.hpp"
+#include "core/simd.hpp"
 
 namespace ag {
 
@@ -71,10 +72,16 @@ Tensor tensor(const NestedList& values) {
 Tensor scalar(real value) { return from_vector({value}, {}); }
 
 namespace {
+// The fill loop, compiled per instruction set (core/simd.hpp): zeros() and
+// the gradient of a sum write whole activations with it.
+AG_SIMD_CLONES void fill_loop(real* y, int64_t n, real value) noexcept {
+  for (int64_t i = 0; i < n; ++i) y[i] = value;
+}
+
 // full, under the name of the function called (zeros, ones) for its errors.
 Tensor filled(const Shape& shape, real value, const char* op) {
   Tensor t = Tensor::empty(shape, op);
-  std::fill(t.data(), t.data() + t.numel(), value);
+  fill_loop(t.data(), t.numel(), value);
   return t;
 }
 }  // namespace

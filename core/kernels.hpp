@@ -48,6 +48,8 @@ AG_ALWAYS_INLINE void for_each_row(const Shape& shape, const std::vector<int64_t
 // sum_{i < n} term(i) in 8 independent running sums, added up at the end. The
 // compiler may not reorder one running sum of floats, so a plain `s += x[i]`
 // loop does not vectorize; this one does (inside an AG_SIMD_CLONES function).
+// The 8 sums are added pairwise (4 + 4, 2 + 2, 1 + 1): three adds deep rather
+// than a chain of eight, which matters for the short rows of attention.
 template <typename Term>
 AG_ALWAYS_INLINE real sum_lanes(int64_t n, Term term) {
   constexpr int64_t lanes = 8;
@@ -55,10 +57,35 @@ AG_ALWAYS_INLINE real sum_lanes(int64_t n, Term term) {
   int64_t i = 0;
   for (; i + lanes <= n; i += lanes)
     for (int64_t j = 0; j < lanes; ++j) lane[j] += term(i + j);
-  real sum = 0;
-  for (real l : lane) sum += l;
+  for (int64_t width = lanes / 2; width > 0; width /= 2)
+    for (int64_t j = 0; j < width; ++j) lane[j] += lane[j + width];
+  real sum = lane[0];
   for (; i < n; ++i) sum += term(i);
   return sum;
+}
+
+// max_{i < n} term(i) (ignoring NaN; `start` for n = 0), in 8 lanes like
+// sum_lanes: a plain running max does not vectorize either.
+template <typename Term>
+AG_ALWAYS_INLINE real max_lanes(int64_t n, real start, Term term) {
+  constexpr int64_t lanes = 8;
+  real lane[lanes];
+  for (int64_t j = 0; j < lanes; ++j) lane[j] = start;
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes)
+    for (int64_t j = 0; j < lanes; ++j) {
+      const real x = term(i + j);
+      lane[j] = x > lane[j] ? x : lane[j];
+    }
+  for (int64_t width = lanes / 2; width > 0; width /= 2)
+    for (int64_t j = 0; j < width; ++j)
+      lane[j] = lane[j + width] > lane[j] ? lane[j + width] : lane[j];
+  real max = lane[0];
+  for (; i < n; ++i) {
+    const real x = term(i);
+    max = x > max ? x : max;
+  }
+  return max;
 }
 
 // The loops of map and zip over raw buffers, compiled once per instruction

@@ -1,4 +1,5 @@
 // Kernels that move elements: permute, concatenate, narrow, index_select.
+#include <algorithm>
 #include <cstring>
 
 #include "core/creation.hpp"
@@ -22,7 +23,7 @@ Tensor reshape(const Tensor& a, const Shape& shape) {
 
 Tensor reshape(Tensor&& a, const Shape& shape) {
   if (a.use_count() != 1 || a.grad_fn()) return reshape(static_cast<const Tensor&>(a), shape);
-  auto impl = std::make_shared<TensorImpl>();
+  auto impl = make_tensor_impl();
   impl->data = std::move(a.impl()->data);  // a is a temporary nobody else sees
   impl->shape = shape;
   return Tensor(std::move(impl));
@@ -91,13 +92,17 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
 }
 
 Tensor unnarrow(const Tensor& g, const Shape& shape, int64_t dim, int64_t start) {
-  Tensor out = zeros(shape);  // the elements narrow did not take get gradient 0
-  if (g.numel() == 0) return out;
+  if (g.numel() == 0) return zeros(shape);  // narrow took nothing: every gradient is 0
+  Tensor out = Tensor::empty(shape, "narrow");
   auto [outer, size, inner] = split_at(shape, dim);
-  int64_t length = g.shape()[dim];
-  for (int64_t o = 0; o < outer; ++o)
-    copy_elements(out.data() + (o * size + start) * inner, g.data() + o * length * inner,
-                  length * inner);
+  const int64_t length = g.shape()[dim];
+  for (int64_t o = 0; o < outer; ++o) {
+    real* slab = out.data() + o * size * inner;
+    // the elements narrow did not take get gradient 0 (before and after its stretch)
+    std::fill(slab, slab + start * inner, real(0));
+    copy_elements(slab + start * inner, g.data() + o * length * inner, length * inner);
+    std::fill(slab + (start + length) * inner, slab + size * inner, real(0));
+  }
   return out;
 }
 

@@ -91,6 +91,8 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
 }
 
 Tensor mul_sum_to(const Tensor& g, const Tensor& b, const Shape& shape) {
+  if (g.shape() == shape && b.shape() == shape)  // nothing to sum: the product itself
+    return zip(g, b, "mul", [](real x, real y) { return x * y; });
   if (g.shape() == shape || g.dim() == 0 || shape_numel(shape) == 1)
     return sum_to(zip(g, b, "mul", [](real x, real y) { return x * y; }), shape);
   Tensor out = zeros(shape);
@@ -212,8 +214,8 @@ AG_SIMD_CLONES void softmax_rows(const real* in, real* out, int64_t rows, int64_
   for (int64_t r = 0; r < rows; ++r) {
     const real* x = in + r * size;
     real* y = out + r * size;
-    real max = -std::numeric_limits<real>::infinity();
-    for (int64_t k = 0; k < size; ++k) max = x[k] > max ? x[k] : max;
+    real max =
+        max_lanes(size, -std::numeric_limits<real>::infinity(), [&](int64_t k) { return x[k]; });
     if (max == -std::numeric_limits<real>::infinity()) max = 0;  // all masked: see softmax_like
     for (int64_t k = 0; k < size; ++k) y[k] = fast::exp(x[k] - max);
     const real sum = sum_lanes(size, [&](int64_t k) { return y[k]; });

@@ -15,10 +15,22 @@
 #include <string>
 #include <vector>
 
+#include "core/allocator.hpp"
+
 namespace ag {
 
 // Sizes of each dimension, outermost first (row-major): (B,T,H) is {B, T, H}.
-using Shape = std::vector<int64_t>;
+// (Every tensor has one, so its memory comes from the engine's small-block lists.)
+using Shape = std::vector<int64_t, BufferAllocator<int64_t>>;
+
+// Equal sizes, dim by dim. A loop rather than the vector's own ==, which calls
+// memcmp: shapes have a few dims, and ops compare them on every call.
+inline bool operator==(const Shape& a, const Shape& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i] != b[i]) return false;
+  return true;
+}
 
 // "(2,3)" for {2,3}, "()" for a 0-dim scalar: the form every error message uses.
 std::string shape_str(const Shape& shape);

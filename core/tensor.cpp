@@ -63,14 +63,28 @@ int size_class(size_t bytes) {
 #endif
 }
 
-// Blocks under 1 KiB come from plain new (glibc's fast per-thread bins; an
-// aligned new would take its slow path), all others aligned to 64 bytes.
-bool small_block(size_t bytes) { return bytes < (size_t(1) << kMinClass); }
-
 }  // namespace
 
-void* allocate_buffer(size_t bytes) {
-  if (small_block(bytes)) return ::operator new(bytes);
+namespace detail {
+
+thread_local constinit SmallBlocks small_blocks = {};
+
+// Small blocks are carved from chunks of 64 KiB, kept for the process's life.
+void* allocate_small_from_chunk(size_t c) {
+  constexpr size_t chunk_bytes = size_t(64) << 10;
+  SmallBlocks& blocks = small_blocks;
+  const size_t size = (c + 1) * kGranule;
+  if (size_t(blocks.end - blocks.next) < size) {
+    blocks.next = static_cast<char*>(::operator new(chunk_bytes, std::align_val_t(kAlignment)));
+    blocks.end = blocks.next + chunk_bytes;
+  }
+  void* p = blocks.next;
+  blocks.next += size;
+  return p;
+}
+
+void* allocate_large(size_t bytes) {
+  if (bytes < kSmallLimit) return ::operator new(bytes);  // under AddressSanitizer
   const int c = size_class(bytes);
   if (c < 0 || cache_gone) {
     // nothrow, then std::bad_alloc: AddressSanitizer's throwing new ends the
@@ -90,8 +104,8 @@ void* allocate_buffer(size_t bytes) {
   return ::operator new(size_t(1) << c, std::align_val_t(kAlignment));
 }
 
-void free_buffer(void* p, size_t bytes) noexcept {
-  if (small_block(bytes)) return ::operator delete(p);
+void free_large(void* p, size_t bytes) noexcept {
+  if (bytes < kSmallLimit) return ::operator delete(p);  // under AddressSanitizer
   const int c = size_class(bytes);
   if (c >= 0 && !cache_gone && cache.kept + (size_t(1) << c) <= kMaxKept) {
     try {
@@ -104,12 +118,26 @@ void free_buffer(void* p, size_t bytes) noexcept {
   ::operator delete(p, std::align_val_t(kAlignment));
 }
 
+}  // namespace detail
+
+std::shared_ptr<TensorImpl> make_tensor_impl() {
+  return std::allocate_shared<TensorImpl>(BufferAllocator<TensorImpl>());
+}
+
 Tensor Tensor::empty(Shape shape, const char* op) {
-  check_sizes(shape, op);
-  const int64_t numel = shape_numel(shape, op);
-  auto impl = std::make_shared<TensorImpl>();
+  // Every op's output starts here, so check_sizes (which says what is wrong)
+  // runs only when this loop finds a negative size or an extent (the product
+  // with each 0 counted as 1: the largest stride) past int64.
+  int64_t extent = 1;
+  bool valid = true, has_zero = false;
+  for (int64_t s : shape) {
+    has_zero |= s == 0;
+    valid &= s >= 0 && !__builtin_mul_overflow(extent, s == 0 ? 1 : s, &extent);
+  }
+  if (!valid) check_sizes(shape, op);
+  auto impl = make_tensor_impl();
   try {
-    impl->data.resize(static_cast<size_t>(numel));
+    impl->data = Storage(has_zero ? 0 : static_cast<size_t>(extent));
   } catch (const std::bad_alloc&) {
     throw_cannot_allocate(op, shape);
   } catch (const std::length_error&) {  // more than a vector can hold
@@ -178,10 +206,11 @@ real Tensor::at(std::initializer_list<int64_t> index) const {
 Tensor Tensor::detach() const {
   check_defined(*this, "detach", "tensor");
   const TensorImpl& self = get();
-  Tensor copy = Tensor::empty(self.shape, "detach");
-  std::copy(self.data.begin(), self.data.end(), copy.data());
-  copy.impl_->name = self.name;
-  return copy;
+  auto impl = make_tensor_impl();
+  impl->data = self.data;
+  impl->shape = self.shape;
+  impl->name = self.name;
+  return Tensor(std::move(impl));
 }
 
 Tensor& Tensor::set_name(std::string name) {

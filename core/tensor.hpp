@@ -19,17 +19,13 @@
 #include <string>
 #include <vector>
 
+#include "core/allocator.hpp"
 #include "core/real.hpp"
 #include "core/shape.hpp"
 
 namespace ag {
 
 struct Node;  // autograd/node.hpp: the op that produced a tensor
-
-// Where tensor buffers come from (core/tensor.cpp): 64-byte aligned, and
-// blocks of 1 KiB - 32 MiB are reused from a per-thread cache of freed ones.
-void* allocate_buffer(size_t bytes);
-void free_buffer(void* p, size_t bytes) noexcept;
 
 // std::allocator, except that resize(n) leaves new numbers uninitialised
 // instead of zeroing them (almost every kernel overwrites its whole output,
@@ -71,6 +67,9 @@ struct TensorImpl {
   std::shared_ptr<TensorImpl> grad;  // d(root)/d(this), same shape, or null
   std::shared_ptr<Node> grad_fn;     // the op that made this tensor, null for leaves
 };
+
+// A new, empty TensorImpl (no elements, shape ()), from allocate_buffer.
+std::shared_ptr<TensorImpl> make_tensor_impl();
 
 class Tensor {
  public:

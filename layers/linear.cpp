@@ -11,9 +11,36 @@
 #include "core/creation.hpp"
 #include "core/kernels.hpp"
 #include "core/mode.hpp"
+#include "core/simd.hpp"
 #include "layers/init.hpp"
 
 namespace ag::nn {
+
+namespace {
+// The fast twin's loops (compiled per instruction set, core/simd.hpp).
+
+// y_r = b for each of `rows` rows of n
+AG_SIMD_CLONES void copy_to_rows(const real* b, real* y, int64_t rows, int64_t n) noexcept {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < n; ++j) y[r * n + j] = b[j];
+}
+
+// sum (+)= sum_r g_r over `rows` rows of n: the bias gradient. Four rows per
+// pass over sum: each += waits for the one before it (through memory), so
+// fewer of them halve the time.
+AG_SIMD_CLONES void add_row_sums(const real* g, real* sum, int64_t rows, int64_t n,
+                                 bool adding) noexcept {
+  if (!adding)
+    for (int64_t j = 0; j < n; ++j) sum[j] = 0;
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const real* g0 = g + r * n;
+    for (int64_t j = 0; j < n; ++j) sum[j] += (g0[j] + g0[n + j]) + (g0[2 * n + j] + g0[3 * n + j]);
+  }
+  for (; r < rows; ++r)
+    for (int64_t j = 0; j < n; ++j) sum[j] += g[r * n + j];
+}
+}  // namespace
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   AG_CHECK(x.defined() && weight.defined(), "linear: the {} is an undefined tensor",
@@ -43,29 +70,44 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   // no separate pass over y for the bias, and BLAS does not first zero y.
   Shape y_shape = x.shape();
   y_shape.back() = out_features;  // a 1-D input is one row, (in) -> (out)
-  Tensor y = Tensor::empty(y_shape);
-  const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
-  if (bias.defined() && y.numel() > 0) {  // (an empty y's rows could still number 2^62)
-    real* out = y.data();
-    const real* b = bias.data();
-    for (int64_t row = 0; row < rows; ++row)
-      for (int64_t j = 0; j < out_features; ++j) out[row * out_features + j] = b[j];
-  }
-  gemm(false, true, rows, out_features, weight.shape()[1], 1, x.data(), weight.data(),
+  Tensor y = Tensor::empty(y_shape, "linear");
+  const int64_t in_features = weight.shape()[1];
+  const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));  // all but last
+  // (an empty y's rows could still number 2^62: nothing to fill)
+  if (bias.defined() && y.numel() > 0) copy_to_rows(bias.data(), y.data(), rows, out_features);
+  gemm(false, true, rows, out_features, in_features, 1, x.data(), weight.data(),
        bias.defined() ? 1 : 0, y.data());
 
-  // dL/dx = g W           (..., out) x (out, in)
+  // dL/dx = g W           (rows, out) x (out, in)
   // dL/dW = g^T x         summed over every row of the batch: one GEMM, (out, in)
   // dL/db = sum_rows g    (out)
-  auto backward = [x, weight, has_bias = bias.defined()](const Tensor& g, const Tensor&) {
-    Tensor g_rows = g.dim() == 1 ? kernel::reshape(g, {1, g.shape()[0]}) : g;
+  // Each is added into the gradient its input has gathered so far, when there
+  // is one (GradSums, autograd/node.hpp: a GEMM with beta = 1, a += loop): the
+  // weights of a layer used at every step of an RNN gather one term per step.
+  auto backward = [x, weight, has_bias = bias.defined(), rows, in_features, out_features](
+                      const Tensor& g, const Tensor&, const GradSums& sums) {
+    // The sum gathered so far for input i, or a new tensor; `adding` says which.
+    auto into = [&sums](size_t i, const Shape& shape, bool& adding) {
+      Tensor sum = sums.existing(i);
+      adding = sum.defined();
+      return adding ? sum : Tensor::empty(shape);
+    };
     Grads grads(has_bias ? 3 : 2);
-    if (x.requires_grad())
-      grads[0] = kernel::reshape(kernel::matmul(g_rows, weight, false, false), x.shape());
-    if (weight.requires_grad())
-      grads[1] = kernel::matmul_rows_tn(
-          g_rows, x.dim() == 1 ? kernel::reshape(x, {1, x.shape()[0]}) : x);
-    if (has_bias) grads[2] = kernel::sum_to(g_rows, {g.shape().back()});
+    bool adding = false;
+    if (x.requires_grad()) {
+      grads[0] = into(0, x.shape(), adding);
+      gemm(false, false, rows, in_features, out_features, 1, g.data(), weight.data(),
+           adding ? 1 : 0, grads[0].data());
+    }
+    if (weight.requires_grad()) {
+      grads[1] = into(1, weight.shape(), adding);
+      gemm(true, false, out_features, in_features, rows, 1, g.data(), x.data(), adding ? 1 : 0,
+           grads[1].data());
+    }
+    if (has_bias) {
+      grads[2] = into(2, {out_features}, adding);
+      add_row_sums(g.data(), grads[2].data(), rows, out_features, adding);
+    }
     return grads;
   };
   if (bias.defined())

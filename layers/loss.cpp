@@ -10,10 +10,12 @@
 #include <string>
 
 #include "autograd/node.hpp"
+#include "autograd/ops.hpp"
 #include "core/creation.hpp"
 #include "core/error.hpp"
+#include "core/fast_math.hpp"
 #include "core/mode.hpp"
-#include "autograd/ops.hpp"
+#include "core/simd.hpp"
 
 namespace ag::nn {
 
@@ -118,16 +120,32 @@ std::vector<int64_t> class_indices(const Tensor& targets, int64_t classes, int64
   return y;
 }
 
+// The loop of the fused op below over one row of C logits (compiled per
+// instruction set, core/simd.hpp): p_c = softmax(x)_c, and logsumexp(x) =
+// m + log sum_c exp(x_c - m), m = max_c x_c, so that no exp overflows.
+AG_SIMD_CLONES real softmax_row(const real* x, real* p, int64_t C) noexcept {
+  real m = x[0];
+  for (int64_t c = 1; c < C; ++c) m = x[c] > m ? x[c] : m;
+  for (int64_t c = 0; c < C; ++c) p[c] = fast::exp(x[c] - m);
+  double s = 0;  // in double: a large vocabulary adds many small terms
+  for (int64_t c = 0; c < C; ++c) s += p[c];
+  const real inverse = static_cast<real>(1 / s);
+  for (int64_t c = 0; c < C; ++c) p[c] *= inverse;
+  return m + static_cast<real>(std::log(s));
+}
+
 // Fused log-softmax + negative log-likelihood. logits: (rows, C) in memory,
 // y: one class index per row; the result has shape `out_shape` (the targets').
+// Forward keeps softmax(x_r) of every row: all backward needs.
 Tensor cross_entropy_rows(const Tensor& logits, std::vector<int64_t> y, const Shape& out_shape,
                           int64_t ignore_index, Reduction reduction) {
   const int64_t C = logits.shape().back();
   const int64_t rows = static_cast<int64_t>(y.size());
   Tensor losses = Tensor::empty(out_shape);
-  std::vector<real> lse(rows, 0);  // logsumexp of each row: all backward needs, besides x
+  Tensor probs = Tensor::empty(logits.shape());
   int64_t count = 0;
   const real* x = logits.data();
+  real* p = probs.data();
   real* loss = losses.data();
   for (int64_t r = 0; r < rows; ++r) {
     if (y[r] == ignore_index) {
@@ -135,26 +153,19 @@ Tensor cross_entropy_rows(const Tensor& logits, std::vector<int64_t> y, const Sh
       continue;
     }
     ++count;
-    const real* row = x + r * C;
-    // logsumexp(x) = m + log sum_c exp(x_c - m), m = max_c x_c: no exp overflows
-    const real m = *std::max_element(row, row + C);
-    double s = 0;
-    for (int64_t c = 0; c < C; ++c) s += std::exp(row[c] - m);
-    lse[r] = m + static_cast<real>(std::log(s));
     // loss = -log softmax(x)[y] = logsumexp(x) - x[y]
-    loss[r] = lse[r] - row[y[r]];
+    loss[r] = softmax_row(x + r * C, p + r * C, C) - x[r * C + y[r]];
   }
   Tensor out = reduce(losses, reduction, count);
-  // d loss_r / d x_rc = softmax(x_r)_c - [c == y_r] = exp(x_rc - lse_r) - [c == y_r]
+  // d loss_r / d x_rc = softmax(x_r)_c - [c == y_r]
   // dL/dx_rc = (softmax(x_r)_c - onehot(y_r)_c) * g_r   (g_r = g / n for Mean)
   // Ignored rows get 0. logits (..., C) -> gradient (..., C).
   record("CrossEntropyBackward", out, {logits},
-         [logits, y = std::move(y), lse = std::move(lse), ignore_index, reduction, count](
-             const Tensor& g, const Tensor&) {
+         [probs, y = std::move(y), ignore_index, reduction, count](const Tensor& g, const Tensor&) {
            Upstream up = upstream(g, reduction, count);
-           const int64_t C = logits.shape().back();
-           Tensor grad = Tensor::empty(logits.shape());
-           const real* x = logits.data();
+           const int64_t C = probs.shape().back();
+           Tensor grad = Tensor::empty(probs.shape());
+           const real* p = probs.data();
            real* dx = grad.data();
            for (int64_t r = 0; r < static_cast<int64_t>(y.size()); ++r) {
              real* d = dx + r * C;
@@ -163,8 +174,8 @@ Tensor cross_entropy_rows(const Tensor& logits, std::vector<int64_t> y, const Sh
                continue;
              }
              const real w = up.at(r);
-             const real* row = x + r * C;
-             for (int64_t c = 0; c < C; ++c) d[c] = std::exp(row[c] - lse[r]) * w;
+             const real* pr = p + r * C;
+             for (int64_t c = 0; c < C; ++c) d[c] = pr[c] * w;
              d[y[r]] -= w;
            }
            return Grads{grad};

@@ -10,6 +10,7 @@
 #include "autograd/node.hpp"
 #include "core/creation.hpp"
 #include "core/error.hpp"
+#include "core/simd.hpp"
 
 namespace ag::optim {
 
@@ -21,6 +22,24 @@ namespace {
 void mark_changed(const Tensor& p) { ++p.impl()->version; }
 
 bool finite_non_negative(real x) { return std::isfinite(x) && x >= 0; }
+
+// Adam's update of one parameter's n elements (compiled per instruction set,
+// core/simd.hpp: each line is a vector operation over 8 or 16 elements).
+AG_SIMD_CLONES void adam_update(real* p, const real* dp, real* m, real* v, int64_t n, real b1,
+                                real b2, real eps, real wd, real step_size,
+                                real bias_correction2_sqrt) noexcept {
+  const real one_minus_b1 = 1 - b1, one_minus_b2 = 1 - b2;
+  for (int64_t j = 0; j < n; ++j) {
+    const real g = dp[j] + wd * p[j];
+    // m = b1 m + (1 - b1) g, written m + (1 - b1)(g - m) as PyTorch's lerp_
+    m[j] += one_minus_b1 * (g - m[j]);
+    // v = b2 v + (1 - b2) g^2
+    v[j] = v[j] * b2 + one_minus_b2 * g * g;
+    // p = p - lr/(1 - b1^t) * m / (sqrt(v)/sqrt(1 - b2^t) + eps)
+    const real denom = std::sqrt(v[j]) / bias_correction2_sqrt + eps;
+    p[j] += -step_size * m[j] / denom;
+  }
+}
 
 }  // namespace
 
@@ -137,7 +156,6 @@ Adam::Adam(std::vector<Tensor> params, real lr, std::pair<real, real> betas, rea
 void Adam::step() {
   NoGradGuard no_grad;
   const real b1 = beta1_, b2 = beta2_, eps = eps_, wd = weight_decay_;
-  const real one_minus_b1 = 1 - b1, one_minus_b2 = 1 - b2;
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor& param = params_[i];
     const Tensor grad = param.grad();
@@ -153,20 +171,8 @@ void Adam::step() {
     const double bias_correction2 = 1 - std::pow(double(b2), double(t));
     const real step_size = static_cast<real>(double(lr_) / bias_correction1);
     const real bias_correction2_sqrt = static_cast<real>(std::sqrt(bias_correction2));
-    real* p = param.data();
-    const real* dp = grad.data();
-    real* m = s.m.data();
-    real* v = s.v.data();
-    for (int64_t j = 0, n = param.numel(); j < n; ++j) {
-      const real g = dp[j] + wd * p[j];
-      // m = b1 m + (1 - b1) g, written m + (1 - b1)(g - m) as PyTorch's lerp_
-      m[j] += one_minus_b1 * (g - m[j]);
-      // v = b2 v + (1 - b2) g^2
-      v[j] = v[j] * b2 + one_minus_b2 * g * g;
-      // p = p - lr/(1 - b1^t) * m / (sqrt(v)/sqrt(1 - b2^t) + eps)
-      const real denom = std::sqrt(v[j]) / bias_correction2_sqrt + eps;
-      p[j] += -step_size * m[j] / denom;
-    }
+    adam_update(param.data(), grad.data(), s.m.data(), s.v.data(), param.numel(), b1, b2, eps, wd,
+                step_size, bias_correction2_sqrt);
     mark_changed(param);
   }
 }

@@ -1,8 +1,9 @@
 #include "layers/point_attention.hpp"
 
-#include "core/error.hpp"
-
 #include "autograd/ops.hpp"
+#include "core/error.hpp"
+#include "core/mode.hpp"
+#include "layers/attention_scores.hpp"
 
 namespace ag::nn {
 
@@ -20,6 +21,9 @@ AttentionOutput PointAttention::forward(const Tensor& x) {
   Tensor e = linear->forward(x);
   // [F0.2] a_i = exp(e_i) / sum_j exp(e_j)            over the sequence axis (dim 1)
   Tensor a = softmax(e, /*dim=*/1);
+  // Fast mode: the weighted sum below in one pass, forward and backward, without
+  // the (B,T,H) product (weighted_context's fast twin, layers/attention_scores.cpp).
+  if (!reference_mode()) return {weighted_context(reshape(a, {x.size(0), x.size(1)}), x), a};
   // [F0.4] context = sum_i a_i x_i                    (B,T,1) * (B,T,H) -> (B,H)
   Tensor context = sum(a * x, /*dim=*/1);
   return {context, a};

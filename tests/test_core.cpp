@@ -3,13 +3,18 @@
 // matmul) and the OpenBLAS wrapper. Expected values are written out by hand
 // (or checked against naive loops written here), never taken from the engine.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -672,17 +677,188 @@ TEST_CASE("core: blas_info names the OpenBLAS kernels in use") {
   CHECK_FALSE(info.config.empty());
 }
 
-TEST_CASE("core: blas runs the best kernels for this CPU (or the ones AG_BLAS_CORETYPE forces)") {
+TEST_CASE("core: blas runs the core AG_BLAS_CORETYPE forces, or one measured among this CPU's") {
   // This is how attograd guarantees fast kernels: whatever OPENBLAS_CORETYPE
   // the environment holds, and however the binary was linked.
   const BlasInfo& info = blas_info();
   INFO("core " << info.core << ", reason: " << info.reason);
   if (const char* forced = env("AG_BLAS_CORETYPE")) {
     CHECK(iequals(info.core, forced));
-  } else {
-    std::string best = best_core_type_for_this_cpu();
-    if (!best.empty()) CHECK(info.core == best);
+    CHECK(info.reason.find("forced by AG_BLAS_CORETYPE") != std::string::npos);
+  } else if (!core_candidates(this_cpu()).empty()) {
+    const std::vector<std::string> candidates = core_candidates(this_cpu());
+    CHECK(std::find(candidates.begin(), candidates.end(), info.core) != candidates.end());
+    CHECK(info.reason.find("measured fastest on this CPU") != std::string::npos);
   }
+}
+
+TEST_CASE("core: blas core candidates follow the CPU's instruction sets") {
+  CpuIdentity cpu;
+  CHECK(core_candidates(cpu).empty());  // no AVX: OpenBLAS's own detection
+  cpu.avx = true;
+  CHECK(core_candidates(cpu) == std::vector<std::string>{"Sandybridge"});
+  cpu.avx2_fma = true;
+  CHECK(core_candidates(cpu) == std::vector<std::string>{"Haswell", "Zen", "Sandybridge"});
+  cpu.avx512 = true;
+  CHECK(core_candidates(cpu) ==
+        std::vector<std::string>{"SkylakeX", "Haswell", "Zen", "Sandybridge"});
+  cpu.avx512_bf16 = true;
+  CHECK(core_candidates(cpu).front() == "Cooperlake");
+  // The key names the CPU, what it runs and the element type, on one line.
+  cpu.vendor = "AuthenticAMD";
+  cpu.family = 25;
+  cpu.model = 97;
+  cpu.brand = "AMD EPYC 9R14\t96-Core";
+  const std::string key = cpu.key();
+  CHECK(key.find("AuthenticAMD 25.97.0 avx512-bf16") == 0);
+  CHECK(key.find(real_name) != std::string::npos);
+  CHECK(key.find('\t') == std::string::npos);
+  CHECK(!this_cpu().key().empty());
+}
+
+TEST_CASE("core: blas picks the core with the lowest mean time; a later one must be 2% faster") {
+  // Zen-like: the AVX-512 kernels slower on most shapes than the AVX2 ones
+  const std::vector<CoreTiming> zen4 = {
+      {"SkylakeX", {2.0, 1.0, 4.0}}, {"Haswell", {1.8, 0.9, 3.9}}, {"Zen", {1.9, 0.9, 3.8}}};
+  std::string report;
+  CHECK(fastest_core(zen4, &report) == "Haswell");
+  CHECK(report == "SkylakeX 1.08, Haswell 1.00, Zen 1.01");
+  // each shape counts the same: one large win does not outweigh two small losses
+  CHECK(fastest_core({{"SkylakeX", {1.0, 1.0, 10.0}}, {"Haswell", {1.5, 1.5, 5.0}}}) == "SkylakeX");
+  // within 2% the first stays (noise decides nothing)
+  CHECK(fastest_core({{"Cooperlake", {1.00}}, {"SkylakeX", {0.99}}}) == "Cooperlake");
+  CHECK(fastest_core({{"Cooperlake", {1.00}}, {"SkylakeX", {0.97}}}) == "SkylakeX");
+  CHECK(fastest_core({}).empty());
+}
+
+TEST_CASE("core: blas core cache, one line per CPU, read back and replaced") {
+  std::string text =
+      with_cached_core("", "cpu A", "Haswell", "OpenBLAS 0.3.21 Haswell", "Haswell 1.00");
+  text = with_cached_core(text, "cpu B", "SkylakeX", "OpenBLAS 0.3.21 SkylakeX", "SkylakeX 1.00");
+  std::string config, report;
+  CHECK(cached_core(text, "cpu A", &config, &report) == "Haswell");
+  CHECK(config == "OpenBLAS 0.3.21 Haswell");
+  CHECK(report == "Haswell 1.00");
+  CHECK(cached_core(text, "cpu B", nullptr, nullptr) == "SkylakeX");
+  CHECK(cached_core(text, "cpu C", nullptr, nullptr).empty());
+  text = with_cached_core(text, "cpu A", "Zen", "OpenBLAS 0.3.21 Zen", "Zen 1.00, Haswell 1.04");
+  CHECK(cached_core(text, "cpu A", nullptr, nullptr) == "Zen");
+  CHECK(cached_core(text, "cpu B", nullptr, nullptr) == "SkylakeX");
+  text = with_cached_core(text, "cpu B", "", "", "");  // forgotten
+  CHECK(cached_core(text, "cpu B", nullptr, nullptr).empty());
+  CHECK(text.rfind("# ", 0) == 0);  // the file says what it is
+  // comments and malformed lines are skipped, never matched
+  CHECK(cached_core("# cpu A\tHaswell\tx\ty\ncpu A\tHaswell\n", "cpu A", nullptr, nullptr).empty());
+}
+
+namespace {
+
+// The first line a fresh run of this test binary prints (its BLAS summary),
+// with `env` added to the environment and no test run.
+std::string first_line_of_fresh_run(const std::vector<std::pair<std::string, std::string>>& env) {
+  int out[2];
+  REQUIRE(pipe(out) == 0);
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    close(out[0]);
+    dup2(out[1], STDOUT_FILENO);
+    unsetenv("AG_BLAS_CORETYPE");
+    unsetenv("OPENBLAS_CORETYPE");  // this process set it when it loaded OpenBLAS
+    for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
+    execl("/proc/self/exe", "attograd_tests", "--test-case=no test has this name", nullptr);
+    _exit(127);
+  }
+  close(out[1]);
+  std::string printed;
+  char buffer[4096];
+  for (ssize_t n; (n = read(out[0], buffer, sizeof buffer)) > 0;) printed.append(buffer, n);
+  close(out[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return printed.substr(0, printed.find('\n'));
+}
+
+}  // namespace
+
+TEST_CASE("core: blas in a fresh process: AG_BLAS_CORETYPE forces, a cached choice is used") {
+  if (core_candidates(this_cpu()).empty()) return;  // OpenBLAS's own detection: nothing chosen
+  CHECK(first_line_of_fresh_run({{"AG_BLAS_CORETYPE", "Haswell"}})
+            .find("core Haswell (forced by AG_BLAS_CORETYPE=Haswell)") != std::string::npos);
+  // A cache (in a directory of our own) naming a core for this CPU is used as it is.
+  char dir[] = "/tmp/attograd-cache-XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  const std::string cache = std::string(dir) + "/attograd/openblas-cores.tsv";
+  REQUIRE(mkdir((std::string(dir) + "/attograd").c_str(), 0755) == 0);
+  const std::string core = core_candidates(this_cpu()).back();
+  // the config OpenBLAS reports with that core, as a measurement would have stored it
+  std::string config = blas_info().config;
+  const size_t at = config.find(" " + blas_info().core + " ");
+  if (at != std::string::npos) config.replace(at + 1, blas_info().core.size(), core);
+  {
+    std::ofstream out(cache);
+    out << with_cached_core("", this_cpu().key(), core, config, core + " 1.00");
+  }
+  const std::string line = first_line_of_fresh_run({{"XDG_CACHE_HOME", dir}});
+  INFO(line);
+  CHECK(line.find("core " + core + " (measured fastest on this CPU (" + core +
+                  " 1.00), cached in " + cache) != std::string::npos);
+  CHECK(line.find("measured again") == std::string::npos);
+  // The same line with the config of another OpenBLAS build: used once, then forgotten.
+  {
+    std::ofstream out(cache);
+    out << with_cached_core("", this_cpu().key(), core, "OpenBLAS 0.0.1 " + core, core + " 1.00");
+  }
+  CHECK(first_line_of_fresh_run({{"XDG_CACHE_HOME", dir}}).find("measured again next time") !=
+        std::string::npos);
+  std::ifstream in(cache);
+  std::stringstream text;
+  text << in.rdbuf();
+  CHECK(cached_core(text.str(), this_cpu().key(), nullptr, nullptr).empty());
+  std::remove(cache.c_str());
+  rmdir((std::string(dir) + "/attograd").c_str());
+  rmdir(dir);
+}
+
+TEST_CASE("core: blas measures the cores once, caches the choice, and uses the cache after") {
+  if (core_candidates(this_cpu()).empty()) return;
+  char dir[] = "/tmp/attograd-cache-XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  const std::string cache = std::string(dir) + "/attograd/openblas-cores.tsv";
+  const std::string first = first_line_of_fresh_run({{"XDG_CACHE_HOME", dir}});
+  INFO(first);
+  CHECK(first.find("measured fastest on this CPU") != std::string::npos);
+  CHECK(first.find("GEMM shapes, relative to the fastest), cached in " + cache) !=
+        std::string::npos);
+  std::ifstream in(cache);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string core = cached_core(text.str(), this_cpu().key(), nullptr, nullptr);
+  CHECK(first.find("core " + core + " (") != std::string::npos);
+  const std::vector<std::string> candidates = core_candidates(this_cpu());
+  CHECK(std::find(candidates.begin(), candidates.end(), core) != candidates.end());
+  const std::string second = first_line_of_fresh_run({{"XDG_CACHE_HOME", dir}});
+  CHECK(second.find("core " + core + " (measured fastest on this CPU (") != std::string::npos);
+  CHECK(second.find("GEMM shapes") == std::string::npos);  // from the cache, not measured
+  std::remove(cache.c_str());
+  rmdir((std::string(dir) + "/attograd").c_str());
+  rmdir(dir);
+}
+
+TEST_CASE("core: blas core cache path: XDG_CACHE_HOME, else HOME/.cache") {
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  const char* home = std::getenv("HOME");
+  const std::string saved_xdg = xdg ? xdg : "", saved_home = home ? home : "";
+  setenv("XDG_CACHE_HOME", "/x", 1);
+  CHECK(core_cache_path() == "/x/attograd/openblas-cores.tsv");
+  unsetenv("XDG_CACHE_HOME");
+  setenv("HOME", "/h", 1);
+  CHECK(core_cache_path() == "/h/.cache/attograd/openblas-cores.tsv");
+  unsetenv("HOME");
+  CHECK(core_cache_path().empty());
+  if (xdg) setenv("XDG_CACHE_HOME", saved_xdg.c_str(), 1);
+  if (home) setenv("HOME", saved_home.c_str(), 1);
 }
 
 TEST_CASE("core: blas uses one thread unless AG_NUM_THREADS says otherwise") {
@@ -732,6 +908,24 @@ TEST_CASE("core: gemm with distinct m, n, k, alpha and beta") {
       gemm(ta, tb, 2, 4, 3, 0.5, (ta ? at : a).data(), (tb ? bt : b).data(), 2, c2.data());
       CHECK(c2 == std::vector<real>{7, 2, 8, 11, 21, 8.5, 20.5, 22});
     }
+}
+
+TEST_CASE("core: record_gemm_calls lists each GEMM's shape, transposes and beta, then stops") {
+  std::vector<real> a(12, 1), b(12, 1), c(16, 0);
+  std::vector<GemmCall> calls;
+  record_gemm_calls(&calls);
+  gemm(false, true, 2, 4, 3, 1, a.data(), b.data(), 0, c.data());  // (2,3) x (4,3)^T
+  gemm_strided(true, false, 2, 2, 3, 1, a.data(), 4, b.data(), 5, 1, c.data(), 6);
+  record_gemm_calls(nullptr);
+  gemm(false, false, 1, 1, 1, 1, a.data(), b.data(), 0, c.data());  // not recorded
+  REQUIRE(calls.size() == 2);
+  const GemmCall& first = calls[0];
+  CHECK((!first.transpose_a && first.transpose_b && !first.accumulate));
+  CHECK((first.m == 2 && first.n == 4 && first.k == 3));
+  CHECK((first.lda == 3 && first.ldb == 3 && first.ldc == 4));
+  const GemmCall& second = calls[1];
+  CHECK((second.transpose_a && !second.transpose_b && second.accumulate));
+  CHECK((second.lda == 4 && second.ldb == 5 && second.ldc == 6));
 }
 
 namespace {

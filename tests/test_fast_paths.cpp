@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <vector>
@@ -77,6 +78,32 @@ TEST_CASE("fast/sigmoid_float: within 2 ulp of 1/(1+e^-x) on [-87, 88], 0 and 1 
   CHECK(fast::sigmoid_float(200.0f) == 1.0f);
   CHECK(fast::sigmoid_float(inf) == 1.0f);
   CHECK(std::isnan(fast::sigmoid_float(std::numeric_limits<float>::quiet_NaN())));
+}
+
+TEST_CASE("fast/sigmoid: within 4 ulp of 1 / (1 + e^-x), exactly 0.5 at 0, 0 and 1 at the ends") {
+  // Down to -87: below, sigma(x) < 1.2e-38 is a subnormal float, which the float
+  // exp flushes to 0 (checked below).
+  std::vector<real> xs;
+  for (double x = -87; x <= 100; x += 0.0137) xs.push_back(real(x));
+  for (double x = -1e-3; x <= 1e-3; x += 3.3e-6) xs.push_back(real(x));
+  const Tensor x = from_vector(xs, {int64_t(xs.size())});
+  const Tensor y = sigmoid(x);
+  double worst = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double want = 1 / (1 + std::exp(-double(xs[i])));
+    if constexpr (ag::testing::is_double)
+      worst = std::max(worst, std::abs(double(y.data()[i]) - want) / want);
+    else
+      worst = std::max(worst, ulps(y.data()[i], want));
+  }
+  const std::string unit = ag::testing::is_double ? " (relative)" : " ulp";
+  INFO("worst error " << worst << unit);
+  CHECK(worst <= (ag::testing::is_double ? 1e-15 : 4.0));
+  const real inf = std::numeric_limits<real>::infinity();
+  const Tensor ends = sigmoid(from_vector({0, -inf, inf, -90, -200, 200}, {6}));
+  check_values(ends, {0.5, 0, 1, 0, 0, 1});
+  CHECK(ends.data()[3] < real(1.2e-38));
+  CHECK(std::isnan(sigmoid(full({1}, std::numeric_limits<real>::quiet_NaN())).item()));
 }
 
 TEST_CASE("fast/tanh op: the engine's tanh, exp and sigmoid agree with std:: on a tensor") {
@@ -188,6 +215,33 @@ TEST_CASE("fast/buffer cache: reused buffers are aligned and never shared betwee
       for (int64_t i = 0; i < t.numel(); i += 97) CHECK(t.data()[i] == value);
     if (round == 1) live.clear();  // freed buffers go to the cache, round 2 reuses them
   }
+}
+
+TEST_CASE("fast/small blocks: a freed block is handed out again, live blocks never overlap") {
+  // Sizes from 1 byte to 1 KiB - 1, twice, each block filled with its own byte.
+  std::vector<std::pair<unsigned char*, size_t>> live;
+  for (int round = 0; round < 2; ++round)
+    for (size_t bytes = 1; bytes < 1024; bytes += 7) {
+      auto* p = static_cast<unsigned char*>(allocate_buffer(bytes));
+      CHECK(reinterpret_cast<uintptr_t>(p) % 16 == 0);
+      std::memset(p, int(live.size() % 251), bytes);
+      live.emplace_back(p, bytes);
+    }
+  for (size_t i = 0; i < live.size(); ++i)
+    for (size_t j = 0; j < live[i].second; ++j) REQUIRE(live[i].first[j] == i % 251);
+#if !defined(__SANITIZE_ADDRESS__)  // (there every block comes from plain new)
+  // The block freed last is the next one given for its size class (16 bytes
+  // wide), and not for another class.
+  auto [p, bytes] = live[100];  // 701 bytes: the class of 689 - 704 bytes
+  free_buffer(p, bytes);
+  CHECK(allocate_buffer(704) == p);
+  free_buffer(p, 704);
+  void* other = allocate_buffer(721);
+  CHECK(other != p);
+  free_buffer(other, 721);
+  CHECK(allocate_buffer(bytes) == p);
+#endif
+  for (const auto& [q, n] : live) free_buffer(q, n);
 }
 
 }  // namespace
@@ -493,6 +547,61 @@ TEST_CASE("modes/conv1d: the loops and the im2col GEMMs agree, every stride, pad
   check_same_error([&] { conv.forward(zeros({2, 5, 1})); },
                    {"Conv1d:", "spans 3 steps", "1 steps + 2 * padding 0 = 1"});
   check_same_error([&] { nn::conv1d(x, zeros({7, 4, 3})); }, {"conv1d:", "in_channels = 4"});
+}
+
+TEST_CASE(
+    "modes/PointAttention [F0.4]: both modes agree (the context by weighted_context's twin)") {
+  manual_seed(6);
+  nn::PointAttention attention(7);
+  Tensor x = ag::testing::leaf({3, 5, 7}, 71);
+  std::vector<Tensor> inputs{x};
+  for (const Tensor& p : attention.parameters()) inputs.push_back(p);
+  auto f = [&](const std::vector<Tensor>& in) { return both(attention.forward(in[0])); };
+  const std::vector<Tensor> fast = values_and_grads(f, inputs, false);
+  const std::vector<Tensor> reference = values_and_grads(f, inputs, true);
+  for (size_t i = 0; i < fast.size(); ++i) {
+    INFO("output/gradient " << i);
+    CHECK(ag::testing::max_abs_diff(fast[i], reference[i]) <=
+          (ag::testing::is_double ? 1e-12 : 1e-5));
+  }
+  if constexpr (ag::testing::is_double)
+    for (bool plain : {false, true}) {
+      ReferenceModeGuard mode(plain);
+      // the score's bias moves every score alike, which softmax ignores: its gradient is 0
+      ag::testing::check_module_gradients(attention, [&] { return f({x}); }, {x}, {"linear.bias"});
+    }
+  check_same_error([&] { attention.forward(zeros({3, 5})); }, {"PointAttention", "(3,5)"});
+}
+
+TEST_CASE("modes/linear adds into the gradients gathered so far: a layer used at every step") {
+  // h_t = tanh(W h_{t-1} + b + x), four steps: W, b and h gather one term per
+  // step; in fast mode each step's backward adds its term into the sum (GradSums).
+  Tensor x = ag::testing::leaf({3, 5}, 61), w = ag::testing::leaf({5, 5}, 62);
+  Tensor b = ag::testing::leaf({5}, 63);
+  auto unrolled = [](const std::vector<Tensor>& in) {
+    Tensor h = in[0];
+    for (int t = 0; t < 4; ++t) h = tanh(nn::linear(h, in[1], in[2]) + in[0]);
+    return h;
+  };
+  check_modes_agree(unrolled, {x, w, b});
+  // Gradients of repeated backward calls add up in .grad, in place: a .grad
+  // handle the user holds sees the sum, as in PyTorch.
+  for (const Tensor& p : {x, w, b}) p.impl()->grad.reset();
+  sum(unrolled({x, w, b})).backward();
+  const std::vector<real> once = w.grad().to_vector();
+  sum(unrolled({x, w, b})).backward();
+  const Tensor held = w.grad();
+  sum(unrolled({x, w, b})).backward();
+  CHECK(held.is_same(w.grad()));
+  for (size_t i = 0; i < once.size(); ++i)
+    CHECK(std::abs(double(w.grad().data()[i]) - 3 * double(once[i])) <= 1e-5);
+  // x + x through linear twice: both uses reach x (the second adds into the first).
+  Tensor v = ag::testing::leaf({2, 5}, 64);
+  sum(nn::linear(v, w) + nn::linear(v, w)).backward();
+  const Tensor twice = v.grad();
+  v.impl()->grad.reset();
+  (sum(nn::linear(v, w)) * real(2)).backward();
+  CHECK(ag::testing::max_abs_diff(twice, v.grad()) <= 1e-5);
 }
 
 TEST_CASE("modes/softmax, log_softmax [F0.2], layer_norm [F3.6], linear, mul, cross_entropy") {

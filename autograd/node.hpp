@@ -92,9 +92,13 @@ struct Node {
   static int64_t live_count();  // Nodes alive now: to check graphs get freed
 };
 
-// A Node whose backward is a lambda written next to the op's forward:
-//   record("MulBackward", out, {a, b}, [a, b](const Tensor& g, const Tensor&) {
-//     return Grads{sum_to(g * b, a.shape()), sum_to(g * a, b.shape())};
+// A Node whose backward is a lambda written next to the op's forward; mul's
+// (autograd/ops_elementwise.cpp), in reference mode:
+//   record("MulBackward", out, {a, b}, [a, b, plain](const Tensor& g, const Tensor&) {
+//     if (plain)
+//       return Grads{a.requires_grad() ? sum_to(g * b, a.shape()) : Tensor(),
+//                    b.requires_grad() ? sum_to(g * a, b.shape()) : Tensor()};
+//     ...  // fast mode: the same sums in one pass each (kernel::mul_sum_to)
 //   });
 // The lambda's captures are the op's saved tensors; release() drops them.
 // A lambda that also takes a `const GradSums&` may add into the inputs'

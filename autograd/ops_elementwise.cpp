@@ -39,14 +39,15 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor out = kernel::zip(a, b, "mul", [](real x, real y) { return x * y; });
   // d(a*b)/da = b, d(a*b)/db = a
-  record("MulBackward", out, {a, b}, [a, b, plain = reference_mode()](const Tensor& g, const Tensor&) {
-    if (plain)
-      return Grads{a.requires_grad() ? sum_to(g * b, a.shape()) : Tensor(),
-                   b.requires_grad() ? sum_to(g * a, b.shape()) : Tensor()};
-    // The same in one pass each: no g * b temporary (core/kernels_reduce.cpp).
-    return Grads{a.requires_grad() ? kernel::mul_sum_to(g, b, a.shape()) : Tensor(),
-                 b.requires_grad() ? kernel::mul_sum_to(g, a, b.shape()) : Tensor()};
-  });
+  record("MulBackward", out, {a, b},
+         [a, b, plain = reference_mode()](const Tensor& g, const Tensor&) {
+           if (plain)
+             return Grads{a.requires_grad() ? sum_to(g * b, a.shape()) : Tensor(),
+                          b.requires_grad() ? sum_to(g * a, b.shape()) : Tensor()};
+           // The same in one pass each: no g * b temporary (core/kernels_reduce.cpp).
+           return Grads{a.requires_grad() ? kernel::mul_sum_to(g, b, a.shape()) : Tensor(),
+                        b.requires_grad() ? kernel::mul_sum_to(g, a, b.shape()) : Tensor()};
+         });
   return out;
 }
 

@@ -14,10 +14,6 @@
 
 namespace ag {
 
-// Declared in core/print.cpp, which may not include autograd/node.hpp; printing
-// a tensor's grad_fn=<...> goes through here.
-const char* node_name(const Node& node) { return node.name; }
-
 namespace {
 
 // Puts a backslash before each character of `special` found in `text`.

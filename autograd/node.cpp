@@ -7,12 +7,19 @@
 #include "autograd/tape.hpp"
 #include "autograd/trace.hpp"
 #include "core/error.hpp"
+#include "core/print.hpp"
 
 namespace ag {
 
 namespace {
 int64_t live_nodes = 0;  // the engine is single-threaded, like the rest of attograd
 uint64_t next_node_id = 0;
+
+// How core/print.cpp names a grad_fn (core/print.hpp).
+const bool grad_fn_name_set = [] {
+  detail::grad_fn_name = [](const Node& node) { return node.name; };
+  return true;
+}();
 }  // namespace
 
 Node::Node(const char* name, Edges inputs, uint32_t output_version)

@@ -11,10 +11,8 @@
 
 namespace ag {
 
-// The grad_fn suffix needs the op's name, but core/ may not include autograd/
-// (the floor above it): Node is only forward-declared here. This one function,
-// defined in autograd/dot.cpp, is the only way core looks into a node.
-const char* node_name(const Node& node);
+// Set by autograd/node.cpp (core/print.hpp).
+const char* (*detail::grad_fn_name)(const Node& node) = nullptr;
 
 namespace {
 
@@ -218,7 +216,7 @@ std::string to_string(const Tensor& t, const PrintOptions& options) {
   }
   if (!t.name().empty()) suffixes.push_back(fmt::format("name='{}'", t.name()));
   if (t.grad_fn())
-    suffixes.push_back(fmt::format("grad_fn=<{}>", node_name(*t.grad_fn())));
+    suffixes.push_back(fmt::format("grad_fn=<{}>", detail::grad_fn_name(*t.grad_fn())));
   else if (t.requires_grad())
     suffixes.push_back("requires_grad=True");
   return add_suffixes(std::move(text), suffixes, options.linewidth);

@@ -47,6 +47,13 @@ std::string to_string(const Tensor& t, const PrintOptions& options = {});
 
 std::ostream& operator<<(std::ostream& out, const Tensor& t);
 
+namespace detail {
+// The name printed in grad_fn=<...>: core/ cannot look inside a Node (autograd/
+// is the floor above), so autograd/node.cpp, linked into every program that
+// makes a Node, sets this before main.
+extern const char* (*grad_fn_name)(const Node& node);
+}  // namespace detail
+
 }  // namespace ag
 
 // fmt::format("{}", t): the same text as ag::to_string(t). No format specs.

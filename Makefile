@@ -7,6 +7,9 @@
 #
 # Inside a flavor directory:
 #   libattograd.a           core/, autograd/ and layers/ sources
+#   libattograd_core.a  libattograd_autograd.a  libattograd_layers.a
+#                           the same objects, one archive per floor (what
+#                           tests/programs/check_floors.sh links against)
 #   obj/<dir>/<name>.o .d   object files and their header dependencies
 #   tests/attograd_tests    all tests/*.cpp linked together
 #   bench/bench  tutorials/NN_name  tools/<name>   one program per .cpp file
@@ -104,6 +107,8 @@ ALL_SRCS      := $(LIB_SRCS) $(TEST_SRCS) $(BENCH_SRCS) $(TUTORIAL_SRCS) $(TOOL_
 # and a one-file program dir/name.cpp is linked to $(BUILD)/dir/name.
 objects_of     = $(patsubst %.cpp,$(BUILD)/obj/%.o,$(1))
 LIB           := $(BUILD)/libattograd.a
+FLOORS        := core autograd layers
+FLOOR_LIBS    := $(FLOORS:%=$(BUILD)/libattograd_%.a)
 TEST_BIN      := $(BUILD)/tests/attograd_tests
 BENCH_BIN     := $(BENCH_SRCS:%.cpp=$(BUILD)/%)
 TUTORIAL_BINS := $(TUTORIAL_SRCS:%.cpp=$(BUILD)/%)
@@ -151,12 +156,14 @@ PAR = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc))
 GDB := $(shell command -v gdb 2>/dev/null)
 # The debug builds the debugger tests run: chapters 03-07 (docs/debugging.md's recipes).
 PRINTER_TEST_BIN := $(patsubst %.cpp,build/debug/%,$(sort $(wildcard $(foreach n,03 04 05 06 07,tutorials/$(n)_*.cpp))))
-# Also without ARGS, three suites of checks, each counting its own cases: the
+# Also without ARGS, four suites of checks, each counting its own cases: the
 # exercises (each one's stub, solution and wrong version), an uncaught error
-# in a `make run` program (debug and MODE builds), and the tapes (tape_diff on
-# two runs, and on attograd against PyTorch when /usr/bin/python3 has torch).
+# in a `make run` program (debug and MODE builds), the tapes (tape_diff on
+# two runs, and on attograd against PyTorch when /usr/bin/python3 has torch),
+# and the floors (a program of core/ alone, one of autograd/ and core/, and
+# no #include of a floor above).
 SUITES := tests/exercises/check_exercises.sh tests/programs/check_uncaught.sh \
-          tests/programs/check_tape.sh
+          tests/programs/check_tape.sh tests/programs/check_floors.sh
 SUITE_PROGRAMS := tests/programs/uncaught_error.cpp tests/programs/point_attention_step.cpp
 test: deps
 	$(MAKE) $(PAR) FLAVOR=float build-tests build-double $(if $(ARGS),,build-tutorials build-workbench $(FLOAT_DIR)/tools/check_formulas)
@@ -282,7 +289,7 @@ help:
 	@echo '  all (default)  float flavor: library, tests, bench, tutorials, tools, exercises'
 	@echo '  test           check deps, build float + double tests, run both, then'
 	@echo '                 every tutorial chapter (each must reach its target) and the'
-	@echo '                 suites (exercises, uncaught errors, tapes)'
+	@echo '                 suites (exercises, uncaught errors, tapes, floors)'
 	@echo '                 one test case:  make test ARGS='"'"'-tc="matmul*"'"'"
 	@echo '  tutorials      build and run every tutorials/NN_*.cpp in order'
 	@echo '  tutorial-NN    build and run tutorials/NN_*.cpp   (make tutorial-01)'
@@ -305,7 +312,7 @@ help:
 .PHONY: build-lib build-tests build-programs build-bench build-tutorials build-double \
         build-workbench build-run
 
-build-lib:       $(LIB)
+build-lib:       $(LIB) $(FLOOR_LIBS)
 build-tests:     $(TEST_BIN)
 build-programs:  $(BENCH_BIN) $(TUTORIAL_BINS) $(TOOL_BINS)
 build-bench:     $(BENCH_BIN)
@@ -377,6 +384,14 @@ $(LIB): $(call objects_of,$(LIB_SRCS))
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
+# One archive per floor, from the same objects: a program of the floors below
+# links against theirs alone (tests/programs/check_floors.sh).
+$(foreach f,$(FLOORS),$(eval $(BUILD)/libattograd_$(f).a: $(call objects_of,$(filter $(f)/%,$(LIB_SRCS)))))
+$(FLOOR_LIBS):
+	$(SHOW) AR $@ $(TAG)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
 # Programs: their object file(s), then the library, then system libraries
 # (a static library must come after the objects that use it).
 # Beside each program, <program>-gdb.py: gdb runs it when it loads the
@@ -395,6 +410,23 @@ $(BENCH_BIN) $(TUTORIAL_BINS) $(TOOL_BINS): $(BUILD)/%: $(BUILD)/obj/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(LINK) $^ $(AG_LDLIBS) $(LDLIBS) -o $@
 	$(write_gdb_script)
+
+# The floor checks (tests/programs/check_floors.sh links them): a program of
+# core/ alone against libattograd_core.a, one of autograd/ against
+# libattograd_autograd.a and libattograd_core.a, and nothing else of attograd.
+# Every object of those archives goes in (--whole-archive), so a file of a
+# floor that calls a function of a floor above fails the link even when the
+# program does not use that file.
+FLOOR_PROGRAMS := $(BUILD)/tests/programs/core_only $(BUILD)/tests/programs/autograd_only
+$(BUILD)/tests/programs/core_only: $(BUILD)/obj/tests/programs/core_only.o \
+                                   $(BUILD)/libattograd_core.a
+$(BUILD)/tests/programs/autograd_only: $(BUILD)/obj/tests/programs/autograd_only.o \
+                                       $(BUILD)/libattograd_autograd.a $(BUILD)/libattograd_core.a
+$(FLOOR_PROGRAMS):
+	$(SHOW) LINK $@ $(TAG)
+	@mkdir -p $(@D)
+	$(LINK) $< -Wl,--whole-archive $(filter %.a,$^) -Wl,--no-whole-archive \
+	        $(AG_LDLIBS) -ldl -lpthread $(LDLIBS) -o $@
 
 # An exercise's program: the learner's file (or the solution, or the wrong
 # version) with the exercise's checker, which holds main().

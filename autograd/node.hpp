@@ -19,7 +19,7 @@ namespace ag {
 
 // One gradient per input, in the order the inputs were recorded; an undefined
 // Tensor means "no gradient flows to this input". (Its memory, like the
-// nodes', comes from the engine's small-block lists: core/tensor.hpp.)
+// nodes', comes from the engine's small-block lists: core/allocator.hpp.)
 using Grads = std::vector<Tensor, BufferAllocator<Tensor>>;
 
 struct Node;

@@ -1,4 +1,4 @@
-// Where the engine's memory comes from (core/tensor.cpp): tensor buffers,
+// Where the engine's memory comes from (core/allocator.cpp): tensor buffers,
 // shapes, graph nodes and the lists they keep. allocate_buffer(bytes) and
 // free_buffer(p, bytes) (the same bytes):
 //   under 1 KiB       per-thread free lists, one per 16-byte size (16-byte aligned)
@@ -19,7 +19,7 @@ namespace detail {
 // cache holds 7 blocks per size, so a graph of thousands of ops, built and
 // then freed, falls through to its bins, consolidation and all: half the
 // instructions of scalar_ops. Here they come from per-thread free lists, one
-// per 16-byte size, carved from 64 KiB chunks (core/tensor.cpp); a freed
+// per 16-byte size, carved from 64 KiB chunks (core/allocator.cpp); a freed
 // block goes to the front of its list (it holds the pointer to the next), so
 // allocating and freeing are a few instructions, inlined here. Chunks are kept
 // for the process's life (the lists hold what the busiest graph needed). The

@@ -4,6 +4,8 @@
 
 #include <malloc.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <new>
 #include <vector>
 
@@ -17,19 +19,46 @@ namespace {
 // each step would page-fault on every page of them again (in transformer_step
 // that was a quarter of the time, spent in the kernel). Blocks up to 32 MiB
 // (glibc's maximum) are now reused from the heap, which is trimmed only past
-// 512 MiB free.
-const bool keep_freed_memory = [] {
+// 512 MiB free. Called by start_once, at the engine's first allocation, not
+// before main: a program's malloc is left as it is until it makes a tensor.
+void keep_freed_memory() {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
+}
+
+// The plain path (core/allocator.hpp): AG_PLAIN_ALLOC set and not "0" (as
+// AG_REFERENCE), and always under AddressSanitizer, which must see every free
+// to catch a use after it.
+bool plain_from_environment() {
+#if defined(__SANITIZE_ADDRESS__)
   return true;
-}();
+#else
+  const char* value = std::getenv("AG_PLAIN_ALLOC");
+  return value != nullptr && *value != '\0' && std::strcmp(value, "0") != 0;
+#endif
+}
+bool plain = false;  // set by start_once
+
+// Run by the two slow paths below, allocate_small_from_chunk and
+// allocate_large; the engine's very first allocation takes one of them (every
+// list and cache is empty then), so the switch is read before any block
+// exists, and the plain path never meets a block from the lists.
+void start_once() {
+  static const bool started = [] {
+    plain = plain_from_environment();
+    if (plain) detail::small_limit.store(0, std::memory_order_relaxed);
+    keep_freed_memory();
+    return true;
+  }();
+  (void)started;
+}
 
 // Buffers of freed tensors, kept for the next tensor of the same size class.
 // A training step allocates the same activation sizes every iteration, and
 // glibc spends real time on blocks of these sizes (searching and splitting
 // bins, consolidating fragments: 10% of rnn_attention_step). Size classes are
 // the powers of two from 1 KiB to 32 MiB; a thread keeps at most 512 MiB.
-// Off under AddressSanitizer, which must see every free to catch a use after it.
+// Off on the plain path.
 constexpr size_t kAlignment = 64;              // a cache line, and one AVX-512 register
 constexpr int kMinClass = 10, kMaxClass = 25;  // 2^10 = 1 KiB ... 2^25 = 32 MiB
 constexpr size_t kMaxKept = size_t(512) << 20;
@@ -51,15 +80,10 @@ BufferCache::~BufferCache() {
 // The size class of a block (its bytes rounded up to a power of two), or -1
 // when blocks of that size are not cached.
 int size_class(size_t bytes) {
-#if defined(__SANITIZE_ADDRESS__)
-  (void)bytes;
-  return -1;
-#else
-  if (bytes < (size_t(1) << kMinClass) || bytes > (size_t(1) << kMaxClass)) return -1;
+  if (plain || bytes < (size_t(1) << kMinClass) || bytes > (size_t(1) << kMaxClass)) return -1;
   int c = kMinClass;
   while ((size_t(1) << c) < bytes) ++c;
   return c;
-#endif
 }
 
 }  // namespace
@@ -67,9 +91,12 @@ int size_class(size_t bytes) {
 namespace detail {
 
 thread_local constinit SmallBlocks small_blocks = {};
+constinit std::atomic<size_t> small_limit = kSmallLimit;
 
 // Small blocks are carved from chunks of 64 KiB, kept for the process's life.
 void* allocate_small_from_chunk(size_t c) {
+  start_once();
+  if (plain) return ::operator new((c + 1) * kGranule);  // the very first block
   constexpr size_t chunk_bytes = size_t(64) << 10;
   SmallBlocks& blocks = small_blocks;
   const size_t size = (c + 1) * kGranule;
@@ -83,7 +110,8 @@ void* allocate_small_from_chunk(size_t c) {
 }
 
 void* allocate_large(size_t bytes) {
-  if (bytes < kSmallLimit) return ::operator new(bytes);  // under AddressSanitizer
+  start_once();
+  if (bytes < kSmallLimit) return ::operator new(bytes);  // on the plain path
   const int c = size_class(bytes);
   if (c < 0 || cache_gone) {
     // nothrow, then std::bad_alloc: AddressSanitizer's throwing new ends the
@@ -104,7 +132,7 @@ void* allocate_large(size_t bytes) {
 }
 
 void free_large(void* p, size_t bytes) noexcept {
-  if (bytes < kSmallLimit) return ::operator delete(p);  // under AddressSanitizer
+  if (bytes < kSmallLimit) return ::operator delete(p);  // on the plain path
   const int c = size_class(bytes);
   if (c >= 0 && !cache_gone && cache.kept + (size_t(1) << c) <= kMaxKept) {
     try {
@@ -118,5 +146,10 @@ void free_large(void* p, size_t bytes) noexcept {
 }
 
 }  // namespace detail
+
+bool plain_allocation() {
+  start_once();
+  return plain;
+}
 
 }  // namespace ag

@@ -6,8 +6,13 @@
 //   larger            the system's, 64-byte aligned
 // A training step makes and frees the same blocks every iteration, and
 // thousands of small ones per graph.
+// With AG_PLAIN_ALLOC=1 in the environment (read once, at the engine's first
+// allocation), and always under AddressSanitizer, every block goes straight to
+// operator new and back to operator delete (64-byte aligned from 1 KiB): the
+// plain path, for memory checkers (valgrind, heaptrack) and for comparing.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 
 namespace ag {
@@ -24,8 +29,10 @@ namespace detail {
 // allocating and freeing are a few instructions, inlined here. Chunks are kept
 // for the process's life (the lists hold what the busiest graph needed). The
 // lists are plain pointers, valid while static tensors are destroyed at exit.
-// Off under AddressSanitizer, which must see every free to catch a use after it.
+// Off on the plain path (AddressSanitizer must see every free to catch a use
+// after it): the first allocation then sets small_limit to 0.
 constexpr size_t kSmallLimit = 1024, kGranule = 16;
+extern constinit std::atomic<size_t> small_limit;  // kSmallLimit, or 0 on the plain path
 struct SmallBlocks {
   void* free[kSmallLimit / kGranule];  // class c: blocks of (c + 1) * 16 bytes
   char* next;                          // the unused rest of the current chunk
@@ -39,8 +46,7 @@ inline size_t small_class(size_t bytes) { return (bytes - (bytes != 0)) / kGranu
 }  // namespace detail
 
 inline void* allocate_buffer(size_t bytes) {
-#if !defined(__SANITIZE_ADDRESS__)
-  if (bytes < detail::kSmallLimit) {
+  if (bytes < detail::small_limit.load(std::memory_order_relaxed)) {
     const size_t c = detail::small_class(bytes);
     void*& head = detail::small_blocks.free[c];
     if (void* p = head) {
@@ -49,21 +55,21 @@ inline void* allocate_buffer(size_t bytes) {
     }
     return detail::allocate_small_from_chunk(c);
   }
-#endif
   return detail::allocate_large(bytes);
 }
 
 inline void free_buffer(void* p, size_t bytes) noexcept {
-#if !defined(__SANITIZE_ADDRESS__)
-  if (bytes < detail::kSmallLimit) {
+  if (bytes < detail::small_limit.load(std::memory_order_relaxed)) {
     void*& head = detail::small_blocks.free[detail::small_class(bytes)];
     *static_cast<void**>(p) = head;
     head = p;
     return;
   }
-#endif
   detail::free_large(p, bytes);
 }
+
+// Whether the plain path is on: AG_PLAIN_ALLOC=1, or an AddressSanitizer build.
+bool plain_allocation();
 
 // A standard allocator over allocate_buffer, for the small objects every op
 // makes: shapes, tensor impls, graph nodes, their input and gradient lists.

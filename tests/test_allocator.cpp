@@ -1,0 +1,108 @@
+// The engine's allocator (core/allocator.cpp) and its plain path: a
+// computation gives the same values whichever path its memory takes, and
+// AG_PLAIN_ALLOC=1 (read once, at the first allocation, so only a fresh
+// process can show it) gives every freed block back at once.
+#include <doctest/doctest.h>
+#include <malloc.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "autograd/attograd.hpp"
+#include "core/allocator.hpp"
+#include "core/kernels.hpp"
+
+using namespace ag;
+
+namespace {
+
+// What core/allocator.cpp reads: AG_PLAIN_ALLOC set and not "0".
+bool plain_requested() {
+#if defined(__SANITIZE_ADDRESS__)
+  return true;
+#else
+  const char* value = std::getenv("AG_PLAIN_ALLOC");
+  return value != nullptr && *value != '\0' && std::strcmp(value, "0") != 0;
+#endif
+}
+
+// Bytes glibc's malloc has handed out and not had back (heap and mmap).
+size_t malloc_in_use() {
+  const struct mallinfo2 info = mallinfo2();
+  return info.uordblks + info.hblkhd;
+}
+
+}  // namespace
+
+TEST_CASE("core: allocator: both paths: the values of a computation that reuses freed buffers") {
+  // Each round's tensors take the blocks the round before freed (small blocks
+  // under 1 KiB, cached size classes above), with new values written in them.
+  for (int round = 1; round <= 3; ++round) {
+    const real r = static_cast<real>(round);
+    Tensor x = full({3000}, r / 2);  // a cached size class
+    x.requires_grad_();
+    Tensor v = arange(10);  // a small block
+    v.requires_grad_();
+    // loss = sum x_i^2 + r sum v_i^2 = 3000 (r/2)^2 + 285 r
+    Tensor loss = sum(x * x) + sum(v * v) * r;
+    loss.backward();
+    CHECK(loss.item() == 750 * r * r + 285 * r);
+    CHECK(x.grad().to_vector() == std::vector<real>(3000, r));  // 2 x_i
+    for (int64_t i = 0; i < 10; ++i) CHECK(v.grad().at({i}) == 2 * r * static_cast<real>(i));
+    // (40,30) x (30,20): every element 30 r
+    Tensor c = kernel::matmul(ones({40, 30}), full({30, 20}, r), false, false);
+    CHECK(kernel::sum_all(c) == 40 * 20 * 30 * r);
+  }
+}
+
+TEST_CASE(
+    "core: allocator: both paths: a freed buffer is kept, or given back with AG_PLAIN_ALLOC=1") {
+  CHECK(plain_allocation() == plain_requested());
+#if defined(__SANITIZE_ADDRESS__)
+  return;  // AddressSanitizer's heap is not glibc's: mallinfo2 does not see it
+#endif
+  const size_t bytes = 65536 * sizeof(real);  // a size class of its own: 256 or 512 KiB
+  size_t with_tensor = 0;
+  {
+    Tensor t = zeros({65536});
+    with_tensor = malloc_in_use();
+  }
+  const size_t after = malloc_in_use();
+  INFO("malloc in use with the tensor: ", with_tensor, " bytes, after it: ", after);
+  if (plain_allocation())
+    CHECK(after + bytes <= with_tensor);  // back to malloc
+  else
+    CHECK(after + bytes > with_tensor);  // in the cache, for the next tensor of its size
+}
+
+TEST_CASE("core: allocator: AG_PLAIN_ALLOC=1 in a fresh process gives the same values") {
+  // This test binary again, with the switch on, running the two cases above.
+  int out[2];
+  REQUIRE(pipe(out) == 0);
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    close(out[0]);
+    dup2(out[1], STDOUT_FILENO);
+    dup2(out[1], STDERR_FILENO);
+    setenv("AG_PLAIN_ALLOC", "1", 1);
+    execl("/proc/self/exe", "attograd_tests", "--test-case=core: allocator: both paths*", nullptr);
+    _exit(127);
+  }
+  close(out[1]);
+  std::string printed;
+  char buffer[4096];
+  for (ssize_t n; (n = read(out[0], buffer, sizeof buffer)) > 0;) printed.append(buffer, n);
+  close(out[0]);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  INFO("the fresh process printed:\n", printed);
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  CHECK(printed.find(": 2 passed, 0 failed") != std::string::npos);
+}

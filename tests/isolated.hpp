@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.hpp"
@@ -88,6 +89,45 @@ inline int expect_error_in_child(const std::function<void()>& f,
   }
   std::printf("no ag::Error was thrown");
   return 2;
+}
+
+// What a fresh run of this test binary prints (stdout, and stderr unless
+// `stdout_only`) with the doctest filter `test_cases`, after `unset` is removed
+// from the environment and `env` added; `exit_status` gets its exit status
+// (-1: it did not exit).
+// For what a process fixes when it starts (the BLAS core, the allocator).
+struct FreshRun {
+  std::string printed;
+  int exit_status = -1;
+};
+inline FreshRun run_test_binary(const std::string& test_cases,
+                                const std::vector<std::pair<std::string, std::string>>& env,
+                                const std::vector<std::string>& unset = {},
+                                bool stdout_only = false) {
+  FreshRun run;
+  int out[2];
+  if (pipe(out) != 0) return run;
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) return run;
+  if (pid == 0) {
+    close(out[0]);
+    dup2(out[1], STDOUT_FILENO);
+    if (!stdout_only) dup2(out[1], STDERR_FILENO);
+    for (const std::string& name : unset) unsetenv(name.c_str());
+    for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
+    const std::string filter = "--test-case=" + test_cases;
+    execl("/proc/self/exe", "attograd_tests", filter.c_str(), nullptr);
+    _exit(127);
+  }
+  close(out[1]);
+  char buffer[4096];
+  for (ssize_t n; (n = read(out[0], buffer, sizeof buffer)) > 0;)
+    run.printed.append(buffer, size_t(n));
+  close(out[0]);
+  int status = 0;
+  if (waitpid(pid, &status, 0) == pid && WIFEXITED(status)) run.exit_status = WEXITSTATUS(status);
+  return run;
 }
 
 }  // namespace ag::testing

@@ -16,6 +16,7 @@
 #include "autograd/attograd.hpp"
 #include "core/allocator.hpp"
 #include "core/kernels.hpp"
+#include "tests/isolated.hpp"
 
 using namespace ag;
 
@@ -82,27 +83,9 @@ TEST_CASE(
 
 TEST_CASE("core: allocator: AG_PLAIN_ALLOC=1 in a fresh process gives the same values") {
   // This test binary again, with the switch on, running the two cases above.
-  int out[2];
-  REQUIRE(pipe(out) == 0);
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    close(out[0]);
-    dup2(out[1], STDOUT_FILENO);
-    dup2(out[1], STDERR_FILENO);
-    setenv("AG_PLAIN_ALLOC", "1", 1);
-    execl("/proc/self/exe", "attograd_tests", "--test-case=core: allocator: both paths*", nullptr);
-    _exit(127);
-  }
-  close(out[1]);
-  std::string printed;
-  char buffer[4096];
-  for (ssize_t n; (n = read(out[0], buffer, sizeof buffer)) > 0;) printed.append(buffer, n);
-  close(out[0]);
-  int status = 0;
-  REQUIRE(waitpid(pid, &status, 0) == pid);
-  INFO("the fresh process printed:\n", printed);
-  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
-  CHECK(printed.find(": 2 passed, 0 failed") != std::string::npos);
+  const ag::testing::FreshRun run =
+      ag::testing::run_test_binary("core: allocator: both paths*", {{"AG_PLAIN_ALLOC", "1"}});
+  INFO("the fresh process printed:\n", run.printed);
+  CHECK(run.exit_status == 0);
+  CHECK(run.printed.find(": 2 passed, 0 failed") != std::string::npos);
 }

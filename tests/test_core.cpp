@@ -756,27 +756,11 @@ namespace {
 // The first line a fresh run of this test binary prints (its BLAS summary),
 // with `env` added to the environment and no test run.
 std::string first_line_of_fresh_run(const std::vector<std::pair<std::string, std::string>>& env) {
-  int out[2];
-  REQUIRE(pipe(out) == 0);
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    close(out[0]);
-    dup2(out[1], STDOUT_FILENO);
-    unsetenv("AG_BLAS_CORETYPE");
-    unsetenv("OPENBLAS_CORETYPE");  // this process set it when it loaded OpenBLAS
-    for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
-    execl("/proc/self/exe", "attograd_tests", "--test-case=no test has this name", nullptr);
-    _exit(127);
-  }
-  close(out[1]);
-  std::string printed;
-  char buffer[4096];
-  for (ssize_t n; (n = read(out[0], buffer, sizeof buffer)) > 0;) printed.append(buffer, n);
-  close(out[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  // (OPENBLAS_CORETYPE: this process set it when it loaded OpenBLAS)
+  const std::string printed = ag::testing::run_test_binary(
+                                  "no test has this name", env,
+                                  {"AG_BLAS_CORETYPE", "OPENBLAS_CORETYPE"}, /*stdout_only=*/true)
+                                  .printed;
   return printed.substr(0, printed.find('\n'));
 }
 

@@ -20,40 +20,20 @@
 #include "core/npy.hpp"
 #include "core/safetensors.hpp"
 #include "tests/helpers.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace {
 
 using namespace ag;
 using ag::testing::check_error;
 using ag::testing::is_double;
+using ag::testing::read_bytes;
+using ag::testing::TempDir;
 namespace fs = std::filesystem;
 
-// A fresh directory under the system's temporary directory, removed with
-// everything in it when the test ends.
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    dir_ = fs::temp_directory_path() /
-           fmt::format("attograd_io_{}_{}_{}", real_name, ::getpid(), counter++);
-    fs::create_directories(dir_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(dir_, ignored);
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
- private:
-  fs::path dir_;
-};
 
 void write_bytes(const std::string& path, std::string_view bytes) {
   std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
-}
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 std::string bytes(std::initializer_list<int> values) {
@@ -271,7 +251,7 @@ TEST_CASE("io/safetensors: the published test vectors, byte for byte") {
 }
 
 TEST_CASE("io/safetensors: round trip keeps names, shapes, every bit, and metadata") {
-  TempDir dir;
+  TempDir dir("io");
   Generator gen(7);
   NamedTensors tensors = {{"z.last", randn({2, 3, 4}, gen)},
                           {"scalar", scalar(real(-2.5))},
@@ -337,7 +317,7 @@ TEST_CASE("io/load: a double beyond float's range is refused, not made inf") {
 }
 
 TEST_CASE("io/safetensors: save refuses what it cannot write faithfully") {
-  TempDir dir;
+  TempDir dir("io");
   std::string path = dir.path("bad.safetensors");
   check_error(
       [&] {
@@ -358,7 +338,7 @@ TEST_CASE("io/safetensors: save refuses what it cannot write faithfully") {
 }
 
 TEST_CASE("io/safetensors: corrupted files give an ag::Error naming the file and the problem") {
-  TempDir dir;
+  TempDir dir("io");
   auto entry = [](const std::string& name, const std::string& fields) {
     return fmt::format("\"{}\":{{{}}}", name, fields);
   };
@@ -443,7 +423,7 @@ TEST_CASE("io/safetensors: corrupted files give an ag::Error naming the file and
 }
 
 TEST_CASE("io/safetensors: a file cut at any byte, or with bytes flipped, never crashes") {
-  TempDir dir;
+  TempDir dir("io");
   std::string good = serialize_safetensors(
       {{"w", from_vector({1, 2, 3, 4, 5, 6}, {2, 3})}, {"b", from_vector({7, 8})}}, {{"k", "v"}});
   check_cut_and_flipped(dir, "load_safetensors", good, [](auto& p) { return load_safetensors(p); });
@@ -465,7 +445,7 @@ TEST_CASE("io/npy: the byte layout of a small tensor, written out by hand") {
   else
     expected +=
         bytes({0, 0, 0, 0, 0, 0, 128, 63, 0, 0, 0, 64, 0, 0, 64, 64, 0, 0, 128, 64, 0, 0, 160, 64});
-  TempDir dir;
+  TempDir dir("io");
   std::string path = dir.path("small.npy");
   save_npy(path, tensor({{0, 1, 2}, {3, 4, 5}}));
   CHECK(read_bytes(path) == expected);
@@ -473,7 +453,7 @@ TEST_CASE("io/npy: the byte layout of a small tensor, written out by hand") {
 }
 
 TEST_CASE("io/npy: round trip of 0-dim, empty and n-dim tensors keeps every bit") {
-  TempDir dir;
+  TempDir dir("io");
   Generator gen(3);
   std::vector<Tensor> cases = {scalar(real(0.1)),     zeros({0}),
                                zeros({2, 0, 3}),      special_values(),
@@ -515,7 +495,7 @@ TEST_CASE("io/npy: versions 2.0 and 3.0, both dtypes, and other writers' header 
 }
 
 TEST_CASE("io/npy: corrupted files give an ag::Error naming the file and the problem") {
-  TempDir dir;
+  TempDir dir("io");
   auto header = [](const std::string& descr, const std::string& order, const std::string& shape) {
     return fmt::format("{{'descr': '{}', 'fortran_order': {}, 'shape': {}, }}\n", descr, order,
                        shape);
@@ -573,7 +553,7 @@ TEST_CASE("io/npy: corrupted files give an ag::Error naming the file and the pro
 }
 
 TEST_CASE("io/npy: a file cut at any byte, or with bytes flipped, never crashes") {
-  TempDir dir;
+  TempDir dir("io");
   std::string good = serialize_npy(from_vector({1, 2, 3, 4, 5, 6}, {3, 2}));
   check_cut_and_flipped(dir, "load_npy", good, load_npy);
 }

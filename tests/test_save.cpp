@@ -19,6 +19,7 @@
 #include "core/safetensors.hpp"
 #include "layers/nn.hpp"
 #include "tests/helpers.hpp"
+#include "tests/temp_dir.hpp"
 #include "tests/isolated.hpp"
 #include "tutorials/terminal.hpp"
 
@@ -28,38 +29,11 @@ using namespace ag;
 using ag::testing::check_error;
 using ag::testing::expect_error_in_child;
 using ag::testing::run_in_child;
+using ag::testing::read_bytes;
+using ag::testing::TempDir;
 namespace fs = std::filesystem;
 
-// A fresh directory, removed with everything in it when the test ends.
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    dir_ = fs::temp_directory_path() /
-           fmt::format("attograd_save_{}_{}_{}", real_name, ::getpid(), counter++);
-    fs::create_directories(dir_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(dir_, ignored);
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  // The names in the directory, sorted.
-  std::vector<std::string> names() const {
-    std::vector<std::string> out;
-    for (const auto& entry : fs::directory_iterator(dir_)) out.push_back(entry.path().filename());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
 
- private:
-  fs::path dir_;
-};
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 // In a child process: files may grow to `bytes` at most. With `kill` false,
 // SIGXFSZ is ignored, so a write past the limit fails with EFBIG (as on a full
@@ -103,7 +77,7 @@ std::vector<Saver> savers() {
 TEST_CASE("io/save: a save that fails midway keeps the old file byte for byte") {
   for (const Saver& saver : savers()) {
     INFO("saving with " << std::string(saver.op));
-    TempDir dir;
+    TempDir dir("save");
     const std::string path = dir.path("model.file");
     saver.save(path, 1000);
     const std::string old = read_bytes(path);
@@ -123,7 +97,7 @@ TEST_CASE("io/save: a save that fails midway keeps the old file byte for byte") 
 }
 
 TEST_CASE("io/save: a save killed midway leaves the old file whole and loadable") {
-  TempDir dir;
+  TempDir dir("save");
   const std::string st = dir.path("model.safetensors"), npy = dir.path("array.npy");
   save_safetensors(st, {{"w", arange(real(1000))}});
   save_npy(npy, arange(real(1000)));
@@ -148,7 +122,7 @@ TEST_CASE("io/save: a save killed midway leaves the old file whole and loadable"
 }
 
 TEST_CASE("io/save: a failed save never removes or replaces what is at the path") {
-  TempDir dir;
+  TempDir dir("save");
   // A link to a device that fails every write (/dev/full: "No space left on
   // device"); renaming over the path would replace the link, removing it after
   // the failure would delete it. Only regular files are saved to.
@@ -172,7 +146,7 @@ TEST_CASE("io/save: a failed save never removes or replaces what is at the path"
 }
 
 TEST_CASE("io/save: a save through a symbolic link replaces the file it points to") {
-  TempDir dir;
+  TempDir dir("save");
   const std::string file = dir.path("real.npy"), link = dir.path("link.npy");
   save_npy(file, ones({2}));
   fs::create_symlink("real.npy", link);  // relative, as ln -s makes it
@@ -183,7 +157,7 @@ TEST_CASE("io/save: a save through a symbolic link replaces the file it points t
 }
 
 TEST_CASE("io/save: a replaced file keeps its permissions; a new one gets the umask's") {
-  TempDir dir;
+  TempDir dir("save");
   const std::string old = dir.path("old.npy"), fresh = dir.path("new.npy");
   save_npy(old, ones({2}));
   fs::permissions(old, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
@@ -197,7 +171,7 @@ TEST_CASE("io/save: a replaced file keeps its permissions; a new one gets the um
 }
 
 TEST_CASE("io/save: a path with a NUL byte is refused, not cut short at it") {
-  TempDir dir;
+  TempDir dir("save");
   const std::string cut = dir.path("a.npy"), with_nul = cut + std::string("\0.bak", 5);
   check_error([&] { save_npy(with_nul, ones({1})); },
               {"save_npy:", "contains a NUL byte at position " + std::to_string(cut.size())});
@@ -214,7 +188,7 @@ TEST_CASE("io/save: a path with a NUL byte is refused, not cut short at it") {
 }
 
 TEST_CASE("io/save: the chapters' loss curves are written whole, as CSV") {
-  TempDir dir;
+  TempDir dir("save");
   const std::string path = dir.path("curves/loss.csv");
   {
     tutorial::LossCsv csv(path, "accuracy");

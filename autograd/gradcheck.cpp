@@ -12,16 +12,6 @@ namespace ag {
 
 namespace {
 
-// "[1,0]" for flat index 3 of shape (2,3).
-std::string multi_index(int64_t flat, const Shape& shape) {
-  std::vector<int64_t> index(shape.size());
-  for (size_t d = shape.size(); d-- > 0;) {
-    index[d] = flat % shape[d];
-    flat /= shape[d];
-  }
-  return fmt::format("[{}]", fmt::join(index, ","));
-}
-
 // L = sum(v * f(x)) in double, for the finite differences.
 double weighted_output(const GradcheckFunction& f, const std::vector<Tensor>& xs, const Tensor& v) {
   Tensor out = f(xs);
@@ -101,7 +91,7 @@ GradcheckResult gradcheck(const GradcheckFunction& f, const std::vector<Tensor>&
       "gradcheck {}: worst entry is input {} {}, element {}: analytic {:.10g} vs numeric "
       "{:.10g} (difference {:.3g}, allowed {:.3g})",
       result.ok ? "passed" : "FAILED", result.input, describe(worst),
-      multi_index(result.flat_index, worst.shape()), result.analytic, result.numeric,
+      position_str(result.flat_index, worst.shape()), result.analytic, result.numeric,
       std::abs(result.analytic - result.numeric),
       options.atol + options.rtol * std::abs(result.numeric));
   return result;

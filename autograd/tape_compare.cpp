@@ -45,19 +45,6 @@ Difference difference(const Tensor& a, const Tensor& b, const TapeTolerance& tol
   return d;
 }
 
-std::vector<int64_t> unravel(int64_t flat, const Shape& shape) {
-  std::vector<int64_t> index(shape.size());
-  for (size_t d = shape.size(); d-- > 0;) {
-    index[d] = shape[d] == 0 ? 0 : flat % shape[d];
-    flat = shape[d] == 0 ? 0 : flat / shape[d];
-  }
-  return index;
-}
-
-std::string index_str(const std::vector<int64_t>& index) {
-  return fmt::format("[{}]", fmt::join(index, ","));
-}
-
 std::string line_or(const std::string& line, const char* fallback) {
   return line.empty() ? fallback : line;
 }
@@ -144,7 +131,7 @@ TapeComparison compare_tapes(const Tape& a, const Tape& b, const TapeTolerance& 
     out.b_op = j;
     out.tensor = what;
     out.max_abs_diff = d.max_abs_diff;
-    out.index = unravel(d.first, x.shape());
+    out.index = unravel_index(d.first, x.shape());
     out.a_value = d.a;
     out.b_value = d.b;
     report += fmt::format(
@@ -152,7 +139,7 @@ TapeComparison compare_tapes(const Tape& a, const Tape& b, const TapeTolerance& 
         "  at {}: a {:.7g}, b {:.7g} (max |a - b| over the tensor: {:.3g}; tolerance {:g} + {:g} "
         "|b|)\n",
         i, a.ops[i].name, what, kind == TapeComparison::Kind::forward ? "forward" : "backward",
-        index_str(out.index), d.a, d.b, d.max_abs_diff, tol.atol, tol.rtol);
+        position_str(d.first, x.shape()), d.a, d.b, d.max_abs_diff, tol.atol, tol.rtol);
     return true;
   };
   auto lines = [&](size_t i, size_t j, bool backward) {

@@ -16,7 +16,9 @@ namespace {
 
 // Text from the file as errors show it; cut short, as a bad file may hold a huge one.
 std::string show(std::string_view text) {
-  return text.size() <= 40 ? std::string(text) : std::string(text.substr(0, 36)) + "...";
+  if (text.size() <= 40) return std::string(text);
+  std::string start(text.substr(0, 36));  // (not string + "...": GCC 12 warns wrongly on it)
+  return start.append("...");
 }
 
 std::string_view trim(std::string_view s) {

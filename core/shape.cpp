@@ -8,6 +8,19 @@ namespace ag {
 
 std::string shape_str(const Shape& shape) { return fmt::format("({})", fmt::join(shape, ",")); }
 
+std::vector<int64_t> unravel_index(int64_t flat, const Shape& shape) {
+  std::vector<int64_t> index(shape.size());
+  for (size_t d = shape.size(); d-- > 0;) {  // the last dim varies fastest
+    index[d] = shape[d] == 0 ? 0 : flat % shape[d];
+    flat = shape[d] == 0 ? 0 : flat / shape[d];
+  }
+  return index;
+}
+
+std::string position_str(int64_t flat, const Shape& shape) {
+  return fmt::format("[{}]", fmt::join(unravel_index(flat, shape), ","));
+}
+
 namespace {
 
 constexpr int64_t int64_max = std::numeric_limits<int64_t>::max();

@@ -35,6 +35,11 @@ inline bool operator==(const Shape& a, const Shape& b) {
 // "(2,3)" for {2,3}, "()" for a 0-dim scalar: the form every error message uses.
 std::string shape_str(const Shape& shape);
 
+// {1,0}: where flat index `flat` (row-major) lies in `shape` (flat 3 of (2,3)).
+std::vector<int64_t> unravel_index(int64_t flat, const Shape& shape);
+// "[1,0]", the same as messages that point at one element show it.
+std::string position_str(int64_t flat, const Shape& shape);
+
 // What makes a shape invalid, or "" when it is valid: "negative size in shape
 // (2,-1)", "shape (2^40,2^40) has more elements than a 64-bit count holds
 // (int64 ...)", or "shape (0,2^62,2^62) has no elements, but ...".

@@ -66,18 +66,6 @@ void check_elementwise(const Tensor& input, const Tensor& target, Reduction redu
            "{}: {} {} has no elements to take the mean of", op, input_name, describe(input));
 }
 
-// "[1,2]": the position of flat index `flat` in `shape`, for error messages.
-std::string position_str(int64_t flat, const Shape& shape) {
-  std::vector<int64_t> index(shape.size());
-  for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
-    index[d] = flat % shape[d];
-    flat /= shape[d];
-  }
-  std::string s = "[";
-  for (size_t d = 0; d < index.size(); ++d) s += (d ? "," : "") + std::to_string(index[d]);
-  return s + "]";
-}
-
 std::string valid_classes(int64_t classes, int64_t ignore_index) {
   return fmt::format("valid: {}, or ignore_index {}",
                      classes > 0 ? fmt::format("0..{}", classes - 1) : "none", ignore_index);

@@ -27,7 +27,7 @@
 namespace {
 
 using namespace ag;
-using Big = unsigned __int128;
+__extension__ typedef unsigned __int128 Big;  // (a GCC extension: -Wpedantic)
 
 constexpr uint64_t kSeed = 0x5A9E'0F11;
 constexpr int kCases = 2000;

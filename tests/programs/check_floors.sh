@@ -6,7 +6,9 @@
 #   - tests/programs/autograd_only.cpp links against libattograd_autograd.a and
 #     libattograd_core.a alone and prints its values and gradients;
 #   - no file of core/ includes a header of autograd/ or layers/, and no file
-#     of autograd/ one of layers/.
+#     of autograd/ one of layers/;
+#   - every file docs/architecture.md's reading path names exists, with about
+#     the number of lines it gives.
 # The programs are linked here, by `make` (the rule is in the Makefile), so
 # that a failing link is a failed check. Built in the mode AG_BUILD names
 # (release by default), float flavor. Ends with "floors: N passed, M failed".
@@ -82,6 +84,33 @@ expect_no_include() {
 }
 expect_no_include "core/ includes nothing of autograd/ or layers/" core autograd layers
 expect_no_include "autograd/ includes nothing of layers/" autograd layers
+
+echo "docs/architecture.md's reading path: the files it names, their sizes"
+# Each table row | n | `file` | lines | ...: the file exists, and has the number
+# of lines given, give or take a quarter (the plan stays one that holds).
+reading_path=$(grep -E '^\| [0-9]+ \| `[^`]+` \| [0-9]+ \|' docs/architecture.md)
+if [[ -z $reading_path ]]; then
+    fail "the reading path names files" "no table rows found" ""
+else
+    problems=""
+    while IFS='|' read -r _ _ file lines _; do
+        file=${file//[ \`]/}
+        lines=${lines// /}
+        if [[ ! -f $file ]]; then
+            problems+="$file: no such file"$'\n'
+        else
+            actual=$(wc -l <"$file")
+            if ((4 * actual < 3 * lines || 4 * actual > 5 * lines)); then
+                problems+="$file: $actual lines, the path says $lines"$'\n'
+            fi
+        fi
+    done <<<"$reading_path"
+    if [[ -z $problems ]]; then
+        pass "every file of the reading path exists, at about the length given"
+    else
+        fail "every file of the reading path exists, at about the length given" "" "$problems"
+    fi
+fi
 
 echo "floors: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

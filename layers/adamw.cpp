@@ -1,5 +1,6 @@
 // AdamW: a plain loop over each parameter's elements, inside NoGradGuard, in
 // PyTorch's order of operations (formulas in adamw.hpp).
+// (No formula ID: the articles give no optimizer formulas.)
 #include "layers/adamw.hpp"
 
 #include <cmath>

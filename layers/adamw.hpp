@@ -15,6 +15,7 @@
 //   p = p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 //
 // computed in PyTorch's order (layers/optim.hpp says it for Adam).
+// (No formula ID: the articles give no optimizer formulas.)
 #pragma once
 
 #include <utility>

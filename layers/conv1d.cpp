@@ -7,6 +7,7 @@
 //   dL/dW[o,c,k] = sum_b sum_t g[b,o,t] * x[b,c,i]
 //   dL/dx[b,c,i] = sum over every (o,k,t) that read x[b,c,i] of W[o,c,k] * g[b,o,t]
 //   dL/dbias[o]  = sum_b sum_t g[b,o,t]
+// (No formula ID: the articles name CNN encoders but give no convolution formula.)
 #include "layers/conv1d.hpp"
 
 #include <cmath>

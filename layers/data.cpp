@@ -1,5 +1,6 @@
 // randperm, random_split and DataLoader: index bookkeeping, and index_select
 // to cut each batch out of the tensors.
+// (No formula ID: data handling, not a formula of the articles.)
 #include "layers/data.hpp"
 
 #include <cmath>

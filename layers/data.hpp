@@ -15,6 +15,7 @@
 //
 // Standardization fitted on the training part is data::StandardScaler
 // (layers/standard_scaler.hpp); reading a CSV file, ag::read_csv (core/csv.hpp).
+// (No formula ID: data handling, not a formula of the articles.)
 #pragma once
 
 #include <cstdint>

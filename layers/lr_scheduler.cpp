@@ -1,5 +1,6 @@
 // Learning-rate schedules: each one's closed form, lr_at(epoch); the formulas
 // and their PyTorch equivalents are in lr_scheduler.hpp.
+// (No formula ID: the articles give no learning-rate schedules.)
 #include "layers/lr_scheduler.hpp"
 
 #include <algorithm>

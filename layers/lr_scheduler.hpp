@@ -1,3 +1,4 @@
+// (No formula ID: the articles give no learning-rate schedules.)
 // Learning-rate schedules, as torch.optim.lr_scheduler: StepLR,
 // CosineAnnealingLR, LinearLR (a linear warm-up) and SequentialLR (one
 // schedule after another, e.g. a warm-up then a cosine).

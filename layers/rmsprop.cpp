@@ -1,5 +1,6 @@
 // RMSprop: a plain loop over each parameter's elements, inside NoGradGuard,
 // in PyTorch's order of operations (formulas in rmsprop.hpp).
+// (No formula ID: the articles give no optimizer formulas.)
 #include "layers/rmsprop.hpp"
 
 #include <cmath>

@@ -1,3 +1,4 @@
+// (No formula ID: the articles name RMSprop but give no formula for it.)
 // RMSprop, with PyTorch's update rule exactly (torch.optim.RMSprop): the
 // optimizer seed 001 (section 5.2) compiles its Keras model with,
 // `optimizer='rmsprop'` (Keras's defaults there: learning rate 0.001, rho 0.9;

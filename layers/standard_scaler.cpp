@@ -1,4 +1,5 @@
 // StandardScaler: column means and standard deviations, accumulated in double.
+// (No formula ID: preprocessing, not a formula of the articles.)
 #include "layers/standard_scaler.hpp"
 
 #include <cmath>

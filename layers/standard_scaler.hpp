@@ -14,6 +14,7 @@
 //   data::StandardScaler scaler;
 //   Tensor x_train_std = scaler.fit_transform(x_train);
 //   Tensor x_test_std = scaler.transform(x_test);
+// (No formula ID: preprocessing, not a formula of the articles.)
 #pragma once
 
 #include "core/tensor.hpp"

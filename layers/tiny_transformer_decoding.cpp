@@ -1,6 +1,7 @@
 // Generation with the tiny Transformer: greedy decoding, sampling and beam
 // search, each step with the KV cache in fast mode and over the whole sequence
 // in reference mode.
+// (No formula ID here: each step is TinyTransformer::forward, whose lines carry them.)
 #include "autograd/ops.hpp"
 #include "core/creation.hpp"
 #include "core/error.hpp"

@@ -1,8 +1,8 @@
 // softmax and log_softmax: each one recorded op, its forward (max subtracted so
-// no exp overflows) and its closed-form backward side by side, instead of a
-// graph of exp, sum and div nodes. Fast mode runs the vectorized kernels of
-// core/kernels_reduce.cpp; reference mode (core/mode.hpp) the plain loop
-// forward and the backward formula written with ops.
+// no exp overflows) and its closed-form backward side by side, not a graph of
+// exp, sum and div nodes. The forward runs the engine's one softmax row rule
+// (core/softmax_row.hpp) in both modes; the backward is that file's one-pass
+// row in fast mode and the formula written with ops in reference mode.
 #include <cmath>
 
 #include "autograd/node.hpp"
@@ -43,7 +43,7 @@ Tensor softmax(const Tensor& a, int64_t dim) {
   dim = normalize_dim(dim, a.dim(), "softmax", a.shape());
   const bool plain = reference_mode();
   // [F0.2] y_i = exp(x_i - max) / sum_j exp(x_j - max)     along dim
-  Tensor out = plain ? kernel::softmax_reference(a, dim) : kernel::softmax(a, dim);
+  Tensor out = kernel::softmax(a, dim);
   record("SoftmaxBackward", out, {a}, [dim, plain](const Tensor& g, const Tensor& y) {
     return Grads{softmax_backward(g, y, dim, plain)};
   });
@@ -55,7 +55,7 @@ Tensor log_softmax(const Tensor& a, int64_t dim) {
   dim = normalize_dim(dim, a.dim(), "log_softmax", a.shape());
   const bool plain = reference_mode();
   // y_i = x_i - max - log sum_j exp(x_j - max)             along dim
-  Tensor out = plain ? kernel::log_softmax_reference(a, dim) : kernel::log_softmax(a, dim);
+  Tensor out = kernel::log_softmax(a, dim);
   record("LogSoftmaxBackward", out, {a}, [dim, plain](const Tensor& g, const Tensor& y) {
     return Grads{log_softmax_backward(g, y, dim, plain)};
   });

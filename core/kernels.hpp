@@ -209,12 +209,10 @@ Tensor reshape(const Tensor& a, const Shape& shape);  // same elements, new shap
 Tensor reshape(Tensor&& a, const Shape& shape);
 
 // --- softmax along dim, max subtracted for stability ---------------------------------
-// Over the last dim these take a vectorized fast path; the _reference versions
-// are the plain loops for any dim (the tests compare the two).
+// Each slice along dim by the row rule of core/softmax_row.hpp; a dim other
+// than the last is swapped to the end and back (a permuted copy each way).
 Tensor softmax(const Tensor& a, int64_t dim);
 Tensor log_softmax(const Tensor& a, int64_t dim);
-Tensor softmax_reference(const Tensor& a, int64_t dim);
-Tensor log_softmax_reference(const Tensor& a, int64_t dim);
 // dL/dx of y = softmax(x) along dim, given g = dL/dy: y * (g - sum_dim(g * y)).
 Tensor softmax_backward(const Tensor& g, const Tensor& y, int64_t dim);
 

@@ -6,6 +6,7 @@
 #include "core/creation.hpp"
 #include "core/fast_math.hpp"
 #include "core/kernels.hpp"
+#include "core/softmax_row.hpp"
 
 namespace ag::kernel {
 
@@ -181,135 +182,66 @@ Tensor max_dim(const Tensor& a, int64_t dim, bool keepdim, std::vector<int64_t>*
 
 namespace {
 
-// Shared by softmax and log_softmax: for each slice along dim, calls
-// write(x, y, stride, size, max, sum_exp) with sum_exp = sum_k exp(x_k - max).
-template <typename Write>
-Tensor softmax_like(const Tensor& a, int64_t dim, Write write) {
-  Tensor out = Tensor::empty(a.shape());
-  if (a.numel() == 0) return out;  // (the loops would count through the empty slices)
-  auto [outer, size, inner] = split_at(a.shape(), dim);
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t i = 0; i < inner; ++i) {
-      const real* x = a.data() + o * size * inner + i;
-      real* y = out.data() + o * size * inner + i;
-      real max = -std::numeric_limits<real>::infinity();
-      for (int64_t k = 0; k < size; ++k) max = std::max(max, x[k * inner]);
-      // A slice that is all -inf (every position masked) has no maximum to
-      // subtract; use 0 so it gives exp(-inf) = 0 terms instead of NaN.
-      if (max == -std::numeric_limits<real>::infinity()) max = 0;
-      real sum = 0;
-      for (int64_t k = 0; k < size; ++k) sum += fast::exp(x[k * inner] - max);
-      write(x, y, inner, size, max, sum);
-    }
-  return out;
-}
-
-// Fast path of softmax and log_softmax over the last dim (attention's rows,
-// a classifier's logits), beside the general softmax_like above, which stays
-// the reference (tests/test_fast_paths.cpp compares them). Each contiguous row
-// in vectorized passes:
-//   e_k = exp(x_k - max);  sum = sum_k e_k;  y_k = e_k / sum   or   y_k = x_k - max - log(sum)
-AG_SIMD_CLONES void softmax_rows(const real* in, real* out, int64_t rows, int64_t size,
+// The rows of the softmax kernels below, each row by the rule of core/softmax_row.hpp.
+AG_SIMD_CLONES void softmax_rows(const real* x, real* y, int64_t rows, int64_t size,
                                  bool log) noexcept {
   for (int64_t r = 0; r < rows; ++r) {
-    const real* x = in + r * size;
-    real* y = out + r * size;
-    real max =
-        max_lanes(size, -std::numeric_limits<real>::infinity(), [&](int64_t k) { return x[k]; });
-    if (max == -std::numeric_limits<real>::infinity()) max = 0;  // all masked: see softmax_like
-    for (int64_t k = 0; k < size; ++k) y[k] = fast::exp(x[k] - max);
-    const real sum = sum_lanes(size, [&](int64_t k) { return y[k]; });
-    if (log) {
-      // all masked (sum 0): log of the zero weights, -inf, not -inf - (-inf) = NaN
-      const real log_sum = std::log(sum);
-      const real minus_inf = -std::numeric_limits<real>::infinity();
-      for (int64_t k = 0; k < size; ++k) y[k] = sum == 0 ? minus_inf : x[k] - max - log_sum;
-    } else {
-      const real scale = sum == 0 ? 0 : 1 / sum;  // all masked: zeros; a NaN stays NaN
-      for (int64_t k = 0; k < size; ++k) y[k] *= scale;
-    }
+    if (log)
+      log_softmax_row(x + r * size, y + r * size, size);
+    else
+      softmax_row(x + r * size, y + r * size, size);
   }
 }
 
-Tensor softmax_last_dim(const Tensor& a, int64_t dim, bool log) {
+AG_SIMD_CLONES void softmax_backward_rows(const real* g, const real* y, real* dx, int64_t rows,
+                                          int64_t size) noexcept {
+  for (int64_t r = 0; r < rows; ++r)
+    softmax_backward_row(g + r * size, y + r * size, dx + r * size, size);
+}
+
+// The permutation that swaps dim with the last one (its own inverse): a
+// softmax over another dim is the softmax of the last dim of that copy.
+std::vector<int64_t> swap_with_last(int64_t dims, int64_t dim) {
+  std::vector<int64_t> order(dims);
+  for (int64_t d = 0; d < dims; ++d) order[d] = d;
+  std::swap(order[dim], order[dims - 1]);
+  return order;
+}
+
+// Whether each slice along dim is a contiguous row: dim is the last one that
+// is not 1 (a (B,T,1) score softmaxed over T counts).
+bool rows_are_contiguous(const Tensor& a, int64_t dim) {
+  return a.dim() == 0 || split_at(a.shape(), dim).inner == 1;
+}
+
+Tensor softmax_along(const Tensor& a, int64_t dim, bool log) {
+  if (!rows_are_contiguous(a, dim)) {
+    const std::vector<int64_t> order = swap_with_last(a.dim(), dim);
+    return permute(softmax_along(permute(a, order), a.dim() - 1, log), order);
+  }
   Tensor out = Tensor::empty(a.shape());
-  const int64_t size = a.shape()[dim], rows = size == 0 ? 0 : a.numel() / size;
+  const int64_t size = a.dim() == 0 ? 1 : a.shape()[dim];
+  const int64_t rows = size == 0 ? 0 : a.numel() / size;
   softmax_rows(a.data(), out.data(), rows, size, log);
   return out;
 }
 
-// dL/dx_j = y_j (g_j - sum_i g_i y_i), the sum along dim (rows, size, inner).
-AG_SIMD_CLONES void softmax_backward_loop(const real* g, const real* y, real* dx, int64_t outer,
-                                          int64_t size, int64_t inner) noexcept {
-  if (inner == 1) {  // fast path, softmax over the last dim: one contiguous row at a time
-    for (int64_t r = 0; r < outer; ++r) {
-      const real* gr = g + r * size;
-      const real* yr = y + r * size;
-      real* d = dx + r * size;
-      for (int64_t k = 0; k < size; ++k) d[k] = gr[k] * yr[k];
-      const real dot = sum_lanes(size, [&](int64_t k) { return d[k]; });
-      for (int64_t k = 0; k < size; ++k) d[k] = yr[k] * (gr[k] - dot);
-    }
-    return;
-  }
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t i = 0; i < inner; ++i) {
-      const int64_t base = o * size * inner + i;
-      real dot = 0;
-      for (int64_t k = 0; k < size; ++k) dot += g[base + k * inner] * y[base + k * inner];
-      for (int64_t k = 0; k < size; ++k)
-        dx[base + k * inner] = y[base + k * inner] * (g[base + k * inner] - dot);
-    }
-}
-
-// Whether the softmax dim is the last one that is not 1 (a (B,T,1) score over
-// T counts): then each slice along it is a contiguous row.
-bool rows_are_contiguous(const Tensor& a, int64_t dim) {
-  return a.dim() > 0 && split_at(a.shape(), dim).inner == 1;
-}
-
 }  // namespace
 
-Tensor softmax(const Tensor& a, int64_t dim) {
-  if (rows_are_contiguous(a, dim)) return softmax_last_dim(a, dim, /*log=*/false);
-  return softmax_reference(a, dim);
-}
+Tensor softmax(const Tensor& a, int64_t dim) { return softmax_along(a, dim, /*log=*/false); }
 
-Tensor log_softmax(const Tensor& a, int64_t dim) {
-  if (rows_are_contiguous(a, dim)) return softmax_last_dim(a, dim, /*log=*/true);
-  return log_softmax_reference(a, dim);
-}
+Tensor log_softmax(const Tensor& a, int64_t dim) { return softmax_along(a, dim, /*log=*/true); }
 
 Tensor softmax_backward(const Tensor& g, const Tensor& y, int64_t dim) {
+  if (!rows_are_contiguous(y, dim)) {
+    const std::vector<int64_t> order = swap_with_last(y.dim(), dim);
+    return permute(softmax_backward(permute(g, order), permute(y, order), y.dim() - 1), order);
+  }
   Tensor dx = Tensor::empty(y.shape());
-  if (y.numel() == 0) return dx;
-  auto [outer, size, inner] = split_at(y.shape(), dim);
-  softmax_backward_loop(g.data(), y.data(), dx.data(), outer, size, inner);
+  const int64_t size = y.dim() == 0 ? 1 : y.shape()[dim];
+  const int64_t rows = size == 0 ? 0 : y.numel() / size;
+  softmax_backward_rows(g.data(), y.data(), dx.data(), rows, size);
   return dx;
-}
-
-Tensor softmax_reference(const Tensor& a, int64_t dim) {
-  return softmax_like(a, dim,
-                      [](const real* x, real* y, int64_t stride, int64_t size, real max, real sum) {
-                        // exp(x - max) / sum: the max cancels, and no exp overflows.
-                        // A fully masked slice (sum 0) gets all-zero weights instead of 0/0;
-                        // a NaN in the slice makes sum NaN, and every weight NaN.
-                        real scale = sum == 0 ? 0 : 1 / sum;
-                        for (int64_t k = 0; k < size; ++k)
-                          y[k * stride] = fast::exp(x[k * stride] - max) * scale;
-                      });
-}
-
-Tensor log_softmax_reference(const Tensor& a, int64_t dim) {
-  return softmax_like(
-      a, dim, [](const real* x, real* y, int64_t stride, int64_t size, real max, real sum) {
-        // log(exp(x - max) / sum) = x - max - log(sum); a fully masked
-        // slice (sum 0) gets -inf, the log of softmax's zeros
-        real log_sum = std::log(sum);
-        for (int64_t k = 0; k < size; ++k)
-          y[k * stride] =
-              sum == 0 ? -std::numeric_limits<real>::infinity() : x[k * stride] - max - log_sum;
-      });
 }
 
 }  // namespace ag::kernel

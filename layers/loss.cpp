@@ -13,9 +13,9 @@
 #include "autograd/ops.hpp"
 #include "core/creation.hpp"
 #include "core/error.hpp"
-#include "core/fast_math.hpp"
 #include "core/mode.hpp"
 #include "core/simd.hpp"
+#include "core/softmax_row.hpp"
 
 namespace ag::nn {
 
@@ -109,17 +109,13 @@ std::vector<int64_t> class_indices(const Tensor& targets, int64_t classes, int64
 }
 
 // The loop of the fused op below over one row of C logits (compiled per
-// instruction set, core/simd.hpp): p_c = softmax(x)_c, and logsumexp(x) =
-// m + log sum_c exp(x_c - m), m = max_c x_c, so that no exp overflows.
-AG_SIMD_CLONES real softmax_row(const real* x, real* p, int64_t C) noexcept {
-  real m = x[0];
-  for (int64_t c = 1; c < C; ++c) m = x[c] > m ? x[c] : m;
-  for (int64_t c = 0; c < C; ++c) p[c] = fast::exp(x[c] - m);
-  double s = 0;  // in double: a large vocabulary adds many small terms
-  for (int64_t c = 0; c < C; ++c) s += p[c];
-  const real inverse = static_cast<real>(1 / s);
-  for (int64_t c = 0; c < C; ++c) p[c] *= inverse;
-  return m + static_cast<real>(std::log(s));
+// instruction set, core/simd.hpp): p = softmax(x) by the engine's one softmax
+// rule (core/softmax_row.hpp), and logsumexp(x) = max + log sum_c exp(x_c - max),
+// the max subtracted so that no exp overflows.
+AG_SIMD_CLONES real softmax_and_logsumexp(const real* x, real* p, int64_t C) noexcept {
+  const kernel::ExpRow row = kernel::exp_minus_max(x, p, C);
+  kernel::divide_by_sum(p, C, row.sum);
+  return row.max + std::log(row.sum);
 }
 
 // Fused log-softmax + negative log-likelihood. logits: (rows, C) in memory,
@@ -142,7 +138,7 @@ Tensor cross_entropy_rows(const Tensor& logits, std::vector<int64_t> y, const Sh
     }
     ++count;
     // loss = -log softmax(x)[y] = logsumexp(x) - x[y]
-    loss[r] = softmax_row(x + r * C, p + r * C, C) - x[r * C + y[r]];
+    loss[r] = softmax_and_logsumexp(x + r * C, p + r * C, C) - x[r * C + y[r]];
   }
   Tensor out = reduce(losses, reduction, count);
   // d loss_r / d x_rc = softmax(x_r)_c - [c == y_r]

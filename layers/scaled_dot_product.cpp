@@ -12,7 +12,7 @@
 #include "core/error.hpp"
 #include "core/kernels.hpp"
 #include "core/mode.hpp"
-#include "core/fast_math.hpp"
+#include "core/softmax_row.hpp"
 #include "layers/masked_softmax.hpp"
 
 namespace ag::nn {
@@ -107,11 +107,11 @@ MaskRows mask_rows(const Tensor& mask, const Shape& scores) {
 }
 
 // [F2.3] [F4.8] [F2.4] z = x / divisor, z = -inf where the mask blocks, each row of z
-// softmaxed in place (max subtracted; a row blocked everywhere gets zeros, as softmax
-// gives it; a NaN anywhere in a row makes the row NaN). The division is a
-// multiplication by 1 / divisor: the same float when the divisor is a power of
-// two (sqrt(d_k) for d_k = 4, 16, 64, ...), within an ulp otherwise, and a
-// tenth of the time of a vector division.
+// softmaxed in place by the engine's one softmax rule (core/softmax_row.hpp: a
+// row blocked everywhere gets zeros, a NaN anywhere makes the row NaN). The
+// division is a multiplication by 1 / divisor: the same float when the divisor
+// is a power of two (sqrt(d_k) for d_k = 4, 16, 64, ...), within an ulp
+// otherwise, and a tenth of the time of a vector division.
 AG_SIMD_CLONES void scaled_masked_softmax_rows(const real* x, real divisor, const MaskRows& mask,
                                                real* y, int64_t rows, int64_t size) noexcept {
   const real minus_inf = -std::numeric_limits<real>::infinity();
@@ -128,27 +128,17 @@ AG_SIMD_CLONES void scaled_masked_softmax_rows(const real* x, real divisor, cons
       const real* m = mask.data + mask.offset[r];
       for (int64_t k = 0; k < size; ++k) yr[k] = m[k] != 0 ? minus_inf : xr[k] * scale;
     }
-    real max = kernel::max_lanes(size, minus_inf, [&](int64_t k) { return yr[k]; });
-    if (max == minus_inf) max = 0;
-    for (int64_t k = 0; k < size; ++k) yr[k] = fast::exp(yr[k] - max);
-    const real sum = kernel::sum_lanes(size, [&](int64_t k) { return yr[k]; });
-    const real inv = sum == 0 ? 0 : 1 / sum;  // NaN stays NaN
-    for (int64_t k = 0; k < size; ++k) yr[k] *= inv;
+    kernel::softmax_row(yr, yr, size);
   }
 }
 
-// dL/dx_k = y_k (g_k - sum_i g_i y_i) / divisor: softmax's backward and the
-// scale's in one pass (blocked positions have y = 0, so no gradient). dx may be g.
+// dL/dx_k = y_k (g_k - sum_i g_i y_i) / divisor: softmax's backward row
+// (core/softmax_row.hpp) with the scale's factor (blocked positions have y = 0,
+// so no gradient). dx may be g.
 AG_SIMD_CLONES void scaled_softmax_backward_rows(const real* g, const real* y, real divisor,
                                                  real* dx, int64_t rows, int64_t size) noexcept {
-  const real scale = 1 / divisor;
-  for (int64_t r = 0; r < rows; ++r) {
-    const real* gr = g + r * size;
-    const real* yr = y + r * size;
-    real* d = dx + r * size;
-    const real dot = kernel::sum_lanes(size, [&](int64_t k) { return gr[k] * yr[k]; });
-    for (int64_t k = 0; k < size; ++k) d[k] = yr[k] * (gr[k] - dot) * scale;
-  }
+  for (int64_t r = 0; r < rows; ++r)
+    kernel::softmax_backward_row(g + r * size, y + r * size, dx + r * size, size, 1 / divisor);
 }
 
 Tensor scaled_masked_softmax(const Tensor& scores, real divisor, const Tensor& mask) {

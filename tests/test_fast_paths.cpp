@@ -136,7 +136,27 @@ void check_close(const Tensor& a, const Tensor& b, double tolerance) {
   }
 }
 
-TEST_CASE("fast/softmax: the last-dim fast path equals the plain loops, masked rows included") {
+// softmax and log_softmax of one slice written out in double: exp(x - max) / sum,
+// x - max - log(sum); a slice all -inf gives weights 0 and log-weights -inf.
+std::vector<double> softmax_in_double(const std::vector<double>& x, bool log) {
+  const double inf = std::numeric_limits<double>::infinity();
+  double max = -inf, sum = 0;
+  for (double v : x) max = std::max(max, v);
+  if (max == -inf) max = 0;
+  for (double v : x) sum += std::exp(v - max);
+  std::vector<double> y;
+  for (double v : x) {
+    if (log)
+      y.push_back(sum == 0 ? -inf : v - max - std::log(sum));
+    else
+      y.push_back(sum == 0 ? 0 : std::exp(v - max) / sum);
+  }
+  return y;
+}
+
+TEST_CASE(
+    "fast/softmax: the row rule equals the formula in double along every dim, masked rows "
+    "included") {
   Generator gen(7);
   const real inf = std::numeric_limits<real>::infinity();
   for (int64_t size : {1, 5, 8, 32, 37}) {
@@ -144,8 +164,29 @@ TEST_CASE("fast/softmax: the last-dim fast path equals the plain loops, masked r
     x.data()[2] = -inf;                                            // one masked key
     for (int64_t k = 0; k < size; ++k) x.data()[size + k] = -inf;  // a fully masked row
     const double tolerance = ag::testing::is_double ? 1e-14 : 1e-6;
-    check_close(kernel::softmax(x, 2), kernel::softmax_reference(x, 2), tolerance);
-    check_close(kernel::log_softmax(x, 2), kernel::log_softmax_reference(x, 2), 4 * tolerance);
+    for (int64_t dim : {0, 1, 2})
+      for (bool log : {false, true}) {
+        INFO("size " << size << ", dim " << dim << (log ? ", log_softmax" : ", softmax"));
+        const Tensor y = log ? kernel::log_softmax(x, dim) : kernel::softmax(x, dim);
+        // each slice along dim: the elements base + k * stride
+        const Shape& shape = x.shape();
+        const int64_t stride = dim == 2 ? 1 : dim == 1 ? size : 4 * size;
+        Tensor expected = Tensor::empty(shape);
+        for (int64_t base = 0; base < x.numel(); ++base) {
+          if ((base / stride) % shape[dim] != 0) continue;  // not a slice's first element
+          std::vector<double> slice;
+          for (int64_t k = 0; k < shape[dim]; ++k) slice.push_back(x.data()[base + k * stride]);
+          const std::vector<double> want = softmax_in_double(slice, log);
+          for (int64_t k = 0; k < shape[dim]; ++k)
+            expected.data()[base + k * stride] = static_cast<real>(want[k]);
+        }
+        for (int64_t i = 0; i < y.numel(); ++i) {
+          const double got = y.data()[i], want = expected.data()[i];
+          INFO("element " << i << ": " << got << ", expected " << want);
+          CHECK(((std::isinf(want) && got == want) ||
+                 std::abs(got - want) <= tolerance * std::max(1.0, std::abs(want))));
+        }
+      }
     CHECK(kernel::softmax(x, 2).data()[2] == 0);  // a masked weight is exactly 0
   }
 }

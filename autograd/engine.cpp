@@ -68,42 +68,28 @@ std::vector<Tensor> topological_order(const Tensor& root) {
   return post_order;
 }
 
-// Adds g to a gradient slot: a leaf's (or retained) .grad, or a node's
-// grad_of_output.
-void accumulate(std::shared_ptr<TensorImpl>& slot, const Tensor& g, bool users_slot) {
+// Adds g to a gradient sum (slot): a .grad (users_grad) or a node's
+// grad_of_output, by the aliasing rule of autograd/node.hpp (may_add_in_place).
+void accumulate(std::shared_ptr<TensorImpl>& slot, const Tensor& g, bool users_grad) {
   if (!slot) {
-    // A .grad is the user's to modify (gradient clipping scales it in place),
-    // so it must not alias a tensor someone else holds (add's backward hands
-    // the same g to both of its inputs).
-    slot = (users_slot && g.use_count() > 1) ? g.detach().impl_ptr() : g.impl_ptr();
+    slot = first_sum(g, users_grad);
     return;
   }
-  // A .grad is added into in place, even when the user holds a handle to it
-  // (Tensor g = w.grad()): that handle then sees the sum, as in PyTorch. A
-  // node's slot only when nobody else sees it (it may be a g another input got too).
-  if (users_slot || slot.use_count() == 1) {
+  if (may_add_in_place(slot, users_grad)) {
     real* sum = slot->data.data();  // sum[i] += g[i]
     kernel::zip_loop(sum, g.data(), sum, g.numel(), false, false,
                      [](real x, real y) { return x + y; });
-    if (users_slot) ++slot->version;  // an in-place change, as add_ would count it
+    if (users_grad) ++slot->version;
     return;
   }
   Tensor sum = kernel::zip(Tensor(slot), g, "backward", [](real x, real y) { return x + y; });
   slot = sum.impl_ptr();
 }
 
-// Where the gradient of t gathers: its .grad for a leaf, else its node's sum.
-const std::shared_ptr<TensorImpl>& gradient_slot(const Tensor& t) {
-  return t.is_leaf() ? t.impl()->grad : t.grad_fn()->grad_of_output;
-}
-
 // Sends g to a tensor: into its .grad if it is a leaf, else to the node that
 // made it, which passes it on when its turn comes.
 void send_gradient(const Tensor& t, const Tensor& g) {
-  if (t.is_leaf())
-    accumulate(t.impl()->grad, g, /*users_slot=*/true);
-  else
-    accumulate(t.grad_fn()->grad_of_output, g, /*users_slot=*/false);
+  accumulate(gradient_slot(t), g, /*users_grad=*/t.is_leaf());
 }
 
 void check_versions(const Node& node, const Tensor& output) {
@@ -125,23 +111,6 @@ void check_gradient_finite(const Tensor& g, const Node& node, const Tensor& inpu
     AG_CHECK(std::isfinite(x[i]),
              "anomaly: {} produced {} in the gradient of its input {} at flat index {}", node.name,
              x[i], describe(input), i);
-}
-
-// Lets `node` add its gradient into its input's gradient in place
-// (Node::add_to_input_grad) when that gradient already exists and may be
-// changed: a leaf's .grad always (accumulate adds into it in place too), a
-// node's slot when only the engine holds it. Not under anomaly detection,
-// which checks each gradient.
-bool added_in_place(Node& node, const Tensor& grad_output) {
-  if (node.inputs.size() != 1 || is_anomaly_enabled()) return false;
-  const Tensor& input = node.inputs[0].tensor;
-  if (!input.requires_grad()) return false;
-  std::shared_ptr<TensorImpl>& slot =
-      input.is_leaf() ? input.impl()->grad : input.grad_fn()->grad_of_output;
-  if (!slot || (!input.is_leaf() && slot.use_count() != 1)) return false;
-  if (!node.add_to_input_grad(grad_output, Tensor(slot))) return false;
-  if (input.is_leaf()) ++slot->version;
-  return true;
 }
 
 }  // namespace
@@ -177,15 +146,8 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
     Node& node = *t.grad_fn();
     Tensor grad_output(std::move(node.grad_of_output));
     if (grad_output.defined()) {
-      if (t.impl()->retains_grad) accumulate(t.impl()->grad, grad_output, /*users_slot=*/true);
+      if (t.impl()->retains_grad) accumulate(t.impl()->grad, grad_output, /*users_grad=*/true);
       check_versions(node, t);
-      if (added_in_place(node, grad_output)) {
-        // The input's gradient (its shape, for the trace) was updated in place.
-        if (trace_enabled()) trace_backward(node, grad_output, {node.inputs[0].tensor});
-        if (tape_recording()) tape_backward(node, grad_output, {node.inputs[0].tensor}, true);
-        if (!retain_graph) node.release();
-        continue;
-      }
       // Not under anomaly detection, which checks each gradient on its own.
       const GradSums sums(node, !is_anomaly_enabled());
       Grads grads = node.backward(grad_output, t, sums);
@@ -202,7 +164,10 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
                  shape_str(grads[i].shape()), describe(input));
         if (is_anomaly_enabled()) check_gradient_finite(grads[i], node, input);
         // The node added this gradient into the input's sum itself (GradSums).
-        if (sums.handed_out(i) && grads[i].impl() == gradient_slot(input).get()) continue;
+        if (sums.handed_out(i) && grads[i].impl() == gradient_slot(input).get()) {
+          if (input.is_leaf()) ++grads[i].impl()->version;  // a change of the user's .grad
+          continue;
+        }
         send_gradient(input, grads[i]);
       }
     }

@@ -55,8 +55,6 @@ void Node::release() {
   released = true;
 }
 
-bool Node::add_to_input_grad(const Tensor&, Tensor) { return false; }
-
 Grads Node::backward(const Tensor& grad_output, const Tensor& output, const GradSums&) {
   return backward(grad_output, output);
 }
@@ -65,11 +63,22 @@ Tensor GradSums::existing(size_t i) const {
   if (!enabled_ || i >= node_.inputs.size() || i >= 64) return Tensor();
   const Tensor& input = node_.inputs[i].tensor;
   if (!input.defined() || !input.requires_grad()) return Tensor();
-  const std::shared_ptr<TensorImpl>& slot =
-      input.is_leaf() ? input.impl()->grad : input.grad_fn()->grad_of_output;
-  if (!slot || slot.use_count() != 1) return Tensor();
+  const std::shared_ptr<TensorImpl>& slot = gradient_slot(input);
+  if (!slot || !may_add_in_place(slot, /*users_grad=*/input.is_leaf())) return Tensor();
   handed_out_ |= uint64_t(1) << i;
   return Tensor(slot);
+}
+
+std::shared_ptr<TensorImpl>& gradient_slot(const Tensor& t) {
+  return t.is_leaf() ? t.impl()->grad : t.grad_fn()->grad_of_output;
+}
+
+bool may_add_in_place(const std::shared_ptr<TensorImpl>& sum, bool users_grad) {
+  return sum && (users_grad || sum.use_count() == 1);
+}
+
+std::shared_ptr<TensorImpl> first_sum(const Tensor& g, bool users_grad) {
+  return users_grad && g.use_count() > 1 ? g.detach().impl_ptr() : g.impl_ptr();
 }
 
 int64_t Node::live_count() { return live_nodes; }

@@ -24,10 +24,26 @@ using Grads = std::vector<Tensor, BufferAllocator<Tensor>>;
 
 struct Node;
 
+// Where the gradient of t gathers during backward(): its .grad when t is a
+// leaf, else the grad_of_output of the node that made it.
+std::shared_ptr<TensorImpl>& gradient_slot(const Tensor& t);
+
+// The aliasing rule of the gradient sums, decided here and nowhere else.
+// A .grad (a leaf's, or one kept by retain_grad) is the user's: backward adds
+// into it in place even while the user holds it (Tensor g = w.grad() then
+// sees the sum, as in PyTorch), and each such change counts as one in-place
+// change of it (its version). Any other sum may be changed in place only while
+// the engine alone holds it: a gradient can also have been handed to another
+// input (add's backward gives both inputs the same g).
+bool may_add_in_place(const std::shared_ptr<TensorImpl>& sum, bool users_grad);
+// The sum a first gradient g starts: g itself, or for a .grad a copy of a g
+// someone else also holds (the user may change their .grad in place).
+std::shared_ptr<TensorImpl> first_sum(const Tensor& g, bool users_grad);
+
 // What a backward may add its gradients into, instead of returning new
 // tensors for the engine to add: for input i, existing(i) is the gradient the
 // input has gathered so far from its other users (its .grad for a leaf), when
-// it exists and only the engine holds it; otherwise undefined. A backward that
+// it exists and may be added into in place (may_add_in_place); otherwise undefined. A backward that
 // adds its gradient for input i into existing(i) (a GEMM with beta = 1, a loop
 // of +=) returns existing(i) itself as that input's gradient, and the engine,
 // seeing the sum it holds, adds nothing more. The weight gradient of a layer
@@ -69,14 +85,6 @@ struct Node {
   // Frees what backward needed (inputs and saved tensors); backward through a
   // released node is an error. Called by the engine unless retain_graph.
   virtual void release();
-
-  // A fast path for an op of one input whose gradient is zero outside a part
-  // of that input (narrow): add dL/d(output) straight into that part of
-  // `input_grad`, the gradient the input has gathered so far from its other
-  // users, instead of returning a full-size gradient that is mostly zeros.
-  // The engine calls it only when that gradient exists and no one else holds
-  // it. Returns false when the op has no such path (backward() is used).
-  virtual bool add_to_input_grad(const Tensor& grad_output, Tensor input_grad);
 
   const char* name;  // "MulBackward", as PyTorch names its grad_fn
   Edges inputs;

@@ -200,9 +200,7 @@ Tensor stack(const std::vector<Tensor>& parts, int64_t dim) {
 
 namespace {
 // narrow's node. The taken elements get g; the others contributed nothing and
-// get 0. When the input already has a gradient (an RNN reads its inputs
-// step by step, one narrow each), g is added into its slab in place instead of
-// padding g with zeros to the full shape and adding that.
+// get 0.
 struct NarrowNode final : Node {
   NarrowNode(Edges inputs, uint32_t output_version, Shape shape, int64_t dim, int64_t start)
       : Node("NarrowBackward", std::move(inputs), output_version),
@@ -211,10 +209,6 @@ struct NarrowNode final : Node {
         start(start) {}
   Grads backward(const Tensor& g, const Tensor&) override {
     return Grads{kernel::unnarrow(g, shape, dim, start)};
-  }
-  bool add_to_input_grad(const Tensor& g, Tensor input_grad) override {
-    kernel::unnarrow_add(g, input_grad, dim, start);
-    return true;
   }
   Shape shape;
   int64_t dim, start;

@@ -165,15 +165,13 @@ void tape_forward(const Node& node, const Tensor& output) {
   recording().entries[node.id] = std::move(e);
 }
 
-void tape_backward(const Node& node, const Tensor& grad_output, const Grads& grads,
-                   bool added_in_place) {
+void tape_backward(const Node& node, const Tensor& grad_output, const Grads& grads) {
   auto found = recording().entries.find(node.id);
   if (found == recording().entries.end()) return;  // made before the recording started
   Entry& e = found->second;
   e.reached = true;
   e.grad_output = grad_output.detach();
   e.backward_line = backward_line(node, grad_output, grads);
-  if (added_in_place) return;  // grads holds the input (for the line), not a gradient
   for (size_t i = 0; i < grads.size() && i < node.inputs.size(); ++i) {
     const Tensor& input = node.inputs[i].tensor;
     if (grads[i].defined() && input.defined() && input.is_leaf() && input.requires_grad())

@@ -46,10 +46,7 @@ inline bool tape_recording() { return tape_flag; }
 
 // Hooks, called by attach_node and by the engine when tape_recording().
 void tape_forward(const Node& node, const Tensor& output);
-// added_in_place: the node added its gradient into its input's in place
-// (Node::add_to_input_grad); `grads` then holds that input, for the trace line.
-void tape_backward(const Node& node, const Tensor& grad_output, const Grads& grads,
-                   bool added_in_place = false);
+void tape_backward(const Node& node, const Tensor& grad_output, const Grads& grads);
 void tape_backward_done();  // at the end of each backward(): may write the file
 
 // --- reading and comparing tapes ---------------------------------------------------------

@@ -632,8 +632,10 @@ TEST_CASE("modes/linear adds into the gradients gathered so far: a layer used at
   const std::vector<real> once = w.grad().to_vector();
   sum(unrolled({x, w, b})).backward();
   const Tensor held = w.grad();
+  const uint32_t version = held.version();
   sum(unrolled({x, w, b})).backward();
   CHECK(held.is_same(w.grad()));
+  CHECK(held.version() > version);  // each addition is an in-place change of the .grad
   for (size_t i = 0; i < once.size(); ++i)
     CHECK(std::abs(double(w.grad().data()[i]) - 3 * double(once[i])) <= 1e-5);
   // x + x through linear twice: both uses reach x (the second adds into the first).

@@ -86,7 +86,7 @@ LINK    = $(strip $(CXX) $(MODE_LDFLAGS) $(LDFLAGS))
 # ------------------------------------------------------------------ sources
 
 # $(wildcard) silently gives nothing for directories that do not exist yet.
-LIB_SRCS      := $(sort $(wildcard core/*.cpp autograd/*.cpp layers/*.cpp))
+LIB_SRCS      := $(sort $(wildcard core/*.cpp core/*/*.cpp autograd/*.cpp layers/*/*.cpp))
 TEST_SRCS     := $(sort $(wildcard tests/*.cpp))
 BENCH_SRCS    := $(wildcard bench/bench.cpp)
 TUTORIAL_SRCS := $(sort $(wildcard tutorials/[0-9][0-9]_*.cpp))

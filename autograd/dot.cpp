@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "autograd/node.hpp"
-#include "core/atomic_file.hpp"
+#include "core/io/atomic_file.hpp"
 #include "core/error.hpp"
 
 namespace ag {
@@ -107,7 +107,7 @@ std::string to_dot(const Tensor& root, const DotOptions& options) {
 }
 
 void write_dot(const Tensor& root, const std::string& path, const DotOptions& options) {
-  // Atomically (core/atomic_file.hpp): a failed write leaves the old file.
+  // Atomically (core/io/atomic_file.hpp): a failed write leaves the old file.
   write_file_atomically("write_dot", path, to_dot(root, options));
 }
 

@@ -24,7 +24,7 @@ struct DotOptions {
 
 std::string to_dot(const Tensor& root, const DotOptions& options = {});
 
-// Writes to_dot(root) to `path` atomically (core/atomic_file.hpp: the old file
+// Writes to_dot(root) to `path` atomically (core/io/atomic_file.hpp: the old file
 // stays whole if the write fails); throws ag::Error naming the path if it cannot.
 void write_dot(const Tensor& root, const std::string& path, const DotOptions& options = {});
 

@@ -13,9 +13,9 @@
 #include "autograd/node.hpp"
 #include "autograd/trace.hpp"
 #include "core/error.hpp"
-#include "core/file_bytes.hpp"
+#include "core/io/file_bytes.hpp"
 #include "core/mode.hpp"
-#include "core/safetensors.hpp"
+#include "core/io/safetensors.hpp"
 
 namespace ag {
 

@@ -12,7 +12,7 @@
 // With AG_TAPE_STEP=n (or record_tape(path, n)) the n-th step instead: the
 // ops after the (n-1)-th backward() up to the end of the n-th.
 //
-// The file is a .safetensors file (core/safetensors.hpp). Op k (0, 1, ... in
+// The file is a .safetensors file (core/io/safetensors.hpp). Op k (0, 1, ... in
 // the order they ran forward, as the trace's node ids) named NAME, as the
 // trace names it (softmax, linear, cross_entropy, ...), has the tensors
 //   "00007.softmax.output"        its output, as computed forward

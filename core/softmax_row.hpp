@@ -1,7 +1,7 @@
 // The softmax of one row, written once for the whole engine. softmax and
 // log_softmax (core/kernels_reduce.cpp), the fused attention weights
-// (layers/scaled_dot_product.cpp, which multi-head attention runs too) and
-// cross-entropy (layers/loss.cpp) all call these on contiguous rows of `size`:
+// (layers/attention/scaled_dot_product.cpp, which multi-head attention runs too) and
+// cross-entropy (layers/framework/loss.cpp) all call these on contiguous rows of `size`:
 //
 //   max  = max_k x_k, or 0 when every x_k is -inf (a row masked everywhere:
 //          exp(-inf - 0) = 0, where exp(-inf - (-inf)) would be NaN)

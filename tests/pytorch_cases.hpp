@@ -18,7 +18,7 @@
 
 #include "autograd/grad_mode.hpp"
 #include "core/error.hpp"
-#include "core/safetensors.hpp"
+#include "core/io/safetensors.hpp"
 #include "layers/nn.hpp"
 
 namespace ag::testing {

@@ -1,4 +1,4 @@
-// Conv1d (layers/conv1d.hpp): the formula by hand (padding, stride, dilation),
+// Conv1d (layers/basic/conv1d.hpp): the formula by hand (padding, stride, dilation),
 // PyTorch's names, shapes and initialisation, gradients by finite differences
 // in both modes, and the errors. The PyTorch fixture is in test_pytorch_interop.cpp,
 // the comparison of the two modes in test_fast_paths.cpp.

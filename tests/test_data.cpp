@@ -1,6 +1,6 @@
-// Data utilities: read_csv (core/csv.hpp) with its errors naming the file,
-// line and column; randperm, random_split and DataLoader (layers/data.hpp);
-// StandardScaler (layers/standard_scaler.hpp).
+// Data utilities: read_csv (core/io/csv.hpp) with its errors naming the file,
+// line and column; randperm, random_split and DataLoader (layers/framework/data.hpp);
+// StandardScaler (layers/framework/standard_scaler.hpp).
 #include <doctest/doctest.h>
 #include <unistd.h>
 

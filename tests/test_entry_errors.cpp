@@ -13,8 +13,8 @@
 #include <utility>
 #include <vector>
 
-#include "core/npy.hpp"
-#include "core/safetensors.hpp"
+#include "core/io/npy.hpp"
+#include "core/io/safetensors.hpp"
 #include "layers/nn.hpp"
 #include "tests/helpers.hpp"
 

@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "core/npy.hpp"
-#include "core/safetensors.hpp"
+#include "core/io/npy.hpp"
+#include "core/io/safetensors.hpp"
 #include "tests/helpers.hpp"
 
 namespace {

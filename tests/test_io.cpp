@@ -16,9 +16,9 @@
 #include <tuple>
 #include <vector>
 
-#include "core/json.hpp"
-#include "core/npy.hpp"
-#include "core/safetensors.hpp"
+#include "core/io/json.hpp"
+#include "core/io/npy.hpp"
+#include "core/io/safetensors.hpp"
 #include "tests/helpers.hpp"
 #include "tests/temp_dir.hpp"
 

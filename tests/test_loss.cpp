@@ -1,4 +1,4 @@
-// Losses (layers/loss.hpp): values and gradients worked out by hand, the three
+// Losses (layers/framework/loss.hpp): values and gradients worked out by hand, the three
 // reductions, ignore_index, the class dim last on 3-D logits, the error
 // messages, the fused cross_entropy against its composed form, and gradient
 // checks (double flavor).
@@ -11,7 +11,7 @@
 #include <cmath>
 #include <vector>
 
-#include "layers/loss.hpp"
+#include "layers/framework/loss.hpp"
 #include "tests/helpers.hpp"
 
 namespace {

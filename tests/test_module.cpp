@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/safetensors.hpp"
+#include "core/io/safetensors.hpp"
 #include "layers/nn.hpp"
 #include "tests/helpers.hpp"
 #include "tests/module_gradcheck.hpp"

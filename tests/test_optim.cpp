@@ -1,4 +1,4 @@
-// Optimizers (layers/optim.hpp): SGD and Adam steps on the quadratic
+// Optimizers (layers/framework/optim.hpp): SGD and Adam steps on the quadratic
 // L = sum((p - c)^2), whose gradient 2 (p - c) makes every update computable by
 // hand; zero_grad, skipped parameters, in-place updates outside the graph, the
 // constructor's checks, and clip_grad_norm.
@@ -11,7 +11,7 @@
 #include <limits>
 #include <vector>
 
-#include "layers/optim.hpp"
+#include "layers/framework/optim.hpp"
 #include "tests/helpers.hpp"
 
 namespace {

@@ -15,7 +15,7 @@
 #include <map>
 #include <memory>
 
-#include "core/safetensors.hpp"
+#include "core/io/safetensors.hpp"
 #include "layers/nn.hpp"
 #include "tests/helpers.hpp"
 

@@ -15,7 +15,7 @@
 
 #include "autograd/grad_mode.hpp"
 #include "core/creation.hpp"
-#include "core/safetensors.hpp"
+#include "core/io/safetensors.hpp"
 #include "layers/nn.hpp"
 #include "tests/helpers.hpp"
 #include "tests/pytorch_cases.hpp"

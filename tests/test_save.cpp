@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "core/npy.hpp"
-#include "core/safetensors.hpp"
+#include "core/io/npy.hpp"
+#include "core/io/safetensors.hpp"
 #include "layers/nn.hpp"
 #include "tests/helpers.hpp"
 #include "tests/temp_dir.hpp"

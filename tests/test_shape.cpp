@@ -9,8 +9,8 @@
 #include <cstdio>
 #include <limits>
 
-#include "core/npy.hpp"
-#include "core/safetensors.hpp"
+#include "core/io/npy.hpp"
+#include "core/io/safetensors.hpp"
 #include "layers/nn.hpp"
 #include "tests/helpers.hpp"
 #include "tests/isolated.hpp"

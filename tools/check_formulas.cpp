@@ -88,7 +88,7 @@ std::vector<fs::path> files_under(const fs::path& dir, const std::set<std::strin
   return files;
 }
 
-// `[layers/rnn.cpp:42](../layers/rnn.cpp#L42)`: the text's path and line,
+// `[layers/recurrent/rnn.cpp:42](../layers/recurrent/rnn.cpp#L42)`: the text's path and line,
 // and the target's, which must agree.
 const std::regex kLink(R"(\[([A-Za-z0-9_./-]+\.(?:cpp|hpp|py|sh|md)):(\d+)\]\(([^)#]*)#L(\d+)\))");
 const std::regex kId(R"(\[(F\d\.\d+)\])");

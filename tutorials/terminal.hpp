@@ -29,7 +29,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/atomic_file.hpp"
+#include "core/io/atomic_file.hpp"
 #include "layers/nn.hpp"
 
 namespace ag::tutorial {
@@ -95,7 +95,7 @@ class Progress {
 // --- loss curve as CSV ---------------------------------------------------------------
 
 // Rows "step,loss" (or "step,loss,<metric>") for a CSV file, written whole by
-// save() (atomically, core/atomic_file.hpp: a chapter stopped midway leaves the
+// save() (atomically, core/io/atomic_file.hpp: a chapter stopped midway leaves the
 // last run's file as it was); the parent directory is made if needed. The
 // losses are also kept, for line_chart.
 //   LossCsv csv("build/tutorials/02_mlp_loss.csv", "accuracy");

@@ -78,8 +78,8 @@ expect_no_include() {
     shift 2
     local floors
     floors=$(IFS='|'; echo "$*")
-    found=$(grep -nE "^[[:space:]]*#[[:space:]]*include[[:space:]]*[\"<]($floors)/" "$dir"/*.cpp \
-            "$dir"/*.hpp)
+    found=$(grep -rnE --include='*.cpp' --include='*.hpp' \
+            "^[[:space:]]*#[[:space:]]*include[[:space:]]*[\"<]($floors)/" "$dir")
     if [[ -z $found ]]; then pass "$name"; else fail "$name" "found:" "$found"; fi
 }
 expect_no_include "core/ includes nothing of autograd/ or layers/" core autograd layers

@@ -3,11 +3,11 @@
 // Chapter 03 (docs/tutorials/03-point-attention.md) trains nn::PointAttention:
 // a score per element, a softmax over the sequence, a weighted sum. Write its
 // forward yourself: replace each TODO() below with attograd ops (nn::linear,
-// softmax, sum, *, ...: autograd/ops.hpp, layers/linear.hpp), then run
+// softmax, sum, *, ...: autograd/ops.hpp, layers/basic/linear.hpp), then run
 //
 //   make exercise-03
 //
-// It runs your function and the library's (layers/point_attention.cpp) on the
+// It runs your function and the library's (layers/attention/point_attention.cpp) on the
 // same seeded inputs, compares each step and the gradients that flow back
 // through your ops, and names the first tensor that differs. Stuck? The
 // reference solution is tutorials/exercises/solutions/03_point_attention.cpp.

@@ -8,12 +8,12 @@
 //
 // and the softmax of the scores weighs the states. Write the score: replace
 // each TODO() with attograd ops (nn::linear, unsqueeze, tanh, squeeze, +:
-// autograd/ops.hpp, layers/linear.hpp), then run
+// autograd/ops.hpp, layers/basic/linear.hpp), then run
 //
 //   make exercise-04
 //
 // It runs your function and the library's (nn::AdditiveScore,
-// layers/attention_scores.cpp) on the same seeded inputs, compares each step
+// layers/attention/attention_scores.cpp) on the same seeded inputs, compares each step
 // and the gradients, and names the first tensor that differs. Stuck?
 // tutorials/exercises/solutions/04_additive_score.cpp.
 #include "tutorials/exercises/04_additive_score.hpp"

@@ -11,12 +11,12 @@
 //   h_t = o * tanh(c_t)
 //
 // Replace each TODO() with attograd ops (nn::linear, narrow, sigmoid, tanh,
-// *, +: autograd/ops.hpp, layers/linear.hpp), then run
+// *, +: autograd/ops.hpp, layers/basic/linear.hpp), then run
 //
 //   make exercise-04
 //
 // (it checks the additive score too). It runs your step and nn::LSTMCell's
-// (layers/lstm.cpp) on the same seeded inputs and state, compares each step
+// (layers/recurrent/lstm.cpp) on the same seeded inputs and state, compares each step
 // and the gradients, and names the first tensor that differs. Stuck?
 // tutorials/exercises/solutions/04_lstm_step.cpp.
 #include "tutorials/exercises/04_lstm_step.hpp"

@@ -9,7 +9,7 @@
 //   make exercise-05
 //
 // It runs your function and the library's (nn::scaled_dot_product_attention,
-// layers/scaled_dot_product.cpp) on the same seeded inputs and a padding mask,
+// layers/attention/scaled_dot_product.cpp) on the same seeded inputs and a padding mask,
 // compares each step and the gradients, and names the first tensor that
 // differs. Stuck? tutorials/exercises/solutions/05_scaled_dot_product.cpp.
 #include "tutorials/exercises/05_scaled_dot_product.hpp"

@@ -15,7 +15,7 @@
 //   make exercise-06
 //
 // It checks your steps against the gradients of nn::layer_norm
-// (layers/layer_norm.cpp), then plugs your backward into one training step
+// (layers/basic/layer_norm.cpp), then plugs your backward into one training step
 // of a LayerNorm and a Linear classifier and compares every gradient. Stuck?
 // tutorials/exercises/solutions/06_layer_norm_backward.cpp.
 #include "tutorials/exercises/06_layer_norm_backward.hpp"

@@ -272,7 +272,7 @@ class AdditiveScore(GeneralScore):  # Bahdanau's: v^T tanh(W_q s + W_k h_j), see
         return self.weight_layer(hidden).squeeze(2)
 
 
-class Seq2Seq(nn.Module):  # layers/seq2seq.hpp: encoder, input-feeding decoder, attention
+class Seq2Seq(nn.Module):  # layers/recurrent/seq2seq.hpp: encoder, input-feeding decoder, attention
     def __init__(self, source_vocab, target_vocab, E, H, A, cell="lstm", score="additive",
                  num_layers=1, bidirectional=False, dropout=0.0):
         super().__init__()
@@ -354,7 +354,7 @@ class FeedForward(nn.Module):  # the linear1, dropout, linear2 of nn.Transformer
         return self.linear2(self.dropout(torch.relu(self.linear1(x))))
 
 
-class TinyTransformer(nn.Module):  # layers/transformer.hpp, of nn.TransformerEncoderLayer's
+class TinyTransformer(nn.Module):  # layers/transformer/transformer.hpp, of nn.TransformerEncoderLayer's
     def __init__(self, vocab_size, d_model, heads, d_ff, num_layers, max_len, norm_first=True):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, d_model)

@@ -10,7 +10,7 @@ int main() {
   ReferenceModeGuard plain;  // the library's plain formula code: the lines you write
   Checker check("03", "point attention's forward [F0.1]-[F0.4]",
                 "tutorials/exercises/03_point_attention.cpp", "point_attention_forward",
-                "nn::PointAttention::forward (layers/point_attention.cpp)");
+                "nn::PointAttention::forward (layers/attention/point_attention.cpp)");
   const int64_t B = 2, T = 5, H = 4;
   Generator gen(3);
   const Tensor x = randn({B, T, H}, gen), w_e = randn({1, H}, gen), b_e = randn({1}, gen);

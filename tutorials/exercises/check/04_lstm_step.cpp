@@ -9,7 +9,7 @@ using namespace ag::exercise;
 int main() {
   ReferenceModeGuard plain;  // the library's plain formula code: the lines you write
   Checker check("04", "one LSTM step", "tutorials/exercises/04_lstm_step.cpp", "lstm_step",
-                "nn::LSTMCell::forward (layers/lstm.cpp)");
+                "nn::LSTMCell::forward (layers/recurrent/lstm.cpp)");
   const int64_t B = 2, D = 3, H = 4;
   Generator gen(8);
   const Tensor x = randn({B, D}, gen), h = randn({B, H}, gen), c = randn({B, H}, gen);

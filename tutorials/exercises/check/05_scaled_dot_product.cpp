@@ -13,7 +13,7 @@ int main() {
   ReferenceModeGuard plain;  // the library's plain formula code: the lines you write
   Checker check("05", "scaled dot-product attention with a mask [F2.3] [F4.8] [F2.4] [F2.5]",
                 "tutorials/exercises/05_scaled_dot_product.cpp", "scaled_dot_product_attention",
-                "nn::scaled_dot_product_attention (layers/scaled_dot_product.cpp)");
+                "nn::scaled_dot_product_attention (layers/attention/scaled_dot_product.cpp)");
   const int64_t B = 2, Tq = 3, Tk = 4, d_k = 3, d_v = 5;
   Generator gen(5);
   const Tensor q = randn({B, Tq, d_k}, gen), k = randn({B, Tk, d_k}, gen);

@@ -56,7 +56,7 @@ int main() {
   ReferenceModeGuard plain;  // the library's plain formula code: the lines you write
   Checker check("06", "LayerNorm's backward [F3.6]",
                 "tutorials/exercises/06_layer_norm_backward.cpp", "layer_norm_backward",
-                "the gradients of nn::layer_norm (layers/layer_norm.cpp)");
+                "the gradients of nn::layer_norm (layers/basic/layer_norm.cpp)");
   const int64_t N = 4, d = 6;
   Generator gen(6);
   const Tensor x = randn({N, d}, gen) * real(2) + real(1), g = randn({N, d}, gen);

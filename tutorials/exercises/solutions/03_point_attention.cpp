@@ -1,5 +1,5 @@
 // Exercise 03, solved: point attention's forward [F0.1]-[F0.4], as
-// layers/point_attention.cpp computes it. `make solution-03` checks it.
+// layers/attention/point_attention.cpp computes it. `make solution-03` checks it.
 #include "tutorials/exercises/03_point_attention.hpp"
 
 namespace ag::exercise {

@@ -1,5 +1,5 @@
 // Exercise 04, solved: the additive score [F1.5], as nn::AdditiveScore
-// computes it in reference mode (layers/attention_scores.cpp). `make
+// computes it in reference mode (layers/attention/attention_scores.cpp). `make
 // solution-04` checks it.
 #include "tutorials/exercises/04_additive_score.hpp"
 

@@ -1,5 +1,5 @@
 // Exercise 04 (second), solved: one LSTM step, as nn::LSTMCell computes it
-// (layers/lstm.cpp). `make solution-04` checks it.
+// (layers/recurrent/lstm.cpp). `make solution-04` checks it.
 #include "tutorials/exercises/04_lstm_step.hpp"
 
 namespace ag::exercise {

@@ -1,6 +1,6 @@
 // Exercise 05, solved: scaled dot-product attention with a mask, as
 // nn::scaled_dot_product_attention computes it in reference mode
-// (layers/scaled_dot_product.cpp). `make solution-05` checks it.
+// (layers/attention/scaled_dot_product.cpp). `make solution-05` checks it.
 #include "tutorials/exercises/05_scaled_dot_product.hpp"
 
 #include <cmath>

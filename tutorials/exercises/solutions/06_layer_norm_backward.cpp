@@ -1,5 +1,5 @@
 // Exercise 06, solved: LayerNorm's backward [F3.6], the formula of
-// layer_norm_backward_rows in layers/layer_norm.cpp written with ops.
+// layer_norm_backward_rows in layers/basic/layer_norm.cpp written with ops.
 // `make solution-06` checks it.
 #include "tutorials/exercises/06_layer_norm_backward.hpp"
 

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "autograd/node.hpp"
-#include "core/io/atomic_file.hpp"
 #include "core/error.hpp"
+#include "core/io/atomic_file.hpp"
 
 namespace ag {
 

@@ -14,8 +14,8 @@
 #include "autograd/trace.hpp"
 #include "core/error.hpp"
 #include "core/io/file_bytes.hpp"
-#include "core/mode.hpp"
 #include "core/io/safetensors.hpp"
+#include "core/mode.hpp"
 
 namespace ag {
 

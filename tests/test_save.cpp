@@ -19,8 +19,8 @@
 #include "core/io/safetensors.hpp"
 #include "layers/nn.hpp"
 #include "tests/helpers.hpp"
-#include "tests/temp_dir.hpp"
 #include "tests/isolated.hpp"
+#include "tests/temp_dir.hpp"
 #include "tutorials/terminal.hpp"
 
 namespace {

@@ -6,8 +6,8 @@
 #include <cstdio>
 #include <memory>
 
-#include "core/io/atomic_file.hpp"
 #include "core/error.hpp"
+#include "core/io/atomic_file.hpp"
 
 namespace ag::file_bytes {
 

@@ -9,9 +9,9 @@
 #include "autograd/ops.hpp"
 #include "core/creation.hpp"
 #include "core/error.hpp"
-#include "core/mode.hpp"
 #include "core/fast_math.hpp"
 #include "core/kernels.hpp"
+#include "core/mode.hpp"
 #include "core/simd.hpp"
 
 namespace ag::nn {

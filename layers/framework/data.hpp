@@ -21,8 +21,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/io/csv.hpp"  // read_csv: a file of numbers into a tensor, for the split below
 #include "core/generator.hpp"
+#include "core/io/csv.hpp"  // read_csv: a file of numbers into a tensor, for the split below
 #include "core/tensor.hpp"
 
 namespace ag::data {

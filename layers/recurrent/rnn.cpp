@@ -17,8 +17,8 @@
 #include "core/mode.hpp"
 #include "core/simd.hpp"
 #include "layers/basic/dropout.hpp"
-#include "layers/framework/init.hpp"
 #include "layers/basic/linear.hpp"
+#include "layers/framework/init.hpp"
 
 namespace ag::nn {
 

@@ -56,9 +56,9 @@
 #include <vector>
 
 #include "layers/attention/attention_scores.hpp"
-#include "layers/transformer/decoding.hpp"
 #include "layers/basic/embedding.hpp"
 #include "layers/recurrent/lstm.hpp"
+#include "layers/transformer/decoding.hpp"
 
 namespace ag::nn {
 

@@ -24,16 +24,16 @@
 #include <memory>
 #include <vector>
 
-#include "layers/transformer/decoding.hpp"
+#include "layers/attention/multi_head_attention.hpp"
 #include "layers/basic/dropout.hpp"
 #include "layers/basic/embedding.hpp"
 #include "layers/basic/feed_forward.hpp"
-#include "layers/transformer/kv_cache.hpp"
 #include "layers/basic/layer_norm.hpp"
 #include "layers/basic/linear.hpp"
-#include "layers/framework/module.hpp"
-#include "layers/attention/multi_head_attention.hpp"
 #include "layers/basic/positional_encoding.hpp"
+#include "layers/framework/module.hpp"
+#include "layers/transformer/decoding.hpp"
+#include "layers/transformer/kv_cache.hpp"
 
 namespace ag::nn {
 

@@ -30,12 +30,12 @@
 #include <memory>
 #include <vector>
 
+#include "layers/attention/multi_head_attention.hpp"
 #include "layers/basic/dropout.hpp"
 #include "layers/basic/feed_forward.hpp"
-#include "layers/transformer/kv_cache.hpp"
 #include "layers/basic/layer_norm.hpp"
 #include "layers/framework/module.hpp"
-#include "layers/attention/multi_head_attention.hpp"
+#include "layers/transformer/kv_cache.hpp"
 
 namespace ag::nn {
 

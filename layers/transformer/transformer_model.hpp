@@ -26,12 +26,12 @@
 #include <memory>
 #include <vector>
 
-#include "layers/transformer/decoding.hpp"
 #include "layers/basic/embedding.hpp"
-#include "layers/transformer/encoder_decoder.hpp"
 #include "layers/basic/linear.hpp"
 #include "layers/basic/positional_encoding.hpp"
 #include "layers/recurrent/seq2seq.hpp"
+#include "layers/transformer/decoding.hpp"
+#include "layers/transformer/encoder_decoder.hpp"
 
 namespace ag::nn {
 

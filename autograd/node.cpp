@@ -69,6 +69,12 @@ Tensor GradSums::existing(size_t i) const {
   return Tensor(slot);
 }
 
+Tensor GradSums::existing_or_new(size_t i, const Shape& shape, bool& adding) const {
+  Tensor sum = existing(i);
+  adding = sum.defined();
+  return adding ? sum : Tensor::empty(shape);
+}
+
 std::shared_ptr<TensorImpl>& gradient_slot(const Tensor& t) {
   return t.is_leaf() ? t.impl()->grad : t.grad_fn()->grad_of_output;
 }

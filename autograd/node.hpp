@@ -53,6 +53,9 @@ class GradSums {
  public:
   GradSums(const Node& node, bool enabled) : node_(node), enabled_(enabled) {}
   Tensor existing(size_t input) const;
+  // existing(input) when there is one (adding = true: add into it), else a
+  // new tensor of `shape` (adding = false: write it).
+  Tensor existing_or_new(size_t input, const Shape& shape, bool& adding) const;
   // Whether existing(input) handed out that input's sum (for the engine).
   bool handed_out(size_t input) const { return input < 64 && (handed_out_ >> input & 1); }
 

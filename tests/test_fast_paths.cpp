@@ -529,6 +529,32 @@ TEST_CASE("modes/MultiHeadAttention [F0.9] [F0.10]: both modes agree, with every
                    {"MultiHeadAttention", "key_padding_mask (2,5)", "(B,Tk) = (2,4)"});
 }
 
+TEST_CASE("modes/AdditiveScore and weighted_context read at every step of a decoder") {
+  // Three decoder steps read the same projected keys, v and encoder states:
+  // their gradients gather one term per step, which the fast backward adds
+  // into the sum gathered so far (GradSums) instead of returning new tensors.
+  const int64_t B = 2, S = 4, H = 5, A = 9;
+  manual_seed(6);
+  nn::AdditiveScore score(H, H, A);
+  Tensor queries = ag::testing::leaf({3, B, H}, 15), states = ag::testing::leaf({B, S, H}, 16);
+  auto decode = [&score](const std::vector<Tensor>& x) {
+    const Tensor keys = score.project_keys(x[1]);
+    Tensor total;
+    for (int64_t t = 0; t < 3; ++t) {
+      const Tensor query = squeeze(narrow(x[0], 0, t, 1), 0);
+      const Tensor context = nn::weighted_context(softmax(score.score(query, keys), 1), x[1]);
+      total = total.defined() ? total + context : context;
+    }
+    return total;
+  };
+  check_modes_agree(decode, {queries, states});
+  if constexpr (ag::testing::is_double)
+    for (bool plain : {false, true}) {
+      ReferenceModeGuard mode(plain);
+      ag::testing::check_module_gradients(score, [&] { return decode({queries, states}); });
+    }
+}
+
 TEST_CASE("modes/AdditiveScore [F1.5] and weighted_context [F4.7]: both modes agree") {
   const int64_t B = 3, S = 5, Hq = 7, Hk = 6, A = 19;  // A not a multiple of 8: the lanes' tail
   manual_seed(5);

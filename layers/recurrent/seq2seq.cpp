@@ -167,8 +167,12 @@ Seq2Seq::Step Seq2Seq::decode_step(const Encoded& encoded, const Tensor& embedde
     context = att.context;
     weights = att.weights;
   }
-  // [F4.9] logits of y_t = W_out [s_t; c_t] + b_out            (B,H+K) -> (B,V)
-  return {output->forward(cat({s_t, context}, 1)), weights};
+  return {cat({s_t, context}, 1), weights};
+}
+
+Tensor Seq2Seq::logits_of(const Tensor& readout) {
+  // [F4.9] logits of y_t = W_out [s_t; c_t] + b_out            (..., H+K) -> (..., V)
+  return output->forward(readout);
 }
 
 Seq2SeqOutput Seq2Seq::forward(const Tensor& source, const std::vector<int64_t>& source_lengths,
@@ -184,15 +188,17 @@ Seq2SeqOutput Seq2Seq::forward(const Tensor& source, const std::vector<int64_t>&
   RecurrentState state = encoded.start;
   // c_0: zeros with attention (nothing attended yet); the encoder's last state(s) without
   Tensor context = attention ? zeros({B, key_size()}) : encoded.summary;
-  // [F4.9] teacher forcing: the decoder reads the true previous tokens
-  const Tensor embedded = decoder_embedding->forward(target_in);  // (B,T,E)
-  std::vector<Tensor> logits, weights;
+  std::vector<Tensor> readouts, weights;
   for (int64_t t = 0; t < T; ++t) {
-    Step step = decode_step(encoded, squeeze(narrow(embedded, 1, t, 1), 1), state, context);
-    logits.push_back(step.logits);
+    // [F4.9] teacher forcing: the decoder reads the true previous token y_{t-1}   (B) -> (B,E)
+    const Tensor embedded = decoder_embedding->forward(squeeze(narrow(target_in, 1, t, 1), 1));
+    Step step = decode_step(encoded, embedded, state, context);
+    readouts.push_back(step.readout);
     if (attention) weights.push_back(step.weights);
   }
-  return {stack(logits, 1), attention ? stack(weights, 1) : Tensor()};
+  // Every step's logits at once, (B,T,H+K) -> (B,T,V): the output layer is
+  // one product over all B*T rows instead of T small ones.
+  return {logits_of(stack(readouts, 1)), attention ? stack(weights, 1) : Tensor()};
 }
 
 GreedyDecoding Seq2Seq::greedy_decode(const Tensor& source,
@@ -214,7 +220,8 @@ GreedyDecoding Seq2Seq::greedy_decode(const Tensor& source,
     Step step = decode_step(encoded, decoder_embedding->forward(previous), state, context);
     if (attention) weights.push_back(step.weights);
     // [F4.9] greedy decoding: y_t = argmax p(y_t | y_<t, x), fed back as the next input
-    const std::vector<int64_t> best = to_indices(argmax(step.logits, 1), "greedy_decode");
+    const std::vector<int64_t> best =
+        to_indices(argmax(logits_of(step.readout), 1), "greedy_decode");
     bool all_finished = true;
     for (int64_t b = 0; b < B; ++b) {
       if (!finished[b]) {

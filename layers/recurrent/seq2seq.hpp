@@ -149,7 +149,7 @@ class Seq2Seq : public Module {
     Tensor summary;         // the top layer's last states (B,K): the context without attention
   };
   struct Step {
-    Tensor logits;   // (B,V)
+    Tensor readout;  // [s_t; c_t] (B,H+K): what the output layer maps to the logits
     Tensor weights;  // (B,S) or undefined
   };
   class Decoding;  // layers/recurrent/seq2seq_decoding.cpp
@@ -157,6 +157,8 @@ class Seq2Seq : public Module {
   // One decoder step: updates state and context in place.
   Step decode_step(const Encoded& encoded, const Tensor& embedded, RecurrentState& state,
                    Tensor& context);
+  // The scores of y_t from readouts [s_t; c_t]: (..., H+K) -> (..., V)
+  Tensor logits_of(const Tensor& readout);
 };
 
 }  // namespace ag::nn

@@ -29,9 +29,9 @@ class Seq2Seq::Decoding : public TokenDecoder {
     if (logits_.defined()) return logits_;
     NoGradGuard no_grad;
     // one decoder step (decode_step, [F1.9] [F4.9]) on the token appended last (bos_id at first)
-    logits_ =
-        model_.decode_step(encoded_, model_.decoder_embedding->forward(pending_), state_, context_)
-            .logits;
+    const Step step =
+        model_.decode_step(encoded_, model_.decoder_embedding->forward(pending_), state_, context_);
+    logits_ = model_.logits_of(step.readout);
     return logits_;
   }
 

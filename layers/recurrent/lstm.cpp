@@ -288,7 +288,7 @@ Tensor lstm_cell_fused(const Tensor& x, const Tensor& h0, const Tensor& c0, cons
     std::copy(c.data() + b * H, c.data() + (b + 1) * H, out.data() + b * 2 * H + H);
 
   auto backward = [gates, c_prev, tanh_c, x, h0, weight_ih, weight_hh, B, D, H, G,
-                   has_c0 = c0.defined()](const Tensor& g, const Tensor&) {
+                   has_c0 = c0.defined()](const Tensor& g, const Tensor&, const GradSums& sums) {
     // dL/dh' is the output's (there is no later step here), dL/dc' the c part of g
     Tensor dh = zeros({B, H}), dc = Tensor::empty({B, H});
     for (int64_t b = 0; b < B; ++b) std::copy_n(g.data() + b * 2 * H + H, H, dc.data() + b * H);
@@ -302,13 +302,20 @@ Tensor lstm_cell_fused(const Tensor& x, const Tensor& h0, const Tensor& c0, cons
       gemm(false, false, B, D, G, 1, da.data(), weight_ih.data(), 0, grads[0].data());
     }
     // dL/dW_ih = da^T x   (4H,B) x (B,D);   dL/dW_hh = da^T h (0 from h = 0)
+    // Each added into the sum the weight has gathered so far when there is one
+    // (GradSums): a decoder's cell runs at every step.
+    bool adding = false;
     if (weight_ih.requires_grad()) {
-      grads[1] = Tensor::empty({G, D});
-      gemm(true, false, G, D, B, 1, da.data(), x.data(), 0, grads[1].data());
+      grads[1] = sums.existing_or_new(1, {G, D}, adding);
+      gemm(true, false, G, D, B, 1, da.data(), x.data(), adding ? 1 : 0, grads[1].data());
     }
     if (weight_hh.requires_grad()) {
-      grads[2] = zeros({G, H});
-      if (h0.defined()) gemm(true, false, G, H, B, 1, da.data(), h0.data(), 0, grads[2].data());
+      if (h0.defined()) {
+        grads[2] = sums.existing_or_new(2, {G, H}, adding);
+        gemm(true, false, G, H, B, 1, da.data(), h0.data(), adding ? 1 : 0, grads[2].data());
+      } else {
+        grads[2] = zeros({G, H});
+      }
     }
     // dL/db_ih = dL/db_hh = the sum of da over the batch
     grads[3] = kernel::sum_to(da, {G});

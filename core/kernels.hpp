@@ -53,6 +53,11 @@ AG_ALWAYS_INLINE void for_each_row(const Shape& shape, const std::vector<int64_t
 template <typename Term>
 AG_ALWAYS_INLINE real sum_lanes(int64_t n, Term term) {
   constexpr int64_t lanes = 8;
+  if (n < lanes) {  // a short row (a classifier's 3 logits): no lanes to set up and fold
+    real sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += term(i);
+    return sum;
+  }
   real lane[lanes] = {};
   int64_t i = 0;
   for (; i + lanes <= n; i += lanes)
@@ -69,6 +74,14 @@ AG_ALWAYS_INLINE real sum_lanes(int64_t n, Term term) {
 template <typename Term>
 AG_ALWAYS_INLINE real max_lanes(int64_t n, real start, Term term) {
   constexpr int64_t lanes = 8;
+  if (n < lanes) {  // a short row, as in sum_lanes
+    real max = start;
+    for (int64_t i = 0; i < n; ++i) {
+      const real x = term(i);
+      max = x > max ? x : max;
+    }
+    return max;
+  }
   real lane[lanes];
   for (int64_t j = 0; j < lanes; ++j) lane[j] = start;
   int64_t i = 0;

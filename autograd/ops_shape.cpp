@@ -200,7 +200,10 @@ Tensor stack(const std::vector<Tensor>& parts, int64_t dim) {
 
 namespace {
 // narrow's node. The taken elements get g; the others contributed nothing and
-// get 0.
+// get 0. When the input has gathered a gradient already (GradSums: an LSTM
+// cell's h' and c' are two stretches of one output, each read by a narrow), g
+// is added into its stretch there instead of padded with zeros to the full
+// shape and added whole.
 struct NarrowNode final : Node {
   NarrowNode(Edges inputs, uint32_t output_version, Shape shape, int64_t dim, int64_t start)
       : Node("NarrowBackward", std::move(inputs), output_version),
@@ -209,6 +212,12 @@ struct NarrowNode final : Node {
         start(start) {}
   Grads backward(const Tensor& g, const Tensor&) override {
     return Grads{kernel::unnarrow(g, shape, dim, start)};
+  }
+  Grads backward(const Tensor& g, const Tensor& output, const GradSums& sums) override {
+    Tensor sum = sums.existing(0);
+    if (!sum.defined()) return backward(g, output);
+    kernel::unnarrow_add(g, sum, dim, start);
+    return Grads{sum};
   }
   Shape shape;
   int64_t dim, start;

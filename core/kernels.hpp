@@ -210,6 +210,8 @@ Tensor cat(const std::vector<Tensor>& parts, int64_t dim);
 Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length);
 // Scatters g (the narrow's output gradient) into zeros of `shape` at [start, start+len).
 Tensor unnarrow(const Tensor& g, const Shape& shape, int64_t dim, int64_t start);
+// sum += unnarrow(g, sum.shape, dim, start), without the zeros: adds g into its stretch.
+void unnarrow_add(const Tensor& g, Tensor& sum, int64_t dim, int64_t start);
 Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& index);
 // out = zeros(shape); out[..., index[i], ...] += src[..., i, ...] (index_select's adjoint).
 Tensor index_add(const Shape& shape, int64_t dim, const std::vector<int64_t>& index,

@@ -106,6 +106,16 @@ Tensor unnarrow(const Tensor& g, const Shape& shape, int64_t dim, int64_t start)
   return out;
 }
 
+void unnarrow_add(const Tensor& g, Tensor& sum, int64_t dim, int64_t start) {
+  if (g.numel() == 0) return;
+  auto [outer, size, inner] = split_at(sum.shape(), dim);
+  const int64_t chunk = g.shape()[dim] * inner;
+  real* out = sum.data() + start * inner;
+  for (int64_t o = 0; o < outer; ++o)
+    zip_loop(out + o * size * inner, g.data() + o * chunk, out + o * size * inner, chunk, false,
+             false, [](real x, real y) { return x + y; });
+}
+
 Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& index) {
   Shape shape = a.shape();
   shape[dim] = static_cast<int64_t>(index.size());

@@ -19,30 +19,20 @@
 #pragma once
 
 #include <utility>
+#include <vector>
 
 #include "layers/framework/optim.hpp"
 
 namespace ag::optim {
 
-class AdamW : public Optimizer {
+class AdamW : public Adam {
  public:
-  // PyTorch's defaults; note weight_decay 0.01 (Adam's is 0).
+  // PyTorch's defaults; note weight_decay 0.01 (Adam's is 0). Adam's step,
+  // moments and checks, with the decay decoupled (layers/framework/optim.cpp).
   explicit AdamW(std::vector<Tensor> params, real lr = real(1e-3),
                  std::pair<real, real> betas = {real(0.9), real(0.999)}, real eps = real(1e-8),
-                 real weight_decay = real(1e-2));
-  void step() override;
-
-  std::pair<real, real> betas() const { return {beta1_, beta2_}; }
-  real eps() const { return eps_; }
-  real weight_decay() const { return weight_decay_; }
-
- private:
-  struct State {
-    int64_t step = 0;  // updates made to this parameter
-    Tensor m, v;       // the moments, made on its first update
-  };
-  real beta1_, beta2_, eps_, weight_decay_;
-  std::vector<State> state_;  // one per parameter
+                 real weight_decay = real(1e-2))
+      : Adam(std::move(params), lr, betas, eps, weight_decay, "AdamW", /*decoupled_decay=*/true) {}
 };
 
 }  // namespace ag::optim

@@ -41,6 +41,24 @@ AG_SIMD_CLONES void adam_update(real* p, const real* dp, real* m, real* v, int64
   }
 }
 
+// AdamW's, in torch.optim.AdamW's order: the decay on p first, then Adam's
+// step on the plain gradient (formulas in adamw.hpp).
+AG_SIMD_CLONES void adamw_update(real* p, const real* g, real* m, real* v, int64_t n, real b1,
+                                 real b2, real eps, real decay, real step_size,
+                                 real bias_correction2_sqrt) noexcept {
+  for (int64_t j = 0; j < n; ++j) {
+    // p = p - lr * weight_decay * p, written p * (1 - lr * weight_decay) as PyTorch's mul_
+    p[j] *= decay;
+    // m = b1 m + (1 - b1) grad
+    m[j] = m[j] * b1 + (1 - b1) * g[j];
+    // v = b2 v + (1 - b2) grad^2
+    v[j] = v[j] * b2 + (1 - b2) * g[j] * g[j];
+    // p = p - lr/(1 - b1^t) * m / (sqrt(v)/sqrt(1 - b2^t) + eps)
+    const real denom = std::sqrt(v[j]) / bias_correction2_sqrt + eps;
+    p[j] += -step_size * m[j] / denom;
+  }
+}
+
 }  // namespace
 
 // ===================================================================================
@@ -139,11 +157,16 @@ void SGD::step() {
 
 Adam::Adam(std::vector<Tensor> params, real lr, std::pair<real, real> betas, real eps,
            real weight_decay)
-    : Optimizer(std::move(params), "Adam"),
+    : Adam(std::move(params), lr, betas, eps, weight_decay, "Adam", /*decoupled_decay=*/false) {}
+
+Adam::Adam(std::vector<Tensor> params, real lr, std::pair<real, real> betas, real eps,
+           real weight_decay, const char* name, bool decoupled_decay)
+    : Optimizer(std::move(params), name),
       beta1_(betas.first),
       beta2_(betas.second),
       eps_(eps),
       weight_decay_(weight_decay),
+      decoupled_decay_(decoupled_decay),
       state_(params_.size()) {
   set_lr(lr);
   check_hyper(beta1_ >= 0 && beta1_ < 1, "beta1", beta1_, "0 <= beta1 < 1");
@@ -171,8 +194,12 @@ void Adam::step() {
     const double bias_correction2 = 1 - std::pow(double(b2), double(t));
     const real step_size = static_cast<real>(double(lr_) / bias_correction1);
     const real bias_correction2_sqrt = static_cast<real>(std::sqrt(bias_correction2));
-    adam_update(param.data(), grad.data(), s.m.data(), s.v.data(), param.numel(), b1, b2, eps, wd,
-                step_size, bias_correction2_sqrt);
+    if (decoupled_decay_)
+      adamw_update(param.data(), grad.data(), s.m.data(), s.v.data(), param.numel(), b1, b2, eps,
+                   1 - lr_ * wd, step_size, bias_correction2_sqrt);
+    else
+      adam_update(param.data(), grad.data(), s.m.data(), s.v.data(), param.numel(), b1, b2, eps,
+                  wd, step_size, bias_correction2_sqrt);
     mark_changed(param);
   }
 }

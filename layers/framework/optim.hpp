@@ -126,12 +126,19 @@ class Adam : public Optimizer {
   real eps() const { return eps_; }
   real weight_decay() const { return weight_decay_; }
 
+ protected:
+  // For AdamW (layers/framework/adamw.hpp): the same moments, step counts and
+  // bias corrections, with the weight decay taken out of the gradient.
+  Adam(std::vector<Tensor> params, real lr, std::pair<real, real> betas, real eps,
+       real weight_decay, const char* name, bool decoupled_decay);
+
  private:
   struct State {
     int64_t step = 0;  // updates made to this parameter
     Tensor m, v;       // the moments, same shape as the parameter, made on first use
   };
   real beta1_, beta2_, eps_, weight_decay_;
+  bool decoupled_decay_;
   std::vector<State> state_;  // one per parameter
 };
 

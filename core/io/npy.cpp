@@ -17,12 +17,7 @@ namespace ag {
 
 namespace {
 
-using file_bytes::decode;
-using file_bytes::fail;
-using file_bytes::out_of_range;
-using file_bytes::read_file;
-using file_bytes::Where;
-using file_bytes::write_file;
+using namespace file_bytes;  // decode, fail, out_of_range, read_file, Where, write_file
 
 constexpr std::string_view magic = "\x93NUMPY";
 // Far above any real header (a few dozen bytes a dim), and a bound on the

@@ -18,12 +18,7 @@ namespace ag {
 
 namespace {
 
-using file_bytes::decode;
-using file_bytes::fail;
-using file_bytes::out_of_range;
-using file_bytes::read_file;
-using file_bytes::Where;
-using file_bytes::write_file;
+using namespace file_bytes;  // decode, fail, out_of_range, read_file, Where, write_file
 
 // The reference implementation refuses larger headers; so do we. No real
 // model comes close (about 100 bytes per tensor).

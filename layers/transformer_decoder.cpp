@@ -124,6 +124,10 @@ TransformerDecoder::TransformerDecoder(int64_t num_layers, int64_t d_model, int6
 Tensor TransformerDecoder::forward(const Tensor& tgt, const Tensor& memory, const Tensor& tgt_mask,
                                    const Tensor& memory_mask, const Tensor& tgt_key_padding_mask,
                                    const Tensor& memory_key_padding_mask, KVCache* cache) {
+  if (!layers.empty())  // the inputs and masks the first layer will check, named here
+    check_decoder_input("TransformerDecoder", tgt, memory, tgt_mask, memory_mask,
+                        tgt_key_padding_mask, memory_key_padding_mask, *layers[0]->self_attn,
+                        cache ? cache->length() : 0);
   // [F3.3] the layers stacked: each one's output is the next one's target; all read the memory
   Tensor h = tgt;
   for (size_t i = 0; i < layers.size(); ++i)

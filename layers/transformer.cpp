@@ -28,14 +28,17 @@ TransformerEncoderLayer::TransformerEncoderLayer(int64_t d_model, int64_t heads,
 namespace {
 
 // x (B,T,d) for `attention` and the masks of its self-attention: T queries
-// over past + T keys, the first `past` of them cached. `layer` names the
-// module the user called (the encoder stack checks for its first layer).
+// over the cached positions and their own. `cache` is the layer's
+// AttentionCache or the stack's KVCache (null: nothing cached). `layer` names
+// the module the user called (the encoder stack checks for its first layer).
+template <typename Cache>
 void check_encoder_input(const char* layer, const Tensor& x, const Tensor& mask,
                          const Tensor& key_padding_mask, const MultiHeadAttention& attention,
-                         int64_t past) {
+                         const Cache* cache) {
   AG_CHECK(x.defined() && x.dim() == 3 && x.size(2) == attention.d_model,
            "{}: input {} must be (batch, time, d_model = {})", layer, describe(x),
            attention.d_model);
+  const int64_t past = cache ? cache->length() : 0;
   check_attention_masks(layer, "mask", mask, "key_padding_mask", key_padding_mask, x.size(0),
                         attention.heads, x.size(1), past + x.size(1), "T", "T");
 }
@@ -44,8 +47,7 @@ void check_encoder_input(const char* layer, const Tensor& x, const Tensor& mask,
 
 Tensor TransformerEncoderLayer::forward(const Tensor& x, const Tensor& mask,
                                         const Tensor& key_padding_mask, AttentionCache* cache) {
-  check_encoder_input("TransformerEncoderLayer", x, mask, key_padding_mask, *self_attn,
-                      cache ? cache->length() : 0);
+  check_encoder_input("TransformerEncoderLayer", x, mask, key_padding_mask, *self_attn, cache);
   auto attend = [&](const Tensor& input) {
     // With a KV cache (generation's fast path) input is the new positions only:
     // their keys and values join the cached ones.
@@ -85,7 +87,7 @@ Tensor TransformerEncoder::forward(const Tensor& x, const Tensor& mask,
                                    const Tensor& key_padding_mask, KVCache* cache) {
   if (!layers.empty())  // the input and masks the first layer will check, named here
     check_encoder_input("TransformerEncoder", x, mask, key_padding_mask, *layers[0]->self_attn,
-                        cache ? cache->length() : 0);
+                        cache);
   // [F3.3] the layers stacked: each one's output is the next one's input
   Tensor h = x;
   for (size_t i = 0; i < layers.size(); ++i)

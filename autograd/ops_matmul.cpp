@@ -31,9 +31,9 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-}  // namespace
-
-Tensor matmul(const Tensor& a, const Tensor& b) {
+// The operands multiply (inner sizes equal, batch dims broadcast), within
+// BLAS's reach, into a product whose shape fits.
+void check_matmul(const Tensor& a, const Tensor& b) {
   AG_CHECK(a.defined() && b.defined(), "matmul: the {} operand is an undefined tensor",
            a.defined() ? "second" : "first");
   AG_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both operands need at least 1 dim, got {} and {}",
@@ -48,11 +48,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
            "matmul: cannot multiply {} by {}: a row of {} elements is past BLAS's int limit {} (a "
            "product is split along its rows and its inner sum, not along a row)",
            describe(a), describe(b), std::max(k_a, n), blas_int_max());
-  // A 1-D left operand is a row vector (1,K), a 1-D right operand a column
-  // vector (K,1); the added dim is removed from the result.
-  if (a.dim() == 1 && b.dim() == 1) return sum(mul(a, b));  // dot product
-  if (a.dim() == 1) return squeeze(matmul_nd(unsqueeze(a, 0), b), -2);
-  if (b.dim() == 1) return squeeze(matmul_nd(a, unsqueeze(b, 1)), -1);
+  if (a.dim() == 1 || b.dim() == 1) return;  // a vector operand: no batch dims
   Shape batch_a(a.shape().begin(), a.shape().end() - 2);
   Shape batch_b(b.shape().begin(), b.shape().end() - 2);
   Shape batch;
@@ -63,6 +59,17 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   result.push_back(a.shape()[a.dim() - 2]);
   result.push_back(b.shape().back());
   check_sizes(result, "matmul");
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  check_matmul(a, b);
+  // A 1-D left operand is a row vector (1,K), a 1-D right operand a column
+  // vector (K,1); the added dim is removed from the result.
+  if (a.dim() == 1 && b.dim() == 1) return sum(mul(a, b));  // dot product
+  if (a.dim() == 1) return squeeze(matmul_nd(unsqueeze(a, 0), b), -2);
+  if (b.dim() == 1) return squeeze(matmul_nd(a, unsqueeze(b, 1)), -1);
   return matmul_nd(a, b);
 }
 

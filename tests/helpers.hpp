@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -50,39 +51,60 @@ inline void check_shape(const Tensor& t, const Shape& shape) {
   CHECK(t.shape() == shape);
 }
 
-// Empty when f's output moves as each input that requires grad moves; else
-// why not. gradcheck perturbs the copies of the inputs it passes to f; a
-// function that computes from tensors it captured instead (or drops an input)
-// compares a zero gradient with a zero difference quotient and passes
-// whatever backward does. The perturbation is random (not a constant shift:
-// softmax and layer norm ignore those) and large enough to move a float32
-// output.
-inline std::string unread_inputs(const GradcheckFunction& f, const std::vector<Tensor>& inputs) {
+// The indices of the tensors whose perturbation leaves f's output unchanged.
+// A finite-difference check on a tensor that f does not read compares a zero
+// gradient with a zero difference quotient and passes whatever backward does;
+// this finds them first. Each tensor is perturbed in place, randomly (not by a
+// constant shift: softmax and layer norm ignore those) and enough to move a
+// float32 output, then restored. A tensor without elements has nothing to move.
+inline std::vector<size_t> unread_tensors(const std::function<Tensor()>& f,
+                                          const std::vector<Tensor>& tensors) {
   NoGradGuard no_grad;
-  std::vector<Tensor> xs;
-  for (const Tensor& x : inputs) xs.push_back(x.clone());
-  const Tensor reference = f(xs).clone();
+  const Tensor reference = f().clone();
   Generator gen(1234);
-  std::string problems;
-  for (size_t i = 0; i < xs.size(); ++i) {
-    if (!inputs[i].requires_grad() || xs[i].numel() == 0) continue;
-    const Tensor saved = xs[i].clone();
-    const Tensor noise = randn(xs[i].shape(), gen);
-    for (int64_t j = 0; j < xs[i].numel(); ++j) {
+  std::vector<size_t> unread;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    Tensor t = tensors[i];  // a handle: f reads this data
+    if (t.numel() == 0) continue;
+    const Tensor saved = t.clone();
+    const Tensor noise = randn(t.shape(), gen);
+    for (int64_t j = 0; j < t.numel(); ++j) {
       const double x = saved.data()[j];
-      xs[i].data()[j] = static_cast<real>(x + 1e-2 * (1 + std::abs(x)) * double(noise.data()[j]));
+      t.data()[j] = static_cast<real>(x + 1e-2 * (1 + std::abs(x)) * double(noise.data()[j]));
     }
-    const Tensor moved = f(xs);
-    xs[i] = saved;
+    // Compared before t is restored: f may return t itself (an identity, dropout in eval).
+    const Tensor moved = f();
     bool changed = moved.shape() != reference.shape();
     for (int64_t j = 0; !changed && j < moved.numel(); ++j)
       changed = moved.data()[j] != reference.data()[j];
-    if (!changed)
-      problems += "check_gradients: the function does not read input " + std::to_string(i) + " " +
-                  describe(inputs[i]) +
-                  ": perturbing it leaves the output unchanged, so its gradient is not checked "
-                  "(compute from the tensors f is passed, not from captured ones; a constant "
-                  "belongs in an input that does not require grad)\n";
+    std::copy(saved.data(), saved.data() + saved.numel(), t.data());
+    if (!changed) unread.push_back(i);
+  }
+  return unread;
+}
+
+// Empty when f's output moves as each input that requires grad moves; else
+// why not. gradcheck perturbs the copies of the inputs it passes to f; a
+// function that computes from tensors it captured instead (or drops an input)
+// would pass whatever backward does.
+inline std::string unread_inputs(const GradcheckFunction& f, const std::vector<Tensor>& inputs) {
+  std::vector<Tensor> xs;
+  for (const Tensor& x : inputs) xs.push_back(x.detach());
+  std::vector<Tensor> checked;
+  std::vector<size_t> input_of_checked;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].requires_grad()) continue;
+    checked.push_back(xs[i]);
+    input_of_checked.push_back(i);
+  }
+  std::string problems;
+  for (size_t k : unread_tensors([&] { return f(xs); }, checked)) {
+    const size_t i = input_of_checked[k];
+    problems += "check_gradients: the function does not read input " + std::to_string(i) + " " +
+                describe(inputs[i]) +
+                ": perturbing it leaves the output unchanged, so its gradient is not checked "
+                "(compute from the tensors f is passed, not from captured ones; a constant "
+                "belongs in an input that does not require grad)\n";
   }
   return problems;
 }

@@ -1,108 +1,67 @@
 // Finite differences over a module's own parameters (and extra leaf inputs).
 //
 // ag::gradcheck perturbs copies of the tensors it is given, so it cannot
-// reach the parameters a module holds inside. This check perturbs them in
-// place instead: for a fixed random v it compares the gradient of
-// L = sum(v * f()) from backward() with (L(p + eps) - L(p - eps)) / 2 eps for
-// every element of every parameter, with gradcheck's tolerances. Meaningful
-// in the double flavor only.
+// reach the parameters a module holds inside; ag::gradcheck_in_place perturbs
+// them where they are. This runs it with the project's tolerances, after
+// checking that f reads every tensor it checks. Meaningful in the double
+// flavor only.
 #pragma once
 
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "layers/nn.hpp"
+#include "tests/helpers.hpp"
 
 namespace ag::testing {
 
+// Checks the gradient of f() with respect to every parameter of `module` and
+// every extra input ("input 0", "input 1", ... in the messages).
 //
 // Each parameter and extra input must also move f's output when perturbed
-// (see below), except those whose names end with one of `unread`: parameters
-// that f's output does not depend on, by the math (say why where you pass
-// them). Their gradient is still compared with the finite differences: both
-// must be zero.
+// (see unread_tensors), except those whose names end with one of `unread`:
+// parameters that f's output does not depend on, by the math (say why where
+// you pass them). Their gradient is still compared with the finite
+// differences: both must be zero.
 inline void check_module_gradients(const nn::Module& module, const std::function<Tensor()>& f,
                                    std::vector<Tensor> extra_inputs = {},
                                    const std::vector<std::string>& unread = {}, double eps = 1e-6,
                                    double rtol = 1e-6, double atol = 1e-8) {
-  std::vector<std::pair<std::string, Tensor>> params = module.named_parameters();
+  std::vector<nn::NamedTensor> tensors = module.named_parameters();
   for (size_t i = 0; i < extra_inputs.size(); ++i)
-    params.push_back({"input " + std::to_string(i), extra_inputs[i]});
-  Generator gen(0);
-  Tensor v;
-  {
-    NoGradGuard no_grad;
-    v = randn(f().shape(), gen);
-  }
-  auto loss = [&] {
-    NoGradGuard no_grad;
-    Tensor out = f();
-    double total = 0;
-    for (int64_t i = 0; i < out.numel(); ++i) total += double(out.data()[i]) * v.data()[i];
-    return total;
+    tensors.push_back({"input " + std::to_string(i), extra_inputs[i]});
+
+  auto expected_unread = [&](const std::string& name) {
+    return std::any_of(unread.begin(), unread.end(), [&](const std::string& u) {
+      return name.size() >= u.size() && name.compare(name.size() - u.size(), u.size(), u) == 0;
+    });
   };
-  // As check_gradients does for its inputs: a parameter or input that f does
-  // not read has a zero gradient and a zero difference quotient, and would
-  // pass whatever backward does. Perturb each one (randomly: a constant shift
-  // leaves softmax and layer norm unchanged) and require the output to move.
-  {
-    NoGradGuard no_grad;
-    const Tensor reference = f().clone();
-    Generator noise_gen(1234);
-    for (auto& [name, p] : params) {
-      const bool expected_unread = std::any_of(unread.begin(), unread.end(), [&](const auto& u) {
-        return name.size() >= u.size() && name.compare(name.size() - u.size(), u.size(), u) == 0;
-      });
-      if (p.numel() == 0 || expected_unread) continue;
-      const Tensor saved = p.clone();
-      const Tensor noise = randn(p.shape(), noise_gen);
-      for (int64_t j = 0; j < p.numel(); ++j) {
-        const double x = saved.data()[j];
-        p.data()[j] = static_cast<real>(x + 1e-2 * (1 + std::abs(x)) * double(noise.data()[j]));
-      }
-      const Tensor moved = f();
-      for (int64_t j = 0; j < p.numel(); ++j) p.data()[j] = saved.data()[j];
-      bool changed = moved.shape() != reference.shape();
-      for (int64_t j = 0; !changed && j < moved.numel(); ++j)
-        changed = moved.data()[j] != reference.data()[j];
-      const std::string problem = "check_module_gradients: the function does not read " + name +
-                                  " " + describe(p) +
-                                  ": perturbing it leaves the output unchanged, so its gradient "
-                                  "is not checked";
-      INFO(problem);
-      CHECK(changed);
-    }
+  std::vector<std::string> names;
+  std::vector<Tensor> must_be_read;
+  for (const auto& [name, t] : tensors) {
+    if (expected_unread(name)) continue;
+    names.push_back(name);
+    must_be_read.push_back(t);
   }
-  for (auto& [name, p] : params) p.set_grad(Tensor());
-  sum(f() * v).backward();
-  double worst_excess = -1;
-  std::string worst;
-  for (auto& [name, p] : params) {
-    const Tensor grad = p.grad();
-    for (int64_t j = 0; j < p.numel(); ++j) {
-      const real saved = p.data()[j];
-      p.data()[j] = static_cast<real>(saved + eps);
-      const double plus = loss();
-      p.data()[j] = static_cast<real>(saved - eps);
-      const double minus = loss();
-      p.data()[j] = saved;
-      const double numeric = (plus - minus) / (2 * eps);
-      const double analytic = grad.defined() ? double(grad.data()[j]) : 0.0;
-      const double excess = std::abs(analytic - numeric) - (atol + rtol * std::abs(numeric));
-      if (excess > worst_excess) {
-        worst_excess = excess;
-        worst = name + " element " + std::to_string(j) + ": analytic " + std::to_string(analytic) +
-                " vs numeric " + std::to_string(numeric);
-      }
-    }
-  }
-  INFO("worst entry: " << worst);
-  CHECK(worst_excess <= 0);
+  std::string problems;
+  for (size_t k : unread_tensors(f, must_be_read))
+    problems += "check_module_gradients: the function does not read " + names[k] + " " +
+                describe(must_be_read[k]) +
+                ": perturbing it leaves the output unchanged, so its gradient is not checked\n";
+  INFO(problems);
+  CHECK(problems.empty());
+
+  GradcheckOptions options;
+  options.eps = eps;
+  options.rtol = rtol;
+  options.atol = atol;
+  const GradcheckResult result = gradcheck_in_place(f, tensors, options);
+  INFO(result.message);
+  CHECK(result.ok);
 }
 
 }  // namespace ag::testing

@@ -411,6 +411,19 @@ TEST_CASE("decoding/beam_search: errors name the model; a beam width of 0 is ref
       {"TransformerModel::sample:", "source (1,9)", "max_len 8"});
   check_error([&] { seq2seq.beam_search(source, {2}, 0, {}); },
               {"Seq2Seq::beam_search:", "max_length must be >= 1, got 0"});
+  // Seq2Seq's source is checked at each entry, which the message names (not its encoder).
+  check_error(
+      [&] {
+        seq2seq.sample(tensor({{3, 9}}), {2}, 3, {}, gen);
+      },
+      {"Seq2Seq::sample: source token 9 at position 1 is outside the source vocabulary 0..5"});
+  check_error([&] { seq2seq.beam_search(source, {3}, 3, {}); },
+              {"Seq2Seq::beam_search: length 3 of sequence 0 is outside 1..2"});
+  check_error(
+      [&] {
+        (void)seq2seq.start_decoding(zeros({2}), {});
+      },
+      {"Seq2Seq::start_decoding: source (2) must be token ids (batch, source length >= 1)"});
 }
 
 // --- the KV cache -----------------------------------------------------------------------

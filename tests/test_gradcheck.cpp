@@ -1,25 +1,41 @@
 // Gradient checks: every differentiable op of autograd/ops.hpp, its backward
-// compared with central finite differences (ag::gradcheck), plus compositions
-// and a check that gradcheck itself catches a wrong backward.
+// compared with central finite differences (ag::gradcheck), plus compositions,
+// a check that gradcheck itself catches a wrong backward, and the same for
+// ag::gradcheck_in_place, which perturbs a module's parameters where they are.
 //
 // Only in the double flavor: in float, the rounding error of the finite
-// differences swamps any tolerance worth having.
+// differences swamps any tolerance worth having. (The argument checks, last,
+// run in both.)
 //
 // Default tolerance everywhere (rtol 1e-6, atol 1e-8, eps 1e-6); each test
 // seeds its own generator so a failure reproduces on its own.
 #include <doctest/doctest.h>
 
+#include <cstring>
+#include <limits>
+
+#include "layers/basic/linear.hpp"
 #include "tests/helpers.hpp"
+
+namespace {
+
+// Bit-for-bit equality of a tensor's values with a copy taken before.
+bool same_bits(const ag::Tensor& t, const ag::Tensor& before) {
+  return t.shape() == before.shape() &&
+         std::memcmp(t.data(), before.data(), sizeof(ag::real) * size_t(t.numel())) == 0;
+}
+
+}  // namespace
 
 #ifdef AG_USE_DOUBLE
 
 #include <algorithm>
-#include <limits>
 #include <numeric>
 
 namespace {
 
 using namespace ag;
+using ag::testing::check_error;
 using ag::testing::check_gradients;
 using ag::testing::check_values;
 using Inputs = std::vector<Tensor>;
@@ -611,6 +627,7 @@ TEST_CASE("grad/gradcheck: fails on a deliberately wrong gradient and names the 
     CHECK(r.message.find("input 1") != std::string::npos);
     CHECK(r.message.find("'w' (2,3)") != std::string::npos);
     CHECK(r.message.find("[1,2]") != std::string::npos);
+    CHECK(r.name == "input 1");
   }
 
   SUBCASE("the same function with a correct backward passes (control)") {
@@ -666,4 +683,150 @@ TEST_CASE("grad/gradcheck: a function that ignores an input it is passed is caug
             .empty());
 }
 
+// ===================================================================================
+// gradcheck_in_place: the tensors f reads where they are (a module's parameters)
+// ===================================================================================
+
+TEST_CASE("grad/gradcheck_in_place: a Linear passes, its values and .grad left as they were") {
+  Generator gen(137);
+  nn::Linear fc(3, 2);
+  const Tensor x = randn({4, 3}, gen);
+  // weight carries a gradient from an earlier backward, bias none: both stay so.
+  fc.weight.set_grad(full({2, 3}, real(0.25)));
+  const Tensor weight_grad = fc.weight.grad();
+  const Tensor weight_before = fc.weight.detach(), bias_before = fc.bias.detach();
+
+  GradcheckResult r = gradcheck_in_place([&] { return fc.forward(x); }, fc.named_parameters());
+  INFO(r.message);
+  CHECK(r.ok);
+  CHECK(r.message.find("gradcheck_in_place passed: worst entry is ") == 0);
+  CHECK((r.name == "weight" || r.name == "bias"));
+  CHECK(same_bits(fc.weight, weight_before));
+  CHECK(same_bits(fc.bias, bias_before));
+  CHECK(fc.weight.grad().data() == weight_grad.data());  // the same tensor, not a copy
+  check_values(fc.weight.grad(), std::vector<double>(6, 0.25));
+  CHECK_FALSE(fc.bias.grad().defined());
+}
+
+TEST_CASE("grad/gradcheck_in_place: fails on a deliberately wrong gradient and names the entry") {
+  Generator gen(138);
+  Tensor a = param({2, 3}, gen);
+  Tensor w = param({2, 3}, gen);
+  const Tensor a_before = a.detach(), w_before = w.detach();
+
+  SUBCASE("one wrong element of w, behind a correct a: w and the element are named") {
+    // f = a * buggy(w): a's gradient is right, w's is wrong at [1,2] only.
+    GradcheckResult r = gradcheck_in_place([&] { return a * identity_with_bug(w, /*wrong=*/5); },
+                                           {{"a", a}, {"w", w}});
+    INFO(r.message);
+    CHECK_FALSE(r.ok);
+    CHECK(r.input == 1);
+    CHECK(r.name == "w");
+    CHECK(r.flat_index == 5);
+    CHECK(r.message.find("gradcheck_in_place FAILED: worst entry is w (2,3), element [1,2]") == 0);
+    CHECK(same_bits(a, a_before));
+    CHECK(same_bits(w, w_before));
+    CHECK_FALSE(a.grad().defined());
+    CHECK_FALSE(w.grad().defined());
+  }
+
+  SUBCASE("the same function with a correct backward passes (control)") {
+    GradcheckResult r = gradcheck_in_place(
+        [&] { return a * identity_with_bug(w, 5, /*factor=*/1); }, {{"a", a}, {"w", w}});
+    INFO(r.message);
+    CHECK(r.ok);
+  }
+
+  SUBCASE("a module whose output's backward doubles the gradient") {
+    nn::Linear fc(3, 2);
+    const Tensor x = randn({4, 3}, gen);
+    GradcheckResult r =
+        gradcheck_in_place([&] { return identity_doubled(fc.forward(x)); }, fc.named_parameters());
+    INFO(r.message);
+    CHECK_FALSE(r.ok);
+    CHECK(std::abs(r.analytic - 2 * r.numeric) <= 1e-6 * std::abs(r.numeric));
+    CHECK(r.message.find("gradcheck_in_place FAILED") == 0);
+  }
+}
+
+TEST_CASE("grad/gradcheck_in_place: f throwing with an element perturbed leaves values and .grad") {
+  Generator gen(139);
+  Tensor w = param({2, 3}, gen);
+  w.set_grad(full({2, 3}, real(3)));
+  const Tensor w_before = w.detach();
+  // The output changes shape on the third call: the first is the backward's,
+  // the second has w[0,0] + eps, the third w[0,0] - eps.
+  int calls = 0;
+  auto f = [&] { return ++calls == 3 ? sum(w) : w * real(2); };
+  check_error(
+      [&] {
+        (void)gradcheck_in_place(f, {{"w", w}});
+      },
+      {"gradcheck_in_place: the function's output was (2,3) at the first call and () when "
+       "an input was perturbed"});
+  CHECK(calls == 3);
+  CHECK(same_bits(w, w_before));
+  check_values(w.grad(), std::vector<double>(6, 3));
+}
+
 #endif  // AG_USE_DOUBLE
+
+// The arguments are checked before any work, in both flavors.
+TEST_CASE("grad/gradcheck_in_place: bad options, tensors and outputs are named errors") {
+  using ag::testing::check_error;
+  ag::Tensor w = ag::ones({2, 3}).requires_grad_();
+  const ag::Tensor w_before = w.detach();
+  auto f = [&] { return ag::mul(w, ag::real(2)); };
+
+  ag::GradcheckOptions zero_step;
+  zero_step.eps = 0;
+  check_error(
+      [&] {
+        (void)ag::gradcheck_in_place(f, {{"w", w}}, zero_step);
+      },
+      {"gradcheck_in_place: invalid options eps 0, rtol 1e-06, atol 1e-08"});
+  ag::GradcheckOptions nan_tolerance;
+  nan_tolerance.atol = std::numeric_limits<double>::quiet_NaN();
+  check_error(
+      [&] {
+        (void)ag::gradcheck_in_place(f, {{"w", w}}, nan_tolerance);
+      },
+      {"gradcheck_in_place: invalid options", "atol nan"});
+
+  ag::Tensor constant = ag::ones({3});
+  constant.set_name("c");
+  check_error(
+      [&] {
+        (void)ag::gradcheck_in_place(f, {{"w", w}, {"scale", constant}});
+      },
+      {"gradcheck_in_place: scale 'c' (3) does not require grad"});
+  check_error(
+      [&] {
+        (void)ag::gradcheck_in_place(f, {{"w", w}, {"missing", ag::Tensor()}});
+      },
+      {"gradcheck_in_place: tensor 1 ('missing') is an undefined tensor"});
+  const ag::Tensor doubled = ag::mul(w, ag::real(2));
+  check_error(
+      [&] {
+        (void)ag::gradcheck_in_place(f, {{"doubled", doubled}});
+      },
+      {"gradcheck_in_place: doubled (2,3) is not a leaf (made by MulBackward)"});
+
+  auto constant_output = [&] { return ag::mul(constant, ag::real(2)); };
+  check_error(
+      [&] {
+        (void)ag::gradcheck_in_place(constant_output, {{"w", w}});
+      },
+      {"gradcheck_in_place: the function's output (3) does not require grad"});
+  auto no_grad_output = [&] {
+    ag::NoGradGuard no_grad;
+    return f();
+  };
+  check_error(
+      [&] {
+        (void)ag::gradcheck_in_place(no_grad_output, {{"w", w}});
+      },
+      {"gradcheck_in_place: the function's output (2,3) does not require grad", "NoGradGuard"});
+  CHECK(same_bits(w, w_before));
+  CHECK_FALSE(w.grad().defined());
+}

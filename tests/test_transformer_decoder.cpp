@@ -203,6 +203,18 @@ TEST_CASE("layers/transformer_decoder: errors name the layer, the argument and t
         (void)encoder_layer.forward(tgt, Tensor(), zeros({5, 2}));
       },
       {"TransformerEncoderLayer:", "key_padding_mask (5,2)", "(B,T) = (2,5)"});
+  // The stack checks for its first layer and names itself, as TransformerEncoder does.
+  nn::TransformerDecoder decoder(2, 8, 2, 16);
+  check_error(
+      [&] {
+        (void)decoder.forward(zeros({2, 5, 6}), memory);
+      },
+      {"TransformerDecoder: tgt (2,5,6) must be (batch, target length, d_model = 8)"});
+  check_error(
+      [&] {
+        (void)decoder.forward(tgt, memory, Tensor(), zeros({4, 5}));
+      },
+      {"TransformerDecoder: memory_mask (4,5)", "(T,S) = (5,4)"});
 }
 
 #ifdef AG_USE_DOUBLE

@@ -26,21 +26,22 @@ void check_scores_mask(const Tensor& mask, int64_t B, int64_t S, const char* op)
            S);
 }
 
-// The mask as (B,S); undefined stays undefined.
-Tensor mask_for_scores(const Tensor& mask, const Tensor& scores, const char* op) {
+// Checks scores (B,S) and their mask for `op`; returns the mask as (B,S)
+// (undefined stays undefined).
+Tensor check_scores(const Tensor& scores, const Tensor& mask, const char* op) {
+  check_defined(scores, op, "scores");
+  AG_CHECK(scores.dim() == 2, "{}: scores {} must be (batch, source length)", op, describe(scores));
   if (!mask.defined()) return mask;
   const int64_t B = scores.size(0), S = scores.size(1);
   check_scores_mask(mask, B, S, op);
   return mask.dim() == 3 ? reshape(mask, {B, S}) : mask;
 }
 
-Tensor blocked_to_minus_infinity(const Tensor& scores, const Tensor& mask, const char* op) {
-  check_defined(scores, op, "scores");
-  AG_CHECK(scores.dim() == 2, "{}: scores {} must be (batch, source length)", op, describe(scores));
-  const Tensor m = mask_for_scores(mask, scores, op);
-  if (!m.defined()) return scores;
+// scores (B,S) with the positions a (B,S) mask blocks at -inf (check_scores made the mask).
+Tensor blocked_to_minus_infinity(const Tensor& scores, const Tensor& mask) {
+  if (!mask.defined()) return scores;
   // [F4.8] blocked scores become -inf, so exp gives them exactly 0 weight
-  return masked_fill(scores, m, -std::numeric_limits<real>::infinity());
+  return masked_fill(scores, mask, -std::numeric_limits<real>::infinity());
 }
 
 void check_query_keys(const Tensor& query, const Tensor& keys, int64_t query_size, int64_t key_size,
@@ -188,28 +189,48 @@ Tensor weighted_context_fast(const Tensor& weights, const Tensor& values) {
 }  // namespace
 
 Tensor attention_weights(const Tensor& scores, const Tensor& mask) {
-  const Tensor e = blocked_to_minus_infinity(scores, mask, "attention_weights");
+  const Tensor m = check_scores(scores, mask, "attention_weights");
+  const Tensor e = blocked_to_minus_infinity(scores, m);
   // [F4.6] a_t(j) = exp(e_t(j)) / sum_k exp(e_t(k))    over the source positions (dim 1)
   return softmax(e, /*dim=*/1);
 }
 
 Tensor double_softmax(const Tensor& scores, const Tensor& mask) {
-  const Tensor e = blocked_to_minus_infinity(scores, mask, "double_softmax");
+  const Tensor m = check_scores(scores, mask, "double_softmax");
+  const Tensor e = blocked_to_minus_infinity(scores, m);
   // [F4.6] the seed's alpha_t(j) = softmax(exp(e_t(j)) / sum_k exp(e_t(k))): the
   // inner softmax's weights, all in [0,1], become the scores of a second one
-  Tensor once = softmax(e, 1);
-  const Tensor m = mask_for_scores(mask, scores, "double_softmax");
-  if (m.defined()) once = masked_fill(once, m, -std::numeric_limits<real>::infinity());
-  return softmax(once, 1);
+  const Tensor once = softmax(e, 1);
+  return softmax(blocked_to_minus_infinity(once, m), 1);
 }
 
-Tensor weighted_context(const Tensor& weights, const Tensor& values) {
+namespace {
+
+// weights (B,S) for values (B,S,H).
+void check_weighted_context(const Tensor& weights, const Tensor& values) {
   check_defined(weights, "weighted_context", "weights");
   check_defined(values, "weighted_context", "values");
   AG_CHECK(weights.dim() == 2 && values.dim() == 3 && values.size(0) == weights.size(0) &&
                values.size(1) == weights.size(1),
            "weighted_context: weights {} must be (B,S) and values {} (B,S,H)", describe(weights),
            describe(values));
+}
+
+// values (B,S,H) for scores (B,S) and their mask; returns the mask as (B,S).
+Tensor check_hard_attention(const Tensor& scores, const Tensor& values, const Tensor& mask) {
+  check_defined(values, "hard_attention", "values");
+  const Tensor m = check_scores(scores, mask, "hard_attention");
+  AG_CHECK(
+      values.dim() == 3 && values.size(0) == scores.size(0) && values.size(1) == scores.size(1),
+      "hard_attention: scores {} must be (B,S) and values {} (B,S,H)", describe(scores),
+      describe(values));
+  return m;
+}
+
+}  // namespace
+
+Tensor weighted_context(const Tensor& weights, const Tensor& values) {
+  check_weighted_context(weights, values);
   // Fast mode: the sum below in one pass, forward and backward (the fast twin above).
   if (!reference_mode()) return weighted_context_fast(weights, values);
   // [F4.7] c_t = sum_j a_t(j) h_j        (B,1,S) x (B,S,H) -> (B,1,H) -> (B,H)
@@ -217,11 +238,8 @@ Tensor weighted_context(const Tensor& weights, const Tensor& values) {
 }
 
 AttentionOutput hard_attention(const Tensor& scores, const Tensor& values, const Tensor& mask) {
-  check_defined(values, "hard_attention", "values");
-  const Tensor e = blocked_to_minus_infinity(scores, mask, "hard_attention").detach();
-  AG_CHECK(values.dim() == 3 && values.size(0) == e.size(0) && values.size(1) == e.size(1),
-           "hard_attention: scores {} must be (B,S) and values {} (B,S,H)", describe(scores),
-           describe(values));
+  const Tensor m = check_hard_attention(scores, values, mask);
+  const Tensor e = blocked_to_minus_infinity(scores, m).detach();
   const int64_t B = e.size(0), S = e.size(1);
   Tensor one_hot = zeros({B, S});
   for (int64_t b = 0; b < B; ++b) {

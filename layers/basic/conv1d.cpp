@@ -239,11 +239,11 @@ Tensor conv1d_fast(const ConvSizes& s, const Tensor& x, const Tensor& weight, co
 Tensor conv1d_checked(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride,
                       int64_t padding, int64_t dilation, const char* op) {
   const ConvSizes s = check_conv1d(x, weight, bias, stride, padding, dilation, op);
-  // An unbatched sequence (C_in, T_in) is a batch of one.
-  if (x.dim() == 2)
-    return squeeze(conv1d_checked(unsqueeze(x, 0), weight, bias, stride, padding, dilation, op), 0);
-  if (reference_mode()) return conv1d_reference(s, x, weight, bias);
-  return conv1d_fast(s, x, weight, bias);
+  // An unbatched sequence (C_in, T_in) is a batch of one (s.batch is 1).
+  const Tensor batched = x.dim() == 2 ? unsqueeze(x, 0) : x;
+  const Tensor y = reference_mode() ? conv1d_reference(s, batched, weight, bias)
+                                    : conv1d_fast(s, batched, weight, bias);
+  return x.dim() == 2 ? squeeze(y, 0) : y;
 }
 
 }  // namespace

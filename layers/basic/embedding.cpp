@@ -19,11 +19,20 @@ Embedding::Embedding(int64_t num_embeddings, int64_t embedding_dim)
   init::normal_(weight);
 }
 
-Tensor Embedding::forward(const std::vector<int64_t>& indices) {
+namespace {
+
+// Every index names a row of a table of num_embeddings rows.
+void check_indices(const std::vector<int64_t>& indices, int64_t num_embeddings) {
   for (size_t i = 0; i < indices.size(); ++i)
     AG_CHECK(indices[i] >= 0 && indices[i] < num_embeddings,
              "Embedding: index {} at position {} is out of range for {} embeddings (valid: 0..{})",
              indices[i], i, num_embeddings, num_embeddings - 1);
+}
+
+}  // namespace
+
+Tensor Embedding::forward(const std::vector<int64_t>& indices) {
+  check_indices(indices, num_embeddings);
   // [F2.8] the token embedding: row i of the table for token id i     (n) -> (n, dim)
   return index_select(weight, 0, indices);
 }

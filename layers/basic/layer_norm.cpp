@@ -140,10 +140,19 @@ LayerNorm::LayerNorm(int64_t normalized_shape, real eps, bool elementwise_affine
   }
 }
 
-Tensor LayerNorm::forward(const Tensor& x) {
+namespace {
+
+// The module's input ends in the normalized_shape features its weight and bias have.
+void check_normalized_input(const Tensor& x, int64_t normalized_shape) {
   check_defined(x, "LayerNorm");
   AG_CHECK(x.dim() >= 1 && x.shape().back() == normalized_shape,
            "LayerNorm: input {} must end in normalized_shape = {}", describe(x), normalized_shape);
+}
+
+}  // namespace
+
+Tensor LayerNorm::forward(const Tensor& x) {
+  check_normalized_input(x, normalized_shape);
   return layer_norm(x, weight, bias, eps);
 }
 

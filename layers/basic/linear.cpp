@@ -42,7 +42,10 @@ AG_SIMD_CLONES void add_row_sums(const real* g, real* sum, int64_t rows, int64_t
 }
 }  // namespace
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+namespace {
+
+// x (..., in), weight (out, in) and bias (out) fit together, within BLAS's reach.
+void check_linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   AG_CHECK(x.defined() && weight.defined(), "linear: the {} is an undefined tensor",
            x.defined() ? "weight" : "input");
   AG_CHECK(weight.dim() == 2, "linear: weight must be 2-D (out, in), got {}", describe(weight));
@@ -59,7 +62,12 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
       "linear: input {} and weight {} have rows past BLAS's int limit {} (a product is split "
       "along its rows and its inner sum, not along a row)",
       describe(x), describe(weight), blas_int_max());
+}
 
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_linear(x, weight, bias);
   if (reference_mode()) {
     // y = x W^T + b, as written       (..., in) x (in, out) + (out)
     Tensor y = matmul(x, transpose(weight, 0, 1));
@@ -68,10 +76,10 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   // Fast mode, the same in one op: W read transposed by BLAS, not
   // copied. y starts as b in every row and the GEMM adds x W^T to it (beta = 1):
   // no separate pass over y for the bias, and BLAS does not first zero y.
+  const int64_t out_features = weight.shape()[0], in_features = weight.shape()[1];
   Shape y_shape = x.shape();
   y_shape.back() = out_features;  // a 1-D input is one row, (in) -> (out)
   Tensor y = Tensor::empty(y_shape, "linear");
-  const int64_t in_features = weight.shape()[1];
   const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));  // all but last
   // (an empty y's rows could still number 2^62: nothing to fill)
   if (bias.defined() && y.numel() > 0) copy_to_rows(bias.data(), y.data(), rows, out_features);
@@ -86,26 +94,20 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   // weights of a layer used at every step of an RNN gather one term per step.
   auto backward = [x, weight, has_bias = bias.defined(), rows, in_features, out_features](
                       const Tensor& g, const Tensor&, const GradSums& sums) {
-    // The sum gathered so far for input i, or a new tensor; `adding` says which.
-    auto into = [&sums](size_t i, const Shape& shape, bool& adding) {
-      Tensor sum = sums.existing(i);
-      adding = sum.defined();
-      return adding ? sum : Tensor::empty(shape);
-    };
     Grads grads(has_bias ? 3 : 2);
     bool adding = false;
     if (x.requires_grad()) {
-      grads[0] = into(0, x.shape(), adding);
+      grads[0] = sums.existing_or_new(0, x.shape(), adding);
       gemm(false, false, rows, in_features, out_features, 1, g.data(), weight.data(),
            adding ? 1 : 0, grads[0].data());
     }
     if (weight.requires_grad()) {
-      grads[1] = into(1, weight.shape(), adding);
+      grads[1] = sums.existing_or_new(1, weight.shape(), adding);
       gemm(true, false, out_features, in_features, rows, 1, g.data(), x.data(), adding ? 1 : 0,
            grads[1].data());
     }
     if (has_bias) {
-      grads[2] = into(2, {out_features}, adding);
+      grads[2] = sums.existing_or_new(2, {out_features}, adding);
       add_row_sums(g.data(), grads[2].data(), rows, out_features, adding);
     }
     return grads;

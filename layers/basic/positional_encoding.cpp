@@ -33,7 +33,10 @@ PositionalEncoding::PositionalEncoding(int64_t d_model, int64_t max_len)
   pe = register_buffer("pe", sinusoidal_encoding(max_len, d_model));
 }
 
-Tensor PositionalEncoding::forward(const Tensor& x, int64_t offset) {
+namespace {
+
+// x (B,T,d) or (T,d), whose T positions from `offset` on are rows of the table.
+void check_positions(const Tensor& x, int64_t offset, int64_t d_model, int64_t max_len) {
   AG_CHECK(x.defined() && (x.dim() == 2 || x.dim() == 3) && x.shape().back() == d_model,
            "PositionalEncoding: input {} must be (batch, time, d_model = {}) or (time, d_model)",
            describe(x), d_model);
@@ -41,6 +44,13 @@ Tensor PositionalEncoding::forward(const Tensor& x, int64_t offset) {
   AG_CHECK(offset >= 0 && offset + time <= max_len,
            "PositionalEncoding: sequence length {} of input {} from position {} exceeds max_len {}",
            time, describe(x), offset, max_len);
+}
+
+}  // namespace
+
+Tensor PositionalEncoding::forward(const Tensor& x, int64_t offset) {
+  check_positions(x, offset, d_model, max_len);
+  const int64_t time = x.size(-2);
   // [F3.1] x + PE[offset:offset+T]   (B,T,d) + (T,d): the same code for every sequence
   return x + slice(pe, 0, offset, offset + time);
 }

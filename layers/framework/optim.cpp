@@ -208,18 +208,25 @@ void Adam::step() {
 // clip_grad_norm
 // ===================================================================================
 
-real clip_grad_norm(const std::vector<Tensor>& params, real max_norm) {
+namespace {
+
+void check_clip_grad_norm(const std::vector<Tensor>& params, real max_norm) {
   AG_CHECK(!std::isnan(max_norm) && max_norm >= 0,
            "clip_grad_norm: invalid max_norm {} (valid: max_norm >= 0)", max_norm);
+  for (size_t i = 0; i < params.size(); ++i)
+    AG_CHECK(params[i].defined(), "clip_grad_norm: parameter {} is an undefined tensor", i);
+}
+
+}  // namespace
+
+real clip_grad_norm(const std::vector<Tensor>& params, real max_norm) {
+  check_clip_grad_norm(params, max_norm);
   NoGradGuard no_grad;
   // The distinct parameters that have a gradient.
   std::vector<Tensor> with_grad;
   std::unordered_set<const TensorImpl*> seen;
-  for (size_t i = 0; i < params.size(); ++i) {
-    AG_CHECK(params[i].defined(), "clip_grad_norm: parameter {} is an undefined tensor", i);
-    if (params[i].impl()->grad && seen.insert(params[i].impl()).second)
-      with_grad.push_back(params[i]);
-  }
+  for (const Tensor& p : params)
+    if (p.impl()->grad && seen.insert(p.impl()).second) with_grad.push_back(p);
   // total = sqrt(sum_p sum_j grad_pj^2)
   double sum_squares = 0;
   for (const Tensor& p : with_grad) {

@@ -30,16 +30,22 @@ void check_fitted(const StandardScaler& s, const Tensor& x, const char* op) {
            s.mean.size(0));
 }
 
+// x as check_input takes it, with at least one row and only finite values.
+void check_fit(const Tensor& x) {
+  check_input(x, "StandardScaler.fit");
+  const int64_t features = features_of(x);
+  AG_CHECK(x.size(0) >= 1, "StandardScaler.fit: x {} has no rows", describe(x));
+  for (int64_t i = 0; i < x.numel(); ++i)
+    AG_CHECK(std::isfinite(x.data()[i]), "StandardScaler.fit: x {} holds {} at row {}, column {}",
+             describe(x), x.data()[i], i / features, i % features);
+}
+
 }  // namespace
 
 StandardScaler& StandardScaler::fit(const Tensor& x) {
-  check_input(x, "StandardScaler.fit");
+  check_fit(x);
   const int64_t rows = x.size(0), features = features_of(x);
-  AG_CHECK(rows >= 1, "StandardScaler.fit: x {} has no rows", describe(x));
   const real* v = x.data();
-  for (int64_t i = 0; i < x.numel(); ++i)
-    AG_CHECK(std::isfinite(v[i]), "StandardScaler.fit: x {} holds {} at row {}, column {}",
-             describe(x), v[i], i / features, i % features);
   std::vector<real> mean_values, scale_values;
   for (int64_t j = 0; j < features; ++j) {
     // mean_j = 1/n sum_i x[i,j]

@@ -335,6 +335,16 @@ Tensor lstm_cell_fused(const Tensor& x, const Tensor& h0, const Tensor& c0, cons
   return out;
 }
 
+// x (B, input_size), and h and c each undefined (zeros) or (B, hidden_size).
+void check_lstm_cell(const Tensor& x, const RecurrentState& state, int64_t input_size,
+                     int64_t hidden_size) {
+  check_defined(x, "LSTMCell");
+  AG_CHECK(x.dim() == 2 && x.size(1) == input_size,
+           "LSTMCell: input {} must be (batch, input_size = {})", describe(x), input_size);
+  check_state(state.h, x.size(0), hidden_size, "LSTMCell", "h");
+  check_state(state.c, x.size(0), hidden_size, "LSTMCell", "c");
+}
+
 }  // namespace
 
 LSTMCell::LSTMCell(int64_t input_size, int64_t hidden_size)
@@ -345,12 +355,8 @@ LSTMCell::LSTMCell(int64_t input_size, int64_t hidden_size)
 }
 
 RecurrentState LSTMCell::forward(const Tensor& x, const RecurrentState& state) {
-  check_defined(x, "LSTMCell");
-  AG_CHECK(x.dim() == 2 && x.size(1) == input_size,
-           "LSTMCell: input {} must be (batch, input_size = {})", describe(x), input_size);
+  check_lstm_cell(x, state, input_size, hidden_size);
   const int64_t B = x.size(0);
-  check_state(state.h, B, hidden_size, "LSTMCell", "h");
-  check_state(state.c, B, hidden_size, "LSTMCell", "c");
   if (!reference_mode()) {  // fast mode: everything below as one op
     const Tensor out =
         lstm_cell_fused(x, state.h, state.c, weight_ih, weight_hh, bias_ih, bias_hh);  // [h' c']

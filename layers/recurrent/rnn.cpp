@@ -208,6 +208,14 @@ Tensor rnn_steps_fused(const Tensor& input_part, const Tensor& weight_hh, const 
   return out;
 }
 
+// x (B, input_size), and h undefined (zeros) or (B, hidden_size).
+void check_rnn_cell(const Tensor& x, const Tensor& h, int64_t input_size, int64_t hidden_size) {
+  check_defined(x, "RNNCell");
+  AG_CHECK(x.dim() == 2 && x.size(1) == input_size,
+           "RNNCell: input {} must be (batch, input_size = {})", describe(x), input_size);
+  check_state(h, x.size(0), hidden_size, "RNNCell", "state");
+}
+
 }  // namespace
 
 RNNCell::RNNCell(int64_t input_size, int64_t hidden_size)
@@ -218,10 +226,7 @@ RNNCell::RNNCell(int64_t input_size, int64_t hidden_size)
 }
 
 Tensor RNNCell::forward(const Tensor& x, const Tensor& h) {
-  check_defined(x, "RNNCell");
-  AG_CHECK(x.dim() == 2 && x.size(1) == input_size,
-           "RNNCell: input {} must be (batch, input_size = {})", describe(x), input_size);
-  check_state(h, x.size(0), hidden_size, "RNNCell", "state");
+  check_rnn_cell(x, h, input_size, hidden_size);
   if (!reference_mode())  // fast mode: W_xh x + b_ih in one GEMM, the rest as one op
     return rnn_steps_fused(linear(x, weight_ih, bias_ih), weight_hh, bias_hh, h, {}, false,
                            "RNNCellBackward");

@@ -86,17 +86,26 @@ Seq2Seq::Seq2Seq(const Seq2SeqOptions& o) : Module("Seq2Seq"), options(o) {
 
 int64_t Seq2Seq::key_size() const { return (options.bidirectional ? 2 : 1) * options.hidden_size; }
 
-namespace {
-
-// The source and its lengths, checked at the entry of `op` (forward or greedy_decode).
-void check_source(const Tensor& source, const std::vector<int64_t>& lengths, int64_t vocab,
-                  const char* op) {
-  check_defined(source, op, "source");
+void Seq2Seq::check_source(const char* who, const Tensor& source,
+                           const std::vector<int64_t>& lengths) const {
+  check_defined(source, who, "source");
   AG_CHECK(source.dim() == 2 && source.size(1) >= 1,
-           "{}: source {} must be token ids (batch, source length >= 1)", op, describe(source));
-  check_tokens(source, vocab, op, "source ", "source ");
-  check_lengths(lengths, source, op);
+           "{}: source {} must be token ids (batch, source length >= 1)", who, describe(source));
+  check_tokens(source, options.source_vocab, who, "source ", "source ");
+  check_lengths(lengths, source, who);
 }
+
+void Seq2Seq::check_teacher_forcing(const Tensor& source, const std::vector<int64_t>& lengths,
+                                    const Tensor& target_in) const {
+  check_source("Seq2Seq", source, lengths);
+  check_defined(target_in, "Seq2Seq", "target_in");
+  AG_CHECK(target_in.dim() == 2 && target_in.size(0) == source.size(0) && target_in.size(1) >= 1,
+           "Seq2Seq: target_in {} must be (batch = {}, target length >= 1)", describe(target_in),
+           source.size(0));
+  check_tokens(target_in, options.target_vocab, "Seq2Seq", "target_in ", "target ");
+}
+
+namespace {
 
 // The top layer's h (B,H) of a decoder state: (B,H) already for one layer, (L,B,H) above.
 Tensor top_layer(const Tensor& h) {
@@ -106,7 +115,6 @@ Tensor top_layer(const Tensor& h) {
 }  // namespace
 
 Seq2Seq::Encoded Seq2Seq::encode(const Tensor& source, const std::vector<int64_t>& lengths) {
-  check_source(source, lengths, options.source_vocab, "Seq2Seq::encode");
   // [F1.2] [F4.1] h_1..h_S = Encoder(x_1..x_S)          (B,S) -> (B,S,E) -> (B,S,K)
   const Tensor embedded = encoder_embedding->forward(source);
   SequenceOutput out = encoder_rnn ? encoder_rnn->forward(embedded, lengths)
@@ -177,12 +185,7 @@ Tensor Seq2Seq::logits_of(const Tensor& readout) {
 
 Seq2SeqOutput Seq2Seq::forward(const Tensor& source, const std::vector<int64_t>& source_lengths,
                                const Tensor& target_in) {
-  check_source(source, source_lengths, options.source_vocab, "Seq2Seq");
-  check_defined(target_in, "Seq2Seq", "target_in");
-  AG_CHECK(target_in.dim() == 2 && target_in.size(0) == source.size(0) && target_in.size(1) >= 1,
-           "Seq2Seq: target_in {} must be (batch = {}, target length >= 1)", describe(target_in),
-           source.size(0));
-  check_tokens(target_in, options.target_vocab, "Seq2Seq", "target_in ", "target ");
+  check_teacher_forcing(source, source_lengths, target_in);
   const Encoded encoded = encode(source, source_lengths);
   const int64_t B = source.size(0), T = target_in.size(1);
   RecurrentState state = encoded.start;
@@ -204,7 +207,7 @@ Seq2SeqOutput Seq2Seq::forward(const Tensor& source, const std::vector<int64_t>&
 GreedyDecoding Seq2Seq::greedy_decode(const Tensor& source,
                                       const std::vector<int64_t>& source_lengths,
                                       int64_t max_length) {
-  check_source(source, source_lengths, options.source_vocab, "Seq2Seq::greedy_decode");
+  check_source("Seq2Seq::greedy_decode", source, source_lengths);
   AG_CHECK(max_length >= 1, "Seq2Seq::greedy_decode: max_length must be >= 1, got {}", max_length);
   NoGradGuard no_grad;
   const Encoded encoded = encode(source, source_lengths);

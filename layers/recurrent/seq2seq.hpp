@@ -153,6 +153,14 @@ class Seq2Seq : public Module {
     Tensor weights;  // (B,S) or undefined
   };
   class Decoding;  // layers/recurrent/seq2seq_decoding.cpp
+  // The source (B,S) of token ids and its lengths, checked at each entry
+  // (forward, greedy_decode, sample, beam_search, start_decoding), naming `who`.
+  void check_source(const char* who, const Tensor& source,
+                    const std::vector<int64_t>& lengths) const;
+  // The source, its lengths and target_in, checked at forward's entry.
+  void check_teacher_forcing(const Tensor& source, const std::vector<int64_t>& lengths,
+                             const Tensor& target_in) const;
+  // The source's states and the decoder's start; the entries have checked the source.
   Encoded encode(const Tensor& source, const std::vector<int64_t>& lengths);
   // One decoder step: updates state and context in place.
   Step decode_step(const Encoded& encoded, const Tensor& embedded, RecurrentState& state,

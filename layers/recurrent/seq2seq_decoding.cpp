@@ -77,6 +77,7 @@ void check_max_length(const char* who, int64_t max_length) {
 
 std::unique_ptr<TokenDecoder> Seq2Seq::start_decoding(const Tensor& source,
                                                       const std::vector<int64_t>& source_lengths) {
+  check_source("Seq2Seq::start_decoding", source, source_lengths);
   return std::make_unique<Decoding>(*this, source, source_lengths);
 }
 
@@ -86,6 +87,7 @@ std::vector<std::vector<int64_t>> Seq2Seq::sample(const Tensor& source,
                                                   Generator& gen) {
   check_max_length("Seq2Seq::sample", max_length);
   check_sampling_options("Seq2Seq::sample", opt, options.target_vocab);
+  check_source("Seq2Seq::sample", source, source_lengths);
   Decoding decoder(*this, source, source_lengths);
   return nn::sample(decoder, max_length, opt, gen, options.eos_id);
 }
@@ -96,6 +98,7 @@ std::vector<std::vector<Beam>> Seq2Seq::beam_search(const Tensor& source,
                                                     const BeamSearchOptions& opt) {
   check_max_length("Seq2Seq::beam_search", max_length);
   check_beam_options("Seq2Seq::beam_search", opt);
+  check_source("Seq2Seq::beam_search", source, source_lengths);
   Decoding decoder(*this, source, source_lengths);
   return nn::beam_search(decoder, max_length, opt, options.eos_id);
 }

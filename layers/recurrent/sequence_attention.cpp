@@ -45,12 +45,21 @@ SequenceAttention::SequenceAttention(int64_t input_size, int64_t hidden_size,
   linear = register_module("linear", std::make_shared<Linear>(hidden_size, 1));
 }
 
-Tensor SequenceAttention::encode(const Tensor& x, const std::vector<int64_t>& lengths) {
+namespace {
+
+// x (B,T,input_size), and one length in 1..T per sequence (or none).
+void check_sequences(const Tensor& x, const std::vector<int64_t>& lengths, int64_t input_size) {
   check_defined(x, "SequenceAttention");
   AG_CHECK(x.dim() == 3 && x.size(2) == input_size,
            "SequenceAttention: input {} must be (batch, time, input_size = {})", describe(x),
            input_size);
   check_lengths(lengths, x, "SequenceAttention");
+}
+
+}  // namespace
+
+Tensor SequenceAttention::encode(const Tensor& x, const std::vector<int64_t>& lengths) {
+  check_sequences(x, lengths, input_size);
   switch (encoder) {
     case SequenceEncoder::RNN:
       // [F0.5] h_t = tanh(W_hh h_{t-1} + W_xh x_t + b)      (B,T,D) -> (B,T,H)

@@ -59,12 +59,13 @@ void check_sequence(const char* who, const char* name, const Tensor& x, int64_t 
            "{}: {} {} must be (batch, length, d_model = {})", who, name, describe(x), d_model);
 }
 
-}  // namespace
-
-Tensor Transformer::forward(const Tensor& src, const Tensor& tgt, const Tensor& src_mask,
-                            const Tensor& tgt_mask, const Tensor& memory_mask,
-                            const Tensor& src_key_padding_mask, const Tensor& tgt_key_padding_mask,
-                            const Tensor& memory_key_padding_mask) {
+// src (B,S,d) and tgt (B,T,d) of one batch, and the masks of the encoder's
+// self-attention (S over S), the decoder's (T over T) and its cross-attention
+// (T over S).
+void check_transformer(const Tensor& src, const Tensor& tgt, const Tensor& src_mask,
+                       const Tensor& tgt_mask, const Tensor& memory_mask,
+                       const Tensor& src_key_padding_mask, const Tensor& tgt_key_padding_mask,
+                       const Tensor& memory_key_padding_mask, int64_t d_model, int64_t heads) {
   check_sequence("Transformer", "src", src, d_model);
   check_sequence("Transformer", "tgt", tgt, d_model);
   AG_CHECK(src.size(0) == tgt.size(0), "Transformer: src {} and tgt {} must have the same batch",
@@ -76,6 +77,25 @@ Tensor Transformer::forward(const Tensor& src, const Tensor& tgt, const Tensor& 
                         tgt_key_padding_mask, batch, heads, T, T, "T", "T");
   check_attention_masks("Transformer", "memory_mask", memory_mask, "memory_key_padding_mask",
                         memory_key_padding_mask, batch, heads, T, S, "T", "S");
+}
+
+// tgt (B,T,d) and memory (B,S,d) of one batch.
+void check_decode(const Tensor& tgt, const Tensor& memory, int64_t d_model) {
+  check_sequence("Transformer::decode", "tgt", tgt, d_model);
+  check_sequence("Transformer::decode", "memory", memory, d_model);
+  AG_CHECK(memory.size(0) == tgt.size(0),
+           "Transformer::decode: memory {} and tgt {} must have the same batch", describe(memory),
+           describe(tgt));
+}
+
+}  // namespace
+
+Tensor Transformer::forward(const Tensor& src, const Tensor& tgt, const Tensor& src_mask,
+                            const Tensor& tgt_mask, const Tensor& memory_mask,
+                            const Tensor& src_key_padding_mask, const Tensor& tgt_key_padding_mask,
+                            const Tensor& memory_key_padding_mask) {
+  check_transformer(src, tgt, src_mask, tgt_mask, memory_mask, src_key_padding_mask,
+                    tgt_key_padding_mask, memory_key_padding_mask, d_model, heads);
   // [F1.2] memory = Encoder(x_1..x_S): the encoder layers, then the final norm     (B,S,d)
   Tensor memory = encode(src, src_mask, src_key_padding_mask);
   // [F1.2] y = Decoder(y_<t, memory): the decoder layers, then the final norm       (B,T,d)
@@ -91,11 +111,7 @@ Tensor Transformer::encode(const Tensor& src, const Tensor& src_mask,
 Tensor Transformer::decode(const Tensor& tgt, const Tensor& memory, const Tensor& tgt_mask,
                            const Tensor& memory_mask, const Tensor& tgt_key_padding_mask,
                            const Tensor& memory_key_padding_mask, KVCache* cache) {
-  check_sequence("Transformer::decode", "tgt", tgt, d_model);
-  check_sequence("Transformer::decode", "memory", memory, d_model);
-  AG_CHECK(memory.size(0) == tgt.size(0),
-           "Transformer::decode: memory {} and tgt {} must have the same batch", describe(memory),
-           describe(tgt));
+  check_decode(tgt, memory, d_model);
   return decoder->forward(tgt, memory, tgt_mask, memory_mask, tgt_key_padding_mask,
                           memory_key_padding_mask, cache);
 }

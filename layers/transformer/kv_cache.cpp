@@ -39,6 +39,16 @@ void check_step_input(const char* op, const char* what, const Tensor& x,
            x.size(0), describe(cache.keys), cache.keys.size(0));
 }
 
+// query (B,n,d) as a step's input, and memory (B,S,d) of the same batch.
+void check_cross_step(const Tensor& query, const Tensor& memory,
+                      const MultiHeadAttention& attention, const AttentionCache& cache) {
+  check_step_input("cross_attention_step", "query", query, attention, cache);
+  AG_CHECK(memory.defined() && memory.dim() == 3 && memory.size(0) == query.size(0) &&
+               memory.size(2) == attention.d_model,
+           "cross_attention_step: memory {} must be (batch = {}, source length, d_model = {})",
+           describe(memory), query.size(0), attention.d_model);
+}
+
 }  // namespace
 
 AttentionOutput self_attention_step(MultiHeadAttention& attention, const Tensor& x,
@@ -62,11 +72,7 @@ AttentionOutput self_attention_step(MultiHeadAttention& attention, const Tensor&
 AttentionOutput cross_attention_step(MultiHeadAttention& attention, const Tensor& query,
                                      const Tensor& memory, AttentionCache& cache,
                                      const Tensor& attn_mask, const Tensor& key_padding_mask) {
-  check_step_input("cross_attention_step", "query", query, attention, cache);
-  AG_CHECK(memory.defined() && memory.dim() == 3 && memory.size(0) == query.size(0) &&
-               memory.size(2) == attention.d_model,
-           "cross_attention_step: memory {} must be (batch = {}, source length, d_model = {})",
-           describe(memory), query.size(0), attention.d_model);
+  check_cross_step(query, memory, attention, cache);
   // [F2.2] the memory's keys and values, projected at the first step only       (B,S,d)
   Tensor keys = cache.length() > 0 ? cache.keys : attention.k_proj->forward(memory);
   Tensor values = cache.length() > 0 ? cache.values : attention.v_proj->forward(memory);

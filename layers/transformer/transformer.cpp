@@ -25,15 +25,29 @@ TransformerEncoderLayer::TransformerEncoderLayer(int64_t d_model, int64_t heads,
   dropout2 = register_module("dropout2", std::make_shared<Dropout>(dropout));
 }
 
+namespace {
+
+// x (B,T,d) for `attention` and the masks of its self-attention: T queries
+// over the cached positions and their own. `cache` is the layer's
+// AttentionCache or the stack's KVCache (null: nothing cached). `layer` names
+// the module the user called (the encoder stack checks for its first layer).
+template <typename Cache>
+void check_encoder_input(const char* layer, const Tensor& x, const Tensor& mask,
+                         const Tensor& key_padding_mask, const MultiHeadAttention& attention,
+                         const Cache* cache) {
+  AG_CHECK(x.defined() && x.dim() == 3 && x.size(2) == attention.d_model,
+           "{}: input {} must be (batch, time, d_model = {})", layer, describe(x),
+           attention.d_model);
+  const int64_t past = cache ? cache->length() : 0;
+  check_attention_masks(layer, "mask", mask, "key_padding_mask", key_padding_mask, x.size(0),
+                        attention.heads, x.size(1), past + x.size(1), "T", "T");
+}
+
+}  // namespace
+
 Tensor TransformerEncoderLayer::forward(const Tensor& x, const Tensor& mask,
                                         const Tensor& key_padding_mask, AttentionCache* cache) {
-  AG_CHECK(x.defined() && x.dim() == 3 && x.size(2) == self_attn->d_model,
-           "TransformerEncoderLayer: input {} must be (batch, time, d_model = {})", describe(x),
-           self_attn->d_model);
-  const int64_t past = cache ? cache->length() : 0;
-  check_attention_masks("TransformerEncoderLayer", "mask", mask, "key_padding_mask",
-                        key_padding_mask, x.size(0), self_attn->heads, x.size(1), past + x.size(1),
-                        "T", "T");
+  check_encoder_input("TransformerEncoderLayer", x, mask, key_padding_mask, *self_attn, cache);
   auto attend = [&](const Tensor& input) {
     // With a KV cache (generation's fast path) input is the new positions only:
     // their keys and values join the cached ones.
@@ -71,15 +85,9 @@ TransformerEncoder::TransformerEncoder(int64_t num_layers, int64_t d_model, int6
 
 Tensor TransformerEncoder::forward(const Tensor& x, const Tensor& mask,
                                    const Tensor& key_padding_mask, KVCache* cache) {
-  if (!layers.empty()) {  // the input and masks the first layer will check, named here
-    const MultiHeadAttention& attention = *layers[0]->self_attn;
-    AG_CHECK(x.defined() && x.dim() == 3 && x.size(2) == attention.d_model,
-             "TransformerEncoder: input {} must be (batch, time, d_model = {})", describe(x),
-             attention.d_model);
-    const int64_t past = cache ? cache->length() : 0;
-    check_attention_masks("TransformerEncoder", "mask", mask, "key_padding_mask", key_padding_mask,
-                          x.size(0), attention.heads, x.size(1), past + x.size(1), "T", "T");
-  }
+  if (!layers.empty())  // the input and masks the first layer will check, named here
+    check_encoder_input("TransformerEncoder", x, mask, key_padding_mask, *layers[0]->self_attn,
+                        cache);
   // [F3.3] the layers stacked: each one's output is the next one's input
   Tensor h = x;
   for (size_t i = 0; i < layers.size(); ++i)
@@ -100,8 +108,12 @@ TinyTransformer::TinyTransformer(const TinyTransformerOptions& opt)
   lm_head = register_module("lm_head", std::make_shared<Linear>(opt.d_model, opt.vocab_size));
 }
 
-Tensor TinyTransformer::forward(const Tensor& tokens, bool causal, const Tensor& key_padding_mask,
-                               KVCache* cache) {
+namespace {
+
+// tokens (B,T) of the vocabulary, within max_len after the cached positions
+// (a cache only with the causal mask), and the padding mask.
+void check_tiny_transformer(const Tensor& tokens, bool causal, const Tensor& key_padding_mask,
+                            const KVCache* cache, const TinyTransformerOptions& options) {
   AG_CHECK(tokens.defined() && tokens.dim() == 2,
            "TinyTransformer: tokens {} must be (batch, time)", describe(tokens));
   AG_CHECK(causal || !cache,
@@ -115,6 +127,14 @@ Tensor TinyTransformer::forward(const Tensor& tokens, bool causal, const Tensor&
   check_attention_masks("TinyTransformer", "mask", Tensor(), "key_padding_mask", key_padding_mask,
                         tokens.size(0), options.heads, tokens.size(1), past + tokens.size(1), "T",
                         "T");
+}
+
+}  // namespace
+
+Tensor TinyTransformer::forward(const Tensor& tokens, bool causal, const Tensor& key_padding_mask,
+                               KVCache* cache) {
+  check_tiny_transformer(tokens, causal, key_padding_mask, cache, options);
+  const int64_t past = cache ? cache->length() : 0;
   // [F2.8] [F3.1] Embedding, then + PE at positions past..past+T-1   (B,T) -> (B,T,d)
   Tensor x = positional->forward(embedding->forward(tokens), past);
   // [F4.8] the lookahead mask: query t may not read keys after t   (T,T), or (T,past+T)

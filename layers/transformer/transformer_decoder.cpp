@@ -28,27 +28,40 @@ TransformerDecoderLayer::TransformerDecoderLayer(int64_t d_model, int64_t heads,
   dropout3 = register_module("dropout3", std::make_shared<Dropout>(dropout_p));
 }
 
+namespace {
+
+// tgt (B,T,d) and memory (B,S,d) for `attention` (the self-attention, whose
+// d_model and heads the cross-attention shares), and the masks of both: T
+// queries over past + T target keys (the first `past` of them cached), and
+// over the S positions of the memory. `layer` names the module the user
+// called (the decoder stack checks for its first layer).
+void check_decoder_input(const char* layer, const Tensor& tgt, const Tensor& memory,
+                         const Tensor& tgt_mask, const Tensor& memory_mask,
+                         const Tensor& tgt_key_padding_mask, const Tensor& memory_key_padding_mask,
+                         const MultiHeadAttention& attention, int64_t past) {
+  const int64_t d = attention.d_model, heads = attention.heads;
+  AG_CHECK(tgt.defined() && tgt.dim() == 3 && tgt.size(2) == d,
+           "{}: tgt {} must be (batch, target length, d_model = {})", layer, describe(tgt), d);
+  AG_CHECK(
+      memory.defined() && memory.dim() == 3 && memory.size(0) == tgt.size(0) && memory.size(2) == d,
+      "{}: memory {} must be (batch = {}, source length, d_model = {}) for tgt {}", layer,
+      describe(memory), tgt.size(0), d, describe(tgt));
+  const int64_t batch = tgt.size(0), tq = tgt.size(1), source = memory.size(1);
+  check_attention_masks(layer, "tgt_mask", tgt_mask, "tgt_key_padding_mask", tgt_key_padding_mask,
+                        batch, heads, tq, past + tq, "T", "T");
+  check_attention_masks(layer, "memory_mask", memory_mask, "memory_key_padding_mask",
+                        memory_key_padding_mask, batch, heads, tq, source, "T", "S");
+}
+
+}  // namespace
+
 Tensor TransformerDecoderLayer::forward(const Tensor& tgt, const Tensor& memory,
                                         const Tensor& tgt_mask, const Tensor& memory_mask,
                                         const Tensor& tgt_key_padding_mask,
                                         const Tensor& memory_key_padding_mask, LayerCache* cache) {
-  const int64_t d = self_attn->d_model, heads = self_attn->heads;
-  AG_CHECK(tgt.defined() && tgt.dim() == 3 && tgt.size(2) == d,
-           "TransformerDecoderLayer: tgt {} must be (batch, target length, d_model = {})",
-           describe(tgt), d);
-  AG_CHECK(
-      memory.defined() && memory.dim() == 3 && memory.size(0) == tgt.size(0) && memory.size(2) == d,
-      "TransformerDecoderLayer: memory {} must be (batch = {}, source length, d_model = {}) "
-      "for tgt {}",
-      describe(memory), tgt.size(0), d, describe(tgt));
-  const int64_t batch = tgt.size(0), tq = tgt.size(1), source = memory.size(1);
-  const int64_t past = cache ? cache->self_attn.length() : 0;
-  check_attention_masks("TransformerDecoderLayer", "tgt_mask", tgt_mask, "tgt_key_padding_mask",
-                        tgt_key_padding_mask, batch, heads, tq, past + tq, "T", "T");
-  check_attention_masks("TransformerDecoderLayer", "memory_mask", memory_mask,
-                        "memory_key_padding_mask", memory_key_padding_mask, batch, heads, tq,
-                        source, "T", "S");
-
+  check_decoder_input("TransformerDecoderLayer", tgt, memory, tgt_mask, memory_mask,
+                      tgt_key_padding_mask, memory_key_padding_mask, *self_attn,
+                      cache ? cache->self_attn.length() : 0);
   auto self_attend = [&](const Tensor& x) {
     AttentionOutput attended;
     if (cache) {
@@ -111,6 +124,10 @@ TransformerDecoder::TransformerDecoder(int64_t num_layers, int64_t d_model, int6
 Tensor TransformerDecoder::forward(const Tensor& tgt, const Tensor& memory, const Tensor& tgt_mask,
                                    const Tensor& memory_mask, const Tensor& tgt_key_padding_mask,
                                    const Tensor& memory_key_padding_mask, KVCache* cache) {
+  if (!layers.empty())  // the inputs and masks the first layer will check, named here
+    check_decoder_input("TransformerDecoder", tgt, memory, tgt_mask, memory_mask,
+                        tgt_key_padding_mask, memory_key_padding_mask, *layers[0]->self_attn,
+                        cache ? cache->length() : 0);
   // [F3.3] the layers stacked: each one's output is the next one's target; all read the memory
   Tensor h = tgt;
   for (size_t i = 0; i < layers.size(); ++i)

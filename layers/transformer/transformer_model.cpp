@@ -42,6 +42,26 @@ void check_tokens(const char* who, const char* name, const Tensor& tokens, int64
            describe(tokens), max_len);
 }
 
+// source (B,S) and target_in (B,T) of one batch, each within max_len.
+void check_teacher_forcing(const Tensor& source, const Tensor& target_in, int64_t max_len) {
+  check_tokens("TransformerModel", "source", source, max_len);
+  check_tokens("TransformerModel", "target_in", target_in, max_len);
+  AG_CHECK(target_in.size(0) == source.size(0),
+           "TransformerModel: target_in {} must have the batch of source {}", describe(target_in),
+           describe(source));
+}
+
+// target (B,T) of T >= 1 new positions, within max_len after the cached ones.
+void check_target(const Tensor& target, const KVCache* cache, int64_t max_len) {
+  AG_CHECK(target.defined() && target.dim() == 2 && target.size(1) >= 1,
+           "TransformerModel::decode: target {} must be token ids (batch, length >= 1)",
+           describe(target));
+  const int64_t past = cache ? cache->length() : 0;
+  AG_CHECK(past + target.size(1) <= max_len,
+           "TransformerModel::decode: {} cached + {} new target positions exceed max_len {}", past,
+           target.size(1), max_len);
+}
+
 }  // namespace
 
 Tensor TransformerModel::source_padding(const Tensor& source) const {
@@ -50,11 +70,7 @@ Tensor TransformerModel::source_padding(const Tensor& source) const {
 }
 
 Tensor TransformerModel::forward(const Tensor& source, const Tensor& target_in) {
-  check_tokens("TransformerModel", "source", source, options.max_len);
-  check_tokens("TransformerModel", "target_in", target_in, options.max_len);
-  AG_CHECK(target_in.size(0) == source.size(0),
-           "TransformerModel: target_in {} must have the batch of source {}", describe(target_in),
-           describe(source));
+  check_teacher_forcing(source, target_in, options.max_len);
   // [F4.8] seed 004's decoder masks: the target's padding (B,T) here, the lookahead
   // mask in decode; the attention blocks where either blocks (their maximum)
   const Tensor target_padding =
@@ -74,13 +90,8 @@ Tensor TransformerModel::encode(const Tensor& source) {
 Tensor TransformerModel::decode(const Tensor& target, const Tensor& memory,
                                 const Tensor& memory_padding, const Tensor& target_padding,
                                 KVCache* cache) {
+  check_target(target, cache, options.max_len);
   const int64_t past = cache ? cache->length() : 0;
-  AG_CHECK(target.defined() && target.dim() == 2 && target.size(1) >= 1,
-           "TransformerModel::decode: target {} must be token ids (batch, length >= 1)",
-           describe(target));
-  AG_CHECK(past + target.size(1) <= options.max_len,
-           "TransformerModel::decode: {} cached + {} new target positions exceed max_len {}", past,
-           target.size(1), options.max_len);
   // [F2.8] the target's embeddings (the same table), [F3.1] + PE at positions past..
   Tensor tgt = positional->forward(embedding->forward(target), past);
   // [F4.8] the lookahead mask: target position t reads positions 0..t only  (T,T), or (T,past+T)

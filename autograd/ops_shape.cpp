@@ -7,6 +7,7 @@
 #include "autograd/node.hpp"
 #include "autograd/ops.hpp"
 #include "core/kernels.hpp"
+#include "core/mode.hpp"
 
 namespace ag {
 
@@ -200,27 +201,30 @@ Tensor stack(const std::vector<Tensor>& parts, int64_t dim) {
 
 namespace {
 // narrow's node. The taken elements get g; the others contributed nothing and
-// get 0. When the input has gathered a gradient already (GradSums: an LSTM
-// cell's h' and c' are two stretches of one output, each read by a narrow), g
-// is added into its stretch there instead of padded with zeros to the full
-// shape and added whole.
+// get 0. In fast mode, when the input has gathered a gradient already
+// (GradSums: an LSTM cell's h' and c' are two stretches of one output, each
+// read by a narrow), g is added into its stretch there instead of padded with
+// zeros to the full shape and added whole.
 struct NarrowNode final : Node {
-  NarrowNode(Edges inputs, uint32_t output_version, Shape shape, int64_t dim, int64_t start)
+  NarrowNode(Edges inputs, uint32_t output_version, Shape shape, int64_t dim, int64_t start,
+             bool plain)
       : Node("NarrowBackward", std::move(inputs), output_version),
         shape(std::move(shape)),
         dim(dim),
-        start(start) {}
+        start(start),
+        plain(plain) {}
   Grads backward(const Tensor& g, const Tensor&) override {
     return Grads{kernel::unnarrow(g, shape, dim, start)};
   }
   Grads backward(const Tensor& g, const Tensor& output, const GradSums& sums) override {
-    Tensor sum = sums.existing(0);
+    Tensor sum = plain ? Tensor() : sums.existing(0);
     if (!sum.defined()) return backward(g, output);
     kernel::unnarrow_add(g, sum, dim, start);
     return Grads{sum};
   }
   Shape shape;
   int64_t dim, start;
+  bool plain;  // made in reference mode: the zero-padded gradient only
 };
 }  // namespace
 
@@ -237,7 +241,7 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
   if (needs_record(&a, &a + 1))
     attach_node(out, std::allocate_shared<NarrowNode>(BufferAllocator<NarrowNode>(),
                                                       Node::Edges{{a, a.version()}}, out.version(),
-                                                      a.shape(), dim, start));
+                                                      a.shape(), dim, start, reference_mode()));
   return out;
 }
 

@@ -148,8 +148,9 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
     if (grad_output.defined()) {
       if (t.impl()->retains_grad) accumulate(t.impl()->grad, grad_output, /*users_grad=*/true);
       check_versions(node, t);
-      // Not under anomaly detection, which checks each gradient on its own.
-      const GradSums sums(node, !is_anomaly_enabled());
+      // Not under anomaly detection, which checks each gradient on its own, nor
+      // while a tape records each op's own gradients.
+      const GradSums sums(node, !is_anomaly_enabled() && !tape_recording());
       Grads grads = node.backward(grad_output, t, sums);
       if (trace_enabled()) trace_backward(node, grad_output, grads);
       if (tape_recording()) tape_backward(node, grad_output, grads);
@@ -164,7 +165,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
                  shape_str(grads[i].shape()), describe(input));
         if (is_anomaly_enabled()) check_gradient_finite(grads[i], node, input);
         // The node added this gradient into the input's sum itself (GradSums).
-        if (sums.handed_out(i) && grads[i].impl() == gradient_slot(input).get()) {
+        if (sums.handed_out(i, grads[i])) {
           if (input.is_leaf()) ++grads[i].impl()->version;  // a change of the user's .grad
           continue;
         }

@@ -64,8 +64,10 @@ GradcheckResult gradcheck(const GradcheckFunction& f, const std::vector<Tensor>&
 //   GradcheckResult r = gradcheck_in_place([&] { return fc.forward(x); }, fc.named_parameters());
 //
 // Each element is moved by +-eps and put back bit for bit (also when f
-// throws), and every tensor's .grad is left as it was. The message names the
-// worst entry by the name given here.
+// throws), and every named tensor's .grad is left as it was. (Other leaves f
+// reads that require grad, not named here, get the check's one backward added
+// to their .grad, as any backward would.) The message names the worst entry
+// by the name given here.
 GradcheckResult gradcheck_in_place(const std::function<Tensor()>& f,
                                    const std::vector<std::pair<std::string, Tensor>>& tensors,
                                    const GradcheckOptions& options = {});

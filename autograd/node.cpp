@@ -60,12 +60,13 @@ Grads Node::backward(const Tensor& grad_output, const Tensor& output, const Grad
 }
 
 Tensor GradSums::existing(size_t i) const {
-  if (!enabled_ || i >= node_.inputs.size() || i >= 64) return Tensor();
+  if (!enabled_ || i >= node_.inputs.size() || i >= max_inputs) return Tensor();
   const Tensor& input = node_.inputs[i].tensor;
   if (!input.defined() || !input.requires_grad()) return Tensor();
   const std::shared_ptr<TensorImpl>& slot = gradient_slot(input);
-  if (!slot || !may_add_in_place(slot, /*users_grad=*/input.is_leaf())) return Tensor();
-  handed_out_ |= uint64_t(1) << i;
+  // added into while the node runs: only a sum the engine alone holds
+  if (!may_add_in_place(slot, /*users_grad=*/false)) return Tensor();
+  handed_[i] = slot.get();
   return Tensor(slot);
 }
 

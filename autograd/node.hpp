@@ -29,12 +29,15 @@ struct Node;
 std::shared_ptr<TensorImpl>& gradient_slot(const Tensor& t);
 
 // The aliasing rule of the gradient sums, decided here and nowhere else.
-// A .grad (a leaf's, or one kept by retain_grad) is the user's: backward adds
-// into it in place even while the user holds it (Tensor g = w.grad() then
-// sees the sum, as in PyTorch), and each such change counts as one in-place
-// change of it (its version). Any other sum may be changed in place only while
-// the engine alone holds it: a gradient can also have been handed to another
-// input (add's backward gives both inputs the same g).
+// A .grad (a leaf's, or one kept by retain_grad) is the user's: once a node
+// has returned its gradients, backward adds them into it in place even while
+// the user holds it (Tensor g = w.grad() then sees the sum, as in PyTorch),
+// and each such change counts as one in-place change of it (its version).
+// Any other sum, and any sum a node adds into while it runs (GradSums), may
+// be changed in place only while the engine alone holds it: a gradient can
+// also have been handed to another input (add's backward gives both inputs
+// the same g), and a .grad the user holds may be the very gradient or input
+// the node is reading (y.backward(w.grad()) of y = linear(x, w)).
 bool may_add_in_place(const std::shared_ptr<TensorImpl>& sum, bool users_grad);
 // The sum a first gradient g starts: g itself, or for a .grad a copy of a g
 // someone else also holds (the user may change their .grad in place).
@@ -43,7 +46,9 @@ std::shared_ptr<TensorImpl> first_sum(const Tensor& g, bool users_grad);
 // What a backward may add its gradients into, instead of returning new
 // tensors for the engine to add: for input i, existing(i) is the gradient the
 // input has gathered so far from its other users (its .grad for a leaf), when
-// it exists and may be added into in place (may_add_in_place); otherwise undefined. A backward that
+// it exists and only the engine holds it (may_add_in_place); otherwise
+// undefined. Off under anomaly detection (each gradient is checked on its
+// own) and while a tape records (it keeps each op's own gradient). A backward that
 // adds its gradient for input i into existing(i) (a GEMM with beta = 1, a loop
 // of +=) returns existing(i) itself as that input's gradient, and the engine,
 // seeing the sum it holds, adds nothing more. The weight gradient of a layer
@@ -56,13 +61,17 @@ class GradSums {
   // existing(input) when there is one (adding = true: add into it), else a
   // new tensor of `shape` (adding = false: write it).
   Tensor existing_or_new(size_t input, const Shape& shape, bool& adding) const;
-  // Whether existing(input) handed out that input's sum (for the engine).
-  bool handed_out(size_t input) const { return input < 64 && (handed_out_ >> input & 1); }
+  // Whether `grad`, returned for `input`, is the sum existing(input) handed
+  // out: the node has added its gradient there already (for the engine).
+  bool handed_out(size_t input, const Tensor& grad) const {
+    return input < max_inputs && handed_[input] != nullptr && grad.impl() == handed_[input];
+  }
 
  private:
+  static constexpr size_t max_inputs = 8;  // the fused recurrent cells have 7
   const Node& node_;
   bool enabled_;
-  mutable uint64_t handed_out_ = 0;  // bit i: existing(i) returned a sum
+  mutable const TensorImpl* handed_[max_inputs] = {};  // what existing(i) returned
 };
 
 struct Node {

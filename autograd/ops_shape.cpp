@@ -287,10 +287,16 @@ Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& in
   check_sizes(shape, "index_select");
   Tensor out = kernel::index_select(a, dim, index);
   // Each picked slice sends its gradient back to the row it came from;
-  // a row picked twice receives the sum.
+  // a row picked twice receives the sum. In fast mode, when the gradient of a
+  // has a sum already (an embedding read once per decoder step), the rows go
+  // straight into it instead of into a zero-filled copy of a's shape.
   record("IndexSelectBackward", out, {a},
-         [shape = a.shape(), dim, index](const Tensor& g, const Tensor&) {
-           return Grads{kernel::index_add(shape, dim, index, g)};
+         [shape = a.shape(), dim, index, plain = reference_mode()](
+             const Tensor& g, const Tensor&, const GradSums& sums) {
+           Tensor sum = plain ? Tensor() : sums.existing(0);
+           if (!sum.defined()) return Grads{kernel::index_add(shape, dim, index, g)};
+           kernel::index_add_into(sum, dim, index, g);
+           return Grads{sum};
          });
   return out;
 }

@@ -133,17 +133,22 @@ Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& in
 Tensor index_add(const Shape& shape, int64_t dim, const std::vector<int64_t>& index,
                  const Tensor& src) {
   Tensor out = zeros(shape);
-  if (src.numel() == 0) return out;
-  auto [outer, size, inner] = split_at(shape, dim);
+  index_add_into(out, dim, index, src);
+  return out;
+}
+
+void index_add_into(Tensor& sum, int64_t dim, const std::vector<int64_t>& index,
+                    const Tensor& src) {
+  if (src.numel() == 0) return;
+  auto [outer, size, inner] = split_at(sum.shape(), dim);
   const int64_t n = static_cast<int64_t>(index.size());
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < n; ++i) {
       // += : an index that appears twice (the same token twice) gets both rows.
-      real* y = out.data() + (o * size + index[i]) * inner;
+      real* y = sum.data() + (o * size + index[i]) * inner;
       const real* x = src.data() + (o * n + i) * inner;
       for (int64_t j = 0; j < inner; ++j) y[j] += x[j];
     }
-  return out;
 }
 
 }  // namespace ag::kernel

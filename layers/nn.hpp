@@ -20,7 +20,7 @@
 //   [F2.8] [F3.3] [F3.6]
 //                 encoder layer, tiny Transformer          layers/transformer/transformer.hpp
 //   [F1.1] [F2.6] [F3.3] [F3.6]
-//                 decoder layer (cross-attention)          layers/transformer/transformer_decoder.hpp
+//                 decoder layer (cross-attention)    layers/transformer/transformer_decoder.hpp
 //   [F1.2]        nn::Transformer, the encoder-decoder     layers/transformer/encoder_decoder.hpp
 //   [F2.8]        seed 002's TransformerModel              layers/transformer/transformer_model.hpp
 //   [F4.8]        a Transformer layer's masks              layers/transformer/transformer_masks.hpp

@@ -73,10 +73,16 @@ inline std::vector<size_t> unread_tensors(const std::function<Tensor()>& f,
       t.data()[j] = static_cast<real>(x + 1e-2 * (1 + std::abs(x)) * double(noise.data()[j]));
     }
     // Compared before t is restored: f may return t itself (an identity, dropout in eval).
-    const Tensor moved = f();
-    bool changed = moved.shape() != reference.shape();
-    for (int64_t j = 0; !changed && j < moved.numel(); ++j)
-      changed = moved.data()[j] != reference.data()[j];
+    bool changed = false;
+    try {
+      const Tensor moved = f();
+      changed = moved.shape() != reference.shape();
+      for (int64_t j = 0; !changed && j < moved.numel(); ++j)
+        changed = moved.data()[j] != reference.data()[j];
+    } catch (...) {
+      std::copy(saved.data(), saved.data() + saved.numel(), t.data());  // put back, then report
+      throw;
+    }
     std::copy(saved.data(), saved.data() + saved.numel(), t.data());
     if (!changed) unread.push_back(i);
   }

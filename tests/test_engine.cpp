@@ -7,6 +7,7 @@
 #include <functional>
 #include <limits>
 
+#include "layers/nn.hpp"
 #include "tests/helpers.hpp"
 #include "tests/isolated.hpp"
 
@@ -582,4 +583,30 @@ TEST_CASE("engine: a deep chain of masked_fill is freed without recursion") {
   for (int i = 0; i < 100000; ++i) y = masked_fill(y, mask, 0);
   y = Tensor();  // dropping the graph must not overflow the stack
   CHECK_FALSE(y.defined());
+}
+
+TEST_CASE("engine: a node never adds into a .grad it is reading (y.backward(w.grad())") {
+  // Linear's backward adds dL/dW into W's sum while it runs (GradSums): here
+  // that sum is also the upstream gradient, and then also the input x.
+  Generator gen(3);
+  const Tensor x = randn({3, 3}, gen);
+  Tensor w = randn({3, 3}, gen);
+  w.requires_grad_();
+  sum(nn::linear(x, w)).backward();
+  Tensor g = w.grad().clone();
+  Tensor expected;
+  {
+    NoGradGuard no_grad;
+    expected = g + matmul(transpose(g, 0, 1), x);  // dL/dW = seed^T x, added to the sum
+  }
+  nn::linear(x, w).backward(w.grad());
+  CHECK(ag::testing::max_abs_diff(w.grad(), expected) <= 1e-5);
+  // x is W's .grad itself: dL/dW = ones^T x, added to that same .grad
+  g = w.grad().clone();
+  {
+    NoGradGuard no_grad;
+    expected = g + matmul(transpose(ones({3, 3}), 0, 1), g);
+  }
+  sum(nn::linear(w.grad(), w)).backward();
+  CHECK(ag::testing::max_abs_diff(w.grad(), expected) <= 1e-5);
 }

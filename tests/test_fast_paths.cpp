@@ -529,6 +529,22 @@ TEST_CASE("modes/MultiHeadAttention [F0.9] [F0.10]: both modes agree, with every
                    {"MultiHeadAttention", "key_padding_mask (2,5)", "(B,Tk) = (2,4)"});
 }
 
+TEST_CASE("modes/index_select read at every step: the rows go into the sum gathered so far") {
+  // An embedding read once per decoder step, tokens repeated within and across
+  // steps: in fast mode each step's backward adds its rows into the sum.
+  Tensor table = ag::testing::leaf({6, 4}, 17);
+  const std::vector<std::vector<int64_t>> steps = {{1, 3, 1}, {0, 3, 5}, {5, 5, 2}};
+  auto f = [&steps](const std::vector<Tensor>& in) {
+    Tensor total;
+    for (size_t t = 0; t < steps.size(); ++t) {
+      const Tensor rows = index_select(in[0], 0, steps[t]) * real(t + 1);
+      total = total.defined() ? total + rows : rows;
+    }
+    return total;
+  };
+  check_modes_agree(f, {table});
+}
+
 TEST_CASE("modes/AdditiveScore and weighted_context read at every step of a decoder") {
   // Three decoder steps read the same projected keys, v and encoder states:
   // their gradients gather one term per step, which the fast backward adds

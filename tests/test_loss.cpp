@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "layers/framework/loss.hpp"
@@ -111,6 +112,21 @@ TEST_CASE("loss/cross_entropy: one row by hand, [[1,2,3]] with target 2") {
   check_values(x.grad(), {0.09003057317038046, 0.24472847105479767, 0.6652409557748219 - 1});
   // 1-D logits (C,) with a 0-dim target: one sample
   check_values(nn::cross_entropy(tensor({1, 2, 3}), scalar(2)), {0.40760596444438013});
+}
+
+TEST_CASE("loss/cross_entropy: a row of -inf logits has loss inf in both modes") {
+  // Every class blocked: -log softmax = -log 0 = inf (nll_loss(log_softmax)
+  // gives it in reference mode, the fused row in fast mode); a finite row beside
+  // it keeps its own loss.
+  const double inf = std::numeric_limits<double>::infinity();
+  const Tensor x = tensor({{-inf, -inf, -inf}, {1, 2, 3}});
+  for (bool plain : {false, true}) {
+    ReferenceModeGuard mode(plain);
+    const Tensor losses = nn::cross_entropy(x, tensor({1, 2}), -100, Reduction::None);
+    INFO((plain ? "reference" : "fast") << " mode");
+    CHECK(double(losses.data()[0]) == inf);
+    CHECK(std::abs(double(losses.data()[1]) - 0.40760596444438013) < 1e-5);
+  }
 }
 
 TEST_CASE("loss/cross_entropy: 3-D logits (B,T,C), Mean, Sum and None") {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <string>
 
 #include "autograd/node.hpp"
@@ -96,6 +97,32 @@ TEST_CASE("trace: record_tape writes one step's ops with their values and gradie
   CHECK(tape.ops[1].forward_line.find("forward  #") == 0);
   CHECK(tape.ops[1].forward_line.find("tanh") != std::string::npos);
   CHECK(tape.ops[1].backward_line.find("TanhBackward") != std::string::npos);
+}
+
+TEST_CASE("trace: a tape keeps each op's own gradient of a weight two ops share") {
+  // Fast mode's backward adds a node's term into the sum its input has
+  // gathered (GradSums); while a tape records, each op returns its own term.
+  ReferenceModeGuard fast(false);  // the linear op (reference mode runs matmul and add)
+  TempFile file("shared.safetensors");
+  Generator gen(9);
+  const Tensor x1 = randn({2, 3}, gen), x2 = randn({5, 3}, gen);
+  Tensor w = randn({4, 3}, gen);
+  w.requires_grad_();
+  record_tape(file.path());
+  (sum(nn::linear(x1, w)) + sum(nn::linear(x2, w)) * real(3)).backward();
+  const Tape tape = load_tape(file.path());
+  // Each linear's dL/dW, told apart by its input x (2 or 5 rows)
+  std::map<int64_t, Tensor> terms;
+  for (const auto& op : tape.ops)
+    if (op.name == "linear") terms[op.inputs.at(0).size(0)] = op.grad_inputs.at(1);
+  REQUIRE(terms.size() == 2);
+  // dL/dW of linear(x, W) under sum is ones^T x, times 3 for the second
+  NoGradGuard no_grad;
+  const Tensor first = matmul(transpose(ones({2, 4}), 0, 1), x1);
+  const Tensor second = matmul(transpose(ones({5, 4}), 0, 1), x2) * real(3);
+  CHECK(max_abs_diff(terms.at(2), first) <= 1e-5);
+  CHECK(max_abs_diff(terms.at(5), second) <= 1e-5);
+  CHECK(max_abs_diff(w.grad(), first + second) <= 1e-5);
 }
 
 TEST_CASE("trace: a tape holds the step asked for, and only ops its gradient passed through") {

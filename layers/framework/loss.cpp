@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "autograd/node.hpp"
@@ -138,7 +139,11 @@ Tensor cross_entropy_rows(const Tensor& logits, std::vector<int64_t> y, const Sh
     }
     ++count;
     // loss = -log softmax(x)[y] = logsumexp(x) - x[y]
-    loss[r] = softmax_and_logsumexp(x + r * C, p + r * C, C) - x[r * C + y[r]];
+    const real logsumexp = softmax_and_logsumexp(x + r * C, p + r * C, C);
+    // a row of -inf logits (every class blocked): -log 0 = inf, as nll_loss(log_softmax) gives
+    loss[r] = logsumexp == -std::numeric_limits<real>::infinity()
+                  ? std::numeric_limits<real>::infinity()
+                  : logsumexp - x[r * C + y[r]];
   }
   Tensor out = reduce(losses, reduction, count);
   // d loss_r / d x_rc = softmax(x_r)_c - [c == y_r]

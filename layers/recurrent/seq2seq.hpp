@@ -1,5 +1,6 @@
 // Encoder-decoder with attention, seeds 001 (section 4.1) and 004 (sections
-// 3.1-3.3) [F1.2] [F1.9] [F4.1] [F4.9], with a choice of score (layers/attention/attention_scores.hpp).
+// 3.1-3.3) [F1.2] [F1.9] [F4.1] [F4.9], with a choice of score
+// (layers/attention/attention_scores.hpp).
 //
 //   encoder   h_1..h_S = RNN or LSTM over embed(x_1..x_S)                 [F1.2] [F4.1]
 //   decoder   for t = 1..T (Luong et al. 2015, with input feeding):

@@ -6,8 +6,8 @@
 //   tgt (B,T,d) --N decoder layers (each: masked self-attention, cross-attention
 //                over the memory, feed-forward), LayerNorm--> (B,T,d)
 //
-// Its inputs are vectors (embedded tokens): TransformerModel (layers/transformer/transformer_model.hpp)
-// adds the embedding and the output Linear. The masks are PyTorch's (1 = blocked):
+// Its inputs are vectors (embedded tokens): TransformerModel
+// (layers/transformer/transformer_model.hpp) adds the embedding and the output Linear. The masks are PyTorch's (1 = blocked):
 // src_mask (S,S), tgt_mask (T,T) (the lookahead mask [F4.8]: causal_mask(T)),
 // memory_mask (T,S), and the key padding masks src_key_padding_mask (B,S),
 // tgt_key_padding_mask (B,T), memory_key_padding_mask (B,S) (usually the source's).

@@ -10,7 +10,8 @@ int main() {
   ReferenceModeGuard plain;  // the library's plain formula code: the lines you write
   Checker check("04", "the additive attention score [F1.5]",
                 "tutorials/exercises/04_additive_score.cpp", "additive_score",
-                "nn::AdditiveScore: project_keys and score (layers/attention/attention_scores.cpp)");
+                "nn::AdditiveScore: project_keys and score "
+                "(layers/attention/attention_scores.cpp)");
   // B differs from S, so a query added to the keys without its dim for S is an error.
   const int64_t B = 2, S = 5, Hq = 3, Hk = 4, A = 6;
   Generator gen(4);

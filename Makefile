@@ -329,24 +329,30 @@ build-double:
 # file includes cost ~0.5 s of parsing per file; a precompiled copy of them,
 # parsed once, cuts a clean build by a fifth.  GCC uses one only when it was
 # made with the same flags, so there is one per set: library (and bench),
-# tests, chapters and tools.  Files still include what they use: the
-# precompiled header only saves the parsing (and compile_commands.json leaves
-# it out).
+# tests, chapters and tools.  The tests' and the programs' also hold
+# layers/nn.hpp, which nearly all of them include (the library's files
+# include only the floors below them; the floor-check programs of
+# tests/programs/ get no precompiled header).  Files still include what they
+# use: the precompiled header only saves the parsing (and
+# compile_commands.json leaves it out).  Each lists the headers it was made
+# from (-MMD), so editing one remakes it.
 PCH_HEADERS := algorithm cmath cstdint functional memory string vector fmt/format.h
 pch = $(BUILD)/pch/$(1)/common.hpp
 use_pch = -include $(call pch,$(1)) -Winvalid-pch
 $(BUILD)/pch/%/common.hpp: Makefile
 	@mkdir -p $(@D)
 	printf '#include <%s>\n' $(PCH_HEADERS) > $@
+	$(if $(filter lib,$*),,printf '#include "layers/nn.hpp"\n' >> $@)
 $(call pch,lib).gch: $(call pch,lib)
 	$(SHOW) PCH $< $(TAG)
-	$(COMPILE) -x c++-header $< -o $@
+	$(COMPILE) -MMD -MP -MF $@.d -x c++-header $< -o $@
 $(call pch,tests).gch: $(call pch,tests)
 	$(SHOW) PCH $< $(TAG)
-	$(COMPILE) $(TEST_CXXFLAGS) -x c++-header $< -o $@
+	$(COMPILE) $(TEST_CXXFLAGS) -MMD -MP -MF $@.d -x c++-header $< -o $@
 $(call pch,programs).gch: $(call pch,programs)
 	$(SHOW) PCH $< $(TAG)
-	$(COMPILE) $(PROGRAM_CXXFLAGS) -x c++-header $< -o $@
+	$(COMPILE) $(PROGRAM_CXXFLAGS) -MMD -MP -MF $@.d -x c++-header $< -o $@
+-include $(wildcard $(BUILD)/pch/*/common.hpp.gch.d)
 
 # Compile.  -MMD -MP write obj/.../name.d next to the object, listing the
 # headers it includes, so editing a header recompiles what depends on it.
@@ -378,6 +384,11 @@ $(BUILD)/obj/tests/%.o: tests/%.cpp | $(call pch,tests).gch
 	$(SHOW) CXX $< $(TAG)
 	@mkdir -p $(@D)
 	$(COMPILE) $(TEST_CXXFLAGS) $(call use_pch,tests) -MMD -MP -c $< -o $@
+# The floor-check programs include only the floors they test, and see only those.
+$(BUILD)/obj/tests/programs/%.o: tests/programs/%.cpp
+	$(SHOW) CXX $< $(TAG)
+	@mkdir -p $(@D)
+	$(COMPILE) $(TEST_CXXFLAGS) -MMD -MP -c $< -o $@
 
 # The static library.  Written anew each time (rather than updated in place
 # with `ar r`) so that it holds exactly the current objects.

@@ -40,9 +40,6 @@ AG_SIMD_CLONES void add_row_sums(const real* g, real* sum, int64_t rows, int64_t
   for (; r < rows; ++r)
     for (int64_t j = 0; j < n; ++j) sum[j] += g[r * n + j];
 }
-}  // namespace
-
-namespace {
 
 // x (..., in), weight (out, in) and bias (out) fit together, within BLAS's reach.
 void check_linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {

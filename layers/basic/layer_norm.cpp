@@ -29,10 +29,6 @@ void check_layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
   AG_CHECK(std::isfinite(eps) && eps >= 0, "layer_norm: eps must be finite and >= 0, got {}", eps);
 }
 
-}  // namespace
-
-namespace {
-
 // The loops of the forward and the backward, one row of d features at a time,
 // compiled for the CPU's vector width (core/simd.hpp: no checks or allocations
 // in here). gamma and beta may be null (no affine part): 1 and 0.

@@ -12,6 +12,7 @@
 #include "core/kernels.hpp"
 #include "core/mode.hpp"
 #include "core/simd.hpp"
+#include "layers/basic/affine.hpp"
 #include "layers/framework/init.hpp"
 
 namespace ag::nn {
@@ -41,6 +42,8 @@ AG_SIMD_CLONES void add_row_sums(const real* g, real* sum, int64_t rows, int64_t
     for (int64_t j = 0; j < n; ++j) sum[j] += g[r * n + j];
 }
 
+}  // namespace
+
 // x (..., in), weight (out, in) and bias (out) fit together, within BLAS's reach.
 void check_linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   AG_CHECK(x.defined() && weight.defined(), "linear: the {} is an undefined tensor",
@@ -61,7 +64,54 @@ void check_linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
       describe(x), describe(weight), blas_int_max());
 }
 
-}  // namespace
+// Fast mode's y = x W^T + b for `rows` rows: W read transposed by BLAS, not
+// copied. y starts as b in every row and the GEMM adds x W^T to it (beta = 1):
+// no separate pass over y for the bias, and BLAS does not first zero y.
+Tensor affine_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t rows) {
+  const int64_t out_features = weight.shape()[0], in_features = weight.shape()[1];
+  Shape y_shape = x.shape();
+  y_shape.back() = out_features;  // a 1-D input is one row, (in) -> (out)
+  Tensor y = Tensor::empty(y_shape, "linear");
+  // (an empty y's rows could still number 2^62: nothing to fill)
+  if (bias.defined() && y.numel() > 0) copy_to_rows(bias.data(), y.data(), rows, out_features);
+  gemm(false, true, rows, out_features, in_features, 1, x.data(), weight.data(),
+       bias.defined() ? 1 : 0, y.data());
+  return y;
+}
+
+// The backward of y = x W^T + b, given g = dL/dy (rows, out):
+//   dL/dx = g W           (rows, out) x (out, in)
+//   dL/dW = g^T x         summed over every row of the batch: one GEMM, (out, in)
+//   dL/db = sum_rows g    (out)
+// Each is added into the gradient its input has gathered so far, when there
+// is one (GradSums, autograd/node.hpp: a GEMM with beta = 1, a += loop): the
+// weights of a layer used at every step of an RNN gather one term per step.
+Grads affine_grads(const Tensor& g, const Tensor& x, const Tensor& weight, bool has_bias,
+                   int64_t rows, const GradSums& sums) {
+  const int64_t out_features = weight.shape()[0], in_features = weight.shape()[1];
+  Grads grads(has_bias ? 3 : 2);
+  bool adding = false;
+  if (x.requires_grad()) {
+    grads[0] = sums.existing_or_new(0, x.shape(), adding);
+    gemm(false, false, rows, in_features, out_features, 1, g.data(), weight.data(), adding ? 1 : 0,
+         grads[0].data());
+  }
+  if (weight.requires_grad()) {
+    grads[1] = sums.existing_or_new(1, weight.shape(), adding);
+    gemm(true, false, out_features, in_features, rows, 1, g.data(), x.data(), adding ? 1 : 0,
+         grads[1].data());
+  }
+  if (has_bias) {
+    grads[2] = sums.existing_or_new(2, {out_features}, adding);
+    add_row_sums(g.data(), grads[2].data(), rows, out_features, adding);
+  }
+  return grads;
+}
+
+// The rows of x: all its dims but the last (a 1-D x is one row).
+int64_t rows_of(const Tensor& x) {
+  return shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
+}
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   check_linear(x, weight, bias);
@@ -70,49 +120,14 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     Tensor y = matmul(x, transpose(weight, 0, 1));
     return bias.defined() ? y + bias : y;
   }
-  // Fast mode, the same in one op: W read transposed by BLAS, not
-  // copied. y starts as b in every row and the GEMM adds x W^T to it (beta = 1):
-  // no separate pass over y for the bias, and BLAS does not first zero y.
-  const int64_t out_features = weight.shape()[0], in_features = weight.shape()[1];
-  Shape y_shape = x.shape();
-  y_shape.back() = out_features;  // a 1-D input is one row, (in) -> (out)
-  Tensor y = Tensor::empty(y_shape, "linear");
-  const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));  // all but last
-  // (an empty y's rows could still number 2^62: nothing to fill)
-  if (bias.defined() && y.numel() > 0) copy_to_rows(bias.data(), y.data(), rows, out_features);
-  gemm(false, true, rows, out_features, in_features, 1, x.data(), weight.data(),
-       bias.defined() ? 1 : 0, y.data());
-
-  // dL/dx = g W           (rows, out) x (out, in)
-  // dL/dW = g^T x         summed over every row of the batch: one GEMM, (out, in)
-  // dL/db = sum_rows g    (out)
-  // Each is added into the gradient its input has gathered so far, when there
-  // is one (GradSums, autograd/node.hpp: a GEMM with beta = 1, a += loop): the
-  // weights of a layer used at every step of an RNN gather one term per step.
-  auto backward = [x, weight, has_bias = bias.defined(), rows, in_features, out_features](
-                      const Tensor& g, const Tensor&, const GradSums& sums) {
-    Grads grads(has_bias ? 3 : 2);
-    bool adding = false;
-    if (x.requires_grad()) {
-      grads[0] = sums.existing_or_new(0, x.shape(), adding);
-      gemm(false, false, rows, in_features, out_features, 1, g.data(), weight.data(),
-           adding ? 1 : 0, grads[0].data());
-    }
-    if (weight.requires_grad()) {
-      grads[1] = sums.existing_or_new(1, weight.shape(), adding);
-      gemm(true, false, out_features, in_features, rows, 1, g.data(), x.data(), adding ? 1 : 0,
-           grads[1].data());
-    }
-    if (has_bias) {
-      grads[2] = sums.existing_or_new(2, {out_features}, adding);
-      add_row_sums(g.data(), grads[2].data(), rows, out_features, adding);
-    }
-    return grads;
-  };
-  if (bias.defined())
-    record("LinearBackward", y, {x, weight, bias}, backward);
-  else
-    record("LinearBackward", y, {x, weight}, backward);
+  // Fast mode, the same in one op (affine_rows and affine_grads above).
+  const int64_t rows = rows_of(x);
+  Tensor y = affine_rows(x, weight, bias, rows);
+  record_linear("LinearBackward", y, x, weight, bias,
+                [x, weight, has_bias = bias.defined(), rows](const Tensor& g, const Tensor&,
+                                                             const GradSums& sums) {
+                  return affine_grads(g, x, weight, has_bias, rows, sums);
+                });
   return y;
 }
 

@@ -7,10 +7,13 @@
 #include <algorithm>
 #include <ostream>
 #include <set>
+#include <typeinfo>
 
 #include "autograd/grad_mode.hpp"
 #include "core/error.hpp"
 #include "core/io/safetensors.hpp"
+#include "layers/basic/activation.hpp"
+#include "layers/basic/linear.hpp"
 
 namespace ag::nn {
 
@@ -213,7 +216,21 @@ Sequential::Sequential(std::vector<std::shared_ptr<UnaryModule>> modules)
 
 Tensor Sequential::forward(const Tensor& x) {
   Tensor y = x;
-  for (auto& module : modules_) y = module->forward(y);
+  for (size_t i = 0; i < modules_.size(); ++i) {
+    // A Linear followed by a ReLU (exactly those classes, not a subclass with
+    // its own forward) runs as the one op linear_relu: the same values and
+    // gradients, without storing the pre-activation (layers/basic/linear.hpp).
+    const bool linear_then_relu = i + 1 < modules_.size() &&
+                                  typeid(*modules_[i]) == typeid(Linear) &&
+                                  typeid(*modules_[i + 1]) == typeid(ReLU);
+    if (linear_then_relu) {
+      const auto& layer = static_cast<const Linear&>(*modules_[i]);
+      y = linear_relu(y, layer.weight, layer.bias);
+      ++i;
+    } else {
+      y = modules_[i]->forward(y);
+    }
+  }
   return y;
 }
 

@@ -37,6 +37,30 @@ AG_ALWAYS_INLINE ExpRow exp_minus_max(const real* x, real* e, int64_t size) {
   return {max, sum_lanes(size, [&](int64_t k) { return e[k]; })};
 }
 
+// The same e_k = exp(x_k - max) for `rows` rows of a short `size` (fewer than
+// a vector's lanes: a classifier's 3 logits), where one row at a time would
+// leave most lanes empty: each row's max first (into every e_k of its row),
+// then every exp of the block in one flat loop, which vectorizes across rows,
+// then each row's sum. Fills maxima[r] and sums[r]; e must not be x.
+AG_ALWAYS_INLINE void exp_minus_max_rows(const real* x, real* e, int64_t rows, int64_t size,
+                                         real* maxima, real* sums) {
+  const real minus_inf = -std::numeric_limits<real>::infinity();
+  for (int64_t r = 0; r < rows; ++r) {
+    const real* xr = x + r * size;
+    real max = minus_inf;
+    for (int64_t k = 0; k < size; ++k) max = xr[k] > max ? xr[k] : max;
+    if (max == minus_inf) max = 0;
+    maxima[r] = max;
+    for (int64_t k = 0; k < size; ++k) e[r * size + k] = max;
+  }
+  for (int64_t i = 0; i < rows * size; ++i) e[i] = fast::exp(x[i] - e[i]);
+  for (int64_t r = 0; r < rows; ++r) {
+    real sum = 0;
+    for (int64_t k = 0; k < size; ++k) sum += e[r * size + k];
+    sums[r] = sum;
+  }
+}
+
 // y_k = e_k / sum, with a zero sum (every position masked) giving zeros.
 AG_ALWAYS_INLINE void divide_by_sum(real* e, int64_t size, real sum) {
   const real scale = sum == 0 ? 0 : 1 / sum;  // a NaN sum keeps the row NaN

@@ -119,6 +119,47 @@ AG_SIMD_CLONES real softmax_and_logsumexp(const real* x, real* p, int64_t C) noe
   return row.max + std::log(row.sum);
 }
 
+// The same over `rows` short rows (C < 8, fewer than sum_lanes' 8 lanes: a
+// classifier's few logits), all rows at once, so that the exps vectorize
+// across rows (kernel::exp_minus_max_rows). Fills p and logsumexp[r]; sums is
+// scratch of `rows`. Compiled for each C, so that the loops over a row unroll.
+template <int C>
+AG_ALWAYS_INLINE void short_rows_softmax(const real* x, real* p, int64_t rows, real* logsumexp,
+                                         real* sums) {
+  kernel::exp_minus_max_rows(x, p, rows, C, logsumexp, sums);  // logsumexp holds the maxima
+  for (int64_t r = 0; r < rows; ++r) {
+    kernel::divide_by_sum(p + r * C, C, sums[r]);
+    logsumexp[r] += std::log(sums[r]);
+  }
+}
+
+AG_SIMD_CLONES void softmax_and_logsumexp_rows(const real* x, real* p, int64_t rows, int64_t C,
+                                               real* logsumexp, real* sums) noexcept {
+  switch (C) {
+    case 1:
+      short_rows_softmax<1>(x, p, rows, logsumexp, sums);
+      break;
+    case 2:
+      short_rows_softmax<2>(x, p, rows, logsumexp, sums);
+      break;
+    case 3:
+      short_rows_softmax<3>(x, p, rows, logsumexp, sums);
+      break;
+    case 4:
+      short_rows_softmax<4>(x, p, rows, logsumexp, sums);
+      break;
+    case 5:
+      short_rows_softmax<5>(x, p, rows, logsumexp, sums);
+      break;
+    case 6:
+      short_rows_softmax<6>(x, p, rows, logsumexp, sums);
+      break;
+    default:
+      short_rows_softmax<7>(x, p, rows, logsumexp, sums);
+      break;
+  }
+}
+
 // Fused log-softmax + negative log-likelihood. logits: (rows, C) in memory,
 // y: one class index per row; the result has shape `out_shape` (the targets').
 // Forward keeps softmax(x_r) of every row: all backward needs.
@@ -132,6 +173,13 @@ Tensor cross_entropy_rows(const Tensor& logits, std::vector<int64_t> y, const Sh
   const real* x = logits.data();
   real* p = probs.data();
   real* loss = losses.data();
+  const bool short_rows = C >= 1 && C < 8;
+  Tensor row_logsumexp, row_sums;
+  if (short_rows) {  // every row's softmax at once (ignored rows too: they are not read)
+    row_logsumexp = Tensor::empty({rows});
+    row_sums = Tensor::empty({rows});
+    softmax_and_logsumexp_rows(x, p, rows, C, row_logsumexp.data(), row_sums.data());
+  }
   for (int64_t r = 0; r < rows; ++r) {
     if (y[r] == ignore_index) {
       loss[r] = 0;
@@ -139,7 +187,8 @@ Tensor cross_entropy_rows(const Tensor& logits, std::vector<int64_t> y, const Sh
     }
     ++count;
     // loss = -log softmax(x)[y] = logsumexp(x) - x[y]
-    const real logsumexp = softmax_and_logsumexp(x + r * C, p + r * C, C);
+    const real logsumexp =
+        short_rows ? row_logsumexp.data()[r] : softmax_and_logsumexp(x + r * C, p + r * C, C);
     // a row of -inf logits (every class blocked): -log 0 = inf, as nll_loss(log_softmax) gives
     loss[r] = logsumexp == -std::numeric_limits<real>::infinity()
                   ? std::numeric_limits<real>::infinity()
@@ -156,15 +205,18 @@ Tensor cross_entropy_rows(const Tensor& logits, std::vector<int64_t> y, const Sh
            Tensor grad = Tensor::empty(probs.shape());
            const real* p = probs.data();
            real* dx = grad.data();
-           for (int64_t r = 0; r < static_cast<int64_t>(y.size()); ++r) {
+           const int64_t rows = static_cast<int64_t>(y.size());
+           if (!up.per_element)  // one g for every row (Mean, Sum): one flat loop
+             for (int64_t i = 0; i < rows * C; ++i) dx[i] = p[i] * up.shared;
+           for (int64_t r = 0; r < rows; ++r) {
              real* d = dx + r * C;
-             if (y[r] == ignore_index) {
+             if (y[r] == ignore_index) {  // (its p may never have been written)
                std::fill(d, d + C, real(0));
                continue;
              }
              const real w = up.at(r);
-             const real* pr = p + r * C;
-             for (int64_t c = 0; c < C; ++c) d[c] = pr[c] * w;
+             if (up.per_element)
+               for (int64_t c = 0; c < C; ++c) d[c] = p[r * C + c] * w;
              d[y[r]] -= w;
            }
            return Grads{grad};

@@ -1,15 +1,21 @@
-// Shared by the test files: closeness checks, gradcheck and error-message checks.
+// Shared by the test files: closeness checks, gradcheck and error-message
+// checks, and the small makers of inputs that several files use.
 #pragma once
 
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <filesystem>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "autograd/attograd.hpp"
+#include "layers/framework/module.hpp"
 
 namespace ag::testing {
 
@@ -31,6 +37,47 @@ inline Tensor leaf(const Shape& shape, uint64_t seed) {
   Generator gen(seed);
   return leaf(shape, gen);
 }
+
+// t itself, now requiring grad: leaf(tensor({1, 2})).
+inline Tensor leaf(Tensor t) {
+  t.requires_grad_();
+  return t;
+}
+
+// A leaf that requires grad, like a parameter, holding these values: param({1, -2, 3}).
+inline Tensor param(const NestedList& values) { return leaf(tensor(values)); }
+
+// 0, 1, ..., numel-1 in the given shape (hand-known contents).
+inline Tensor iota(const Shape& shape) {
+  std::vector<real> v(static_cast<size_t>(shape_numel(shape)));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<real>(i);
+  return from_vector(v, shape);
+}
+
+// Infinity in ag::real.
+inline constexpr real inf = std::numeric_limits<real>::infinity();
+
+// The elements of t in order, as doubles: the `expected` of check_values.
+inline std::vector<double> values_of(const Tensor& t) {
+  const std::vector<real> v = t.to_vector();
+  return {v.begin(), v.end()};
+}
+
+// The names of a module's parameters, in named_parameters() order.
+inline std::vector<std::string> names_of(const nn::Module& m) {
+  std::vector<std::string> names;
+  for (const auto& [name, t] : m.named_parameters()) names.push_back(name);
+  return names;
+}
+
+// Turns anomaly detection on for one scope and always off again, even when a
+// check fails or an exception escapes the test.
+struct AnomalyMode {
+  AnomalyMode() { set_detect_anomaly(true); }
+  ~AnomalyMode() { set_detect_anomaly(false); }
+  AnomalyMode(const AnomalyMode&) = delete;
+  AnomalyMode& operator=(const AnomalyMode&) = delete;
+};
 
 // Tolerance for comparing forward values with hand-computed ones.
 inline constexpr double tol = is_double ? 1e-12 : 1e-5;
@@ -142,6 +189,45 @@ void check_error(F code, const std::vector<std::string>& fragments) {
       CHECK(message.find(fragment) != std::string::npos);
     }
   }
+}
+
+// The message a bad call raises in one mode (reference or fast), or "(no error)".
+inline std::string error_in(bool reference, const std::function<void()>& call) {
+  ReferenceModeGuard mode(reference);
+  try {
+    call();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// A bad call raises the same message in the fast and the reference mode, and
+// it contains every fragment.
+inline void check_same_error(const std::function<void()>& call,
+                             const std::vector<std::string>& fragments) {
+  const std::string fast = error_in(false, call), reference = error_in(true, call);
+  CHECK(fast == reference);
+  for (const std::string& fragment : fragments) {
+    INFO("message: " << fast);
+    CHECK(fast.find(fragment) != std::string::npos);
+  }
+}
+
+// The low `count` bytes of value, least significant first: how the .npy and
+// .safetensors headers store their lengths.
+inline std::string little_endian(uint64_t value, int count) {
+  std::string out;
+  for (int k = 0; k < count; ++k) out += static_cast<char>((value >> (8 * k)) & 0xFF);
+  return out;
+}
+
+// A file `name` in the system's temporary directory for the tests of `what`,
+// with the process id in its name: two test runs at once do not share it.
+inline std::string temp_path(const std::string& what, const std::string& name) {
+  return (std::filesystem::temp_directory_path() /
+          ("attograd_test_" + what + "_" + std::to_string(::getpid()) + "_" + name))
+      .string();
 }
 
 // Largest |a - b| over the elements of two tensors of the same shape.

@@ -13,20 +13,13 @@
 #include "tests/helpers.hpp"
 
 using namespace ag;
+using ag::testing::AnomalyMode;
 using ag::testing::check_error;
 using ag::testing::check_values;
+using ag::testing::inf;
+using ag::testing::leaf;
 
 namespace {
-
-const real inf = std::numeric_limits<real>::infinity();
-
-// Anomaly detection on for one scope, off again even when a check throws.
-struct AnomalyMode {
-  AnomalyMode() { set_detect_anomaly(true); }
-  ~AnomalyMode() { set_detect_anomaly(false); }
-};
-
-Tensor param(const Shape& shape, uint64_t seed) { return ag::testing::leaf(shape, seed); }
 
 // The parameters of several modules, for one optimizer.
 std::vector<Tensor> parameters_of(std::initializer_list<const nn::Module*> modules) {
@@ -58,20 +51,20 @@ real train_steps(const std::vector<Tensor>& params, Loss loss, int steps = 3) {
 
 TEST_CASE("engine: anomaly detection lets a mask's -inf through and the ops that pass it on") {
   AnomalyMode anomaly;
-  Tensor scores = param({2, 3}, 1);
+  Tensor scores = leaf({2, 3}, 1);
   const Tensor mask = tensor({{0, 1, 1}, {1, 1, 1}});  // row 1 fully masked
   Tensor masked = masked_fill(scores, mask, -inf);
   check_values(softmax(masked, 1), {1, 0, 0, 0, 0, 0});  // a fully masked row: zeros, no NaN
   (void)log_softmax(masked, 1);                          // -inf passed on, not made here
   (void)(masked + real(1));
-  sum(softmax(masked, 1) * param({2, 3}, 2)).backward();  // every gradient finite
+  sum(softmax(masked, 1) * leaf({2, 3}, 2)).backward();  // every gradient finite
   CHECK(scores.grad().defined());
   (void)masked_fill(tensor({1, 2}), tensor({1, 0}), -inf);  // on constants too
 }
 
 TEST_CASE("engine: anomaly detection still names an infinity made from finite values, and NaN") {
   AnomalyMode anomaly;
-  Tensor x = param({2}, 3);
+  Tensor x = leaf({2}, 3);
   check_error([&] { (void)exp(x * real(1000)); }, {"anomaly: the op exp", "inf"});
   check_error([&] { (void)log(x - x); }, {"anomaly: the op log", "-inf"});
   check_error([&] { (void)div(x, zeros({2})); }, {"anomaly: the op div", "inf"});
@@ -88,7 +81,7 @@ TEST_CASE("engine: anomaly detection still names an infinity made from finite va
 TEST_CASE("attention/anomaly: masked attention in every layer trains with anomaly detection on") {
   Generator gen(8);
   SUBCASE("scaled_dot_product_attention with a causal and a padding mask") {
-    Tensor q = param({2, 4, 8}, 4);
+    Tensor q = leaf({2, 4, 8}, 4);
     const Tensor mask = nn::combine_masks(nn::causal_mask(4), nn::padding_mask({4, 2}, 4));
     AnomalyMode anomaly;
     nn::AttentionOutput out = nn::scaled_dot_product_attention(q, q, q, mask);
@@ -122,7 +115,7 @@ TEST_CASE("attention/anomaly: masked attention in every layer trains with anomal
     }
   }
   SUBCASE("attention_weights, double_softmax and hard_attention with a local window") {
-    Tensor e = param({2, 5}, 5);
+    Tensor e = leaf({2, 5}, 5);
     const Tensor window = nn::local_window_mask({1, 3}, 1, 5);
     AnomalyMode anomaly;
     sum(nn::attention_weights(e, window) + nn::double_softmax(e, window)).backward();

@@ -11,14 +11,7 @@
 
 using namespace ag;
 using ag::testing::check_values;
-
-namespace {
-Tensor param(std::initializer_list<real> values) {
-  Tensor t = from_vector(values);
-  t.requires_grad_();
-  return t;
-}
-}  // namespace
+using ag::testing::param;
 
 TEST_CASE("engine: clone() is recorded, so the gradient flows back through it, as torch.clone") {
   Tensor x = param({1, 2, 3});

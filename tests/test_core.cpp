@@ -29,13 +29,7 @@ using namespace ag;
 using ag::testing::check_error;
 using ag::testing::check_shape;
 using ag::testing::check_values;
-
-// 0, 1, ..., numel-1 in the given shape (hand-known contents).
-Tensor iota(const Shape& shape) {
-  std::vector<real> v(static_cast<size_t>(shape_numel(shape)));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<real>(i);
-  return from_vector(v, shape);
-}
+using ag::testing::iota;
 
 // Small integers (exact in float) that are not a plain ramp, so a kernel that
 // reads the wrong element gives a different number.

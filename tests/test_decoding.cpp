@@ -16,7 +16,7 @@ using namespace ag::testing;
 
 namespace {
 
-nn::TinyTransformerOptions tiny_options(int64_t max_len) {
+nn::TinyTransformerOptions tiny_transformer_options(int64_t max_len) {
   nn::TinyTransformerOptions o;
   o.vocab_size = 5;
   o.d_model = 8;
@@ -192,7 +192,7 @@ TEST_CASE(
 TEST_CASE(
     "decoding/sampling [F4.9]: seeded sampling from the three models repeats; top_k 1 is greedy") {
   manual_seed(61);
-  nn::TinyTransformer tiny(tiny_options(16));
+  nn::TinyTransformer tiny(tiny_transformer_options(16));
   nn::TransformerModel model(model_options(10));
   nn::Seq2Seq seq2seq(seq2seq_options());
   tiny.eval();
@@ -318,7 +318,7 @@ TEST_CASE(
     "decoding/beam_search: exhaustive search for TinyTransformer (end token 2) and "
     "TransformerModel; width 1 without length penalty is greedy") {
   manual_seed(64);
-  nn::TinyTransformer tiny(tiny_options(8));
+  nn::TinyTransformer tiny(tiny_transformer_options(8));
   tiny.eval();
   const std::vector<int64_t> prompt = {3, 1};
   auto tiny_log_prob = [&](const std::vector<int64_t>& tokens, bool ended) {
@@ -369,7 +369,7 @@ TEST_CASE(
 
 TEST_CASE("decoding/beam_search: errors name the model; a beam width of 0 is refused") {
   manual_seed(66);
-  nn::TinyTransformer tiny(tiny_options(8));
+  nn::TinyTransformer tiny(tiny_transformer_options(8));
   nn::TransformerModel model(model_options(8));
   nn::Seq2Seq seq2seq(seq2seq_options());
   nn::BeamSearchOptions zero;
@@ -459,7 +459,7 @@ TEST_CASE(
     "decoding/kv_cache [F2.2] [F2.6]: TinyTransformer's cached generation gives the uncached "
     "logits over 34 tokens, across a reorder") {
   manual_seed(71);
-  nn::TinyTransformerOptions o = tiny_options(40);
+  nn::TinyTransformerOptions o = tiny_transformer_options(40);
   o.vocab_size = 7;
   for (bool norm_first : {true, false}) {
     o.norm_first = norm_first;
@@ -507,7 +507,7 @@ TEST_CASE(
 
 TEST_CASE("decoding/kv_cache: the cache's misuse is an error naming the step and the shapes") {
   manual_seed(73);
-  nn::TinyTransformer model(tiny_options(6));
+  nn::TinyTransformer model(tiny_transformer_options(6));
   nn::KVCache cache;
   Tensor logits = model.forward(tensor({{1, 2, 3, 4}}), true, Tensor(), &cache);
   check_shape(logits, {1, 4, 5});

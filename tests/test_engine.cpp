@@ -12,19 +12,14 @@
 #include "tests/isolated.hpp"
 
 using namespace ag;
+using ag::testing::AnomalyMode;
 using ag::testing::check_error;
 using ag::testing::check_values;
 using ag::testing::is_double;
+using ag::testing::param;
 using ag::testing::run_in_child;
 
 namespace {
-
-// A leaf that requires grad, like a parameter.
-Tensor param(const NestedList& values) {
-  Tensor t = tensor(values);
-  t.requires_grad_();
-  return t;
-}
 
 // In a child process: 0 when every node made since `before` is gone again,
 // else prints how many are left (for run_in_child to report) and returns 2.
@@ -34,15 +29,6 @@ int all_nodes_freed_since(int64_t before) {
               static_cast<long long>(Node::live_count() - before));
   return 2;
 }
-
-// Turns anomaly detection on for one scope and always off again, even when a
-// check fails or an exception escapes the test.
-struct AnomalyMode {
-  AnomalyMode() { set_detect_anomaly(true); }
-  ~AnomalyMode() { set_detect_anomaly(false); }
-  AnomalyMode(const AnomalyMode&) = delete;
-  AnomalyMode& operator=(const AnomalyMode&) = delete;
-};
 
 }  // namespace
 

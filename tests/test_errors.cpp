@@ -22,7 +22,8 @@ using ag::testing::run_in_child;
 
 namespace {
 
-Tensor param(const Shape& shape) {
+// Ones of this shape that require grad, like a parameter.
+Tensor ones_param(const Shape& shape) {
   Tensor t = ones(shape);
   t.requires_grad_();
   return t;
@@ -358,7 +359,7 @@ TEST_CASE("errors: narrow outside the dim") {
 // -------------------------------------------------------------------------------
 
 TEST_CASE("errors: backward twice through a freed graph") {
-  Tensor x = param({2});
+  Tensor x = ones_param({2});
   Tensor L = sum(x * x);
   L.backward();
   check_error([&] { L.backward(); }, {"backward: trying to go through the graph a second time",
@@ -370,13 +371,13 @@ TEST_CASE("errors: backward twice through a freed graph") {
 }
 
 TEST_CASE("errors: backward on a non-scalar without a gradient") {
-  Tensor y = param({2, 3}) * real(2);
+  Tensor y = ones_param({2, 3}) * real(2);
   check_error([&] { y.backward(); },
               {"backward: (2,3) has 6 elements", "1-element", "gradient of shape (2,3)"});
 }
 
 TEST_CASE("errors: backward with a gradient of the wrong shape") {
-  Tensor y = param({2, 3}) * real(2);
+  Tensor y = ones_param({2, 3}) * real(2);
   check_error([&] { y.backward(ones({3})); },
               {"backward: gradient of shape (3) does not match (2,3)"});
   check_error([&] { y.backward(ones({3, 2})); }, {"gradient of shape (3,2) does not match (2,3)"});
@@ -384,7 +385,7 @@ TEST_CASE("errors: backward with a gradient of the wrong shape") {
 
 TEST_CASE("errors: backward on a tensor that does not require grad") {
   check_error([] { sum(ones({2})).backward(); }, {"backward: () does not require grad"});
-  Tensor x = param({2});
+  Tensor x = ones_param({2});
   Tensor y;
   {
     NoGradGuard no_grad;
@@ -411,7 +412,7 @@ TEST_CASE("errors: item() on a tensor with more than one element") {
 // --- in-place changes ----------------------------------------------------------------------------
 
 TEST_CASE("errors: in-place change of a tensor that requires grad is refused") {
-  Tensor w = param({2});
+  Tensor w = ones_param({2});
   const std::vector<std::string> common = {"in-place change of (2), which requires grad",
                                            "NoGradGuard"};
   auto expect = [&](const char* op) {
@@ -432,12 +433,12 @@ TEST_CASE("errors: in-place change of a tensor that requires grad is refused") {
 }
 
 TEST_CASE("errors: zero_ on a tensor that requires grad names zero_") {
-  Tensor w = param({2});
+  Tensor w = ones_param({2});
   check_error([&] { w.zero_(); }, {"zero_:", "requires grad", "NoGradGuard"});
 }
 
 TEST_CASE("errors: the same in-place changes work inside NoGradGuard") {
-  Tensor w = param({2});
+  Tensor w = ones_param({2});
   NoGradGuard no_grad;
   w.fill_(3);
   check_values(w, {3, 3});
@@ -454,7 +455,7 @@ TEST_CASE("errors: the same in-place changes work inside NoGradGuard") {
 }
 
 TEST_CASE("errors: a detached copy can be changed in place") {
-  Tensor w = param({2});
+  Tensor w = ones_param({2});
   Tensor d = w.detach();
   d.fill_(7);
   check_values(d, {7, 7});
@@ -462,7 +463,7 @@ TEST_CASE("errors: a detached copy can be changed in place") {
 }
 
 TEST_CASE("errors: changing an input in place after it was used, then backward") {
-  Tensor w = param({2});
+  Tensor w = ones_param({2});
   Tensor x = tensor({3, 4});
   Tensor L = sum(w * x);
   x.fill_(0);  // allowed: x does not require grad; but MulBackward saved it
@@ -472,7 +473,7 @@ TEST_CASE("errors: changing an input in place after it was used, then backward")
 }
 
 TEST_CASE("errors: changing a parameter in place (under NoGradGuard) before backward") {
-  Tensor w = param({2});
+  Tensor w = ones_param({2});
   Tensor L = sum(w * w);
   {
     NoGradGuard no_grad;
@@ -482,7 +483,7 @@ TEST_CASE("errors: changing a parameter in place (under NoGradGuard) before back
 }
 
 TEST_CASE("errors: changing an op's output in place, then backward") {
-  Tensor w = param({2});
+  Tensor w = ones_param({2});
   Tensor h = exp(w);
   Tensor L = sum(h);
   {
@@ -504,7 +505,7 @@ TEST_CASE("errors: in-place ops with an undefined tensor argument") {
   // parameter the loss does not use, where grad() is still undefined.
   SUBCASE("add_") {
     std::string outcome = run_in_child([] {
-      Tensor w = param({2});
+      Tensor w = ones_param({2});
       NoGradGuard no_grad;
       return expect_error_in_child([&] { w.add_(w.grad(), real(-0.1)); }, {"add_", "undefined"});
     });
@@ -546,17 +547,17 @@ TEST_CASE("errors: ops with an undefined tensor argument") {
 // ---------------------------------------------------------------------------------
 
 TEST_CASE("errors: requires_grad_(false) on a non-leaf") {
-  Tensor h = param({2}) * real(2);
+  Tensor h = ones_param({2}) * real(2);
   check_error([&] { h.requires_grad_(false); },
               {"requires_grad_: (2) was made by an op", "only leaf tensors", "detach()"});
   CHECK(h.requires_grad());
-  Tensor leaf = param({2});
+  Tensor leaf = ones_param({2});
   leaf.requires_grad_(false);  // fine on a leaf
   CHECK_FALSE(leaf.requires_grad());
 }
 
 TEST_CASE("errors: set_grad with a gradient of the wrong shape") {
-  Tensor w = param({2, 3});
+  Tensor w = ones_param({2, 3});
   check_error(
       [&] {
         w.set_grad(ones({3, 2}));
@@ -601,7 +602,7 @@ TEST_CASE("errors: named tensors appear in messages by name") {
   check_error([&] { (void)index_select(W, 0, std::vector<int64_t>{2}); }, {"of 'W' (2,3)"});
   check_error([&] { (void)W.item(); }, {"item:", "'W' (2,3) has 6 elements"});
   check_error([&] { (void)W.at({0, 3}); }, {"in 'W' (2,3)"});
-  Tensor p = param({2});
+  Tensor p = ones_param({2});
   p.set_name("bias");
   check_error([&] { p.fill_(0); }, {"fill_: in-place change of 'bias' (2)"});
   check_error([&] { p.set_grad(ones({3})); }, {"does not match 'bias' (2)"});

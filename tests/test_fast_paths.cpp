@@ -21,6 +21,7 @@
 namespace {
 
 using namespace ag;
+using ag::testing::check_same_error;
 using ag::testing::check_values;
 
 // |got - want| in units of the float spacing at want (ulps).
@@ -333,8 +334,8 @@ using namespace ag;
 // every output element carries a different gradient.
 using Function = std::function<Tensor(const std::vector<Tensor>&)>;
 
-std::vector<Tensor> values_and_grads(const Function& f, const std::vector<Tensor>& inputs,
-                                     bool reference) {
+std::vector<Tensor> op_values_and_grads(const Function& f, const std::vector<Tensor>& inputs,
+                                        bool reference) {
   ReferenceModeGuard mode(reference);
   for (const Tensor& x : inputs) x.impl()->grad.reset();
   Tensor out = f(inputs);
@@ -348,10 +349,10 @@ std::vector<Tensor> values_and_grads(const Function& f, const std::vector<Tensor
 
 // f in both modes: values and gradients agree, and (double flavor) each mode's
 // gradients agree with finite differences. Returns the largest difference seen.
-double check_modes_agree(const Function& f, const std::vector<Tensor>& inputs,
-                         double float_tolerance = 1e-5) {
-  const std::vector<Tensor> fast = values_and_grads(f, inputs, false);
-  const std::vector<Tensor> reference = values_and_grads(f, inputs, true);
+double check_op_modes_agree(const Function& f, const std::vector<Tensor>& inputs,
+                            double float_tolerance = 1e-5) {
+  const std::vector<Tensor> fast = op_values_and_grads(f, inputs, false);
+  const std::vector<Tensor> reference = op_values_and_grads(f, inputs, true);
   const double tolerance = ag::testing::is_double ? 1e-12 : float_tolerance;
   double worst = 0;
   for (size_t i = 0; i < fast.size(); ++i) {
@@ -378,26 +379,6 @@ Tensor both(const nn::AttentionOutput& out) {
   return cat({reshape(out.context, {-1}), reshape(out.weights, {-1})}, 0);
 }
 
-// The message a bad call raises, in one mode.
-std::string error_in(bool reference, const std::function<void()>& call) {
-  ReferenceModeGuard mode(reference);
-  try {
-    call();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-void check_same_error(const std::function<void()>& call, const std::vector<std::string>& fragments) {
-  const std::string fast = error_in(false, call), reference = error_in(true, call);
-  CHECK(fast == reference);
-  for (const std::string& fragment : fragments) {
-    INFO("message: " << fast);
-    CHECK(fast.find(fragment) != std::string::npos);
-  }
-}
-
 TEST_CASE("modes/reference mode: set by the guard and restored, named in mode_name()") {
   const bool before = reference_mode();
   {
@@ -414,7 +395,8 @@ TEST_CASE("modes/reference mode: set by the guard and restored, named in mode_na
   CHECK(reference_mode() == before);
 }
 
-TEST_CASE("modes/scaled_dot_product_attention [F2.4] [F4.8]: both modes agree for every mask shape") {
+TEST_CASE(
+    "modes/scaled_dot_product_attention [F2.4] [F4.8]: both modes agree for every mask shape") {
   const int64_t B = 2, h = 3, Tq = 4, Tk = 5, dk = 6;
   Tensor q = ag::testing::leaf({B, h, Tq, dk}, 21);
   Tensor k = ag::testing::leaf({B, h, Tk, dk}, 22);
@@ -445,7 +427,7 @@ TEST_CASE("modes/scaled_dot_product_attention [F2.4] [F4.8]: both modes agree fo
     auto f = [m](const std::vector<Tensor>& x) {
       return both(nn::scaled_dot_product_attention(x[0], x[1], x[2], m));
     };
-    worst = std::max(worst, check_modes_agree(f, {q, k, v}));
+    worst = std::max(worst, check_op_modes_agree(f, {q, k, v}));
     // blocked weights are exactly 0 in both modes
     for (bool plain : {false, true}) {
       ReferenceModeGuard mode(plain);
@@ -457,15 +439,23 @@ TEST_CASE("modes/scaled_dot_product_attention [F2.4] [F4.8]: both modes agree fo
     }
   }
   MESSAGE("largest fast/reference difference: " << worst);
-  check_same_error([&] { nn::scaled_dot_product_attention(q, k, v, zeros({4, Tq, Tk})); },
-                   {"scaled_dot_product_attention", "mask (4,4,5)", "(2,3,4,5)"});
+  check_same_error(
+      [&] {
+        nn::scaled_dot_product_attention(q, k, v, zeros({4, Tq, Tk}));
+      },
+      {"scaled_dot_product_attention", "mask (4,4,5)", "(2,3,4,5)"});
   check_same_error([&] { nn::scaled_dot_product_attention(q, v, v); },
                    {"scaled_dot_product_attention", "same last dim d_k"});
   check_same_error(
-      [&] { nn::scaled_dot_product_attention(zeros({2, 0}), zeros({3, 0}), zeros({3, 1})); },
+      [&] {
+        nn::scaled_dot_product_attention(zeros({2, 0}), zeros({3, 0}), zeros({3, 1}));
+      },
       {"scaled_dot_product_attention", "d_k = 0"});
-  check_same_error([&] { nn::scaled_dot_product_attention(q, zeros({3, h, Tk, dk}), v); },
-                   {"scaled_dot_product_attention", "batch dims", "do not broadcast"});
+  check_same_error(
+      [&] {
+        nn::scaled_dot_product_attention(q, zeros({3, h, Tk, dk}), v);
+      },
+      {"scaled_dot_product_attention", "batch dims", "do not broadcast"});
 }
 
 TEST_CASE("modes/MultiHeadAttention [F0.9] [F0.10]: both modes agree, with every kind of mask") {
@@ -499,8 +489,8 @@ TEST_CASE("modes/MultiHeadAttention [F0.9] [F0.10]: both modes agree, with every
       nn::AttentionOutput out = mha.forward(in[0], in[1], in[1], c.attn_mask, c.key_padding_mask);
       return both(out);
     };
-    const std::vector<Tensor> fast = values_and_grads(f, inputs, false);
-    const std::vector<Tensor> reference = values_and_grads(f, inputs, true);
+    const std::vector<Tensor> fast = op_values_and_grads(f, inputs, false);
+    const std::vector<Tensor> reference = op_values_and_grads(f, inputs, true);
     for (size_t i = 0; i < fast.size(); ++i) {
       INFO("output/gradient " << i);
       if (!fast[i].defined() || !reference[i].defined()) {
@@ -516,8 +506,11 @@ TEST_CASE("modes/MultiHeadAttention [F0.9] [F0.10]: both modes agree, with every
         INFO("gradcheck in " << std::string(plain ? "reference" : "fast") << " mode");
         ReferenceModeGuard mode(plain);
         // k_proj.bias moves no output (see multi_head_attention.hpp): its gradient is 0
-        ag::testing::check_module_gradients(
-            mha, [&] { return f({x, memory}); }, {x, memory}, {"k_proj.bias"});
+        ag::testing::check_module_gradients(mha,
+                                            [&] {
+                                              return f({x, memory});
+                                            },
+                                            {x, memory}, {"k_proj.bias"});
       }
     }
   }
@@ -525,8 +518,11 @@ TEST_CASE("modes/MultiHeadAttention [F0.9] [F0.10]: both modes agree, with every
   // A (B,S) padding mask given as attn_mask is refused (B = 2 differs from T = 5).
   check_same_error([&] { mha.forward(x, memory, memory, padding_2d); },
                    {"MultiHeadAttention", "attn_mask (2,4)", "key_padding_mask"});
-  check_same_error([&] { mha.forward(x, memory, memory, Tensor(), zeros({B, T})); },
-                   {"MultiHeadAttention", "key_padding_mask (2,5)", "(B,Tk) = (2,4)"});
+  check_same_error(
+      [&] {
+        mha.forward(x, memory, memory, Tensor(), zeros({B, T}));
+      },
+      {"MultiHeadAttention", "key_padding_mask (2,5)", "(B,Tk) = (2,4)"});
 }
 
 TEST_CASE("modes/index_select read at every step: the rows go into the sum gathered so far") {
@@ -542,7 +538,7 @@ TEST_CASE("modes/index_select read at every step: the rows go into the sum gathe
     }
     return total;
   };
-  check_modes_agree(f, {table});
+  check_op_modes_agree(f, {table});
 }
 
 TEST_CASE("modes/AdditiveScore and weighted_context read at every step of a decoder") {
@@ -563,7 +559,7 @@ TEST_CASE("modes/AdditiveScore and weighted_context read at every step of a deco
     }
     return total;
   };
-  check_modes_agree(decode, {queries, states});
+  check_op_modes_agree(decode, {queries, states});
   if constexpr (ag::testing::is_double)
     for (bool plain : {false, true}) {
       ReferenceModeGuard mode(plain);
@@ -584,8 +580,8 @@ TEST_CASE("modes/AdditiveScore [F1.5] and weighted_context [F4.7]: both modes ag
     nn::AttentionOutput out = score.forward(in[0], in[1], mask);
     return both(out);
   };
-  const std::vector<Tensor> fast = values_and_grads(f, inputs, false);
-  const std::vector<Tensor> reference = values_and_grads(f, inputs, true);
+  const std::vector<Tensor> fast = op_values_and_grads(f, inputs, false);
+  const std::vector<Tensor> reference = op_values_and_grads(f, inputs, true);
   for (size_t i = 0; i < fast.size(); ++i) {
     INFO("output/gradient " << i);
     CHECK(ag::testing::max_abs_diff(fast[i], reference[i]) <=
@@ -598,8 +594,9 @@ TEST_CASE("modes/AdditiveScore [F1.5] and weighted_context [F4.7]: both modes ag
     }
   // weighted_context alone
   Tensor weights = ag::testing::leaf({B, S}, 13), values = ag::testing::leaf({B, S, 21}, 14);
-  check_modes_agree([](const std::vector<Tensor>& x) { return nn::weighted_context(x[0], x[1]); },
-                    {weights, values});
+  check_op_modes_agree(
+      [](const std::vector<Tensor>& x) { return nn::weighted_context(x[0], x[1]); },
+      {weights, values});
   check_same_error([&] { nn::weighted_context(values, values); },
                    {"weighted_context", "(B,S)", "(B,S,H)"});
   check_same_error([&] { score.score(keys, score.project_keys(keys)); }, {"AdditiveScore"});
@@ -613,8 +610,8 @@ TEST_CASE("modes/conv1d: the loops and the im2col GEMMs agree, every stride, pad
   Tensor x = ag::testing::leaf({3, 5, 11}, 61);
   double worst = 0;
   for (const Setting& s : settings) {
-    INFO("kernel " << s.kernel << " stride " << s.stride << " padding " << s.padding
-                   << " dilation " << s.dilation);
+    INFO("kernel " << s.kernel << " stride " << s.stride << " padding " << s.padding << " dilation "
+                   << s.dilation);
     Tensor w = ag::testing::leaf({7, 5, s.kernel}, 62), b = ag::testing::leaf({7}, 63);
     auto with_bias = [&](const std::vector<Tensor>& in) {
       return nn::conv1d(in[0], in[1], in[2], s.stride, s.padding, s.dilation);
@@ -622,13 +619,16 @@ TEST_CASE("modes/conv1d: the loops and the im2col GEMMs agree, every stride, pad
     auto without_bias = [&](const std::vector<Tensor>& in) {
       return nn::conv1d(in[0], in[1], Tensor(), s.stride, s.padding, s.dilation);
     };
-    worst = std::max(worst, check_modes_agree(with_bias, {x, w, b}));
-    worst = std::max(worst, check_modes_agree(without_bias, {x, w}));
+    worst = std::max(worst, check_op_modes_agree(with_bias, {x, w, b}));
+    worst = std::max(worst, check_op_modes_agree(without_bias, {x, w}));
   }
   MESSAGE("largest fast/reference difference: " << worst);
   nn::Conv1d conv(5, 7, 3);
-  check_same_error([&] { conv.forward(zeros({2, 5, 1})); },
-                   {"Conv1d:", "spans 3 steps", "1 steps + 2 * padding 0 = 1"});
+  check_same_error(
+      [&] {
+        conv.forward(zeros({2, 5, 1}));
+      },
+      {"Conv1d:", "spans 3 steps", "1 steps + 2 * padding 0 = 1"});
   check_same_error([&] { nn::conv1d(x, zeros({7, 4, 3})); }, {"conv1d:", "in_channels = 4"});
 }
 
@@ -640,8 +640,8 @@ TEST_CASE(
   std::vector<Tensor> inputs{x};
   for (const Tensor& p : attention.parameters()) inputs.push_back(p);
   auto f = [&](const std::vector<Tensor>& in) { return both(attention.forward(in[0])); };
-  const std::vector<Tensor> fast = values_and_grads(f, inputs, false);
-  const std::vector<Tensor> reference = values_and_grads(f, inputs, true);
+  const std::vector<Tensor> fast = op_values_and_grads(f, inputs, false);
+  const std::vector<Tensor> reference = op_values_and_grads(f, inputs, true);
   for (size_t i = 0; i < fast.size(); ++i) {
     INFO("output/gradient " << i);
     CHECK(ag::testing::max_abs_diff(fast[i], reference[i]) <=
@@ -666,7 +666,7 @@ TEST_CASE("modes/linear adds into the gradients gathered so far: a layer used at
     for (int t = 0; t < 4; ++t) h = tanh(nn::linear(h, in[1], in[2]) + in[0]);
     return h;
   };
-  check_modes_agree(unrolled, {x, w, b});
+  check_op_modes_agree(unrolled, {x, w, b});
   // Gradients of repeated backward calls add up in .grad, in place: a .grad
   // handle the user holds sees the sum, as in PyTorch.
   for (const Tensor& p : {x, w, b}) p.impl()->grad.reset();
@@ -694,14 +694,15 @@ TEST_CASE("modes/softmax, log_softmax [F0.2], layer_norm [F3.6], linear, mul, cr
   Tensor x = ag::testing::leaf({3, 4, 6}, 51);
   {
     NoGradGuard no_grad;
-    x.data()[2] = -inf;                                         // a masked element
-    for (int64_t k = 0; k < 6; ++k) x.data()[6 + k] = -inf;     // a fully masked row
+    x.data()[2] = -inf;                                      // a masked element
+    for (int64_t k = 0; k < 6; ++k) x.data()[6 + k] = -inf;  // a fully masked row
   }
   Tensor y = ag::testing::leaf({3, 4, 6}, 52);
   for (int64_t dim : {-1, 1, 0}) {
     INFO("softmax over dim " << dim);
-    check_modes_agree([dim](const std::vector<Tensor>& in) { return softmax(in[0], dim); }, {y});
-    check_modes_agree([dim](const std::vector<Tensor>& in) { return log_softmax(in[0], dim); }, {y});
+    check_op_modes_agree([dim](const std::vector<Tensor>& in) { return softmax(in[0], dim); }, {y});
+    check_op_modes_agree([dim](const std::vector<Tensor>& in) { return log_softmax(in[0], dim); },
+                         {y});
   }
   // with -inf: values (zeros for the masked row) and gradients agree; no gradcheck across -inf
   for (bool plain : {false, true}) {
@@ -711,21 +712,21 @@ TEST_CASE("modes/softmax, log_softmax [F0.2], layer_norm [F3.6], linear, mul, cr
     CHECK(s.data()[2] == 0);
   }
   Tensor gamma = ag::testing::leaf({6}, 53), beta = ag::testing::leaf({6}, 54);
-  check_modes_agree(
+  check_op_modes_agree(
       [](const std::vector<Tensor>& in) { return nn::layer_norm(in[0], in[1], in[2]); },
       {y, gamma, beta}, 1e-4);
-  check_modes_agree([](const std::vector<Tensor>& in) { return nn::layer_norm(in[0], {}, {}); },
-                    {y}, 1e-4);
+  check_op_modes_agree([](const std::vector<Tensor>& in) { return nn::layer_norm(in[0], {}, {}); },
+                       {y}, 1e-4);
   Tensor w = ag::testing::leaf({5, 6}, 55), b = ag::testing::leaf({5}, 56);
-  check_modes_agree(
+  check_op_modes_agree(
       [](const std::vector<Tensor>& in) { return nn::linear(in[0], in[1], in[2]); }, {y, w, b});
-  check_modes_agree([](const std::vector<Tensor>& in) { return nn::linear(in[0], in[1]); },
-                    {ag::testing::leaf({6}, 57), w});
-  check_modes_agree([](const std::vector<Tensor>& in) { return in[0] * in[1]; },
-                    {y, ag::testing::leaf({4, 1}, 58)});
+  check_op_modes_agree([](const std::vector<Tensor>& in) { return nn::linear(in[0], in[1]); },
+                       {ag::testing::leaf({6}, 57), w});
+  check_op_modes_agree([](const std::vector<Tensor>& in) { return in[0] * in[1]; },
+                       {y, ag::testing::leaf({4, 1}, 58)});
   Tensor targets = from_vector({0, 5, 2, -100, 1, 3, 4, 4, 0, 1, 2, 3}, {3, 4});
   for (auto reduction : {nn::Reduction::Mean, nn::Reduction::Sum, nn::Reduction::None}) {
-    check_modes_agree(
+    check_op_modes_agree(
         [&](const std::vector<Tensor>& in) {
           return nn::cross_entropy(in[0], targets, -100, reduction);
         },
@@ -735,6 +736,169 @@ TEST_CASE("modes/softmax, log_softmax [F0.2], layer_norm [F3.6], linear, mul, cr
   check_same_error([&] { nn::layer_norm(y, ones({4}), Tensor()); }, {"layer_norm", "weight"});
   check_same_error([&] { nn::cross_entropy(y, zeros({3})); }, {"cross_entropy", "targets (3)"});
   check_same_error([&] { softmax(y, 3); }, {"softmax", "dim 3"});
+}
+
+TEST_CASE("modes/linear_relu: Linear then ReLU as one op, a few inputs and many, any batch dims") {
+  // in_features 1 - 4 take the one-pass loops, 6 the GEMM; out_features 5 and
+  // 37 (two chunks of 16 floats or eight of 4 doubles, and a remainder).
+  for (int64_t in : {1, 2, 3, 4, 6}) {
+    for (int64_t out : {5, 37}) {
+      INFO("in_features " << in << ", out_features " << out);
+      const uint64_t seed = 100 * uint64_t(in) + uint64_t(out);
+      Tensor x = ag::testing::leaf({2, 3, in}, seed), w = ag::testing::leaf({out, in}, seed + 1);
+      Tensor b = ag::testing::leaf({out}, seed + 2);
+      check_op_modes_agree(
+          [](const std::vector<Tensor>& v) { return nn::linear_relu(v[0], v[1], v[2]); },
+          {x, w, b});
+      check_op_modes_agree([](const std::vector<Tensor>& v) { return nn::linear_relu(v[0], v[1]); },
+                           {ag::testing::leaf({in}, seed + 3), w});
+      // x without a gradient (a model's input data), and a layer used twice, so
+      // that the second use adds into the gradients the first gathered
+      const Tensor data = x.detach();
+      check_op_modes_agree(
+          [&](const std::vector<Tensor>& v) {
+            return nn::linear_relu(data, v[0], v[1]) + nn::linear_relu(v[2], v[0], v[1]);
+          },
+          {w, b, ag::testing::leaf({2, 3, in}, seed + 4)});
+    }
+  }
+}
+
+TEST_CASE("linear_relu: max(x W^T + b, 0) by hand, zero rows, and NaN kept as relu keeps it") {
+  for (bool plain : {false, true}) {
+    INFO((plain ? "reference" : "fast") << " mode");
+    ReferenceModeGuard mode(plain);
+    // x = (1, 2): x W^T + b = (1*1 + 2*0 + 0.5, 1*(-1) + 2*(-1) + 1, 1*2 + 2*1 - 5) = (1.5, -2, -1)
+    Tensor w = from_vector({1, 0, -1, -1, 2, 1}, {3, 2});
+    Tensor b = from_vector({0.5, 1, -5}, {3});
+    Tensor x = from_vector({1, 2}, {1, 2});
+    w.requires_grad_();
+    b.requires_grad_();
+    Tensor y = nn::linear_relu(x, w, b);
+    check_values(y, {1.5, 0, 0});
+    sum(y).backward();
+    check_values(w.grad(), {1, 2, 0, 0, 0, 0});  // only the unit above 0 passes g on
+    check_values(b.grad(), {1, 0, 0});
+    CHECK(nn::linear_relu(zeros({0, 2}), w, b).shape() == Shape{0, 3});
+    Tensor nan_x = from_vector({std::numeric_limits<real>::quiet_NaN(), 0}, {1, 2});
+    Tensor with_nan = nn::linear_relu(nan_x, w, b);
+    for (int64_t j = 0; j < 3; ++j) CHECK(std::isnan(with_nan.data()[j]));
+    check_same_error(
+        [&] {
+          nn::linear_relu(zeros({4, 3}), w, b);
+        },
+        {"linear: input (4,3) does not end in in_features = 2"});
+  }
+}
+
+// A Linear whose forward is not linear(): Sequential must call it, not fuse it.
+struct DoubledLinear : nn::Linear {
+  using nn::Linear::Linear;
+  Tensor forward(const Tensor& x) override { return nn::Linear::forward(x) * real(2); }
+};
+
+// The name of each op on the path back from `t` through first inputs.
+std::vector<std::string> op_names(const Tensor& t) {
+  std::vector<std::string> names;
+  for (std::shared_ptr<Node> node = t.grad_fn(); node;) {
+    names.push_back(node->name);
+    std::shared_ptr<Node> next;
+    for (const Node::Edge& input : node->inputs)
+      if (input.tensor.defined() && input.tensor.grad_fn()) {
+        next = input.tensor.grad_fn();
+        break;
+      }
+    node = next;
+  }
+  return names;
+}
+
+TEST_CASE("modes/Sequential runs a Linear followed by a ReLU as linear_relu, and only that pair") {
+  manual_seed(7);
+  nn::Sequential model({std::make_shared<nn::Linear>(2, 20), std::make_shared<nn::ReLU>(),
+                        std::make_shared<nn::Linear>(20, 6), std::make_shared<nn::ReLU>(),
+                        std::make_shared<nn::Linear>(6, 3)});
+  Tensor x = ag::testing::leaf({10, 2}, 71);
+  std::vector<std::vector<Tensor>> results;
+  for (bool plain : {false, true}) {
+    ReferenceModeGuard mode(plain);
+    model.zero_grad();
+    x.impl()->grad.reset();
+    Tensor y = model.forward(x);
+    Generator gen(3);
+    sum(y * randn(y.shape(), gen)).backward();
+    std::vector<Tensor> r{y.detach(), x.grad()};
+    for (const Tensor& p : model.parameters()) r.push_back(p.grad().detach().clone());
+    results.push_back(r);
+    if constexpr (ag::testing::is_double) {
+      INFO((plain ? "reference" : "fast") << " mode");
+      ag::testing::check_module_gradients(model, [&] { return sum(model.forward(x)); }, {x});
+    }
+  }
+  for (size_t i = 0; i < results[0].size(); ++i) {
+    INFO("tensor " << i);
+    CHECK(ag::testing::max_abs_diff(results[0][i], results[1][i]) <=
+          (ag::testing::is_double ? 1e-12 : 1e-5));
+  }
+  {
+    ReferenceModeGuard fast(false);
+    Tensor y = model.forward(x);  // fast mode: two fused pairs, then the last Linear
+    const std::vector<std::string> names = op_names(y);
+    CHECK(std::count(names.begin(), names.end(), std::string("LinearReluBackward")) == 2);
+    CHECK(std::count(names.begin(), names.end(), std::string("ReluBackward")) == 0);
+  }
+  // A subclass of Linear with its own forward, or a ReLU that does not follow a
+  // Linear, runs as written.
+  manual_seed(8);
+  auto doubled = std::make_shared<DoubledLinear>(2, 4);
+  nn::Sequential subclassed({doubled, std::make_shared<nn::ReLU>()});
+  const Tensor y = subclassed.forward(x);
+  CHECK(ag::testing::max_abs_diff(
+            y, relu(nn::linear(x, doubled->weight, doubled->bias) * real(2))) == 0);
+  CHECK(op_names(y).front() == "ReluBackward");
+  check_same_error(
+      [&] {
+        model.forward(zeros({4, 5}));
+      },
+      {"linear: input (4,5) does not end in in_features = 2"});
+}
+
+TEST_CASE("modes/cross_entropy over few classes (one flat loop of exps) and many agree") {
+  const real inf = std::numeric_limits<real>::infinity();
+  for (int64_t classes : {1, 2, 3, 7, 8, 9}) {
+    INFO(classes << " classes");
+    Tensor logits = ag::testing::leaf({5, classes}, 80 + uint64_t(classes));
+    std::vector<real> labels;
+    for (int64_t r = 0; r < 5; ++r) labels.push_back(real((r * 2) % classes));
+    labels[3] = -100;  // ignored
+    const Tensor targets = from_vector(labels, {5});
+    if (classes == 1) {  // one class: softmax is 1, the loss 0 and its gradient 0, whatever x
+      for (bool plain : {false, true}) {
+        ReferenceModeGuard mode(plain);
+        logits.impl()->grad.reset();
+        Tensor loss = nn::cross_entropy(logits, targets, -100, nn::Reduction::Sum);
+        CHECK(loss.item() == 0);
+        loss.backward();
+        check_values(logits.grad(), {0, 0, 0, 0, 0});
+      }
+    } else {
+      for (auto reduction : {nn::Reduction::Mean, nn::Reduction::Sum, nn::Reduction::None})
+        check_op_modes_agree(
+            [&](const std::vector<Tensor>& in) {
+              return nn::cross_entropy(in[0], targets, -100, reduction);
+            },
+            {logits});
+    }
+    // a row with every class at -inf: its loss is inf in both modes
+    Tensor blocked = logits.detach().clone();
+    for (int64_t c = 0; c < classes; ++c) blocked.data()[c] = -inf;
+    for (bool plain : {false, true}) {
+      ReferenceModeGuard mode(plain);
+      Tensor loss = nn::cross_entropy(blocked, targets, -100, nn::Reduction::None);
+      CHECK(loss.data()[0] == inf);
+      CHECK(loss.data()[3] == 0);
+    }
+  }
 }
 
 }  // namespace

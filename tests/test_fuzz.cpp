@@ -26,12 +26,13 @@
 namespace {
 
 using namespace ag;
+using ag::testing::little_endian;
 
-constexpr uint32_t kSeed = 0xF022'2024;
+constexpr uint32_t kFuzzSeed = 0xF022'2024;
 constexpr int kMutations = 2500;  // per format
 
 std::mt19937& rng() {
-  static std::mt19937 gen(kSeed);
+  static std::mt19937 gen(kFuzzSeed);
   return gen;
 }
 size_t pick(size_t n) { return n == 0 ? 0 : rng()() % n; }
@@ -108,12 +109,6 @@ std::string mutate_bytes(std::string file) {
   }
 }
 
-std::string le(uint64_t value, int count) {
-  std::string out;
-  for (int k = 0; k < count; ++k) out += static_cast<char>((value >> (8 * k)) & 0xFF);
-  return out;
-}
-
 // --- .safetensors --------------------------------------------------------------------------
 
 std::string mutate_safetensors(const std::string& good) {
@@ -134,7 +129,8 @@ std::string mutate_safetensors(const std::string& good) {
       header = rewrite_a_string(header, '"', pick(2) ? dtypes : keys);
       break;
     case 4:  // the header length field, off by a little or a lot
-      return le(pick(2) ? n + pick(17) - 8 : rng()() * uint64_t(rng()()), 8) + header + data;
+      return little_endian(pick(2) ? n + pick(17) - 8 : rng()() * uint64_t(rng()()), 8) + header +
+             data;
     case 5:  // the data section cut or grown
       data = pick(2) ? data.substr(0, pick(data.size() + 1)) : data + std::string(pick(40), 'x');
       break;
@@ -154,7 +150,7 @@ std::string mutate_safetensors(const std::string& good) {
     default:
       return mutate_bytes(good);
   }
-  return le(header.size(), 8) + header + data;
+  return little_endian(header.size(), 8) + header + data;
 }
 
 // --- .npy -----------------------------------------------------------------------------------
@@ -195,7 +191,7 @@ std::string mutate_npy(const std::string& good) {
       return mutate_bytes(good);
   }
   const int width = version[0] == 1 ? 2 : 4;
-  return "\x93NUMPY" + version + le(header.size(), width) + header + data;
+  return "\x93NUMPY" + version + little_endian(header.size(), width) + header + data;
 }
 
 // What a correct load must satisfy: the writer reproduces it, and ops run on it.

@@ -38,14 +38,8 @@ using namespace ag;
 using ag::testing::check_error;
 using ag::testing::check_gradients;
 using ag::testing::check_values;
+using ag::testing::leaf;
 using Inputs = std::vector<Tensor>;
-
-// A leaf of random normal values that requires grad.
-Tensor param(const Shape& shape, Generator& gen) {
-  Tensor t = randn(shape, gen);
-  t.requires_grad_(true);
-  return t;
-}
 
 // Values in [0.5, 2): for log, sqrt, fractional pow and divisors.
 Tensor positive(const Shape& shape, Generator& gen, bool grad = true) {
@@ -99,41 +93,41 @@ Tensor random_mask(const Shape& shape, Generator& gen) {
 TEST_CASE("grad/add: same shape and broadcasting") {
   Generator gen(101);
   auto f = [](const Inputs& x) { return add(x[0], x[1]); };
-  SUBCASE("same shape (2,3)") { check_gradients(f, {param({2, 3}, gen), param({2, 3}, gen)}); }
-  SUBCASE("(3,1) + (1,4)") { check_gradients(f, {param({3, 1}, gen), param({1, 4}, gen)}); }
-  SUBCASE("(4,) + (2,3,4)") { check_gradients(f, {param({4}, gen), param({2, 3, 4}, gen)}); }
-  SUBCASE("(2,1,3) + (5,1)") { check_gradients(f, {param({2, 1, 3}, gen), param({5, 1}, gen)}); }
-  SUBCASE("() + (2,3)") { check_gradients(f, {param({}, gen), param({2, 3}, gen)}); }
-  SUBCASE("(2,3) + ()") { check_gradients(f, {param({2, 3}, gen), param({}, gen)}); }
+  SUBCASE("same shape (2,3)") { check_gradients(f, {leaf({2, 3}, gen), leaf({2, 3}, gen)}); }
+  SUBCASE("(3,1) + (1,4)") { check_gradients(f, {leaf({3, 1}, gen), leaf({1, 4}, gen)}); }
+  SUBCASE("(4,) + (2,3,4)") { check_gradients(f, {leaf({4}, gen), leaf({2, 3, 4}, gen)}); }
+  SUBCASE("(2,1,3) + (5,1)") { check_gradients(f, {leaf({2, 1, 3}, gen), leaf({5, 1}, gen)}); }
+  SUBCASE("() + (2,3)") { check_gradients(f, {leaf({}, gen), leaf({2, 3}, gen)}); }
+  SUBCASE("(2,3) + ()") { check_gradients(f, {leaf({2, 3}, gen), leaf({}, gen)}); }
   SUBCASE("only one side requires grad") {
-    check_gradients(f, {param({3, 1}, gen), randn({1, 4}, gen)});
-    check_gradients(f, {randn({3, 1}, gen), param({1, 4}, gen)});
+    check_gradients(f, {leaf({3, 1}, gen), randn({1, 4}, gen)});
+    check_gradients(f, {randn({3, 1}, gen), leaf({1, 4}, gen)});
   }
 }
 
 TEST_CASE("grad/sub: same shape and broadcasting") {
   Generator gen(102);
   auto f = [](const Inputs& x) { return sub(x[0], x[1]); };
-  SUBCASE("same shape (2,3)") { check_gradients(f, {param({2, 3}, gen), param({2, 3}, gen)}); }
-  SUBCASE("(3,1) - (1,4)") { check_gradients(f, {param({3, 1}, gen), param({1, 4}, gen)}); }
-  SUBCASE("(4,) - (2,3,4)") { check_gradients(f, {param({4}, gen), param({2, 3, 4}, gen)}); }
-  SUBCASE("(2,1,3) - (5,1)") { check_gradients(f, {param({2, 1, 3}, gen), param({5, 1}, gen)}); }
-  SUBCASE("() - (2,3)") { check_gradients(f, {param({}, gen), param({2, 3}, gen)}); }
-  SUBCASE("(2,3) - ()") { check_gradients(f, {param({2, 3}, gen), param({}, gen)}); }
+  SUBCASE("same shape (2,3)") { check_gradients(f, {leaf({2, 3}, gen), leaf({2, 3}, gen)}); }
+  SUBCASE("(3,1) - (1,4)") { check_gradients(f, {leaf({3, 1}, gen), leaf({1, 4}, gen)}); }
+  SUBCASE("(4,) - (2,3,4)") { check_gradients(f, {leaf({4}, gen), leaf({2, 3, 4}, gen)}); }
+  SUBCASE("(2,1,3) - (5,1)") { check_gradients(f, {leaf({2, 1, 3}, gen), leaf({5, 1}, gen)}); }
+  SUBCASE("() - (2,3)") { check_gradients(f, {leaf({}, gen), leaf({2, 3}, gen)}); }
+  SUBCASE("(2,3) - ()") { check_gradients(f, {leaf({2, 3}, gen), leaf({}, gen)}); }
 }
 
 TEST_CASE("grad/mul: same shape and broadcasting") {
   Generator gen(103);
   auto f = [](const Inputs& x) { return mul(x[0], x[1]); };
-  SUBCASE("same shape (2,3)") { check_gradients(f, {param({2, 3}, gen), param({2, 3}, gen)}); }
-  SUBCASE("(3,1) * (1,4)") { check_gradients(f, {param({3, 1}, gen), param({1, 4}, gen)}); }
-  SUBCASE("(4,) * (2,3,4)") { check_gradients(f, {param({4}, gen), param({2, 3, 4}, gen)}); }
-  SUBCASE("(2,1,3) * (5,1)") { check_gradients(f, {param({2, 1, 3}, gen), param({5, 1}, gen)}); }
-  SUBCASE("() * (2,3)") { check_gradients(f, {param({}, gen), param({2, 3}, gen)}); }
-  SUBCASE("(2,3) * ()") { check_gradients(f, {param({2, 3}, gen), param({}, gen)}); }
+  SUBCASE("same shape (2,3)") { check_gradients(f, {leaf({2, 3}, gen), leaf({2, 3}, gen)}); }
+  SUBCASE("(3,1) * (1,4)") { check_gradients(f, {leaf({3, 1}, gen), leaf({1, 4}, gen)}); }
+  SUBCASE("(4,) * (2,3,4)") { check_gradients(f, {leaf({4}, gen), leaf({2, 3, 4}, gen)}); }
+  SUBCASE("(2,1,3) * (5,1)") { check_gradients(f, {leaf({2, 1, 3}, gen), leaf({5, 1}, gen)}); }
+  SUBCASE("() * (2,3)") { check_gradients(f, {leaf({}, gen), leaf({2, 3}, gen)}); }
+  SUBCASE("(2,3) * ()") { check_gradients(f, {leaf({2, 3}, gen), leaf({}, gen)}); }
   SUBCASE("only one side requires grad") {
-    check_gradients(f, {param({2, 1, 3}, gen), randn({5, 1}, gen)});
-    check_gradients(f, {randn({2, 1, 3}, gen), param({5, 1}, gen)});
+    check_gradients(f, {leaf({2, 1, 3}, gen), randn({5, 1}, gen)});
+    check_gradients(f, {randn({2, 1, 3}, gen), leaf({5, 1}, gen)});
   }
 }
 
@@ -141,21 +135,19 @@ TEST_CASE("grad/div: same shape and broadcasting, divisor away from 0") {
   Generator gen(104);
   auto f = [](const Inputs& x) { return div(x[0], x[1]); };
   SUBCASE("same shape (2,3)") {
-    check_gradients(f, {param({2, 3}, gen), away_from_zero({2, 3}, gen)});
+    check_gradients(f, {leaf({2, 3}, gen), away_from_zero({2, 3}, gen)});
   }
-  SUBCASE("(3,1) / (1,4)") {
-    check_gradients(f, {param({3, 1}, gen), away_from_zero({1, 4}, gen)});
-  }
+  SUBCASE("(3,1) / (1,4)") { check_gradients(f, {leaf({3, 1}, gen), away_from_zero({1, 4}, gen)}); }
   SUBCASE("(4,) / (2,3,4)") {
-    check_gradients(f, {param({4}, gen), away_from_zero({2, 3, 4}, gen)});
+    check_gradients(f, {leaf({4}, gen), away_from_zero({2, 3, 4}, gen)});
   }
   SUBCASE("(2,1,3) / (5,1)") {
-    check_gradients(f, {param({2, 1, 3}, gen), away_from_zero({5, 1}, gen)});
+    check_gradients(f, {leaf({2, 1, 3}, gen), away_from_zero({5, 1}, gen)});
   }
-  SUBCASE("() / (2,3)") { check_gradients(f, {param({}, gen), away_from_zero({2, 3}, gen)}); }
-  SUBCASE("(2,3) / ()") { check_gradients(f, {param({2, 3}, gen), away_from_zero({}, gen)}); }
+  SUBCASE("() / (2,3)") { check_gradients(f, {leaf({}, gen), away_from_zero({2, 3}, gen)}); }
+  SUBCASE("(2,3) / ()") { check_gradients(f, {leaf({2, 3}, gen), away_from_zero({}, gen)}); }
   SUBCASE("only one side requires grad") {
-    check_gradients(f, {param({3, 1}, gen), away_from_zero({1, 4}, gen, false)});
+    check_gradients(f, {leaf({3, 1}, gen), away_from_zero({1, 4}, gen, false)});
     check_gradients(f, {randn({3, 1}, gen), away_from_zero({1, 4}, gen)});
   }
 }
@@ -166,7 +158,7 @@ TEST_CASE("grad/div: same shape and broadcasting, divisor away from 0") {
 
 TEST_CASE("grad/scalar ops: a+2, 2+a, a-2, 2-a, a*3, 3*a, a/3, 2/a") {
   Generator gen(105);
-  Tensor a = param({2, 3}, gen);
+  Tensor a = leaf({2, 3}, gen);
   Tensor nz = away_from_zero({2, 3}, gen);
   SUBCASE("a + 2") {
     check_gradients([](const Inputs& x) { return x[0] + real(2); }, {a});
@@ -194,14 +186,14 @@ TEST_CASE("grad/scalar ops: a+2, 2+a, a-2, 2-a, a*3, 3*a, a/3, 2/a") {
   }
   SUBCASE("on a 0-dim tensor") {
     check_gradients([](const Inputs& x) { return real(2) / (x[0] * real(3) - real(7)); },
-                    {param({}, gen)});
+                    {leaf({}, gen)});
   }
 }
 
 TEST_CASE("grad/neg") {
   Generator gen(106);
-  check_gradients([](const Inputs& x) { return -x[0]; }, {param({3, 2}, gen)});
-  check_gradients([](const Inputs& x) { return neg(x[0]); }, {param({}, gen)});
+  check_gradients([](const Inputs& x) { return -x[0]; }, {leaf({3, 2}, gen)});
+  check_gradients([](const Inputs& x) { return neg(x[0]); }, {leaf({}, gen)});
 }
 
 // ===================================================================================
@@ -211,10 +203,10 @@ TEST_CASE("grad/neg") {
 TEST_CASE("grad/pow: exponents 2, 3, 0.5, -1") {
   Generator gen(107);
   SUBCASE("x^2") {
-    check_gradients([](const Inputs& x) { return pow(x[0], 2); }, {param({2, 3}, gen)});
+    check_gradients([](const Inputs& x) { return pow(x[0], 2); }, {leaf({2, 3}, gen)});
   }
   SUBCASE("x^3") {
-    check_gradients([](const Inputs& x) { return pow(x[0], 3); }, {param({2, 3}, gen)});
+    check_gradients([](const Inputs& x) { return pow(x[0], 3); }, {leaf({2, 3}, gen)});
   }
   SUBCASE("x^0.5 on positive inputs") {
     check_gradients([](const Inputs& x) { return pow(x[0], real(0.5)); }, {positive({2, 3}, gen)});
@@ -226,7 +218,7 @@ TEST_CASE("grad/pow: exponents 2, 3, 0.5, -1") {
 
 TEST_CASE("grad/exp") {
   Generator gen(108);
-  check_gradients([](const Inputs& x) { return exp(x[0]); }, {param({2, 3}, gen)});
+  check_gradients([](const Inputs& x) { return exp(x[0]); }, {leaf({2, 3}, gen)});
 }
 
 TEST_CASE("grad/log: positive inputs") {
@@ -241,12 +233,12 @@ TEST_CASE("grad/sqrt: positive inputs") {
 
 TEST_CASE("grad/tanh") {
   Generator gen(111);
-  check_gradients([](const Inputs& x) { return tanh(x[0]); }, {param({3, 4}, gen)});
+  check_gradients([](const Inputs& x) { return tanh(x[0]); }, {leaf({3, 4}, gen)});
 }
 
 TEST_CASE("grad/sigmoid: including large |x| (both branches of the stable formula)") {
   Generator gen(112);
-  Tensor a = param({3, 4}, gen);
+  Tensor a = leaf({3, 4}, gen);
   check_gradients([](const Inputs& x) { return sigmoid(x[0]); }, {a});
   Tensor wide = from_vector({-8, -3, -0.5, 0.5, 3, 8}, {2, 3});
   wide.requires_grad_(true);
@@ -264,9 +256,9 @@ TEST_CASE("grad/relu: inputs away from the kink") {
 
 TEST_CASE("grad/sum: all, and along each dim with keepdim both ways") {
   Generator gen(114);
-  Tensor a = param({2, 3, 4}, gen);
+  Tensor a = leaf({2, 3, 4}, gen);
   check_gradients([](const Inputs& x) { return sum(x[0]); }, {a});
-  check_gradients([](const Inputs& x) { return sum(x[0]); }, {param({}, gen)});
+  check_gradients([](const Inputs& x) { return sum(x[0]); }, {leaf({}, gen)});
   for (int64_t dim : {0, 1, 2, -1})
     for (bool keepdim : {false, true}) {
       CAPTURE(dim);
@@ -277,7 +269,7 @@ TEST_CASE("grad/sum: all, and along each dim with keepdim both ways") {
 
 TEST_CASE("grad/mean: all, and along each dim with keepdim both ways") {
   Generator gen(115);
-  Tensor a = param({2, 3, 4}, gen);
+  Tensor a = leaf({2, 3, 4}, gen);
   check_gradients([](const Inputs& x) { return mean(x[0]); }, {a});
   for (int64_t dim : {0, 1, 2, -1})
     for (bool keepdim : {false, true}) {
@@ -305,24 +297,24 @@ TEST_CASE("grad/max: all, and along each dim with keepdim both ways (no ties)") 
 
 TEST_CASE("grad/reshape") {
   Generator gen(117);
-  Tensor a = param({2, 3, 4}, gen);
+  Tensor a = leaf({2, 3, 4}, gen);
   check_gradients([](const Inputs& x) { return reshape(x[0], {6, 4}); }, {a});
   check_gradients([](const Inputs& x) { return reshape(x[0], {4, -1}); }, {a});
   check_gradients([](const Inputs& x) { return reshape(x[0], {24}); }, {a});
-  check_gradients([](const Inputs& x) { return reshape(x[0], {}); }, {param({1, 1}, gen)});
+  check_gradients([](const Inputs& x) { return reshape(x[0], {}); }, {leaf({1, 1}, gen)});
 }
 
 TEST_CASE("grad/transpose") {
   Generator gen(118);
-  check_gradients([](const Inputs& x) { return transpose(x[0], 0, 1); }, {param({3, 4}, gen)});
-  Tensor a = param({2, 3, 4}, gen);
+  check_gradients([](const Inputs& x) { return transpose(x[0], 0, 1); }, {leaf({3, 4}, gen)});
+  Tensor a = leaf({2, 3, 4}, gen);
   check_gradients([](const Inputs& x) { return transpose(x[0], 0, 2); }, {a});
   check_gradients([](const Inputs& x) { return transpose(x[0], -1, -2); }, {a});
 }
 
 TEST_CASE("grad/permute: 3-D") {
   Generator gen(119);
-  Tensor a = param({2, 3, 4}, gen);
+  Tensor a = leaf({2, 3, 4}, gen);
   // Every non-identity permutation of 3 dims: the cyclic ones catch a backward
   // that applies the permutation instead of its inverse.
   for (std::vector<int64_t> dims :
@@ -336,7 +328,7 @@ TEST_CASE("grad/permute: 3-D") {
 
 TEST_CASE("grad/unsqueeze") {
   Generator gen(120);
-  Tensor a = param({2, 3}, gen);
+  Tensor a = leaf({2, 3}, gen);
   for (int64_t dim : {0, 1, 2, -1}) {
     CAPTURE(dim);
     check_gradients([=](const Inputs& x) { return unsqueeze(x[0], dim); }, {a});
@@ -345,7 +337,7 @@ TEST_CASE("grad/unsqueeze") {
 
 TEST_CASE("grad/squeeze") {
   Generator gen(121);
-  Tensor a = param({2, 1, 3, 1}, gen);
+  Tensor a = leaf({2, 1, 3, 1}, gen);
   check_gradients([](const Inputs& x) { return squeeze(x[0], 1); }, {a});
   check_gradients([](const Inputs& x) { return squeeze(x[0], -1); }, {a});
   check_gradients([](const Inputs& x) { return squeeze(x[0]); }, {a});
@@ -354,22 +346,22 @@ TEST_CASE("grad/squeeze") {
 TEST_CASE("grad/cat: 3 parts along dims 0 and 1, only some require grad") {
   Generator gen(122);
   SUBCASE("dim 0") {
-    Tensor a = param({2, 3}, gen), b = randn({1, 3}, gen), c = param({3, 3}, gen);
+    Tensor a = leaf({2, 3}, gen), b = randn({1, 3}, gen), c = leaf({3, 3}, gen);
     check_gradients([](const Inputs& x) { return cat({x[0], x[1], x[2]}, 0); }, {a, b, c});
   }
   SUBCASE("dim 1") {
-    Tensor a = randn({2, 2}, gen), b = param({2, 1}, gen), c = param({2, 3}, gen);
+    Tensor a = randn({2, 2}, gen), b = leaf({2, 1}, gen), c = leaf({2, 3}, gen);
     check_gradients([](const Inputs& x) { return cat({x[0], x[1], x[2]}, 1); }, {a, b, c});
   }
   SUBCASE("dim -1 of 3-D, middle part only") {
-    Tensor a = randn({2, 2, 1}, gen), b = param({2, 2, 3}, gen), c = randn({2, 2, 2}, gen);
+    Tensor a = randn({2, 2, 1}, gen), b = leaf({2, 2, 3}, gen), c = randn({2, 2, 2}, gen);
     check_gradients([](const Inputs& x) { return cat({x[0], x[1], x[2]}, -1); }, {a, b, c});
   }
 }
 
 TEST_CASE("grad/stack") {
   Generator gen(123);
-  Tensor a = param({2, 3}, gen), b = randn({2, 3}, gen), c = param({2, 3}, gen);
+  Tensor a = leaf({2, 3}, gen), b = randn({2, 3}, gen), c = leaf({2, 3}, gen);
   for (int64_t dim : {0, 1, 2}) {
     CAPTURE(dim);
     check_gradients([=](const Inputs& x) { return stack({x[0], x[1], x[2]}, dim); }, {a, b, c});
@@ -378,7 +370,7 @@ TEST_CASE("grad/stack") {
 
 TEST_CASE("grad/narrow") {
   Generator gen(124);
-  Tensor a = param({3, 5, 2}, gen);
+  Tensor a = leaf({3, 5, 2}, gen);
   check_gradients([](const Inputs& x) { return narrow(x[0], 0, 1, 2); }, {a});
   check_gradients([](const Inputs& x) { return narrow(x[0], 1, 2, 3); }, {a});
   check_gradients([](const Inputs& x) { return narrow(x[0], -1, 1, 1); }, {a});
@@ -386,7 +378,7 @@ TEST_CASE("grad/narrow") {
 
 TEST_CASE("grad/slice") {
   Generator gen(125);
-  Tensor a = param({4, 5}, gen);
+  Tensor a = leaf({4, 5}, gen);
   check_gradients([](const Inputs& x) { return slice(x[0], 0, 1, 3); }, {a});
   check_gradients([](const Inputs& x) { return slice(x[0], 1, -3, -1); }, {a});
   check_gradients([](const Inputs& x) { return slice(x[0], 1, 2, 100); }, {a});
@@ -394,12 +386,12 @@ TEST_CASE("grad/slice") {
 
 TEST_CASE("grad/index_select: repeated indices accumulate") {
   Generator gen(126);
-  Tensor a = param({4, 3}, gen);
+  Tensor a = leaf({4, 3}, gen);
   check_gradients([](const Inputs& x) { return index_select(x[0], 0, {2, 0, 2, 2, 3}); }, {a});
   check_gradients([](const Inputs& x) { return index_select(x[0], 1, {1, 1, 0}); }, {a});
   Tensor ids = from_vector({3, 3, 1});
   check_gradients([ids](const Inputs& x) { return index_select(x[0], 0, ids); }, {a});
-  Tensor b = param({2, 3, 4}, gen);
+  Tensor b = leaf({2, 3, 4}, gen);
   check_gradients([](const Inputs& x) { return index_select(x[0], 1, {0, 2, 0}); }, {b});
   check_gradients([](const Inputs& x) { return index_select(x[0], -1, {3, 3, 3, 3, 1}); }, {b});
 }
@@ -410,11 +402,11 @@ TEST_CASE("grad/index_select: repeated indices accumulate") {
 
 TEST_CASE("grad/masked_fill: broadcast mask") {
   Generator gen(127);
-  Tensor a = param({2, 3, 4}, gen);
+  Tensor a = leaf({2, 3, 4}, gen);
   Tensor mask = random_mask({3, 1}, gen);
   check_gradients([mask](const Inputs& x) { return masked_fill(x[0], mask, real(-7)); }, {a});
   Tensor causal = from_vector({0, 1, 1, 0, 0, 1, 0, 0, 0}, {3, 3});
-  Tensor scores = param({2, 3, 3}, gen);
+  Tensor scores = leaf({2, 3, 3}, gen);
   // A moderate fill value: with -1e9 the output's size would make L = sum(v * out)
   // round off by ~1e-7 absolute, i.e. ~0.05 after dividing by 2 eps.
   check_gradients([causal](const Inputs& x) { return masked_fill(x[0], causal, real(-3)); },
@@ -426,15 +418,15 @@ TEST_CASE("grad/where: broadcasting of condition, a and b") {
   Tensor cond = random_mask({2, 1, 4}, gen);
   SUBCASE("a (3,1), b (4)") {
     check_gradients([cond](const Inputs& x) { return where(cond, x[0], x[1]); },
-                    {param({3, 1}, gen), param({4}, gen)});
+                    {leaf({3, 1}, gen), leaf({4}, gen)});
   }
   SUBCASE("a (2,3,4), b () ") {
     check_gradients([cond](const Inputs& x) { return where(cond, x[0], x[1]); },
-                    {param({2, 3, 4}, gen), param({}, gen)});
+                    {leaf({2, 3, 4}, gen), leaf({}, gen)});
   }
   SUBCASE("only b requires grad") {
     check_gradients([cond](const Inputs& x) { return where(cond, x[0], x[1]); },
-                    {randn({3, 1}, gen), param({1, 3, 1}, gen)});
+                    {randn({3, 1}, gen), leaf({1, 3, 1}, gen)});
   }
 }
 
@@ -444,7 +436,7 @@ TEST_CASE("grad/where: broadcasting of condition, a and b") {
 
 TEST_CASE("grad/softmax: dims 0, 1, -1 of a 3-D tensor") {
   Generator gen(129);
-  Tensor a = param({2, 3, 4}, gen);
+  Tensor a = leaf({2, 3, 4}, gen);
   for (int64_t dim : {0, 1, -1}) {
     CAPTURE(dim);
     check_gradients([=](const Inputs& x) { return softmax(x[0], dim); }, {a});
@@ -453,7 +445,7 @@ TEST_CASE("grad/softmax: dims 0, 1, -1 of a 3-D tensor") {
 
 TEST_CASE("grad/log_softmax: dims 0, 1, -1 of a 3-D tensor") {
   Generator gen(130);
-  Tensor a = param({2, 3, 4}, gen);
+  Tensor a = leaf({2, 3, 4}, gen);
   for (int64_t dim : {0, 1, -1}) {
     CAPTURE(dim);
     check_gradients([=](const Inputs& x) { return log_softmax(x[0], dim); }, {a});
@@ -469,7 +461,7 @@ TEST_CASE("grad/softmax: after a -inf causal mask, including a fully masked row"
                              0, 0, 1, 1,  //
                              0, 0, 0, 0},
                             {4, 4});
-  Tensor scores = param({2, 4, 4}, gen);
+  Tensor scores = leaf({2, 4, 4}, gen);
   const real inf = std::numeric_limits<real>::infinity();
   check_gradients(
       [mask, inf](const Inputs& x) { return softmax(masked_fill(x[0], mask, -inf), -1); },
@@ -483,38 +475,34 @@ TEST_CASE("grad/softmax: after a -inf causal mask, including a fully masked row"
 TEST_CASE("grad/matmul: every operand layout") {
   Generator gen(131);
   auto f = [](const Inputs& x) { return matmul(x[0], x[1]); };
-  SUBCASE("1-D x 1-D (dot)") { check_gradients(f, {param({4}, gen), param({4}, gen)}); }
-  SUBCASE("2-D x 1-D") { check_gradients(f, {param({3, 4}, gen), param({4}, gen)}); }
-  SUBCASE("1-D x 2-D") { check_gradients(f, {param({4}, gen), param({4, 5}, gen)}); }
-  SUBCASE("2-D x 2-D") { check_gradients(f, {param({3, 4}, gen), param({4, 5}, gen)}); }
+  SUBCASE("1-D x 1-D (dot)") { check_gradients(f, {leaf({4}, gen), leaf({4}, gen)}); }
+  SUBCASE("2-D x 1-D") { check_gradients(f, {leaf({3, 4}, gen), leaf({4}, gen)}); }
+  SUBCASE("1-D x 2-D") { check_gradients(f, {leaf({4}, gen), leaf({4, 5}, gen)}); }
+  SUBCASE("2-D x 2-D") { check_gradients(f, {leaf({3, 4}, gen), leaf({4, 5}, gen)}); }
   SUBCASE("(2,3,4) x (4,5): weight shared by the batch (folded GEMM backward)") {
-    check_gradients(f, {param({2, 3, 4}, gen), param({4, 5}, gen)});
+    check_gradients(f, {leaf({2, 3, 4}, gen), leaf({4, 5}, gen)});
   }
   SUBCASE("(2,3,4) x (4,5) with only the weight requiring grad") {
-    check_gradients(f, {randn({2, 3, 4}, gen), param({4, 5}, gen)});
+    check_gradients(f, {randn({2, 3, 4}, gen), leaf({4, 5}, gen)});
   }
-  SUBCASE("(2,3,4) x (2,4,5)") {
-    check_gradients(f, {param({2, 3, 4}, gen), param({2, 4, 5}, gen)});
-  }
+  SUBCASE("(2,3,4) x (2,4,5)") { check_gradients(f, {leaf({2, 3, 4}, gen), leaf({2, 4, 5}, gen)}); }
   SUBCASE("broadcast batch (2,1,3,4) x (3,4,2)") {
-    check_gradients(f, {param({2, 1, 3, 4}, gen), param({3, 4, 2}, gen)});
+    check_gradients(f, {leaf({2, 1, 3, 4}, gen), leaf({3, 4, 2}, gen)});
   }
-  SUBCASE("(3,4) x (2,4,5)") { check_gradients(f, {param({3, 4}, gen), param({2, 4, 5}, gen)}); }
-  SUBCASE("(2,3,4) x 1-D") { check_gradients(f, {param({2, 3, 4}, gen), param({4}, gen)}); }
-  SUBCASE("1-D x (2,4,5)") { check_gradients(f, {param({4}, gen), param({2, 4, 5}, gen)}); }
+  SUBCASE("(3,4) x (2,4,5)") { check_gradients(f, {leaf({3, 4}, gen), leaf({2, 4, 5}, gen)}); }
+  SUBCASE("(2,3,4) x 1-D") { check_gradients(f, {leaf({2, 3, 4}, gen), leaf({4}, gen)}); }
+  SUBCASE("1-D x (2,4,5)") { check_gradients(f, {leaf({4}, gen), leaf({2, 4, 5}, gen)}); }
   SUBCASE("(5,1,2,4) x (4,3): two batch dims folded") {
-    check_gradients(f, {param({5, 1, 2, 4}, gen), param({4, 3}, gen)});
+    check_gradients(f, {leaf({5, 1, 2, 4}, gen), leaf({4, 3}, gen)});
   }
   SUBCASE("both operands broadcast: (3,1,2,4) x (1,2,4,3)") {
-    check_gradients(f, {param({3, 1, 2, 4}, gen), param({1, 2, 4, 3}, gen)});
+    check_gradients(f, {leaf({3, 1, 2, 4}, gen), leaf({1, 2, 4, 3}, gen)});
   }
-  SUBCASE("(2,4) x (3,1,4,3)") {
-    check_gradients(f, {param({2, 4}, gen), param({3, 1, 4, 3}, gen)});
-  }
+  SUBCASE("(2,4) x (3,1,4,3)") { check_gradients(f, {leaf({2, 4}, gen), leaf({3, 1, 4, 3}, gen)}); }
   SUBCASE("the same tensor on both sides: x x and x^T x") {
-    check_gradients([](const Inputs& x) { return matmul(x[0], x[0]); }, {param({2, 3, 3}, gen)});
+    check_gradients([](const Inputs& x) { return matmul(x[0], x[0]); }, {leaf({2, 3, 3}, gen)});
     check_gradients([](const Inputs& x) { return matmul(transpose(x[0], 0, 1), x[0]); },
-                    {param({3, 2}, gen)});
+                    {leaf({3, 2}, gen)});
   }
 }
 
@@ -532,8 +520,8 @@ TEST_CASE("grad/composition: 2-layer MLP with softmax, log and mean") {
     return -mean(log(softmax(logits, 1)));
   };
   Tensor x = randn({4, 3}, gen);
-  Tensor w1 = param({3, 5}, gen), b1 = param({5}, gen);
-  Tensor w2 = param({5, 2}, gen), b2 = param({2}, gen);
+  Tensor w1 = leaf({3, 5}, gen), b1 = leaf({5}, gen);
+  Tensor w2 = leaf({5, 2}, gen), b2 = leaf({2}, gen);
   check_gradients(mlp, {x, w1, b1, w2, b2});
   SUBCASE("and with respect to the input too") {
     x.requires_grad_(true);
@@ -543,14 +531,14 @@ TEST_CASE("grad/composition: 2-layer MLP with softmax, log and mean") {
 
 TEST_CASE("grad/composition: x used twice (x*x + x)") {
   Generator gen(133);
-  check_gradients([](const Inputs& x) { return x[0] * x[0] + x[0]; }, {param({2, 3}, gen)});
+  check_gradients([](const Inputs& x) { return x[0] * x[0] + x[0]; }, {leaf({2, 3}, gen)});
   // b = a + a; c = b + b: gradients summed at each fan-out
   check_gradients(
       [](const Inputs& x) {
         Tensor b = x[0] + x[0];
         return (b + b) * x[0];
       },
-      {param({3}, gen)});
+      {leaf({3}, gen)});
 }
 
 TEST_CASE("grad/composition: diamond graph") {
@@ -566,7 +554,7 @@ TEST_CASE("grad/composition: diamond graph") {
         Tensor c = tanh(x[0] * x[1]);
         return b * c + sum(b, 1, true);
       },
-      {param({3, 4}, gen), param({4}, gen)});
+      {leaf({3, 4}, gen), leaf({4}, gen)});
 }
 
 // ===================================================================================
@@ -600,8 +588,8 @@ Tensor identity_doubled(const Tensor& x) {
 
 TEST_CASE("grad/gradcheck: fails on a deliberately wrong gradient and names the entry") {
   Generator gen(135);
-  Tensor a = param({2, 3}, gen).set_name("a");
-  Tensor w = param({2, 3}, gen).set_name("w");
+  Tensor a = leaf({2, 3}, gen).set_name("a");
+  Tensor w = leaf({2, 3}, gen).set_name("w");
 
   SUBCASE("a backward returning 2g for y = x") {
     GradcheckResult r = gradcheck([](const Inputs& x) { return identity_doubled(x[0]); }, {w});
@@ -710,8 +698,8 @@ TEST_CASE("grad/gradcheck_in_place: a Linear passes, its values and .grad left a
 
 TEST_CASE("grad/gradcheck_in_place: fails on a deliberately wrong gradient and names the entry") {
   Generator gen(138);
-  Tensor a = param({2, 3}, gen);
-  Tensor w = param({2, 3}, gen);
+  Tensor a = leaf({2, 3}, gen);
+  Tensor w = leaf({2, 3}, gen);
   const Tensor a_before = a.detach(), w_before = w.detach();
 
   SUBCASE("one wrong element of w, behind a correct a: w and the element are named") {
@@ -751,7 +739,7 @@ TEST_CASE("grad/gradcheck_in_place: fails on a deliberately wrong gradient and n
 
 TEST_CASE("grad/gradcheck_in_place: f throwing with an element perturbed leaves values and .grad") {
   Generator gen(139);
-  Tensor w = param({2, 3}, gen);
+  Tensor w = leaf({2, 3}, gen);
   w.set_grad(full({2, 3}, real(3)));
   const Tensor w_before = w.detach();
   // The output changes shape on the third call: the first is the backward's,

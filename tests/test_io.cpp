@@ -27,6 +27,7 @@ namespace {
 using namespace ag;
 using ag::testing::check_error;
 using ag::testing::is_double;
+using ag::testing::little_endian;
 using ag::testing::read_bytes;
 using ag::testing::TempDir;
 namespace fs = std::filesystem;
@@ -39,11 +40,6 @@ void write_bytes(const std::string& path, std::string_view bytes) {
 std::string bytes(std::initializer_list<int> values) {
   std::string out;
   for (int v : values) out += static_cast<char>(v);
-  return out;
-}
-std::string le(uint64_t value, int count) {
-  std::string out;
-  for (int k = 0; k < count; ++k) out += static_cast<char>((value >> (8 * k)) & 0xFF);
   return out;
 }
 
@@ -62,11 +58,11 @@ Tensor special_values() {
 
 // A .safetensors file from its parts.
 std::string st_file(std::string_view header, std::string_view data) {
-  return le(header.size(), 8) + std::string(header) + std::string(data);
+  return little_endian(header.size(), 8) + std::string(header) + std::string(data);
 }
 // A .npy file from its parts: version major.0 and a header text.
 std::string npy_file(int major, std::string_view header, std::string_view data) {
-  return "\x93NUMPY" + bytes({major, 0}) + le(header.size(), major == 1 ? 2 : 4) +
+  return "\x93NUMPY" + bytes({major, 0}) + little_endian(header.size(), major == 1 ? 2 : 4) +
          std::string(header) + std::string(data);
 }
 
@@ -227,11 +223,12 @@ TEST_CASE("io/safetensors: the published test vectors, byte for byte") {
   } else {
     // The double flavor writes F64: the same header with "F64" and 48 bytes,
     // the same length, so no padding; then the six doubles 0..5.
-    std::string expected =
-        le(64, 8) + R"({"attn.0":{"dtype":"F64","shape":[1,2,3],"data_offsets":[0,48]}})" +
-        std::string(14, '\0') + bytes({0xF0, 0x3F}) + std::string(7, '\0') + bytes({0x40}) +
-        std::string(6, '\0') + bytes({0x08, 0x40}) + std::string(6, '\0') + bytes({0x10, 0x40}) +
-        std::string(6, '\0') + bytes({0x14, 0x40});
+    std::string expected = little_endian(64, 8) +
+                           R"({"attn.0":{"dtype":"F64","shape":[1,2,3],"data_offsets":[0,48]}})" +
+                           std::string(14, '\0') + bytes({0xF0, 0x3F}) + std::string(7, '\0') +
+                           bytes({0x40}) + std::string(6, '\0') + bytes({0x08, 0x40}) +
+                           std::string(6, '\0') + bytes({0x10, 0x40}) + std::string(6, '\0') +
+                           bytes({0x14, 0x40});
     CHECK(serialize_safetensors({{"attn.0", t}}) == expected);
   }
   CHECK(serialize_safetensors({}) == empty);
@@ -299,11 +296,11 @@ TEST_CASE("io/safetensors: F32 and F64 both load, in the order of their data off
 }
 
 TEST_CASE("io/load: a double beyond float's range is refused, not made inf") {
-  std::string big = le(0x7E37E43C8800759CULL, 8);  // 1e300 as a little-endian double
+  std::string big = little_endian(0x7E37E43C8800759CULL, 8);  // 1e300 as a little-endian double
   std::string st = st_file(R"({"x":{"dtype":"F64","shape":[2],"data_offsets":[0,16]}})",
-                           le(0x3FF8000000000000ULL, 8) + big);  // 1.5, 1e300
+                           little_endian(0x3FF8000000000000ULL, 8) + big);  // 1.5, 1e300
   std::string npy = npy_file(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }\n",
-                             le(0x3FF8000000000000ULL, 8) + big);
+                             little_endian(0x3FF8000000000000ULL, 8) + big);
   if constexpr (is_double) {
     CHECK(double(parse_safetensors(st, "big")[0].second.data()[1]) == 1e300);
     CHECK(double(parse_npy(npy, "big").data()[1]) == 1e300);
@@ -350,9 +347,11 @@ TEST_CASE("io/safetensors: corrupted files give an ag::Error naming the file and
   const std::vector<Corrupted> cases = {
       {"", {"the file has 0 bytes, too short for the 8-byte header length"}},
       {std::string("\x10\x00\x00", 3), {"the file has 3 bytes"}},
-      {le(1000, 8) + "{}", {"header length 1000 is more than the 2 bytes that follow it"}},
-      {le(uint64_t(1) << 40, 8), {"header length 1099511627776 is over the 100000000-byte limit"}},
-      {le(~uint64_t(0), 8) + "{}", {"header length 18446744073709551615 is over"}},
+      {little_endian(1000, 8) + "{}",
+       {"header length 1000 is more than the 2 bytes that follow it"}},
+      {little_endian(uint64_t(1) << 40, 8),
+       {"header length 1099511627776 is over the 100000000-byte limit"}},
+      {little_endian(~uint64_t(0), 8) + "{}", {"header length 18446744073709551615 is over"}},
       {npy_file(1, "{}", ""), {"header length", "is over the 100000000-byte limit"}},
       {st_file("{not json}", ""), {"header is not valid JSON: expected a string key at byte 1"}},
       {st_file("", ""), {"header is not valid JSON: unexpected end of text"}},
@@ -506,12 +505,13 @@ TEST_CASE("io/npy: corrupted files give an ag::Error naming the file and the pro
       {"\x93NUM", {"the file has 4 bytes, too short"}},
       {"PK\x03\x04 a zip file", {"not a .npy file: it does not start with \"\\x93NUMPY\""}},
       {npy_file(4, f4, data), {"unsupported .npy version 4.0 (attograd reads 1.0, 2.0 and 3.0)"}},
-      {"\x93NUMPY\x01\x01" + le(f4.size(), 2) + f4 + data, {"unsupported .npy version 1.1"}},
+      {"\x93NUMPY\x01\x01" + little_endian(f4.size(), 2) + f4 + data,
+       {"unsupported .npy version 1.1"}},
       {std::string("\x93NUMPY\x02\x00\x05", 9),
        {"the file has 9 bytes, too short for the .npy preamble"}},
-      {std::string("\x93NUMPY\x01\x00", 8) + le(500, 2) + f4,
+      {std::string("\x93NUMPY\x01\x00", 8) + little_endian(500, 2) + f4,
        {"header length 500 is more than the 60 bytes"}},
-      {std::string("\x93NUMPY\x02\x00", 8) + le(3u << 30, 4),
+      {std::string("\x93NUMPY\x02\x00", 8) + little_endian(3u << 30, 4),
        {"header length 3221225472 is over the 1048576"}},
       {npy_file(1, "garbage", ""), {"header is not a valid dict literal: expected '{' opening"}},
       {npy_file(1, "{'descr' '<f4'}", ""), {"expected ':' after a key at byte 9 of the header"}},

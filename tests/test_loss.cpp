@@ -22,11 +22,8 @@ using ag::nn::Reduction;
 using ag::testing::check_error;
 using ag::testing::check_shape;
 using ag::testing::check_values;
-
-Tensor leaf(Tensor t) {
-  t.requires_grad_();
-  return t;
-}
+using ag::testing::leaf;
+using ag::testing::values_of;
 
 const double ln2 = std::log(2.0), ln3 = std::log(3.0), ln5 = std::log(5.0);
 
@@ -44,8 +41,6 @@ Tensor logits_223() {
 const std::vector<double> ce_losses = {ln3, std::log(1.6), ln5, ln5};
 const std::vector<double> ce_row_grads = {1.0 / 3,  -2.0 / 3, 1.0 / 3, 1.0 / 8, 2.0 / 8, -3.0 / 8,
                                           -4.0 / 5, 3.0 / 5,  1.0 / 5, 2.0 / 5, 2.0 / 5, -4.0 / 5};
-
-std::vector<double> values_of(const Tensor& t) { return {t.data(), t.data() + t.numel()}; }
 
 std::vector<double> scaled(std::vector<double> v, const std::vector<double>& row_factor) {
   const size_t per_row = v.size() / row_factor.size();

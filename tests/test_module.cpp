@@ -13,6 +13,7 @@
 using namespace ag;
 using ag::testing::check_error;
 using ag::testing::check_values;
+using ag::testing::temp_path;
 
 namespace {
 
@@ -45,12 +46,6 @@ struct Model : nn::Module {
         drop->forward(encoder->rnn->forward(encoder->embed->forward(ids)) * scale));
   }
 };
-
-std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          ("attograd_test_module_" + std::to_string(::getpid()) + "_" + name))
-      .string();
-}
 
 }  // namespace
 
@@ -191,7 +186,7 @@ TEST_CASE("module: gradcheck of a Sequential w.r.t. its input and every paramete
 #endif
 
 TEST_CASE("module: save and load give bit-identical outputs") {
-  const std::string path = temp_path("roundtrip.safetensors");
+  const std::string path = temp_path("module", "roundtrip.safetensors");
   manual_seed(11);
   Model a;
   {
@@ -221,7 +216,7 @@ TEST_CASE("module: save and load give bit-identical outputs") {
 }
 
 TEST_CASE("module: load refuses files that do not match the model, and changes nothing") {
-  const std::string path = temp_path("mismatch.safetensors");
+  const std::string path = temp_path("module", "mismatch.safetensors");
   Model model;
   const std::vector<real> before = model.head->weight.to_vector();
 
@@ -268,7 +263,7 @@ TEST_CASE("module: the README's example trains, prints and saves") {
   os << *model;
   CHECK(os.str().find("(0): Linear(in_features=2, out_features=64, bias=true)") !=
         std::string::npos);
-  const std::string path = temp_path("readme.safetensors");
+  const std::string path = temp_path("module", "readme.safetensors");
   model->save(path);
   CHECK(load_safetensors(path).size() == 4);
   std::filesystem::remove(path);
@@ -294,7 +289,7 @@ TEST_CASE("module: a submodule registered twice is one set of parameters, as in 
   optim::SGD opt(model.parameters(), 0.1);
   sum(model.decoder->forward(model.encoder->forward(ones({1, 2})))).backward();
   opt.step();
-  const std::string path = temp_path("tied.safetensors");
+  const std::string path = temp_path("module", "tied.safetensors");
   model.save(path);
   model.load(path);
   std::filesystem::remove(path);

@@ -13,11 +13,11 @@
 
 using namespace ag;
 using ag::testing::check_error;
+using ag::testing::inf;
 
 namespace {
 
 const real qnan = std::numeric_limits<real>::quiet_NaN();
-const real inf = std::numeric_limits<real>::infinity();
 
 // NaN where `expected` is NaN, the value elsewhere.
 void check_with_nan(const Tensor& t, const std::vector<double>& expected) {

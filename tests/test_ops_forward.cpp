@@ -23,18 +23,8 @@ using ag::Tensor;
 using ag::testing::check_error;
 using ag::testing::check_shape;
 using ag::testing::check_values;
-
-// 0, 1, ..., numel-1 in the given shape.
-Tensor iota(const Shape& shape) {
-  std::vector<real> v(static_cast<size_t>(ag::shape_numel(shape)));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<real>(i);
-  return ag::from_vector(v, shape);
-}
-
-Tensor leaf(Tensor t) {
-  t.requires_grad_();
-  return t;
-}
+using ag::testing::iota;
+using ag::testing::leaf;
 
 // The result of an op on inputs requiring grad: recorded, with this grad_fn.
 void check_recorded(const Tensor& out, const char* name) {

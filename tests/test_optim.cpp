@@ -19,11 +19,7 @@ namespace {
 using namespace ag;
 using ag::testing::check_error;
 using ag::testing::check_values;
-
-Tensor leaf(Tensor t) {
-  t.requires_grad_();
-  return t;
-}
+using ag::testing::leaf;
 
 // L = sum((p - c)^2): fills p.grad with 2 (p - c) (after clearing it).
 void quadratic_backward(optim::Optimizer& opt, const Tensor& p, const Tensor& c) {

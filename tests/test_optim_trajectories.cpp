@@ -24,6 +24,7 @@ namespace {
 using namespace ag;
 using ag::testing::check_error;
 using ag::testing::check_values;
+using ag::testing::leaf;
 namespace fs = std::filesystem;
 
 fs::path fixture(const std::string& name) {
@@ -84,11 +85,6 @@ MakeOptimizer optimizer(Args... args) {
 
 std::unique_ptr<optim::Optimizer> sgd(std::vector<Tensor> params) {
   return std::make_unique<optim::SGD>(std::move(params), real(0.1));
-}
-
-Tensor leaf(Tensor t) {
-  t.requires_grad_();
-  return t;
 }
 
 }  // namespace

@@ -24,8 +24,8 @@ namespace {
 
 using namespace ag;
 
-constexpr uint64_t kSeed = 0xA770'6EAD;
-constexpr int kCases = 3000;
+constexpr uint64_t kBroadcastSeed = 0xA770'6EAD;
+constexpr int kBroadcastCases = 3000;
 constexpr int kFirstCase = 0;  // for reproducing one case: set to its number
 constexpr int kOps = 6;        // add, sub, mul, div, where, masked_fill
 
@@ -78,7 +78,7 @@ int64_t source_index(int64_t flat, const Shape& out, const Shape& in) {
 std::string describe_shapes(int case_number, const Shape& a, const Shape& b, const Shape& cond,
                             const Shape& mask) {
   std::ostringstream s;
-  s << "case " << case_number << " (seed " << kSeed << ", kFirstCase = " << case_number
+  s << "case " << case_number << " (seed " << kBroadcastSeed << ", kFirstCase = " << case_number
     << " reproduces it): a " << shape_str(a) << ", b " << shape_str(b) << ", where condition "
     << shape_str(cond) << ", masked_fill mask " << shape_str(mask);
   return s.str();
@@ -126,9 +126,9 @@ bool check_against_reference(const std::string& op, const Tensor& got, const Sha
   return mismatches == 0;
 }
 
-// ag::testing::check_gradients, also returning whether it passed.
-bool check_gradients(const std::string& op, const GradcheckFunction& f,
-                     const std::vector<Tensor>& inputs) {
+// As ag::testing::check_gradients, also returning whether it passed.
+bool check_gradients_passed(const std::string& op, const GradcheckFunction& f,
+                            const std::vector<Tensor>& inputs) {
   GradcheckResult result = gradcheck(f, inputs);
   INFO("gradcheck " << op << ": " << result.message);
   CHECK(result.ok);
@@ -142,7 +142,7 @@ constexpr int kMaxFailingCases = 10;
 }  // namespace
 
 TEST_CASE("property: broadcasting binary ops match a naive reference (and gradcheck in double)") {
-  Generator gen(kSeed);
+  Generator gen(kBroadcastSeed);
   int forward_checked = 0;  // (case, op) pairs whose forward was compared
   int grad_checked = 0;     // (case, op) pairs gradchecked (double flavor)
   int broadcasting = 0;     // cases where a or b was actually expanded
@@ -150,7 +150,7 @@ TEST_CASE("property: broadcasting binary ops match a naive reference (and gradch
   int cases = 0;
   int failing_cases = 0;
 
-  for (int c = 0; c < kCases; ++c) {
+  for (int c = 0; c < kBroadcastCases; ++c) {
     // Three families of base shapes: c % 4 == 0, ranks 0..4 with sizes 1..2
     // (many size-1 dims); c % 4 == 1, ranks 0..2 with sizes 1..4; the others
     // ranks 0..4 with sizes 1..4, up to (4,4,4,4).
@@ -221,23 +221,23 @@ TEST_CASE("property: broadcasting binary ops match a naive reference (and gradch
           {"where", [&cond](const Inputs& x) { return where(cond, x[0], x[1]); }},
       };
       for (const auto& [op, f] : binary) {
-        ok &= check_gradients(op, f, {ga, gb});
+        ok &= check_gradients_passed(op, f, {ga, gb});
         ++grad_checked;
       }
-      ok &= check_gradients(
+      ok &= check_gradients_passed(
           "masked_fill", [&mask, fill](const Inputs& x) { return masked_fill(x[0], mask, fill); },
           {ga});
       ++grad_checked;
     }
 
     if (!ok && ++failing_cases >= kMaxFailingCases) {
-      FAIL("stopping after " << failing_cases << " failing cases (case " << c << " of " << kCases
-                             << ")");
+      FAIL("stopping after " << failing_cases << " failing cases (case " << c << " of "
+                             << kBroadcastCases << ")");
     }
   }
 
   // The loop really ran, over the cases and patterns it was meant to.
-  const int expected_cases = kCases - kFirstCase;
+  const int expected_cases = kBroadcastCases - kFirstCase;
   CHECK(cases == expected_cases);
   CHECK(forward_checked == expected_cases * kOps);
   if constexpr (ag::testing::is_double) {
@@ -249,8 +249,8 @@ TEST_CASE("property: broadcasting binary ops match a naive reference (and gradch
     // Not exact counts (they follow from the random draws), but far below what
     // the generator produces: a sanity floor against a degenerate generator.
     INFO("broadcasting cases " << broadcasting << ", with a 0-dim operand " << with_scalar);
-    CHECK(broadcasting >= kCases / 3);
-    CHECK(with_scalar >= kCases / 50);
+    CHECK(broadcasting >= kBroadcastCases / 3);
+    CHECK(with_scalar >= kBroadcastCases / 50);
   }
 }
 

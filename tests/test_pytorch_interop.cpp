@@ -6,7 +6,6 @@
 // each layer is called) are in tests/pytorch_cases.hpp; the table of
 // equivalent PyTorch modules and name mappings in docs/pytorch.md.
 #include <doctest/doctest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -24,6 +23,7 @@ using namespace ag;
 using ag::testing::check_error;
 using ag::testing::FixtureTensors;
 using ag::testing::max_abs_diff;
+using ag::testing::temp_path;
 
 namespace {
 
@@ -43,13 +43,7 @@ fs::path fixture_dir() {
   return from_binary / relative;
 }
 
-std::string fixture(const std::string& name) { return (fixture_dir() / name).string(); }
-
-std::string temp_path(const std::string& name) {
-  return (fs::temp_directory_path() /
-          ("attograd_test_pytorch_" + std::to_string(::getpid()) + "_" + name))
-      .string();
-}
+std::string fixture_path(const std::string& name) { return (fixture_dir() / name).string(); }
 
 // Loads NAME.safetensors into the case's module, runs it on NAME.io's inputs
 // and compares every output with PyTorch's. Then checks the other direction:
@@ -59,12 +53,12 @@ void check_case(const std::string& name) {
   testing::PytorchCase c = testing::pytorch_case(name);
   std::shared_ptr<nn::Module> module = c.make();
   module->eval();
-  const std::string weights = fixture(name + ".safetensors");
+  const std::string weights = fixture_path(name + ".safetensors");
   // load() refuses a missing, extra or misshapen tensor: success means the
   // names and shapes are exactly PyTorch's (through the mapping of docs/pytorch.md)
   module->load(weights);
 
-  FixtureTensors io(load_safetensors(fixture(name + ".io.safetensors")));
+  FixtureTensors io(load_safetensors(fixture_path(name + ".io.safetensors")));
   // A fixture with grad_output also holds the gradients of sum(grad_output * output):
   // grad.INPUT for the inputs to differentiate, grad.PARAMETER for every parameter.
   const bool with_gradients = io.all().count("grad_output") == 1;
@@ -125,7 +119,7 @@ void check_case(const std::string& name) {
     CHECK((io.was_read(tensor_name) || compared.count(tensor_name) == 1));
   }
 
-  const std::string saved = temp_path(name + ".safetensors");
+  const std::string saved = temp_path("pytorch", name + ".safetensors");
   module->save(saved);
   const NamedTensors ours = load_safetensors(saved), theirs = load_safetensors(weights);
   fs::remove(saved);
@@ -194,7 +188,7 @@ TEST_CASE("interop/pytorch: MultiHeadAttention refuses PyTorch's fused in_proj n
                                       {"in_proj_bias", zeros({24})},
                                       {"out_proj.weight", zeros({8, 8})},
                                       {"out_proj.bias", zeros({8})}};
-  const std::string path = temp_path("fused.safetensors");
+  const std::string path = temp_path("pytorch", "fused.safetensors");
   save_safetensors(path, pytorch_names);
   nn::MultiHeadAttention mha(8, 2);
   check_error([&] { mha.load(path); },
@@ -282,7 +276,7 @@ TEST_CASE("interop/pytorch: PositionalEncoding's table is the one PyTorch comput
   check_case("positional_encoding");
   // Without loading: attograd's own table against the buffer PyTorch wrote.
   nn::PositionalEncoding own(6, 10);
-  const NamedTensors theirs = load_safetensors(fixture("positional_encoding.safetensors"));
+  const NamedTensors theirs = load_safetensors(fixture_path("positional_encoding.safetensors"));
   REQUIRE(theirs.size() == 1);
   CHECK(theirs[0].first == "pe");
   CHECK(max_abs_diff(own.pe, theirs[0].second) < 1e-6);

@@ -17,12 +17,6 @@ namespace {
 
 double sigmoid_d(double x) { return 1 / (1 + std::exp(-x)); }
 
-std::vector<std::string> names_of(const nn::Module& m) {
-  std::vector<std::string> names;
-  for (const auto& [name, t] : m.named_parameters()) names.push_back(name);
-  return names;
-}
-
 }  // namespace
 
 TEST_CASE("layers/rnn [F0.5]: h_t = tanh(W_hh h_{t-1} + W_xh x_t + b), two steps by hand") {

@@ -25,8 +25,8 @@ struct Shape2 {
 // 2 layers, one-way; 1 layer, bidirectional; both.
 const std::vector<Shape2> kStackings = {{2, false}, {1, true}, {2, true}};
 
-nn::Seq2SeqOptions tiny_options(nn::CellType cell, nn::ScoreType score, Shape2 stacking,
-                                real dropout = 0) {
+nn::Seq2SeqOptions stacked_options(nn::CellType cell, nn::ScoreType score, Shape2 stacking,
+                                   real dropout = 0) {
   nn::Seq2SeqOptions o;
   o.source_vocab = 6;
   o.target_vocab = 5;
@@ -41,19 +41,8 @@ nn::Seq2SeqOptions tiny_options(nn::CellType cell, nn::ScoreType score, Shape2 s
   return o;
 }
 
-std::vector<std::string> names_of(const nn::Module& m) {
-  std::vector<std::string> names;
-  for (const auto& [name, t] : m.named_parameters()) names.push_back(name);
-  return names;
-}
-
-bool has(const std::vector<std::string>& names, const std::string& name) {
+bool contains(const std::vector<std::string>& names, const std::string& name) {
   return std::find(names.begin(), names.end(), name) != names.end();
-}
-
-std::vector<double> values(const Tensor& t) {
-  const std::vector<real> v = t.to_vector();
-  return {v.begin(), v.end()};
 }
 
 }  // namespace
@@ -69,7 +58,7 @@ TEST_CASE(
         if (score == nn::ScoreType::Dot && stacking.bidirectional) continue;  // refused, below
         INFO(nn::to_string(cell) << " " << nn::to_string(score) << " " << stacking.num_layers
                                  << " layers, bidirectional " << stacking.bidirectional);
-        nn::Seq2Seq model(tiny_options(cell, score, stacking));
+        nn::Seq2Seq model(stacked_options(cell, score, stacking));
         const int64_t H = 3, K = stacking.bidirectional ? 2 * H : H;
         CHECK(model.key_size() == K);
         Tensor source = tensor({{3, 4, 5, 0}, {5, 3, 0, 0}});
@@ -96,13 +85,13 @@ TEST_CASE(
             CHECK(greedy.tokens[b].at(0) == first[b]);
         }
         const std::vector<std::string> names = names_of(model);
-        CHECK(has(names, "encoder.weight_ih_l0"));
-        CHECK(has(names, "encoder.weight_ih_l1") == (stacking.num_layers == 2));
-        CHECK(has(names, "encoder.weight_ih_l0_reverse") == stacking.bidirectional);
+        CHECK(contains(names, "encoder.weight_ih_l0"));
+        CHECK(contains(names, "encoder.weight_ih_l1") == (stacking.num_layers == 2));
+        CHECK(contains(names, "encoder.weight_ih_l0_reverse") == stacking.bidirectional);
         // one layer: a cell (decoder.weight_ih); two: a stacked RNN/LSTM (decoder.weight_ih_l1)
-        CHECK(has(names, "decoder.weight_ih") == (stacking.num_layers == 1));
-        CHECK(has(names, "decoder.weight_ih_l1") == (stacking.num_layers == 2));
-        CHECK(has(names, "decoder_init.weight") == stacking.bidirectional);
+        CHECK(contains(names, "decoder.weight_ih") == (stacking.num_layers == 1));
+        CHECK(contains(names, "decoder.weight_ih_l1") == (stacking.num_layers == 2));
+        CHECK(contains(names, "decoder_init.weight") == stacking.bidirectional);
         const int64_t gates = cell == nn::CellType::LSTM ? 4 : 1;
         for (const auto& [name, p] : model.named_parameters())
           if (name == "decoder.weight_ih" || name == "decoder.weight_ih_l0")
@@ -117,7 +106,7 @@ TEST_CASE(
   for (int64_t L : {1, 2}) {
     INFO(L << " layers");
     nn::Seq2Seq model(
-        tiny_options(nn::CellType::LSTM, nn::ScoreType::None, {L, /*bidirectional=*/true}));
+        stacked_options(nn::CellType::LSTM, nn::ScoreType::None, {L, /*bidirectional=*/true}));
     const int64_t H = 3;
     const Tensor source = tensor({{3, 4, 5}, {5, 3, 0}});
     const std::vector<int64_t> lengths = {3, 2};
@@ -151,11 +140,11 @@ TEST_CASE(
         top = row(step.h_n, L - 1);
       }
       const Tensor expected = model.output->forward(cat({top, context}, 1));  // (B,V)
-      check_values(squeeze(narrow(logits, 1, t, 1), 1), values(expected));
+      check_values(squeeze(narrow(logits, 1, t, 1), 1), values_of(expected));
     }
     // <-h_1 really is the backward direction's state at the first token: the
     // last output of the backward half, at position 0 (B,S,2H)
-    check_values(narrow(narrow(enc.output, 1, 0, 1), 2, H, H), values(row(enc.h_n, 2 * L - 1)));
+    check_values(narrow(narrow(enc.output, 1, 0, 1), 2, H, H), values_of(row(enc.h_n, 2 * L - 1)));
   }
 }
 
@@ -164,17 +153,17 @@ TEST_CASE(
     "backward direction starts at the last real token)") {
   manual_seed(33);
   for (nn::CellType cell : {nn::CellType::RNN, nn::CellType::LSTM}) {
-    nn::Seq2Seq model(tiny_options(cell, nn::ScoreType::Additive, {2, true}));
+    nn::Seq2Seq model(stacked_options(cell, nn::ScoreType::Additive, {2, true}));
     Tensor target_in = tensor({{1, 3, 4}});
     nn::Seq2SeqOutput alone = model.forward(tensor({{3, 4}}), {}, target_in);
     nn::Seq2SeqOutput padded = model.forward(tensor({{3, 4, 0, 0, 0}}), {2}, target_in);
-    check_values(padded.logits, values(alone.logits));
+    check_values(padded.logits, values_of(alone.logits));
   }
 }
 
 TEST_CASE("layers/seq2seq: dropout between layers acts in training only") {
-  nn::Seq2SeqOptions with = tiny_options(nn::CellType::LSTM, nn::ScoreType::Additive, {2, true},
-                                         /*dropout=*/0.5);
+  nn::Seq2SeqOptions with = stacked_options(nn::CellType::LSTM, nn::ScoreType::Additive, {2, true},
+                                            /*dropout=*/0.5);
   nn::Seq2SeqOptions without = with;
   without.dropout = 0;
   manual_seed(34);
@@ -195,13 +184,13 @@ TEST_CASE("layers/seq2seq: dropout between layers acts in training only") {
 }
 
 TEST_CASE("layers/seq2seq: num_layers, dropout and a dot score on 2H keys are refused by name") {
-  nn::Seq2SeqOptions bad = tiny_options(nn::CellType::LSTM, nn::ScoreType::Additive, {0, false});
+  nn::Seq2SeqOptions bad = stacked_options(nn::CellType::LSTM, nn::ScoreType::Additive, {0, false});
   check_error([&] { nn::Seq2Seq m(bad); }, {"Seq2Seq:", "num_layers", ">= 1", "got 0"});
-  bad = tiny_options(nn::CellType::LSTM, nn::ScoreType::Additive, {2, false}, /*dropout=*/1);
+  bad = stacked_options(nn::CellType::LSTM, nn::ScoreType::Additive, {2, false}, /*dropout=*/1);
   check_error([&] { nn::Seq2Seq m(bad); }, {"Seq2Seq:", "dropout", "[0, 1)", "got 1"});
   bad.dropout = -0.25;
   check_error([&] { nn::Seq2Seq m(bad); }, {"Seq2Seq:", "dropout", "got -0.25"});
-  bad = tiny_options(nn::CellType::RNN, nn::ScoreType::Dot, {1, true});
+  bad = stacked_options(nn::CellType::RNN, nn::ScoreType::Dot, {1, true});
   check_error([&] { nn::Seq2Seq m(bad); }, {"Seq2Seq:", "dot score", "hidden_size 3",
                                             "2 * hidden_size = 6", "general or additive"});
 }
@@ -226,7 +215,7 @@ TEST_CASE(
     INFO(nn::to_string(c.cell) << " " << nn::to_string(c.score) << " " << c.stacking.num_layers
                                << " layers, bidirectional " << c.stacking.bidirectional
                                << ", dropout " << c.dropout);
-    nn::Seq2SeqOptions o = tiny_options(c.cell, c.score, c.stacking, c.dropout);
+    nn::Seq2SeqOptions o = stacked_options(c.cell, c.score, c.stacking, c.dropout);
     o.hidden_size = 2;
     nn::Seq2Seq model(o);
     Tensor source = tensor({{3, 4, 5}, {5, 3, 0}});

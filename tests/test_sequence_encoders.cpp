@@ -16,12 +16,7 @@ using namespace ag;
 using ag::testing::check_error;
 using ag::testing::check_shape;
 using ag::testing::max_abs_diff;
-
-std::vector<std::string> names_of(const nn::Module& m) {
-  std::vector<std::string> names;
-  for (const auto& [name, p] : m.named_parameters()) names.push_back(name);
-  return names;
-}
+using ag::testing::names_of;
 
 }  // namespace
 

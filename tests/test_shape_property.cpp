@@ -29,8 +29,8 @@ namespace {
 using namespace ag;
 __extension__ typedef unsigned __int128 Big;  // (a GCC extension: -Wpedantic)
 
-constexpr uint64_t kSeed = 0x5A9E'0F11;
-constexpr int kCases = 2000;
+constexpr uint64_t kShapeSeed = 0x5A9E'0F11;
+constexpr int kShapeCases = 2000;
 constexpr int64_t kMax = INT64_MAX, kMin = INT64_MIN;
 
 // --- the reference arithmetic --------------------------------------------------------
@@ -62,7 +62,7 @@ bool makeable(const Shape& s) { return valid(s) && numel_of(s) <= 1000; }
 // --- random shapes ---------------------------------------------------------------------
 
 struct Random {
-  Generator gen{kSeed};
+  Generator gen{kShapeSeed};
   int64_t below(int64_t n) { return gen.randint(0, n); }
   bool chance(double p) { return gen.bernoulli(p); }
   int64_t size() {  // mostly small, some zero, some huge, a few negative
@@ -184,7 +184,7 @@ std::optional<Shape> reshaped(const Shape& in, Shape target) {
 
 TEST_CASE("property: shape-changing ops give the reference's shape or an ag::Error naming them") {
   Random r;
-  for (int c = 0; c < kCases; ++c) {
+  for (int c = 0; c < kShapeCases; ++c) {
     // --- creation from any shape ---
     const Shape any = r.shape();
     expect("zeros" + str(any), "zeros", when(makeable(any), any), [&] { return zeros(any); });

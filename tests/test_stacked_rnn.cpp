@@ -17,11 +17,6 @@ using namespace ag::testing;
 
 namespace {
 
-std::vector<double> values(const Tensor& t) {
-  const std::vector<real> v = t.to_vector();
-  return {v.begin(), v.end()};
-}
-
 nn::SequenceOutput run(nn::RNN& m, const Tensor& x, const std::vector<int64_t>& lengths,
                        const nn::RecurrentState& initial) {
   return m.forward(x, lengths, initial.h);
@@ -82,22 +77,16 @@ void check_against_one_layer_modules(M& stacked, const Tensor& x,
         const Tensor input = d == 0 ? layer_input : reverse_time(layer_input);
         const nn::SequenceOutput one = run(*single[row], input, {}, start);
         directions.push_back(d == 0 ? one.output : reverse_time(one.output));
-        check_values(state_row(out.h_n, row, b), values(one.h_n));
-        if (one.c_n.defined()) check_values(state_row(out.c_n, row, b), values(one.c_n));
+        check_values(state_row(out.h_n, row, b), values_of(one.h_n));
+        if (one.c_n.defined()) check_values(state_row(out.c_n, row, b), values_of(one.c_n));
       }
       layer_input = dirs == 1 ? directions[0] : cat(directions, 2);
     }
-    check_values(narrow(narrow(out.output, 0, b, 1), 1, 0, length), values(layer_input));
+    check_values(narrow(narrow(out.output, 0, b, 1), 1, 0, length), values_of(layer_input));
     if (length < T)  // padding: zeros in both directions
       for (real v : narrow(narrow(out.output, 0, b, 1), 1, length, T - length).to_vector())
         CHECK(v == 0);
   }
-}
-
-std::vector<std::string> names_of(const nn::Module& m) {
-  std::vector<std::string> names;
-  for (const auto& [name, t] : m.named_parameters()) names.push_back(name);
-  return names;
 }
 
 }  // namespace
@@ -159,12 +148,12 @@ TEST_CASE(
   for (real v : dropped.to_vector()) zeros_count += v == 0;
   CHECK(zeros_count > dropped.numel() / 4);  // the mask really drops something
   const nn::SequenceOutput by_hand = layer1.forward(dropped);
-  check_values(trained.output, values(by_hand.output));
-  check_values(narrow(trained.h_n, 0, 1, 1), values(by_hand.h_n));
+  check_values(trained.output, values_of(by_hand.output));
+  check_values(narrow(trained.h_n, 0, 1, 1), values_of(by_hand.h_n));
   // Eval: no dropout anywhere.
   stacked.eval();
   const nn::SequenceOutput evaluated = stacked.forward(x);
-  check_values(evaluated.output, values(layer1.forward(layer0.forward(x).output).output));
+  check_values(evaluated.output, values_of(layer1.forward(layer0.forward(x).output).output));
   // One layer: the dropout has no layer to act between (PyTorch's rule).
   manual_seed(24);
   nn::RNN one(3, 6, /*num_layers=*/1, /*dropout=*/0.5);

@@ -248,7 +248,7 @@ TEST_CASE("layers/transformer: gradcheck of a 2-layer TransformerEncoder, input 
 // --- TinyTransformer --------------------------------------------------------------------------
 
 namespace {
-nn::TinyTransformerOptions tiny_options(int64_t layers) {
+nn::TinyTransformerOptions tiny_options_of_depth(int64_t layers) {
   nn::TinyTransformerOptions opt;
   opt.vocab_size = 5;
   opt.d_model = 4;
@@ -264,7 +264,7 @@ TEST_CASE(
     "layers/transformer [F2.8]: TinyTransformer = Embedding + PE, layers, norm, Linear to the "
     "vocabulary") {
   manual_seed(9);
-  nn::TinyTransformer model(tiny_options(2));
+  nn::TinyTransformer model(tiny_options_of_depth(2));
   Tensor tokens = tensor({{1, 2, 3, 4}, {0, 0, 1, 1}});
   Tensor logits = model.forward(tokens);
   check_shape(logits, {2, 4, 5});
@@ -298,7 +298,7 @@ TEST_CASE(
     "layers/transformer [F4.8]: with the causal mask a later token never changes an earlier "
     "output") {
   manual_seed(10);
-  nn::TinyTransformer model(tiny_options(2));
+  nn::TinyTransformer model(tiny_options_of_depth(2));
   Tensor tokens = tensor({{1, 2, 3, 4, 0, 2}});
   Tensor changed = tensor({{1, 2, 3, 0, 4, 4}});  // tokens 3.. differ
   Tensor before = model.forward(tokens), after = model.forward(changed);
@@ -313,7 +313,7 @@ TEST_CASE(
 
 TEST_CASE("layers/transformer [F2.8]: greedy generation appends the argmax of the last position") {
   manual_seed(11);
-  nn::TinyTransformer model(tiny_options(1));
+  nn::TinyTransformer model(tiny_options_of_depth(1));
   Tensor prompt = tensor({{1, 2}, {3, 3}});
   Tensor generated = model.generate(prompt, 3);
   check_shape(generated, {2, 5});
@@ -341,7 +341,7 @@ TEST_CASE("layers/transformer [F2.8]: greedy generation appends the argmax of th
 #ifdef AG_USE_DOUBLE
 TEST_CASE("layers/transformer [F2.8]: gradcheck of a 1-layer TinyTransformer, every parameter") {
   manual_seed(12);
-  nn::TinyTransformer model(tiny_options(1));
+  nn::TinyTransformer model(tiny_options_of_depth(1));
   Tensor tokens = tensor({{1, 2, 3, 1}, {4, 0, 2, 2}});
   // self_attn.k_proj.bias: a constant per row of scores, which softmax ignores
   // (see the encoder layer's gradcheck above).

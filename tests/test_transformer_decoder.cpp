@@ -17,7 +17,7 @@ using namespace ag::testing;
 
 namespace {
 
-bool has(const std::vector<nn::NamedTensor>& list, const std::string& name) {
+bool has_parameter(const std::vector<nn::NamedTensor>& list, const std::string& name) {
   return std::any_of(list.begin(), list.end(), [&](const auto& e) { return e.first == name; });
 }
 
@@ -262,7 +262,7 @@ TEST_CASE("layers/transformer_decoder: a TransformerDecoder is its layers one af
   Tensor h = tgt;
   for (const auto& layer : decoder.layers) h = layer->forward(h, memory, mask);
   CHECK(max_abs_diff(decoder.forward(tgt, memory, mask), h) == 0);
-  CHECK(has(decoder.named_parameters(), "1.multihead_attn.v_proj.weight"));
+  CHECK(has_parameter(decoder.named_parameters(), "1.multihead_attn.v_proj.weight"));
   check_error([] { nn::TransformerDecoder(-1, 4, 2, 6); }, {"TransformerDecoder:", "-1"});
 }
 
@@ -298,7 +298,7 @@ TEST_CASE(
         "decoder.layers.0.self_attn.out_proj.bias", "decoder.layers.0.multihead_attn.k_proj.weight",
         "decoder.layers.0.norm3.weight", "decoder.norm.bias"}) {
     INFO(name);
-    CHECK(has(params, name));
+    CHECK(has_parameter(params, name));
   }
   check_shape(y, {2, 3, 4});
 }
@@ -417,7 +417,7 @@ TEST_CASE(
   CHECK(max_abs_diff(padded_again, logits) == 0);
   const auto params = model.named_parameters();
   CHECK(params.front().first == "embedding.weight");
-  CHECK(has(params, "transformer.decoder.layers.0.multihead_attn.q_proj.weight"));
+  CHECK(has_parameter(params, "transformer.decoder.layers.0.multihead_attn.q_proj.weight"));
   CHECK(params.back().first == "fc.bias");
   CHECK(model.named_buffers().front().first == "positional.pe");
   check_error(

@@ -1,6 +1,8 @@
 // The pieces linear (layers/basic/linear.cpp) and linear_relu
 // (layers/basic/linear_relu.cpp) share: their checks and, for fast mode,
-// y = x W^T + b and its three gradients. Not part of layers/nn.hpp.
+// y = x W^T + b and its three gradients. Not part of layers/nn.hpp. It
+// mirrors no formula of its own: linear's file says which projections of the
+// seeds y = x W^T + b is.
 #pragma once
 
 #include <utility>

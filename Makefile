@@ -407,15 +407,16 @@ $(BUILD)/obj/tests/%.o: tests/%.cpp $(call pch,tests).gch
 	$(COMPILE) $(TEST_CXXFLAGS) $(call use_pch,tests) -MMD -MP -c $< -o $@
 
 # The test files are compiled in groups ("unity" builds): $(BUILD)/unity/tests_N.cpp
-# #includes the UNITY_GROUP_SIZE test files of group N (tests/test_*.cpp in
-# alphabetical order) and is compiled with the flags and precompiled header
-# above.  A test file compiled alone pays again for loading the precompiled
-# header and for instantiating the same doctest and fmt templates: 8 files
-# take 11.9 s of CPU one by one, 8.3 s as one group.  Groups of 8 build the
-# tests in 38 CPU-s instead of 60 (20 s instead of 31 s with -j2), a clean
-# `make -j2` in about 88 s instead of 98; larger groups save a little more but
-# make an edited test file recompile more of its neighbours (groups of 22:
-# 34 CPU-s, 17 s for one edit; groups of 8: 7 s).
+# #includes UNITY_GROUP_SIZE test files (tests/test_*.cpp in alphabetical
+# order) and is compiled with the flags and precompiled header above.  A test
+# file compiled alone pays again for loading the precompiled header and for
+# instantiating the same doctest and fmt templates: 8 files take 16.3 s one by
+# one, 11.9 s as one group.  In groups of 8 the tests take a third less CPU
+# (38 CPU-s instead of 60; make -j2 of the test binary, library built: 20 s
+# instead of 31 s) and a clean make -j2 about 10 s less.  Larger groups save a
+# little more, but an edited test file recompiles its whole group: 7 s in
+# groups of 8 (3.5 s alone; groups of 6: 6 s for 41 CPU-s; groups of 22: 20 s
+# for 34 CPU-s).
 # Each test file still compiles on its own (compile_commands.json lists them
 # one by one, for clangd and clang-tidy), so a helper that several files
 # share lives in tests/helpers.hpp, and a file's own helpers have names that
@@ -424,7 +425,7 @@ $(BUILD)/obj/tests/%.o: tests/%.cpp $(call pch,tests).gch
 # includes, so editing one recompiles its group only.
 UNITY_GROUP_SIZE := 8
 TEST_CASE_SRCS   := $(filter-out tests/main.cpp,$(TEST_SRCS))
-# The position in TEST_CASE_SRCS of each group's first file: 1 7 13 ...
+# The position in TEST_CASE_SRCS of each group's first file: 1 9 17 ...
 UNITY_STARTS     := $(shell seq 1 $(UNITY_GROUP_SIZE) $(words $(TEST_CASE_SRCS)))
 UNITY_GROUPS     := $(shell seq 1 $(words $(UNITY_STARTS)))
 UNITY_SRCS       := $(UNITY_GROUPS:%=$(BUILD)/unity/tests_%.cpp)

@@ -143,26 +143,6 @@ AG_SIMD_CLONES void lstm_cell_backward(int64_t batch, int64_t H, int64_t t, cons
   }
 }
 
-// dst (cols, rows) = src (rows, cols; row stride `stride`) transposed.
-AG_SIMD_CLONES void transpose_rows(const real* src, int64_t rows, int64_t cols, int64_t stride,
-                                   real* dst) noexcept {
-  for (int64_t col = 0; col < cols; ++col)
-    for (int64_t row = 0; row < rows; ++row) dst[col * rows + row] = src[row * stride + col];
-}
-
-// c (m,n; row stride ldc) += a w^T for a (m,k; row stride lda) and w (n,k):
-// the gates' x W^T. The same product as gemm(false, true, ...), computed as
-// (a^T)^T w^T from a transposed copy of a, which OpenBLAS's small-matrix
-// kernels run twice as fast at the LSTM's sizes on its SkylakeX core (a
-// (32,64), w (256,64): 7.4 us against 13.7; as fast as before on its Haswell
-// and Zen cores); the copy takes under a microsecond.
-void add_times_transposed(const real* a, int64_t m, int64_t k, int64_t lda, const real* w,
-                          int64_t n, real* c, int64_t ldc, std::vector<real>& a_transposed) {
-  a_transposed.resize(static_cast<size_t>(k * m));
-  transpose_rows(a, m, k, lda, a_transposed.data());
-  gemm_strided(true, true, m, n, k, 1, a_transposed.data(), m, w, k, 1, c, ldc);
-}
-
 // The state (B,H) a direction starts from: h0 or c0, or zeros when undefined.
 Tensor start_state(const Tensor& given, int64_t batch, int64_t H) {
   return given.defined() ? given.detach() : zeros({batch, H});
@@ -196,7 +176,6 @@ Tensor lstm_steps_fused(const Tensor& input_part, const Tensor& weight_hh, const
   Tensor tanh_c = Tensor::empty({B, T, H});
   Tensor out = Tensor::empty(one_step ? Shape{B, 3 * H} : Shape{B, T + 2, H});
   Tensor h = start_state(h0, B, H), c = start_state(c0, B, H);
-  std::vector<real> scratch;
   for (int64_t step = 0; step < T; ++step) {
     const int64_t t = reverse ? T - 1 - step : step;
     real* h_in = h_prev.data() + t * H;  // row b at b*T*H
@@ -204,8 +183,8 @@ Tensor lstm_steps_fused(const Tensor& input_part, const Tensor& weight_hh, const
       std::copy(h.data() + b * H, h.data() + (b + 1) * H, h_in + b * T * H);
     // a_t += h_{t-1} W_hh^T      (B,H) x (H,4H): the four gates in one GEMM (none from h0 = 0)
     if (step > 0 || h0.defined())
-      add_times_transposed(h_in, B, H, T * H, weight_hh.data(), G, gates.data() + t * G, T * G,
-                           scratch);
+      gemm_strided(false, true, B, G, H, 1, h_in, T * H, weight_hh.data(), H, 1,
+                   gates.data() + t * G, T * G);
     lstm_cell_forward(B, H, t, len, gates.data() + t * G, T * G, h.data(), c.data(),
                       c_prev.data() + t * H, tanh_c.data() + t * H, T * H, out.data() + t * H,
                       (T + 2) * H);
@@ -259,9 +238,8 @@ Tensor lstm_steps_fused(const Tensor& input_part, const Tensor& weight_hh, const
 
 // LSTMCell::forward in one op: the input projection too, W_ih x + b_ih, which
 // for a layer is one GEMM over all the steps before them (in RNNBase::run),
-// but for a cell is one more GEMM per step. Inside the op it uses the fast
-// form of add_times_transposed, and the step records one node, not a Linear
-// and a step. x (B,D); h0, c0 (B,H), undefined = zeros. Returns (B,2H): h'
+// but for a cell is one more GEMM per step. The step records one node, not a
+// Linear and a step. x (B,D); h0, c0 (B,H), undefined = zeros. Returns (B,2H): h'
 // and c' side by side. The caller has checked the shapes.
 Tensor lstm_cell_fused(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& weight_ih,
                        const Tensor& weight_hh, const Tensor& bias_ih, const Tensor& bias_hh) {
@@ -275,10 +253,8 @@ Tensor lstm_cell_fused(const Tensor& x, const Tensor& h0, const Tensor& c0, cons
     for (int64_t b = 0; b < B; ++b)
       for (int64_t j = 0; j < G; ++j) a[b * G + j] = b_ih[j] + b_hh[j];
   }
-  std::vector<real> scratch;
-  add_times_transposed(x.data(), B, D, D, weight_ih.data(), G, gates.data(), G, scratch);
-  if (h0.defined())
-    add_times_transposed(h0.data(), B, H, H, weight_hh.data(), G, gates.data(), G, scratch);
+  gemm(false, true, B, G, D, 1, x.data(), weight_ih.data(), 1, gates.data());
+  if (h0.defined()) gemm(false, true, B, G, H, 1, h0.data(), weight_hh.data(), 1, gates.data());
   Tensor h = Tensor::empty({B, H}), c = start_state(c0, B, H);
   Tensor c_prev = Tensor::empty({B, H}), tanh_c = Tensor::empty({B, H});
   Tensor out = Tensor::empty({B, 2 * H});

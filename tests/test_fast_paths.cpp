@@ -863,6 +863,67 @@ TEST_CASE("modes/Sequential runs a Linear followed by a ReLU as linear_relu, and
       {"linear: input (4,5) does not end in in_features = 2"});
 }
 
+// The name of every op in the graph that made `t`.
+std::vector<std::string> all_op_names(const Tensor& t) {
+  std::vector<std::string> names;
+  std::vector<std::shared_ptr<Node>> to_visit{t.grad_fn()}, seen;
+  while (!to_visit.empty()) {
+    std::shared_ptr<Node> node = to_visit.back();
+    to_visit.pop_back();
+    if (!node || std::find(seen.begin(), seen.end(), node) != seen.end()) continue;
+    seen.push_back(node);
+    names.push_back(node->name);
+    for (const Node::Edge& input : node->inputs)
+      if (input.tensor.defined()) to_visit.push_back(input.tensor.grad_fn());
+  }
+  return names;
+}
+
+TEST_CASE("modes/FeedForward runs its first Linear and the ReLU as linear_relu") {
+  manual_seed(9);
+  nn::FeedForward ff(8, 32, 0);
+  Tensor x = ag::testing::leaf({2, 5, 8}, 72);  // (batch, positions, d_model)
+  std::vector<std::vector<Tensor>> results;
+  for (bool plain : {false, true}) {
+    ReferenceModeGuard mode(plain);
+    ff.zero_grad();
+    x.impl()->grad.reset();
+    Tensor y = ff.forward(x);
+    Generator gen(4);
+    sum(y * randn(y.shape(), gen)).backward();
+    std::vector<Tensor> r{y.detach(), x.grad()};
+    for (const Tensor& p : ff.parameters()) r.push_back(p.grad().detach().clone());
+    results.push_back(r);
+    const std::vector<std::string> names = all_op_names(ff.forward(x));  // a graph not yet used
+    CHECK(std::count(names.begin(), names.end(), std::string("LinearReluBackward")) ==
+          (plain ? 0 : 1));
+    CHECK(std::count(names.begin(), names.end(), std::string("ReluBackward")) == (plain ? 1 : 0));
+    if constexpr (ag::testing::is_double) {
+      INFO((plain ? "reference" : "fast") << " mode");
+      ag::testing::check_module_gradients(ff, [&] { return sum(ff.forward(x)); }, {x});
+    }
+  }
+  for (size_t i = 0; i < results[0].size(); ++i) {
+    INFO("tensor " << i);
+    CHECK(ag::testing::max_abs_diff(results[0][i], results[1][i]) <=
+          (ag::testing::is_double ? 1e-12 : 1e-5));
+  }
+  check_same_error(
+      [&] {
+        ff.forward(zeros({4, 5}));
+      },
+      {"FeedForward: input (4,5) must be (..., d_model = 8)"});
+  // linear1 swapped for a subclass with its own forward: called as written
+  auto doubled = std::make_shared<DoubledLinear>(8, 32);
+  ff.linear1 = doubled;
+  ReferenceModeGuard fast(false);
+  const Tensor y = ff.forward(x);
+  const Tensor expected =
+      nn::linear(relu(nn::linear(x, doubled->weight, doubled->bias) * real(2)),
+                 ff.linear2->weight, ff.linear2->bias);
+  CHECK(ag::testing::max_abs_diff(y, expected) == 0);
+}
+
 TEST_CASE("modes/cross_entropy over few classes (one flat loop of exps) and many agree") {
   const real inf = std::numeric_limits<real>::infinity();
   for (int64_t classes : {1, 2, 3, 7, 8, 9}) {

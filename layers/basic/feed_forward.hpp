@@ -7,6 +7,7 @@
 //   FFN(x) = W_2 ReLU(W_1 x + b_1) + b_2      x: (..., d) -> (..., d_ff) -> (..., d)
 //
 // Names as in torch.nn.TransformerEncoderLayer: linear1, dropout, linear2.
+// Fast mode runs ReLU(W_1 x + b_1) as the one op linear_relu (layers/basic/linear.hpp).
 #pragma once
 
 #include "layers/basic/dropout.hpp"

@@ -1,10 +1,10 @@
 // relu(x W^T + b) as one op: what nn::Sequential runs for a Linear followed by
-// a ReLU (layers/framework/module.cpp). Reference mode runs the two layers'
-// ops as written; fast mode never stores the pre-activation x W^T + b, and
-// with a few input features makes forward and backward one pass each.
-// No formula of its own: it is the first half of the seeds' feed-forward
-// layer, max(0, x W_1 + b_1) of [F3.3], which layers/basic/feed_forward.cpp
-// writes out as the two ops; here it serves a Sequential's hidden layers.
+// a ReLU (layers/framework/module.cpp), and FeedForward for its first layer.
+// Reference mode runs the two layers' ops as written; fast mode never stores
+// the pre-activation x W^T + b, and with a few input features makes forward
+// and backward one pass each. No formula of its own: it is the first half of
+// the seeds' feed-forward layer, max(0, x W_1 + b_1) of [F3.3], which
+// layers/basic/feed_forward.cpp writes out as the two ops for reference mode.
 #include "layers/basic/linear.hpp"
 
 #include <cstring>

@@ -340,10 +340,13 @@ build-double:
 PCH_HEADERS := algorithm cmath cstdint functional memory string vector fmt/format.h
 pch = $(BUILD)/pch/$(1)/common.hpp
 use_pch = -include $(call pch,$(1)) -Winvalid-pch
+# Rewritten only when its text changes, so that an edit elsewhere in the
+# Makefile does not remake the precompiled headers and every file using them.
 $(BUILD)/pch/%/common.hpp: Makefile
 	@mkdir -p $(@D)
-	printf '#include <%s>\n' $(PCH_HEADERS) > $@
-	$(if $(filter lib,$*),,printf '#include "layers/nn.hpp"\n' >> $@)
+	@{ printf '#include <%s>\n' $(PCH_HEADERS); \
+	   $(if $(filter lib,$*),,printf '#include "layers/nn.hpp"\n';) } > $@.new
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 $(call pch,lib).gch: $(call pch,lib)
 	$(SHOW) PCH $< $(TAG)
 	$(COMPILE) -MMD -MP -MF $@.d -x c++-header $< -o $@
@@ -362,12 +365,14 @@ $(BUILD)/obj/%.o: %.cpp | $(call pch,lib).gch
 	@mkdir -p $(@D)
 	$(COMPILE) $(call use_pch,lib) -MMD -MP -c $< -o $@
 
-# The chapters and tools (PROGRAM_CXXFLAGS: -O0 in release mode).
-$(BUILD)/obj/tutorials/%.o: tutorials/%.cpp | $(call pch,programs).gch
+# The chapters, exercises and tools (PROGRAM_CXXFLAGS: -O0 in release mode).
+# They depend on their precompiled header itself, as the test objects do (see
+# there): an edit of a header it holds reaches them only through the remade .gch.
+$(BUILD)/obj/tutorials/%.o: tutorials/%.cpp $(call pch,programs).gch
 	$(SHOW) CXX $< $(TAG)
 	@mkdir -p $(@D)
 	$(COMPILE) $(PROGRAM_CXXFLAGS) $(call use_pch,programs) -MMD -MP -c $< -o $@
-$(BUILD)/obj/tools/%.o: tools/%.cpp | $(call pch,programs).gch
+$(BUILD)/obj/tools/%.o: tools/%.cpp $(call pch,programs).gch
 	$(SHOW) CXX $< $(TAG)
 	@mkdir -p $(@D)
 	$(COMPILE) $(PROGRAM_CXXFLAGS) $(call use_pch,programs) -MMD -MP -c $< -o $@

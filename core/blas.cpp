@@ -121,38 +121,39 @@ void call_blas(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t
 
 // --- fast twin: a small A B^T as (A^T)^T B^T -----------------------------------------
 // OpenBLAS runs products of at most 100^3 multiply-adds through its small-matrix
-// kernels, and on its AVX-512 cores (SkylakeX, Cooperlake) the kernel for
-// A B^T runs at half the speed of the one for A^T B^T. Measured one call at a
-// time on the Xeon of docs/performance.md (microseconds, A B^T / A^T B^T from a
-// copy A^T made beforehand): (32,64)x(64,64)^T 3.7 / 1.7, (32,64)x(256,64)^T
-// 13.6 / 6.8, (32,256)x(64,256)^T 16.6 / 6.2. Their AVX2 cores (Haswell, Zen)
-// run both at the same speed, so there the product goes to BLAS as it is.
-// Every linear layer's forward is such a product (x W^T), and with a batch of
-// 32 rows, so is each step of a recurrent layer and of a decoder.
+// kernels, and on its AVX-512 cores (SkylakeX, Cooperlake) the kernel for a
+// row-major A B^T runs far slower than the one for A^T B^T at the shapes of a
+// batch of 16 or 32 rows: x W^T in every linear layer's forward, each step of
+// a recurrent layer and of a decoder, an attention head's Q K^T. Their AVX2
+// cores (Haswell, Zen) run both forms at the same speed, so there the product
+// goes to BLAS as it is.
 //
-// The copy costs 0.13 ns a number while A fits in L1 (a (32,64) A: 0.3 us)
-// and 2 to 3 times that beyond it, where it eats the gain: so only an A of at
-// most 8192 numbers (32 KiB of floats) is copied.
+// Through gemm, A B^T / A^T B^T with the copy of A, microseconds, on the Xeon
+// of docs/performance.md (m, n, k: A (m,k), B (n,k)):
+//   wins   (32,64,64) 5.6 / 4.4   (32,256,64) 13.1 / 8.1   (32,256,96) 19.5 / 11.7
+//          (32,64,256) 14.2 / 8.5   (16,256,32) 4.8 / 3.1   (32,32,16) 0.62 / 0.52
+//   loses  (32,10,64) 0.65 / 0.85 (the copy outweighs a narrow B)
+//          (32,32,256) 7.0 / 8.2  (the same, a long k for n = 32)
+//          (24,64,64) 3.6 / 4.0, (64,32,128) 6.1 / 6.4, (8,8,64) 0.18 / 0.33
+//          (m off 16 and 32: the A^T B^T kernel's edges)
+// so the copy is made for m = 16 or 32, k >= 16, and n >= 64, or n >= 32
+// with k <= 128; and only while the product stays in the small kernels and A
+// (at most 8192 numbers, 32 KiB of floats) in L1, where copying it costs
+// 0.13 ns a number (2 to 3 times that beyond).
 constexpr double small_kernel_limit = 1e6;  // m n k, OpenBLAS 0.3's small-matrix bound
 constexpr int64_t copied_a_limit = 8192;
 
-bool nt_as_tt(int64_t m, int64_t n, int64_t k) {
-  const bool on = small_nt_setting < 0 ? openblas().avx512_small_kernels : small_nt_setting == 1;
-  return on && !reference_mode() && m * k <= copied_a_limit &&
-         double(m) * double(n) * double(k) <= small_kernel_limit;
-}
-
-// dst (cols, rows) = src (rows, cols; row stride `stride`) transposed: a tile
-// of 8 x 8 at a time, each read as 8 rows and written as 8 columns through
-// three rounds of shuffles (pairs of numbers, pairs of pairs, halves), then
-// the edges one number at a time. 3 times the speed of the two plain loops.
+// dst (cols, rows) = src (rows, cols; row stride `stride`) transposed, for
+// rows a multiple of 8 (m is 16 or 32 here): a tile of 8 x 8 at a time, each
+// read as 8 rows and written as 8 columns through three rounds of shuffles
+// (pairs of numbers, pairs of pairs, halves), then the last cols % 8 columns
+// one number at a time. 3 times the speed of the two plain loops.
 AG_SIMD_CLONES void transpose_into(const real* src, int64_t rows, int64_t cols, int64_t stride,
                                    real* dst) noexcept {
   using Row8 = real __attribute__((vector_size(8 * sizeof(real))));
   int64_t c0 = 0;
   for (; c0 + 8 <= cols; c0 += 8) {
-    int64_t r0 = 0;
-    for (; r0 + 8 <= rows; r0 += 8) {
+    for (int64_t r0 = 0; r0 < rows; r0 += 8) {
       Row8 r[8], t[8], u[8];
       for (int i = 0; i < 8; ++i) std::memcpy(&r[i], src + (r0 + i) * stride + c0, sizeof(Row8));
       for (int i = 0; i < 8; i += 2) {  // t: rows i and i+1 interleaved in pairs of numbers
@@ -173,8 +174,6 @@ AG_SIMD_CLONES void transpose_into(const real* src, int64_t rows, int64_t cols, 
         std::memcpy(d + (j + 4) * rows, &high, sizeof(Row8));
       }
     }
-    for (; r0 < rows; ++r0)
-      for (int64_t c = c0; c < c0 + 8; ++c) dst[c * rows + r0] = src[r0 * stride + c];
   }
   for (; c0 < cols; ++c0)
     for (int64_t r = 0; r < rows; ++r) dst[c0 * rows + r] = src[r * stride + c0];
@@ -204,6 +203,12 @@ void record_gemm_calls(std::vector<GemmCall>* calls) { recorded_calls = calls; }
 bool small_nt_via_tt() {
   return small_nt_setting < 0 ? openblas().avx512_small_kernels : small_nt_setting == 1;
 }
+
+bool small_nt_runs_as_tt(int64_t m, int64_t n, int64_t k) {
+  const bool shape_gains = (m == 16 || m == 32) && k >= 16 && (n >= 64 || (n >= 32 && k <= 128));
+  return shape_gains && small_nt_via_tt() && !reference_mode() && m * k <= copied_a_limit &&
+         double(m) * double(n) * double(k) <= small_kernel_limit;
+}
 void set_small_nt_via_tt(int setting) {
   AG_CHECK(setting >= -1 && setting <= 1,
            "set_small_nt_via_tt: setting {} is not -1 (by the core), 0 (off) or 1 (on)", setting);
@@ -231,7 +236,7 @@ void gemm_strided(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int6
   if (recorded_calls)
     recorded_calls->push_back({transpose_a, transpose_b, m, n, k, lda, ldb, ldc, beta != 0});
   if (m <= limit && k <= limit) {  // the usual case: one call
-    if (!transpose_a && transpose_b && nt_as_tt(m, n, k))
+    if (!transpose_a && transpose_b && small_nt_runs_as_tt(m, n, k))
       call_blas_nt_as_tt(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     else
       call_blas(transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

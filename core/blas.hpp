@@ -42,15 +42,19 @@ int64_t blas_int_max();
 // small matrices (as if BLAS's int were that small). At least 1.
 void set_blas_int_max(int64_t limit);
 
-// Fast mode runs a small A B^T (at most 100^3 multiply-adds, A at most 8192
-// numbers) as (A^T)^T B^T from a transposed copy of A when OpenBLAS runs its
-// AVX-512 kernels (SkylakeX, Cooperlake), whose A B^T small-matrix kernel is
-// half the speed of the A^T B^T one (figures in core/blas.cpp). Reference
-// mode passes every product to BLAS as it is. set_small_nt_via_tt(-1) leaves
+// Fast mode runs a small A B^T (a batch of 16 or 32 rows times a B of 32 rows
+// or more, at most 100^3 multiply-adds) as (A^T)^T B^T from a transposed copy
+// of A when OpenBLAS runs its AVX-512 kernels (SkylakeX, Cooperlake), whose
+// A B^T small-matrix kernel is up to half the speed of the A^T B^T one at
+// these shapes (the rule and its figures in core/blas.cpp). Reference mode
+// passes every product to BLAS as it is. set_small_nt_via_tt(-1) leaves
 // the choice to the core (the default), 0 turns it off, 1 on (tests run both
 // forms on any CPU).
 bool small_nt_via_tt();
 void set_small_nt_via_tt(int setting);
+// Whether gemm(false, true, m, n, k, ...) runs through that copy now (the
+// choice above, the mode and the shape).
+bool small_nt_runs_as_tt(int64_t m, int64_t n, int64_t k);
 
 // The benchmark's roofline: while a list is set, every gemm and gemm_strided
 // call appends its shape to it, so that the same GEMMs can be timed on their

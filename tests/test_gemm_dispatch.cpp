@@ -79,17 +79,21 @@ std::vector<real> nt_product(const NtCase& p) {
   return c;
 }
 
+// The first five run through the copy (with it on), the last four do not.
 const std::vector<NtCase> nt_cases = {
-    {1, 1, 1, 1, 1, 1, 1, 0},        {7, 5, 3, 3, 3, 5, 1, 0},
-    {8, 8, 8, 8, 8, 8, 0.5, 2},      {9, 17, 13, 13, 13, 17, 1, 1},
-    {32, 64, 64, 64, 64, 64, 1, 0},  {32, 256, 64, 768, 64, 3072, 1, 1},
-    {23, 40, 96, 100, 97, 41, 2, 0}, {16, 3, 31, 33, 31, 3, -1, 0.5},
+    {32, 64, 64, 64, 64, 64, 1, 0},       {32, 256, 64, 768, 64, 3072, 1, 1},
+    {16, 64, 37, 40, 37, 70, 0.5, 2},     {32, 33, 19, 19, 21, 33, -1, 0.5},
+    {16, 100, 100, 100, 100, 100, 2, 0},  {1, 1, 1, 1, 1, 1, 1, 0},
+    {7, 5, 3, 3, 3, 5, 1, 0},             {9, 17, 13, 13, 13, 17, 1, 1},
+    {32, 10, 64, 64, 64, 10, 1, 0},
 };
 
 }  // namespace
 
 TEST_CASE("gemm: a small A B^T is right with the transposed copy on and off") {
-  for (const NtCase& p : nt_cases) {
+  ReferenceModeGuard fast_code(false);  // the suite also runs whole in reference mode
+  for (size_t i = 0; i < nt_cases.size(); ++i) {
+    const NtCase& p = nt_cases[i];
     CAPTURE(p.m);
     CAPTURE(p.n);
     CAPTURE(p.k);
@@ -102,6 +106,7 @@ TEST_CASE("gemm: a small A B^T is right with the transposed copy on and off") {
     }
     {
       SmallNtSetting copied(1);
+      CHECK(small_nt_runs_as_tt(p.m, p.n, p.k) == (i < 5));
       on = nt_product(p);
     }
     CHECK(on == off);  // exact sums: the same numbers either way
@@ -111,9 +116,9 @@ TEST_CASE("gemm: a small A B^T is right with the transposed copy on and off") {
 TEST_CASE("gemm: with the copy on, fast mode runs the product as A^T^T B^T, reference mode as A B^T") {
   // Same bits as an explicit (A^T)^T B^T call on a transposed copy made here,
   // in fast mode; as the plain call in reference mode. Random entries: OpenBLAS's
-  // AVX-512 kernels add them up in different orders, and 52 of the 64 entries
-  // differ in their last bits between the two forms.
-  const NtCase p{8, 8, 64, 64, 64, 8, 1, 0};
+  // AVX-512 kernels add them up in different orders, and 895 of the 1024
+  // entries differ in their last bits between the two forms.
+  const NtCase p{32, 32, 120, 120, 120, 32, 1, 0};
   const std::vector<real> a = normal_entries(p.m, p.k, 5), b = normal_entries(p.n, p.k, 6);
   std::vector<real> a_transposed(static_cast<size_t>(p.k * p.m));
   for (int64_t i = 0; i < p.m; ++i)
@@ -139,22 +144,31 @@ TEST_CASE("gemm: with the copy on, fast mode runs the product as A^T^T B^T, refe
   CHECK(reference == by_nt);
 }
 
-TEST_CASE("gemm: an A B^T past the small sizes goes to BLAS as it is, with the copy on") {
-  // A of 8193 numbers (past the copy's 8192); A of 8000 numbers but
-  // 20 x 126 x 400 = 1,008,000 multiply-adds (past 100^3)
-  for (const NtCase& p : {NtCase{1, 2, 8193, 8193, 8193, 2, 1, 0},
-                          NtCase{20, 126, 400, 400, 400, 126, 1, 0}}) {
-    CAPTURE(p.m);
-    const std::vector<real> a = normal_entries(p.m, p.k, 7), b = normal_entries(p.n, p.k, 8);
-    std::vector<real> plain(static_cast<size_t>(p.m * p.n)), copied = plain;
-    {
-      SmallNtSetting off(0);
-      gemm(false, true, p.m, p.n, p.k, 1, a.data(), b.data(), 0, plain.data());
-    }
-    SmallNtSetting on(1);
-    gemm(false, true, p.m, p.n, p.k, 1, a.data(), b.data(), 0, copied.data());
-    CHECK(copied == plain);
+TEST_CASE("gemm: which A B^T products go through the copy") {
+  SmallNtSetting on(1);
+  ReferenceModeGuard fast_code(false);
+  // a batch of 16 or 32 rows; k >= 16; B of 64 rows or more, or of 32 or more with k <= 128
+  CHECK(small_nt_runs_as_tt(32, 64, 64));
+  CHECK(small_nt_runs_as_tt(16, 256, 32));
+  CHECK(small_nt_runs_as_tt(32, 32, 16));
+  CHECK(small_nt_runs_as_tt(32, 64, 256));
+  CHECK_FALSE(small_nt_runs_as_tt(24, 64, 64));   // m neither 16 nor 32
+  CHECK_FALSE(small_nt_runs_as_tt(64, 64, 64));
+  CHECK_FALSE(small_nt_runs_as_tt(32, 10, 64));   // B too narrow for the copy to pay
+  CHECK_FALSE(small_nt_runs_as_tt(32, 32, 256));  // n = 32 with a long k
+  CHECK_FALSE(small_nt_runs_as_tt(32, 64, 8));    // k < 16
+  // the limits: A of 8224 numbers (past 8192); 32 x 256 x 128 = 1,048,576
+  // multiply-adds (past OpenBLAS's small kernels)
+  CHECK_FALSE(small_nt_runs_as_tt(32, 64, 257));
+  CHECK(small_nt_runs_as_tt(32, 64, 256));
+  CHECK_FALSE(small_nt_runs_as_tt(32, 256, 128));
+  CHECK(small_nt_runs_as_tt(32, 244, 128));
+  {
+    ReferenceModeGuard plain_code;
+    CHECK_FALSE(small_nt_runs_as_tt(32, 64, 64));
   }
+  SmallNtSetting off(0);
+  CHECK_FALSE(small_nt_runs_as_tt(32, 64, 64));
 }
 
 TEST_CASE("gemm: the copy is on by default exactly for OpenBLAS's AVX-512 cores") {

@@ -209,6 +209,7 @@ bool small_nt_runs_as_tt(int64_t m, int64_t n, int64_t k) {
   return shape_gains && small_nt_via_tt() && !reference_mode() && m * k <= copied_a_limit &&
          double(m) * double(n) * double(k) <= small_kernel_limit;
 }
+
 void set_small_nt_via_tt(int setting) {
   AG_CHECK(setting >= -1 && setting <= 1,
            "set_small_nt_via_tt: setting {} is not -1 (by the core), 0 (off) or 1 (on)", setting);

@@ -918,9 +918,8 @@ TEST_CASE("modes/FeedForward runs its first Linear and the ReLU as linear_relu")
   ff.linear1 = doubled;
   ReferenceModeGuard fast(false);
   const Tensor y = ff.forward(x);
-  const Tensor expected =
-      nn::linear(relu(nn::linear(x, doubled->weight, doubled->bias) * real(2)),
-                 ff.linear2->weight, ff.linear2->bias);
+  const Tensor expected = nn::linear(relu(nn::linear(x, doubled->weight, doubled->bias) * real(2)),
+                                     ff.linear2->weight, ff.linear2->bias);
   CHECK(ag::testing::max_abs_diff(y, expected) == 0);
 }
 

@@ -16,7 +16,6 @@
 using namespace ag;
 using ag::testing::check_error;
 
-
 namespace {
 
 // Sets the small-NT choice for a block (-1: by the core, 0: off, 1: on), then restores it.
@@ -81,10 +80,14 @@ std::vector<real> nt_product(const NtCase& p) {
 
 // The first five run through the copy (with it on), the last four do not.
 const std::vector<NtCase> nt_cases = {
-    {32, 64, 64, 64, 64, 64, 1, 0},       {32, 256, 64, 768, 64, 3072, 1, 1},
-    {16, 64, 37, 40, 37, 70, 0.5, 2},     {32, 33, 19, 19, 21, 33, -1, 0.5},
-    {16, 100, 100, 100, 100, 100, 2, 0},  {1, 1, 1, 1, 1, 1, 1, 0},
-    {7, 5, 3, 3, 3, 5, 1, 0},             {9, 17, 13, 13, 13, 17, 1, 1},
+    {32, 64, 64, 64, 64, 64, 1, 0},
+    {32, 256, 64, 768, 64, 3072, 1, 1},
+    {16, 64, 37, 40, 37, 70, 0.5, 2},
+    {32, 33, 19, 19, 21, 33, -1, 0.5},
+    {16, 100, 100, 100, 100, 100, 2, 0},
+    {1, 1, 1, 1, 1, 1, 1, 0},
+    {7, 5, 3, 3, 3, 5, 1, 0},
+    {9, 17, 13, 13, 13, 17, 1, 1},
     {32, 10, 64, 64, 64, 10, 1, 0},
 };
 
@@ -113,7 +116,7 @@ TEST_CASE("gemm: a small A B^T is right with the transposed copy on and off") {
   }
 }
 
-TEST_CASE("gemm: with the copy on, fast mode runs the product as A^T^T B^T, reference mode as A B^T") {
+TEST_CASE("gemm: with the copy on, fast mode runs (A^T)^T B^T, reference mode A B^T") {
   // Same bits as an explicit (A^T)^T B^T call on a transposed copy made here,
   // in fast mode; as the plain call in reference mode. Random entries: OpenBLAS's
   // AVX-512 kernels add them up in different orders, and 895 of the 1024
@@ -152,7 +155,7 @@ TEST_CASE("gemm: which A B^T products go through the copy") {
   CHECK(small_nt_runs_as_tt(16, 256, 32));
   CHECK(small_nt_runs_as_tt(32, 32, 16));
   CHECK(small_nt_runs_as_tt(32, 64, 256));
-  CHECK_FALSE(small_nt_runs_as_tt(24, 64, 64));   // m neither 16 nor 32
+  CHECK_FALSE(small_nt_runs_as_tt(24, 64, 64));  // m neither 16 nor 32
   CHECK_FALSE(small_nt_runs_as_tt(64, 64, 64));
   CHECK_FALSE(small_nt_runs_as_tt(32, 10, 64));   // B too narrow for the copy to pay
   CHECK_FALSE(small_nt_runs_as_tt(32, 32, 256));  // n = 32 with a long k

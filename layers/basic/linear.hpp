@@ -16,9 +16,10 @@ namespace ag::nn {
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
 // relu(linear(x, weight, bias)) as one op: what nn::Sequential runs for a
-// Linear followed by a ReLU, and FeedForward for its first layer. Reference mode runs those two ops as written; fast
-// mode never stores x W^T + b and masks the gradient on its way through
-// (layers/basic/linear.cpp). Errors name `linear`, as the unfused layers do.
+// Linear followed by a ReLU, and FeedForward for its first layer. Reference
+// mode runs those two ops as written; fast mode never stores x W^T + b and
+// masks the gradient on its way through (layers/basic/linear_relu.cpp).
+// Errors name `linear`, as the unfused layers do.
 Tensor linear_relu(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
 class Linear : public UnaryModule {

@@ -42,7 +42,7 @@ for learner in tutorials/exercises/[0-9][0-9]_*.cpp; do
     echo "exercise $name"
 
     if git diff --quiet HEAD -- "$learner" 2>/dev/null || { ! git rev-parse 2>/dev/null && grep -q '= TODO();' "$learner"; }; then
-        first_todo=$(grep -n '= TODO();' "$learner" | head -n 1 | cut -d: -f1)
+        first_todo=$(grep -m 1 -n '= TODO();' "$learner" | cut -d: -f1)
         output=$("$build/tutorials/exercises/$name" 2>&1)
         check "stub fails clearly" "$output" $? 1 "verdict: NOT DONE. Your function stops at $learner:$first_todo,"
     else

@@ -22,7 +22,7 @@ run_gdb() {  # run_gdb SCRIPT BINARY: one batch gdb run, its failure noted
 
 run_gdb tools/gdb/check_printers.py build/debug/tutorials/03_point_attention
 for chapter in 03 04 05 06 07; do
-    binary=$(ls build/debug/tutorials/${chapter}_* 2>/dev/null | grep -v -- '-gdb.py$' | head -n 1)
+    binary=$(ls build/debug/tutorials/${chapter}_* 2>/dev/null | grep -m 1 -v -- '-gdb.py$')
     AG_RECIPE=$chapter run_gdb tools/gdb/check_recipes.py "${binary:-build/debug/tutorials/${chapter}_?}"
 done
 exit $status

@@ -58,13 +58,23 @@ AG_ALWAYS_INLINE real sum_lanes(int64_t n, Term term) {
     for (int64_t i = 0; i < n; ++i) sum += term(i);
     return sum;
   }
-  real lane[lanes] = {};
+  // Rows of 16 or more run two sets of 8 sums, so that a row of 64 is a chain
+  // of 4 adds per sum rather than 8 (two vectors of 8, or one of 16);
+  // the second set is then added into the first.
+  real lane[lanes] = {}, lane2[lanes] = {};
   int64_t i = 0;
+  for (; i + 2 * lanes <= n; i += 2 * lanes)
+    for (int64_t j = 0; j < lanes; ++j) {
+      lane[j] += term(i + j);
+      lane2[j] += term(i + lanes + j);
+    }
+  for (int64_t j = 0; j < lanes; ++j) lane[j] += lane2[j];
   for (; i + lanes <= n; i += lanes)
     for (int64_t j = 0; j < lanes; ++j) lane[j] += term(i + j);
-  for (int64_t width = lanes / 2; width > 0; width /= 2)
-    for (int64_t j = 0; j < width; ++j) lane[j] += lane[j + width];
-  real sum = lane[0];
+  // The fold written out: as a loop over the widths, GCC kept the lanes on the
+  // stack, a store and a reload for every add.
+  real sum =
+      ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
   for (; i < n; ++i) sum += term(i);
   return sum;
 }
@@ -90,10 +100,9 @@ AG_ALWAYS_INLINE real max_lanes(int64_t n, real start, Term term) {
       const real x = term(i + j);
       lane[j] = x > lane[j] ? x : lane[j];
     }
-  for (int64_t width = lanes / 2; width > 0; width /= 2)
-    for (int64_t j = 0; j < width; ++j)
-      lane[j] = lane[j + width] > lane[j] ? lane[j + width] : lane[j];
-  real max = lane[0];
+  const auto larger = [](real a, real b) { return b > a ? b : a; };  // a, unless b is larger
+  real max = larger(larger(larger(lane[0], lane[4]), larger(lane[2], lane[6])),
+                    larger(larger(lane[1], lane[5]), larger(lane[3], lane[7])));
   for (; i < n; ++i) {
     const real x = term(i);
     max = x > max ? x : max;

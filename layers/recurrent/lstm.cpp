@@ -143,6 +143,15 @@ AG_SIMD_CLONES void lstm_cell_backward(int64_t batch, int64_t H, int64_t t, cons
   }
 }
 
+// out (rows,n) = x + bias in every row, where x is (rows,n) (x_stride n) or one
+// row read again for every row (x_stride 0).
+AG_SIMD_CLONES void add_to_rows(const real* x, int64_t x_stride, const real* bias, real* out,
+                                int64_t rows, int64_t n) noexcept {
+  for (int64_t r = 0; r < rows; ++r)
+#pragma GCC ivdep  // out is a new buffer: no overlap to check for
+    for (int64_t j = 0; j < n; ++j) out[r * n + j] = x[r * x_stride + j] + bias[j];
+}
+
 // The state (B,H) a direction starts from: h0 or c0, or zeros when undefined.
 Tensor start_state(const Tensor& given, int64_t batch, int64_t H) {
   return given.defined() ? given.detach() : zeros({batch, H});
@@ -164,13 +173,7 @@ Tensor lstm_steps_fused(const Tensor& input_part, const Tensor& weight_hh, const
   const int64_t* len = lengths.empty() ? nullptr : lengths.data();
   // a_t = (W_ih x_t + b_ih) + b_hh for every step; the loop adds W_hh h_{t-1}
   Tensor gates = Tensor::empty({B, T, G});
-  {
-    const real* x = input_part.data();
-    const real* bias = bias_hh.data();
-    real* a = gates.data();
-    for (int64_t row = 0; row < B * T; ++row)
-      for (int64_t j = 0; j < G; ++j) a[row * G + j] = x[row * G + j] + bias[j];
-  }
+  add_to_rows(input_part.data(), G, bias_hh.data(), gates.data(), B * T, G);
   Tensor h_prev = Tensor::empty({B, T, H});  // h_{t-1} of every step: the GEMM's input, and dW_hh's
   Tensor c_prev = Tensor::empty({B, T, H});
   Tensor tanh_c = Tensor::empty({B, T, H});
@@ -246,13 +249,7 @@ Tensor lstm_cell_fused(const Tensor& x, const Tensor& h0, const Tensor& c0, cons
   const int64_t B = x.size(0), D = x.size(1), H = weight_hh.size(1), G = 4 * H;
   // a = b_ih + b_hh + x W_ih^T + h W_hh^T      (B,4H)
   Tensor gates = Tensor::empty({B, G});
-  {
-    const real* b_ih = bias_ih.data();
-    const real* b_hh = bias_hh.data();
-    real* a = gates.data();
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t j = 0; j < G; ++j) a[b * G + j] = b_ih[j] + b_hh[j];
-  }
+  add_to_rows(bias_ih.data(), 0, bias_hh.data(), gates.data(), B, G);
   gemm(false, true, B, G, D, 1, x.data(), weight_ih.data(), 1, gates.data());
   if (h0.defined()) gemm(false, true, B, G, H, 1, h0.data(), weight_hh.data(), 1, gates.data());
   Tensor h = Tensor::empty({B, H}), c = start_state(c0, B, H);

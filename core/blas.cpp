@@ -101,8 +101,9 @@ std::string blas_summary() {
 
 namespace {
 std::vector<GemmCall>* recorded_calls = nullptr;
-int64_t int_max = INT_MAX;  // blas_int_max()
-int small_nt_setting = -1;  // set_small_nt_via_tt(): -1 = by the core, 0 = off, 1 = on
+int64_t int_max = INT_MAX;      // blas_int_max()
+int small_nt_setting = -1;      // set_small_nt_via_tt(): -1 = by the core, 0 = off, 1 = on
+int small_pieces_setting = -1;  // set_small_kernel_pieces(): the same
 
 // One BLAS call, every size already known to fit an int.
 void call_blas(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, real alpha,
@@ -143,17 +144,17 @@ void call_blas(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t
 constexpr double small_kernel_limit = 1e6;  // m n k, OpenBLAS 0.3's small-matrix bound
 constexpr int64_t copied_a_limit = 8192;
 
-// dst (cols, rows) = src (rows, cols; row stride `stride`) transposed, for
-// rows a multiple of 8 (m is 16 or 32 here): a tile of 8 x 8 at a time, each
-// read as 8 rows and written as 8 columns through three rounds of shuffles
-// (pairs of numbers, pairs of pairs, halves), then the last cols % 8 columns
-// one number at a time. 3 times the speed of the two plain loops.
+// dst (cols, rows) = src (rows, cols; row stride `stride`) transposed: a tile
+// of 8 x 8 at a time, each read as 8 rows and written as 8 columns through
+// three rounds of shuffles (pairs of numbers, pairs of pairs, halves), then
+// the last rows % 8 rows and cols % 8 columns one number at a time. 3 times
+// the speed of the two plain loops.
 AG_SIMD_CLONES void transpose_into(const real* src, int64_t rows, int64_t cols, int64_t stride,
                                    real* dst) noexcept {
   using Row8 = real __attribute__((vector_size(8 * sizeof(real))));
-  int64_t c0 = 0;
-  for (; c0 + 8 <= cols; c0 += 8) {
-    for (int64_t r0 = 0; r0 < rows; r0 += 8) {
+  const int64_t tiled_rows = rows - rows % 8, tiled_cols = cols - cols % 8;
+  for (int64_t c0 = 0; c0 < tiled_cols; c0 += 8) {
+    for (int64_t r0 = 0; r0 < tiled_rows; r0 += 8) {
       Row8 r[8], t[8], u[8];
       for (int i = 0; i < 8; ++i) std::memcpy(&r[i], src + (r0 + i) * stride + c0, sizeof(Row8));
       for (int i = 0; i < 8; i += 2) {  // t: rows i and i+1 interleaved in pairs of numbers
@@ -175,8 +176,10 @@ AG_SIMD_CLONES void transpose_into(const real* src, int64_t rows, int64_t cols, 
       }
     }
   }
-  for (; c0 < cols; ++c0)
-    for (int64_t r = 0; r < rows; ++r) dst[c0 * rows + r] = src[r * stride + c0];
+  for (int64_t r = tiled_rows; r < rows; ++r)
+    for (int64_t c = 0; c < tiled_cols; ++c) dst[c * rows + r] = src[r * stride + c];
+  for (int64_t c = tiled_cols; c < cols; ++c)
+    for (int64_t r = 0; r < rows; ++r) dst[c * rows + r] = src[r * stride + c];
 }
 
 // C = alpha A B^T + beta C as (A^T)^T B^T, A^T copied into a buffer kept per thread.
@@ -188,6 +191,62 @@ void call_blas_nt_as_tt(int64_t m, int64_t n, int64_t k, real alpha, const real*
   call_blas(true, true, m, n, k, alpha, a_transposed.data(), std::max<int64_t>(m, 1), b, ldb, beta,
             c, ldc);
 }
+
+// --- fast twin: a product just past the small kernels, in pieces within them ----------
+// Past 100^3 multiply-adds OpenBLAS packs both operands into its blocked
+// layout first. For a product whose k (A B) or whose C (A^T B) is small,
+// packing is a large share of the work, and on the AVX-512 cores the same
+// product cut into pieces that each stay in the small kernels runs faster
+// (microseconds, whole -> in pieces; m, n, k as in gemm; sgemm on the Xeon of
+// docs/performance.md):
+//   A B, cut into blocks of rows (each piece: rows x n x k):
+//     (1024,64,64) 70 -> 52 (blocks of 128)   (384,32,256) 56 -> 39 (64)
+//     (1024,128,64) 126 -> 107 (64)           (300,128,64) 37 -> 31 (64)
+//     but (1024,256,64) 240 -> 281 and (1024,64,256) 251 -> 291: n k past 8192 loses
+//   A B^T, B^T copied (n k numbers), then as A B:
+//     (1024,64,64) 63 -> 52   (1024,32,64) 42 -> 27   (384,16,128) 20 -> 14
+//     (200,64,64) 15 -> 13    but (384,256,32) 45 -> 47: n k past 4096 may lose
+//   A^T B, the sum over k cut into stretches added up in C:
+//     (64,64,1024) 72 -> 53 (stretches of 64)   (256,64,384) 125 -> 80 (32)
+//     (256,32,384) 77 -> 44 (32)   (64,256,1024) 265 -> 237 (32)   (128,128,1024) 248 -> 222
+//     but (256,128,1024) 459 -> 487: a C of m n past 16384 numbers loses
+//   A^T B^T: not cut (no product of the engine's has this form at these sizes).
+// A B is cut into the largest power of two of rows, at most 128, whose piece
+// stays within the bound; A^T B into stretches of 64 (a C of at most 4096
+// numbers) or 32.
+constexpr int64_t pieces_nk_limit = 8192;        // A B: n k
+constexpr int64_t pieces_copied_b_limit = 4096;  // A B^T: n k, the copy of B
+constexpr int64_t pieces_mn_limit = 16384;       // A^T B: m n
+
+// C = alpha A B + beta C in blocks of `rows` rows.
+void call_blas_in_row_blocks(int64_t rows, int64_t m, int64_t n, int64_t k, real alpha,
+                             const real* a, int64_t lda, const real* b, int64_t ldb, real beta,
+                             real* c, int64_t ldc) {
+  for (int64_t i = 0; i < m; i += rows)
+    call_blas(false, false, std::min(rows, m - i), n, k, alpha, a + i * lda, lda, b, ldb, beta,
+              c + i * ldc, ldc);
+}
+
+// C = alpha A^T B + beta C, the sum over k in stretches of `depth` added up in C.
+void call_blas_in_stretches(int64_t depth, int64_t m, int64_t n, int64_t k, real alpha,
+                            const real* a, int64_t lda, const real* b, int64_t ldb, real beta,
+                            real* c, int64_t ldc) {
+  for (int64_t p = 0; p < k; p += depth)
+    call_blas(true, false, m, n, std::min(depth, k - p), alpha, a + p * lda, lda, b + p * ldb, ldb,
+              p == 0 ? beta : real(1), c, ldc);
+}
+
+// C = alpha A B^T + beta C as A (B^T) in blocks of rows, B^T copied into a
+// buffer kept per thread.
+void call_blas_nt_in_row_blocks(int64_t rows, int64_t m, int64_t n, int64_t k, real alpha,
+                                const real* a, int64_t lda, const real* b, int64_t ldb, real beta,
+                                real* c, int64_t ldc) {
+  thread_local std::vector<real> b_transposed;
+  b_transposed.resize(static_cast<size_t>(n * k));
+  transpose_into(b, n, k, ldb, b_transposed.data());
+  call_blas_in_row_blocks(rows, m, n, k, alpha, a, lda, b_transposed.data(), n, beta, c, ldc);
+}
+
 }  // namespace
 
 int64_t blas_int_max() { return int_max; }
@@ -208,6 +267,29 @@ bool small_nt_runs_as_tt(int64_t m, int64_t n, int64_t k) {
   const bool shape_gains = (m == 16 || m == 32) && k >= 16 && (n >= 64 || (n >= 32 && k <= 128));
   return shape_gains && small_nt_via_tt() && !reference_mode() && m * k <= copied_a_limit &&
          double(m) * double(n) * double(k) <= small_kernel_limit;
+}
+
+bool small_kernel_pieces() {
+  return small_pieces_setting < 0 ? openblas().avx512_small_kernels : small_pieces_setting == 1;
+}
+
+int64_t small_kernel_piece(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k) {
+  if (double(m) * double(n) * double(k) <= small_kernel_limit)
+    return 0;  // already in the small kernels
+  const bool gains = transpose_a ? !transpose_b && m * n <= pieces_mn_limit
+                                 : n * k <= (transpose_b ? pieces_copied_b_limit : pieces_nk_limit);
+  if (!gains || reference_mode() || !small_kernel_pieces()) return 0;
+  if (transpose_a) return m * n <= 4096 ? 64 : 32;  // A^T B: stretches of k
+  int64_t rows = 128;                               // A B, A B^T: blocks of rows
+  while (double(rows) * double(n) * double(k) > small_kernel_limit) rows /= 2;
+  return rows;
+}
+
+void set_small_kernel_pieces(int setting) {
+  AG_CHECK(setting >= -1 && setting <= 1,
+           "set_small_kernel_pieces: setting {} is not -1 (by the core), 0 (off) or 1 (on)",
+           setting);
+  small_pieces_setting = setting;
 }
 
 void set_small_nt_via_tt(int setting) {
@@ -237,7 +319,14 @@ void gemm_strided(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int6
   if (recorded_calls)
     recorded_calls->push_back({transpose_a, transpose_b, m, n, k, lda, ldb, ldc, beta != 0});
   if (m <= limit && k <= limit) {  // the usual case: one call
-    if (!transpose_a && transpose_b && small_nt_runs_as_tt(m, n, k))
+    const int64_t piece = small_kernel_piece(transpose_a, transpose_b, m, n, k);
+    if (piece > 0 && transpose_a)
+      call_blas_in_stretches(piece, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else if (piece > 0 && transpose_b)
+      call_blas_nt_in_row_blocks(piece, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else if (piece > 0)
+      call_blas_in_row_blocks(piece, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else if (!transpose_a && transpose_b && small_nt_runs_as_tt(m, n, k))
       call_blas_nt_as_tt(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     else
       call_blas(transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

@@ -1,0 +1,197 @@
+// gemm_strided's fast twin for products just past OpenBLAS's small-matrix
+// bound: A B in blocks of rows, A B^T the same from a copy of B^T, A^T B in
+// stretches of k added up in C (core/blas.cpp). Forced on and off here, so
+// that both forms run on any CPU, and checked against sums in double on sizes
+// with a last block or stretch cut short, rows that are not whole transpose
+// tiles, row strides wider than the rows, alpha and beta.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/blas.hpp"
+#include "core/creation.hpp"
+#include "core/mode.hpp"
+#include "tests/helpers.hpp"
+
+using namespace ag;
+using ag::testing::check_error;
+
+namespace {
+
+// Sets the pieces choice for a block (-1: by the core, 0: off, 1: on), then restores it.
+struct PiecesSetting {
+  explicit PiecesSetting(int setting) { set_small_kernel_pieces(setting); }
+  ~PiecesSetting() { set_small_kernel_pieces(-1); }
+  PiecesSetting(const PiecesSetting&) = delete;
+  PiecesSetting& operator=(const PiecesSetting&) = delete;
+};
+
+// A stored (rows, stride) matrix of multiples of 1/8 in [-1.5, 1.5): every
+// product and every sum below is exact in float, in any order.
+std::vector<real> eighths_matrix(int64_t rows, int64_t stride, int64_t offset) {
+  std::vector<real> v(static_cast<size_t>(rows * stride));
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < stride; ++j)
+      v[static_cast<size_t>(i * stride + j)] = real((3 * i + 5 * j + offset) % 24 - 12) / 8;
+  return v;
+}
+
+struct PieceCase {
+  bool transpose_a, transpose_b;
+  int64_t m, n, k, lda, ldb, ldc;
+  real alpha, beta;
+  int64_t piece;  // what small_kernel_piece gives with the pieces on
+};
+
+// C = alpha op(A) op(B) + beta C0 through gemm_strided, checked entry by entry
+// against the same sums in double (exact here); returns C.
+std::vector<real> product_in_pieces_or_whole(const PieceCase& p) {
+  const int64_t a_rows = p.transpose_a ? p.k : p.m, b_rows = p.transpose_b ? p.n : p.k;
+  const std::vector<real> a = eighths_matrix(a_rows, p.lda, 1),
+                          b = eighths_matrix(b_rows, p.ldb, 2);
+  std::vector<real> c = eighths_matrix(p.m, p.ldc, 3);
+  const std::vector<real> c0 = c;
+  gemm_strided(p.transpose_a, p.transpose_b, p.m, p.n, p.k, p.alpha, a.data(), p.lda, b.data(),
+               p.ldb, p.beta, c.data(), p.ldc);
+  auto a_at = [&](int64_t i, int64_t q) {
+    return double(a[static_cast<size_t>(p.transpose_a ? q * p.lda + i : i * p.lda + q)]);
+  };
+  auto b_at = [&](int64_t q, int64_t j) {
+    return double(b[static_cast<size_t>(p.transpose_b ? j * p.ldb + q : q * p.ldb + j)]);
+  };
+  int64_t wrong = 0;
+  for (int64_t i = 0; i < p.m; ++i)
+    for (int64_t j = 0; j < p.ldc; ++j) {
+      const size_t at = static_cast<size_t>(i * p.ldc + j);
+      double expected = double(c0[at]);  // past the row's n entries: untouched
+      if (j < p.n) {
+        double sum = 0;
+        for (int64_t q = 0; q < p.k; ++q) sum += a_at(i, q) * b_at(q, j);
+        expected = double(p.alpha) * sum + double(p.beta) * double(c0[at]);
+      }
+      if (double(c[at]) != expected) ++wrong;
+    }
+  CHECK(wrong == 0);
+  return c;
+}
+
+const std::vector<PieceCase> piece_cases = {
+    // A B: blocks of 128 rows, the last of 104; then of 64 (n k = 8192)
+    {false, false, 1000, 64, 64, 64, 64, 64, 1, 0, 128},
+    {false, false, 300, 32, 256, 260, 40, 33, 0.5, 2, 64},
+    // A B^T: B^T copied, 60 rows of B (7 tiles and 4 more), k = 68 (8 tiles and 4 more)
+    {false, true, 500, 60, 68, 70, 68, 61, 1, 1, 128},
+    {false, true, 1024, 16, 128, 128, 130, 16, -1, 0, 128},
+    // A^T B: stretches of 64 (C of 4096) and of 32, the last cut short
+    {true, false, 64, 64, 1000, 64, 64, 64, 1, 0, 64},
+    {true, false, 256, 33, 150, 260, 40, 33, 2, 0.5, 32},
+    // whole: within the bound, A^T B^T, n k past 8192 or 4096, m n past 16384
+    {false, false, 100, 100, 100, 100, 100, 100, 1, 0, 0},
+    {true, true, 1024, 64, 64, 1024, 64, 64, 1, 0, 0},
+    {false, false, 400, 129, 64, 64, 129, 129, 1, 1, 0},
+    {false, true, 400, 65, 64, 64, 64, 65, 1, 0, 0},
+    {true, false, 129, 128, 100, 129, 128, 128, 1, 0, 0},
+};
+
+}  // namespace
+
+TEST_CASE("gemm: products past the small kernels are right in pieces and whole") {
+  ReferenceModeGuard fast_code(false);  // the suite also runs whole in reference mode
+  for (const PieceCase& p : piece_cases) {
+    CAPTURE(p.transpose_a);
+    CAPTURE(p.transpose_b);
+    CAPTURE(p.m);
+    CAPTURE(p.n);
+    CAPTURE(p.k);
+    std::vector<real> whole, in_pieces;
+    {
+      PiecesSetting off(0);
+      CHECK(small_kernel_piece(p.transpose_a, p.transpose_b, p.m, p.n, p.k) == 0);
+      whole = product_in_pieces_or_whole(p);
+    }
+    {
+      PiecesSetting on(1);
+      CHECK(small_kernel_piece(p.transpose_a, p.transpose_b, p.m, p.n, p.k) == p.piece);
+      in_pieces = product_in_pieces_or_whole(p);
+    }
+    CHECK(in_pieces == whole);
+  }
+}
+
+TEST_CASE("gemm: the pieces' rule at its limits") {
+  PiecesSetting on(1);
+  ReferenceModeGuard fast_code(false);
+  // 244 x 64 x 64 = 999,424 multiply-adds: within OpenBLAS's small kernels; 245 rows past them
+  CHECK(small_kernel_piece(false, false, 244, 64, 64) == 0);
+  CHECK(small_kernel_piece(false, false, 245, 64, 64) == 128);
+  // A B: n k up to 8192, blocks of at most 128 rows within the bound
+  CHECK(small_kernel_piece(false, false, 1024, 128, 64) == 64);
+  CHECK(small_kernel_piece(false, false, 1024, 8193, 1) == 0);
+  CHECK(small_kernel_piece(false, false, 100000, 4, 4) == 128);
+  // A B^T: n k up to 4096
+  CHECK(small_kernel_piece(false, true, 1024, 64, 64) == 128);
+  CHECK(small_kernel_piece(false, true, 1024, 64, 65) == 0);
+  // A^T B: m n up to 16384, stretches of 64 for m n up to 4096, else of 32
+  CHECK(small_kernel_piece(true, false, 64, 64, 1024) == 64);
+  CHECK(small_kernel_piece(true, false, 65, 64, 1024) == 32);
+  CHECK(small_kernel_piece(true, false, 128, 128, 1024) == 32);
+  CHECK(small_kernel_piece(true, false, 129, 128, 1024) == 0);
+  // A^T B^T never
+  CHECK(small_kernel_piece(true, true, 64, 64, 1024) == 0);
+  {
+    ReferenceModeGuard plain_code;
+    CHECK(small_kernel_piece(false, false, 1024, 64, 64) == 0);
+  }
+  PiecesSetting off(0);
+  CHECK(small_kernel_piece(false, false, 1024, 64, 64) == 0);
+}
+
+TEST_CASE("gemm: with the pieces on, fast mode runs them, reference mode the whole product") {
+  // A^T B of random entries, k = 1024 in stretches of 64: fast mode gives the
+  // bits of the same stretches called one by one here, reference mode those
+  // of the whole product.
+  const int64_t m = 64, n = 64, k = 1024, depth = 64;
+  Generator gen(9);
+  const Tensor a = randn({k, m}, gen), b = randn({k, n}, gen);
+  std::vector<real> whole(static_cast<size_t>(m * n)), stretches = whole;
+  {
+    PiecesSetting off(0);
+    gemm(true, false, m, n, k, 1, a.data(), b.data(), 0, whole.data());
+    for (int64_t p = 0; p < k; p += depth)  // each stretch within the bound: run whole
+      gemm_strided(true, false, m, n, depth, 1, a.data() + p * m, m, b.data() + p * n, n,
+                   p == 0 ? 0 : 1, stretches.data(), n);
+  }
+  PiecesSetting on(1);
+  std::vector<real> fast(whole.size()), reference(whole.size());
+  {
+    ReferenceModeGuard fast_code(false);
+    REQUIRE(small_kernel_piece(true, false, m, n, k) == depth);
+    gemm(true, false, m, n, k, 1, a.data(), b.data(), 0, fast.data());
+  }
+  {
+    ReferenceModeGuard plain_code;
+    gemm(true, false, m, n, k, 1, a.data(), b.data(), 0, reference.data());
+  }
+  CHECK(fast == stretches);
+  CHECK(reference == whole);
+}
+
+TEST_CASE("gemm: the pieces are on by default exactly for OpenBLAS's AVX-512 cores") {
+  const std::string& core = blas_info().core;
+  const bool avx512 = core == "SkylakeX" || core == "Cooperlake";
+  CHECK(small_kernel_pieces() == avx512);
+  {
+    PiecesSetting on(1);
+    CHECK(small_kernel_pieces());
+  }
+  {
+    PiecesSetting off(0);
+    CHECK_FALSE(small_kernel_pieces());
+  }
+  CHECK(small_kernel_pieces() == avx512);
+  check_error([] { set_small_kernel_pieces(-2); },
+              {"set_small_kernel_pieces", "setting -2", "-1 (by the core), 0 (off) or 1 (on)"});
+  CHECK(small_kernel_pieces() == avx512);
+}

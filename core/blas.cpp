@@ -194,57 +194,60 @@ void call_blas_nt_as_tt(int64_t m, int64_t n, int64_t k, real alpha, const real*
 
 // --- fast twin: a product just past the small kernels, in pieces within them ----------
 // Past 100^3 multiply-adds OpenBLAS packs both operands into its blocked
-// layout first. For a product whose k (A B) or whose C (A^T B) is small,
+// layout first. For a product whose n (A B) or whose C (A^T B) is small,
 // packing is a large share of the work, and on the AVX-512 cores the same
 // product cut into pieces that each stay in the small kernels runs faster
 // (microseconds, whole -> in pieces; m, n, k as in gemm; sgemm on the Xeon of
 // docs/performance.md):
-//   A B, cut into blocks of rows (each piece: rows x n x k):
+//   A B with n k <= 8192, cut into blocks of rows (each piece: rows x n x k):
 //     (1024,64,64) 70 -> 52 (blocks of 128)   (384,32,256) 56 -> 39 (64)
 //     (1024,128,64) 126 -> 107 (64)           (300,128,64) 37 -> 31 (64)
-//     but (1024,256,64) 240 -> 281 and (1024,64,256) 251 -> 291: n k past 8192 loses
-//   A B^T, B^T copied (n k numbers), then as A B:
+//   A B with n <= 64 and n k past 8192, also cut along k into stretches of
+//   8192 / n, added up in C:
+//     (1024,64,256) 251 -> 205   (1024,32,512) 306 -> 234   (1024,16,1024) 439 -> 336
+//     (384,64,256) 94 -> 77   but for a wider n, (1024,256,64) 239 -> 285 in any cut
+//   A B^T with n k <= 4096, B^T copied (n k numbers), then as A B:
 //     (1024,64,64) 63 -> 52   (1024,32,64) 42 -> 27   (384,16,128) 20 -> 14
-//     (200,64,64) 15 -> 13    but (384,256,32) 45 -> 47: n k past 4096 may lose
-//   A^T B, the sum over k cut into stretches added up in C:
+//     (200,64,64) 15 -> 13    but (384,256,32) 45 -> 47 and (1024,64,256) 248 -> 243
+//     with the cut along k: a larger copy pays little or loses
+//   A^T B with m n <= 16384, the sum over k cut into stretches added up in C:
 //     (64,64,1024) 72 -> 53 (stretches of 64)   (256,64,384) 125 -> 80 (32)
 //     (256,32,384) 77 -> 44 (32)   (64,256,1024) 265 -> 237 (32)   (128,128,1024) 248 -> 222
-//     but (256,128,1024) 459 -> 487: a C of m n past 16384 numbers loses
+//     but (256,128,1024) 459 -> 487: a C past 16384 numbers loses
 //   A^T B^T: not cut (no product of the engine's has this form at these sizes).
-// A B is cut into the largest power of two of rows, at most 128, whose piece
-// stays within the bound; A^T B into stretches of 64 (a C of at most 4096
+// Blocks of rows are the largest power of two, at most 128, whose piece stays
+// within the bound; stretches of k for A^T B are 64 (a C of at most 4096
 // numbers) or 32.
-constexpr int64_t pieces_nk_limit = 8192;        // A B: n k
+constexpr int64_t pieces_nk_limit = 8192;        // A B: n k of a piece
+constexpr int64_t pieces_depth_n_limit = 64;     // A B cut along k: n
 constexpr int64_t pieces_copied_b_limit = 4096;  // A B^T: n k, the copy of B
 constexpr int64_t pieces_mn_limit = 16384;       // A^T B: m n
 
-// C = alpha A B + beta C in blocks of `rows` rows.
-void call_blas_in_row_blocks(int64_t rows, int64_t m, int64_t n, int64_t k, real alpha,
-                             const real* a, int64_t lda, const real* b, int64_t ldb, real beta,
-                             real* c, int64_t ldc) {
-  for (int64_t i = 0; i < m; i += rows)
-    call_blas(false, false, std::min(rows, m - i), n, k, alpha, a + i * lda, lda, b, ldb, beta,
-              c + i * ldc, ldc);
-}
-
-// C = alpha A^T B + beta C, the sum over k in stretches of `depth` added up in C.
-void call_blas_in_stretches(int64_t depth, int64_t m, int64_t n, int64_t k, real alpha,
-                            const real* a, int64_t lda, const real* b, int64_t ldb, real beta,
-                            real* c, int64_t ldc) {
+// C = alpha op(A) B + beta C, op(A) = A or A^T, in pieces of cut.rows rows of C
+// and cut.depth terms of the sum over k (0: whole), each stretch of k added up
+// in C (beta for the first).
+void call_blas_in_pieces(bool transpose_a, GemmCut cut, int64_t m, int64_t n, int64_t k, real alpha,
+                         const real* a, int64_t lda, const real* b, int64_t ldb, real beta, real* c,
+                         int64_t ldc) {
+  const int64_t rows = cut.rows > 0 ? cut.rows : m, depth = cut.depth > 0 ? cut.depth : k;
   for (int64_t p = 0; p < k; p += depth)
-    call_blas(true, false, m, n, std::min(depth, k - p), alpha, a + p * lda, lda, b + p * ldb, ldb,
-              p == 0 ? beta : real(1), c, ldc);
+    for (int64_t i = 0; i < m; i += rows) {
+      // op(A)[i, p] is A[i, p] stored (m,k), or A[p, i] stored (k,m) when transposed
+      const real* a_piece = transpose_a ? a + p * lda + i : a + i * lda + p;
+      call_blas(transpose_a, false, std::min(rows, m - i), n, std::min(depth, k - p), alpha,
+                a_piece, lda, b + p * ldb, ldb, p == 0 ? beta : real(1), c + i * ldc, ldc);
+    }
 }
 
-// C = alpha A B^T + beta C as A (B^T) in blocks of rows, B^T copied into a
-// buffer kept per thread.
-void call_blas_nt_in_row_blocks(int64_t rows, int64_t m, int64_t n, int64_t k, real alpha,
-                                const real* a, int64_t lda, const real* b, int64_t ldb, real beta,
-                                real* c, int64_t ldc) {
+// C = alpha A B^T + beta C as A (B^T) in pieces, B^T copied into a buffer kept
+// per thread.
+void call_blas_nt_in_pieces(GemmCut cut, int64_t m, int64_t n, int64_t k, real alpha, const real* a,
+                            int64_t lda, const real* b, int64_t ldb, real beta, real* c,
+                            int64_t ldc) {
   thread_local std::vector<real> b_transposed;
   b_transposed.resize(static_cast<size_t>(n * k));
   transpose_into(b, n, k, ldb, b_transposed.data());
-  call_blas_in_row_blocks(rows, m, n, k, alpha, a, lda, b_transposed.data(), n, beta, c, ldc);
+  call_blas_in_pieces(false, cut, m, n, k, alpha, a, lda, b_transposed.data(), n, beta, c, ldc);
 }
 
 }  // namespace
@@ -273,16 +276,22 @@ bool small_kernel_pieces() {
   return small_pieces_setting < 0 ? openblas().avx512_small_kernels : small_pieces_setting == 1;
 }
 
-int64_t small_kernel_piece(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k) {
+GemmCut small_kernel_cut(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k) {
   if (double(m) * double(n) * double(k) <= small_kernel_limit)
-    return 0;  // already in the small kernels
-  const bool gains = transpose_a ? !transpose_b && m * n <= pieces_mn_limit
-                                 : n * k <= (transpose_b ? pieces_copied_b_limit : pieces_nk_limit);
-  if (!gains || reference_mode() || !small_kernel_pieces()) return 0;
-  if (transpose_a) return m * n <= 4096 ? 64 : 32;  // A^T B: stretches of k
-  int64_t rows = 128;                               // A B, A B^T: blocks of rows
-  while (double(rows) * double(n) * double(k) > small_kernel_limit) rows /= 2;
-  return rows;
+    return {};  // already in the small kernels
+  const bool gains = transpose_a   ? !transpose_b && m * n <= pieces_mn_limit
+                     : transpose_b ? n * k <= pieces_copied_b_limit
+                                   : n * k <= pieces_nk_limit || n <= pieces_depth_n_limit;
+  if (!gains || reference_mode() || !small_kernel_pieces()) return {};
+  if (transpose_a) return {0, m * n <= 4096 ? 64 : 32};  // A^T B: stretches of k
+  GemmCut cut{128, 0};                                   // A B, A B^T: blocks of rows
+  if (n * k > pieces_nk_limit) {                         // and stretches of k for a long k
+    cut.depth = 1;
+    while (n * cut.depth * 2 <= pieces_nk_limit) cut.depth *= 2;
+  }
+  const int64_t depth = cut.depth > 0 ? cut.depth : k;
+  while (double(cut.rows) * double(n) * double(depth) > small_kernel_limit) cut.rows /= 2;
+  return cut;
 }
 
 void set_small_kernel_pieces(int setting) {
@@ -319,13 +328,11 @@ void gemm_strided(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int6
   if (recorded_calls)
     recorded_calls->push_back({transpose_a, transpose_b, m, n, k, lda, ldb, ldc, beta != 0});
   if (m <= limit && k <= limit) {  // the usual case: one call
-    const int64_t piece = small_kernel_piece(transpose_a, transpose_b, m, n, k);
-    if (piece > 0 && transpose_a)
-      call_blas_in_stretches(piece, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    else if (piece > 0 && transpose_b)
-      call_blas_nt_in_row_blocks(piece, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    else if (piece > 0)
-      call_blas_in_row_blocks(piece, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    const GemmCut cut = small_kernel_cut(transpose_a, transpose_b, m, n, k);
+    if (cut.cuts() && transpose_b)
+      call_blas_nt_in_pieces(cut, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else if (cut.cuts())
+      call_blas_in_pieces(transpose_a, cut, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     else if (!transpose_a && transpose_b && small_nt_runs_as_tt(m, n, k))
       call_blas_nt_as_tt(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     else

@@ -1,6 +1,7 @@
 // gemm_strided's fast twin for products just past OpenBLAS's small-matrix
-// bound: A B in blocks of rows, A B^T the same from a copy of B^T, A^T B in
-// stretches of k added up in C (core/blas.cpp). Forced on and off here, so
+// bound: A B in blocks of rows (and stretches of k for a narrow, long B), A B^T
+// the same from a copy of B^T, A^T B in stretches of k added up in C
+// (core/blas.cpp). Forced on and off here, so
 // that both forms run on any CPU, and checked against sums in double on sizes
 // with a last block or stretch cut short, rows that are not whole transpose
 // tiles, row strides wider than the rows, alpha and beta.
@@ -17,6 +18,14 @@
 
 using namespace ag;
 using ag::testing::check_error;
+
+template <>
+struct doctest::StringMaker<GemmCut> {
+  static doctest::String convert(const GemmCut& cut) {
+    return ("{rows " + std::to_string(cut.rows) + ", depth " + std::to_string(cut.depth) + "}")
+        .c_str();
+  }
+};
 
 namespace {
 
@@ -42,7 +51,7 @@ struct PieceCase {
   bool transpose_a, transpose_b;
   int64_t m, n, k, lda, ldb, ldc;
   real alpha, beta;
-  int64_t piece;  // what small_kernel_piece gives with the pieces on
+  GemmCut cut;  // what small_kernel_cut gives with the pieces on
 };
 
 // C = alpha op(A) op(B) + beta C0 through gemm_strided, checked entry by entry
@@ -79,20 +88,23 @@ std::vector<real> product_in_pieces_or_whole(const PieceCase& p) {
 
 const std::vector<PieceCase> piece_cases = {
     // A B: blocks of 128 rows, the last of 104; then of 64 (n k = 8192)
-    {false, false, 1000, 64, 64, 64, 64, 64, 1, 0, 128},
-    {false, false, 300, 32, 256, 260, 40, 33, 0.5, 2, 64},
+    {false, false, 1000, 64, 64, 64, 64, 64, 1, 0, {128, 0}},
+    {false, false, 300, 32, 256, 260, 40, 33, 0.5, 2, {64, 0}},
+    // A B, n <= 64 and n k past 8192: also stretches of 128 and of 512, the last cut short
+    {false, false, 1000, 64, 300, 310, 70, 66, 0.5, 2, {64, 128}},
+    {false, false, 700, 16, 1000, 1000, 16, 16, 1, 1, {64, 512}},
     // A B^T: B^T copied, 60 rows of B (7 tiles and 4 more), k = 68 (8 tiles and 4 more)
-    {false, true, 500, 60, 68, 70, 68, 61, 1, 1, 128},
-    {false, true, 1024, 16, 128, 128, 130, 16, -1, 0, 128},
+    {false, true, 500, 60, 68, 70, 68, 61, 1, 1, {128, 0}},
+    {false, true, 1024, 16, 128, 128, 130, 16, -1, 0, {128, 0}},
     // A^T B: stretches of 64 (C of 4096) and of 32, the last cut short
-    {true, false, 64, 64, 1000, 64, 64, 64, 1, 0, 64},
-    {true, false, 256, 33, 150, 260, 40, 33, 2, 0.5, 32},
-    // whole: within the bound, A^T B^T, n k past 8192 or 4096, m n past 16384
-    {false, false, 100, 100, 100, 100, 100, 100, 1, 0, 0},
-    {true, true, 1024, 64, 64, 1024, 64, 64, 1, 0, 0},
-    {false, false, 400, 129, 64, 64, 129, 129, 1, 1, 0},
-    {false, true, 400, 65, 64, 64, 64, 65, 1, 0, 0},
-    {true, false, 129, 128, 100, 129, 128, 128, 1, 0, 0},
+    {true, false, 64, 64, 1000, 64, 64, 64, 1, 0, {0, 64}},
+    {true, false, 256, 33, 150, 260, 40, 33, 2, 0.5, {0, 32}},
+    // whole: within the bound, A^T B^T, n k past 8192 (n > 64) or 4096, m n past 16384
+    {false, false, 100, 100, 100, 100, 100, 100, 1, 0, {}},
+    {true, true, 1024, 64, 64, 1024, 64, 64, 1, 0, {}},
+    {false, false, 400, 129, 64, 64, 129, 129, 1, 1, {}},
+    {false, true, 400, 65, 64, 64, 64, 65, 1, 0, {}},
+    {true, false, 129, 128, 100, 129, 128, 128, 1, 0, {}},
 };
 
 }  // namespace
@@ -108,12 +120,12 @@ TEST_CASE("gemm: products past the small kernels are right in pieces and whole")
     std::vector<real> whole, in_pieces;
     {
       PiecesSetting off(0);
-      CHECK(small_kernel_piece(p.transpose_a, p.transpose_b, p.m, p.n, p.k) == 0);
+      CHECK(small_kernel_cut(p.transpose_a, p.transpose_b, p.m, p.n, p.k) == GemmCut{});
       whole = product_in_pieces_or_whole(p);
     }
     {
       PiecesSetting on(1);
-      CHECK(small_kernel_piece(p.transpose_a, p.transpose_b, p.m, p.n, p.k) == p.piece);
+      CHECK(small_kernel_cut(p.transpose_a, p.transpose_b, p.m, p.n, p.k) == p.cut);
       in_pieces = product_in_pieces_or_whole(p);
     }
     CHECK(in_pieces == whole);
@@ -124,28 +136,32 @@ TEST_CASE("gemm: the pieces' rule at its limits") {
   PiecesSetting on(1);
   ReferenceModeGuard fast_code(false);
   // 244 x 64 x 64 = 999,424 multiply-adds: within OpenBLAS's small kernels; 245 rows past them
-  CHECK(small_kernel_piece(false, false, 244, 64, 64) == 0);
-  CHECK(small_kernel_piece(false, false, 245, 64, 64) == 128);
-  // A B: n k up to 8192, blocks of at most 128 rows within the bound
-  CHECK(small_kernel_piece(false, false, 1024, 128, 64) == 64);
-  CHECK(small_kernel_piece(false, false, 1024, 8193, 1) == 0);
-  CHECK(small_kernel_piece(false, false, 100000, 4, 4) == 128);
+  CHECK(small_kernel_cut(false, false, 244, 64, 64) == GemmCut{});
+  CHECK(small_kernel_cut(false, false, 245, 64, 64) == GemmCut{128, 0});
+  // A B: blocks of at most 128 rows within the bound for n k up to 8192
+  CHECK(small_kernel_cut(false, false, 1024, 128, 64) == GemmCut{64, 0});
+  CHECK(small_kernel_cut(false, false, 100000, 4, 4) == GemmCut{128, 0});
+  // past 8192, for n <= 64, stretches of k of 8192 / n too
+  CHECK(small_kernel_cut(false, false, 1024, 64, 129) == GemmCut{64, 128});
+  CHECK(small_kernel_cut(false, false, 1024, 64, 256) == GemmCut{64, 128});
+  CHECK(small_kernel_cut(false, false, 1024, 8, 2048) == GemmCut{64, 1024});
+  CHECK(small_kernel_cut(false, false, 1024, 65, 256) == GemmCut{});
   // A B^T: n k up to 4096
-  CHECK(small_kernel_piece(false, true, 1024, 64, 64) == 128);
-  CHECK(small_kernel_piece(false, true, 1024, 64, 65) == 0);
+  CHECK(small_kernel_cut(false, true, 1024, 64, 64) == GemmCut{128, 0});
+  CHECK(small_kernel_cut(false, true, 1024, 64, 65) == GemmCut{});
   // A^T B: m n up to 16384, stretches of 64 for m n up to 4096, else of 32
-  CHECK(small_kernel_piece(true, false, 64, 64, 1024) == 64);
-  CHECK(small_kernel_piece(true, false, 65, 64, 1024) == 32);
-  CHECK(small_kernel_piece(true, false, 128, 128, 1024) == 32);
-  CHECK(small_kernel_piece(true, false, 129, 128, 1024) == 0);
+  CHECK(small_kernel_cut(true, false, 64, 64, 1024) == GemmCut{0, 64});
+  CHECK(small_kernel_cut(true, false, 65, 64, 1024) == GemmCut{0, 32});
+  CHECK(small_kernel_cut(true, false, 128, 128, 1024) == GemmCut{0, 32});
+  CHECK(small_kernel_cut(true, false, 129, 128, 1024) == GemmCut{});
   // A^T B^T never
-  CHECK(small_kernel_piece(true, true, 64, 64, 1024) == 0);
+  CHECK(small_kernel_cut(true, true, 64, 64, 1024) == GemmCut{});
   {
     ReferenceModeGuard plain_code;
-    CHECK(small_kernel_piece(false, false, 1024, 64, 64) == 0);
+    CHECK(small_kernel_cut(false, false, 1024, 64, 64) == GemmCut{});
   }
   PiecesSetting off(0);
-  CHECK(small_kernel_piece(false, false, 1024, 64, 64) == 0);
+  CHECK(small_kernel_cut(false, false, 1024, 64, 64) == GemmCut{});
 }
 
 TEST_CASE("gemm: with the pieces on, fast mode runs them, reference mode the whole product") {
@@ -167,7 +183,7 @@ TEST_CASE("gemm: with the pieces on, fast mode runs them, reference mode the who
   std::vector<real> fast(whole.size()), reference(whole.size());
   {
     ReferenceModeGuard fast_code(false);
-    REQUIRE(small_kernel_piece(true, false, m, n, k) == depth);
+    REQUIRE(small_kernel_cut(true, false, m, n, k) == GemmCut{0, depth});
     gemm(true, false, m, n, k, 1, a.data(), b.data(), 0, fast.data());
   }
   {

@@ -206,10 +206,11 @@ void call_blas_nt_as_tt(int64_t m, int64_t n, int64_t k, real alpha, const real*
 //   8192 / n, added up in C:
 //     (1024,64,256) 251 -> 205   (1024,32,512) 306 -> 234   (1024,16,1024) 439 -> 336
 //     (384,64,256) 94 -> 77   but for a wider n, (1024,256,64) 239 -> 285 in any cut
-//   A B^T with n k <= 4096, B^T copied (n k numbers), then as A B:
+//   A B^T with n k <= 4096, or n <= 64 and n k <= 16384, B^T copied (n k
+//   numbers, 64 KiB of floats at most), then as A B:
 //     (1024,64,64) 63 -> 52   (1024,32,64) 42 -> 27   (384,16,128) 20 -> 14
-//     (200,64,64) 15 -> 13    but (384,256,32) 45 -> 47 and (1024,64,256) 248 -> 243
-//     with the cut along k: a larger copy pays little or loses
+//     (200,64,64) 15 -> 13   (1024,64,256) 248 -> 205   (2048,64,128) 248 -> 201
+//     but (384,256,32) 45 -> 47
 //   A^T B with m n <= 16384, the sum over k cut into stretches added up in C:
 //     (64,64,1024) 72 -> 53 (stretches of 64)   (256,64,384) 125 -> 80 (32)
 //     (256,32,384) 77 -> 44 (32)   (64,256,1024) 265 -> 237 (32)   (128,128,1024) 248 -> 222
@@ -218,10 +219,11 @@ void call_blas_nt_as_tt(int64_t m, int64_t n, int64_t k, real alpha, const real*
 // Blocks of rows are the largest power of two, at most 128, whose piece stays
 // within the bound; stretches of k for A^T B are 64 (a C of at most 4096
 // numbers) or 32.
-constexpr int64_t pieces_nk_limit = 8192;        // A B: n k of a piece
-constexpr int64_t pieces_depth_n_limit = 64;     // A B cut along k: n
-constexpr int64_t pieces_copied_b_limit = 4096;  // A B^T: n k, the copy of B
-constexpr int64_t pieces_mn_limit = 16384;       // A^T B: m n
+constexpr int64_t pieces_nk_limit = 8192;                // A B: n k of a piece
+constexpr int64_t pieces_depth_n_limit = 64;             // A B cut along k: n
+constexpr int64_t pieces_copied_b_limit = 4096;          // A B^T: n k, the copy of B
+constexpr int64_t pieces_copied_narrow_b_limit = 16384;  // the same for n <= 64
+constexpr int64_t pieces_mn_limit = 16384;               // A^T B: m n
 
 // C = alpha op(A) B + beta C, op(A) = A or A^T, in pieces of cut.rows rows of C
 // and cut.depth terms of the sum over k (0: whole), each stretch of k added up
@@ -279,9 +281,14 @@ bool small_kernel_pieces() {
 GemmCut small_kernel_cut(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k) {
   if (double(m) * double(n) * double(k) <= small_kernel_limit)
     return {};  // already in the small kernels
-  const bool gains = transpose_a   ? !transpose_b && m * n <= pieces_mn_limit
-                     : transpose_b ? n * k <= pieces_copied_b_limit
-                                   : n * k <= pieces_nk_limit || n <= pieces_depth_n_limit;
+  const bool narrow = n <= pieces_depth_n_limit;
+  bool gains = false;
+  if (transpose_a)  // A^T B (A^T B^T: never)
+    gains = !transpose_b && m * n <= pieces_mn_limit;
+  else if (transpose_b)  // A B^T
+    gains = n * k <= (narrow ? pieces_copied_narrow_b_limit : pieces_copied_b_limit);
+  else  // A B
+    gains = n * k <= pieces_nk_limit || narrow;
   if (!gains || reference_mode() || !small_kernel_pieces()) return {};
   if (transpose_a) return {0, m * n <= 4096 ? 64 : 32};  // A^T B: stretches of k
   GemmCut cut{128, 0};                                   // A B, A B^T: blocks of rows

@@ -61,7 +61,8 @@ bool small_nt_runs_as_tt(int64_t m, int64_t n, int64_t k);
 // faster than OpenBLAS's packed path at these shapes: A B with n k <= 8192
 // into blocks of rows (a linear layer's input gradient, (B*T,d) x (d,d)), or,
 // for n <= 64, also into stretches of k added up in C; A B^T with n k <= 4096
-// the same from a copy of B^T (a linear layer's forward); A^T B with m n <=
+// (16384 for n <= 64) the same from a copy of B^T (a linear layer's forward);
+// A^T B with m n <=
 // 16384 into stretches of k (its weight gradient). The rule and its figures
 // are in core/blas.cpp. set_small_kernel_pieces takes -1 (by the core, the
 // default), 0 (off) or 1 (on), as above.

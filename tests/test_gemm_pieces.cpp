@@ -96,6 +96,8 @@ const std::vector<PieceCase> piece_cases = {
     // A B^T: B^T copied, 60 rows of B (7 tiles and 4 more), k = 68 (8 tiles and 4 more)
     {false, true, 500, 60, 68, 70, 68, 61, 1, 1, {128, 0}},
     {false, true, 1024, 16, 128, 128, 130, 16, -1, 0, {128, 0}},
+    // and n <= 64 with n k past 8192: stretches of k of 128, 48 rows of B, k = 300
+    {false, true, 600, 48, 300, 310, 300, 50, 1, 2, {128, 128}},
     // A^T B: stretches of 64 (C of 4096) and of 32, the last cut short
     {true, false, 64, 64, 1000, 64, 64, 64, 1, 0, {0, 64}},
     {true, false, 256, 33, 150, 260, 40, 33, 2, 0.5, {0, 32}},
@@ -146,9 +148,12 @@ TEST_CASE("gemm: the pieces' rule at its limits") {
   CHECK(small_kernel_cut(false, false, 1024, 64, 256) == GemmCut{64, 128});
   CHECK(small_kernel_cut(false, false, 1024, 8, 2048) == GemmCut{64, 1024});
   CHECK(small_kernel_cut(false, false, 1024, 65, 256) == GemmCut{});
-  // A B^T: n k up to 4096
+  // A B^T: n k up to 4096, or up to 16384 for n <= 64 (stretches of k past 8192)
   CHECK(small_kernel_cut(false, true, 1024, 64, 64) == GemmCut{128, 0});
-  CHECK(small_kernel_cut(false, true, 1024, 64, 65) == GemmCut{});
+  CHECK(small_kernel_cut(false, true, 1024, 65, 64) == GemmCut{});
+  CHECK(small_kernel_cut(false, true, 1024, 64, 65) == GemmCut{128, 0});
+  CHECK(small_kernel_cut(false, true, 1024, 64, 256) == GemmCut{64, 128});
+  CHECK(small_kernel_cut(false, true, 1024, 64, 257) == GemmCut{});
   // A^T B: m n up to 16384, stretches of 64 for m n up to 4096, else of 32
   CHECK(small_kernel_cut(true, false, 64, 64, 1024) == GemmCut{0, 64});
   CHECK(small_kernel_cut(true, false, 65, 64, 1024) == GemmCut{0, 32});

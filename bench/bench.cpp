@@ -148,9 +148,10 @@ void scalar_ops() {
 // seq2seq_step and transformer_step also give the step's GEMMs: their FLOP
 // count, gemm_ms (the same GEMM calls, same shapes, transposes and beta
 // (0, or 1 where the engine adds into C), forward and backward, recorded in
-// one step and replayed through gemm_strided: straight through BLAS, but for
-// the small A B^T that fast mode runs from a transposed copy, core/blas.hpp) and
-// roofline = gemm_ms / median, the share of the step that is GEMM at BLAS speed.
+// one step and replayed through gemm_strided: straight through BLAS as fast
+// mode calls it, the small A B^T from a transposed copy and the products just
+// past OpenBLAS's small kernels in pieces, core/blas.hpp) and roofline =
+// gemm_ms / median, the share of the step that is GEMM at BLAS speed.
 //
 // AG_BENCH_STEPS=n times n steps after 2 warm-up steps instead, for profiling
 // under valgrind (the figures are then not the benchmark's).

@@ -281,18 +281,20 @@ bool small_kernel_pieces() {
 GemmCut small_kernel_cut(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k) {
   if (double(m) * double(n) * double(k) <= small_kernel_limit)
     return {};  // already in the small kernels
+  // (sizes multiplied in double: no overflow for any int64 m, n, k)
+  const double mn = double(m) * double(n), nk = double(n) * double(k);
   const bool narrow = n <= pieces_depth_n_limit;
   bool gains = false;
   if (transpose_a)  // A^T B (A^T B^T: never)
-    gains = !transpose_b && m * n <= pieces_mn_limit;
+    gains = !transpose_b && mn <= pieces_mn_limit;
   else if (transpose_b)  // A B^T
-    gains = n * k <= (narrow ? pieces_copied_narrow_b_limit : pieces_copied_b_limit);
+    gains = nk <= double(narrow ? pieces_copied_narrow_b_limit : pieces_copied_b_limit);
   else  // A B
-    gains = n * k <= pieces_nk_limit || narrow;
+    gains = nk <= pieces_nk_limit || narrow;
   if (!gains || reference_mode() || !small_kernel_pieces()) return {};
-  if (transpose_a) return {0, m * n <= 4096 ? 64 : 32};  // A^T B: stretches of k
-  GemmCut cut{128, 0};                                   // A B, A B^T: blocks of rows
-  if (n * k > pieces_nk_limit) {                         // and stretches of k for a long k
+  if (transpose_a) return {0, mn <= 4096 ? 64 : 32};  // A^T B: stretches of k
+  GemmCut cut{128, 0};                                // A B, A B^T: blocks of rows
+  if (nk > pieces_nk_limit) {  // and stretches of k for a long k (n <= 64 here)
     cut.depth = 1;
     while (n * cut.depth * 2 <= pieces_nk_limit) cut.depth *= 2;
   }

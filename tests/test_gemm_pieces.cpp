@@ -161,6 +161,11 @@ TEST_CASE("gemm: the pieces' rule at its limits") {
   CHECK(small_kernel_cut(true, false, 129, 128, 1024) == GemmCut{});
   // A^T B^T never
   CHECK(small_kernel_cut(true, true, 64, 64, 1024) == GemmCut{});
+  // sizes whose products overflow int64: whole, without undefined arithmetic
+  const int64_t huge = int64_t(1) << 40;
+  CHECK(small_kernel_cut(false, false, 1024, huge, huge) == GemmCut{});
+  CHECK(small_kernel_cut(true, false, huge, huge, 1024) == GemmCut{});
+  CHECK(small_kernel_cut(false, true, 1024, huge, huge) == GemmCut{});
   {
     ReferenceModeGuard plain_code;
     CHECK(small_kernel_cut(false, false, 1024, 64, 64) == GemmCut{});

@@ -202,10 +202,12 @@ void call_blas_nt_as_tt(int64_t m, int64_t n, int64_t k, real alpha, const real*
 //   A B with n k <= 8192, cut into blocks of rows (each piece: rows x n x k):
 //     (1024,64,64) 70 -> 52 (blocks of 128)   (384,32,256) 56 -> 39 (64)
 //     (1024,128,64) 126 -> 107 (64)           (300,128,64) 37 -> 31 (64)
-//   A B with n <= 64 and n k past 8192, also cut along k into stretches of
-//   8192 / n, added up in C:
+//   A B with n <= 64 and 8192 < n k <= 32768, also cut along k into
+//   stretches (the largest power of two with n x stretch <= 8192), added up in C:
 //     (1024,64,256) 251 -> 205   (1024,32,512) 306 -> 234   (1024,16,1024) 439 -> 336
-//     (384,64,256) 94 -> 77   but for a wider n, (1024,256,64) 239 -> 285 in any cut
+//     (1024,64,512) 509 -> 436   (384,64,256) 94 -> 77
+//     but (1024,64,4096) 4361 -> 5005, and for a wider n, (1024,256,64) 239 -> 285
+//     in any cut
 //   A B^T with n k <= 4096, or n <= 64 and n k <= 16384, B^T copied (n k
 //   numbers, 64 KiB of floats at most), then as A B:
 //     (1024,64,64) 63 -> 52   (1024,32,64) 42 -> 27   (384,16,128) 20 -> 14
@@ -215,15 +217,21 @@ void call_blas_nt_as_tt(int64_t m, int64_t n, int64_t k, real alpha, const real*
 //     (64,64,1024) 72 -> 53 (stretches of 64)   (256,64,384) 125 -> 80 (32)
 //     (256,32,384) 77 -> 44 (32)   (64,256,1024) 265 -> 237 (32)   (128,128,1024) 248 -> 222
 //     but (256,128,1024) 459 -> 487: a C past 16384 numbers loses
+//     and a narrow C gains too: (16,16,4096) 31 -> 20, (8,8,20000) 99 -> 87
 //   A^T B^T: not cut (no product of the engine's has this form at these sizes).
-// Blocks of rows are the largest power of two, at most 128, whose piece stays
-// within the bound; stretches of k for A^T B are 64 (a C of at most 4096
-// numbers) or 32.
+// Blocks of rows are the largest power of two whose piece has at most 2^19
+// multiply-adds, half the bound (128 rows of (1024,64,64); pieces of more rows
+// pay for a narrower B: (100000,4,4) 320 -> 171 in blocks of 128, 161 of 1024);
+// stretches of k for A^T B are 64 (a C of at most 4096 numbers) or 32. With
+// more than one thread (AG_NUM_THREADS) nothing is cut: OpenBLAS shares a
+// product past its small kernels among the threads, and a piece runs on one.
 constexpr int64_t pieces_nk_limit = 8192;                // A B: n k of a piece
-constexpr int64_t pieces_depth_n_limit = 64;             // A B cut along k: n
+constexpr int64_t pieces_narrow_n = 64;                  // a narrow B: n <= 64
+constexpr int64_t pieces_narrow_nk_limit = 32768;        // A B, a narrow B cut along k
 constexpr int64_t pieces_copied_b_limit = 4096;          // A B^T: n k, the copy of B
-constexpr int64_t pieces_copied_narrow_b_limit = 16384;  // the same for n <= 64
+constexpr int64_t pieces_copied_narrow_b_limit = 16384;  // the same for a narrow B
 constexpr int64_t pieces_mn_limit = 16384;               // A^T B: m n
+constexpr double piece_budget = 524288;                  // 2^19 multiply-adds in a block of rows
 
 // C = alpha op(A) B + beta C, op(A) = A or A^T, in pieces of cut.rows rows of C
 // and cut.depth terms of the sum over k (0: whole), each stretch of k added up
@@ -275,31 +283,35 @@ bool small_nt_runs_as_tt(int64_t m, int64_t n, int64_t k) {
 }
 
 bool small_kernel_pieces() {
-  return small_pieces_setting < 0 ? openblas().avx512_small_kernels : small_pieces_setting == 1;
+  if (small_pieces_setting >= 0) return small_pieces_setting == 1;
+  return openblas().avx512_small_kernels && openblas().info.threads == 1;
 }
 
 GemmCut small_kernel_cut(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k) {
+  // (not a size BLAS takes: passed on whole, for BLAS to refuse as it did)
+  if (m <= 0 || n <= 0 || k <= 0) return {};
   if (double(m) * double(n) * double(k) <= small_kernel_limit)
     return {};  // already in the small kernels
   // (sizes multiplied in double: no overflow for any int64 m, n, k)
   const double mn = double(m) * double(n), nk = double(n) * double(k);
-  const bool narrow = n <= pieces_depth_n_limit;
+  const bool narrow = n <= pieces_narrow_n;
   bool gains = false;
   if (transpose_a)  // A^T B (A^T B^T: never)
     gains = !transpose_b && mn <= pieces_mn_limit;
   else if (transpose_b)  // A B^T
     gains = nk <= double(narrow ? pieces_copied_narrow_b_limit : pieces_copied_b_limit);
   else  // A B
-    gains = nk <= pieces_nk_limit || narrow;
+    gains = nk <= pieces_nk_limit || (narrow && nk <= pieces_narrow_nk_limit);
   if (!gains || reference_mode() || !small_kernel_pieces()) return {};
   if (transpose_a) return {0, mn <= 4096 ? 64 : 32};  // A^T B: stretches of k
-  GemmCut cut{128, 0};                                // A B, A B^T: blocks of rows
-  if (nk > pieces_nk_limit) {  // and stretches of k for a long k (n <= 64 here)
+  GemmCut cut;  // A B, A B^T: blocks of rows, and stretches of k for a long k (n <= 64 here)
+  if (nk > pieces_nk_limit) {
     cut.depth = 1;
     while (n * cut.depth * 2 <= pieces_nk_limit) cut.depth *= 2;
   }
-  const int64_t depth = cut.depth > 0 ? cut.depth : k;
-  while (double(cut.rows) * double(n) * double(depth) > small_kernel_limit) cut.rows /= 2;
+  const double piece_nk = double(n) * double(cut.depth > 0 ? cut.depth : k);
+  cut.rows = 1;
+  while (double(cut.rows) * 2 * piece_nk <= piece_budget) cut.rows *= 2;
   return cut;
 }
 
@@ -336,7 +348,7 @@ void gemm_strided(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int6
            m, k, k, n, std::max({n, lda, ldb, ldc}), n, lda, ldb, ldc, limit);
   if (recorded_calls)
     recorded_calls->push_back({transpose_a, transpose_b, m, n, k, lda, ldb, ldc, beta != 0});
-  if (m <= limit && k <= limit) {  // the usual case: one call
+  if (m <= limit && k <= limit) {  // the usual case: one call (or the fast twins' pieces)
     const GemmCut cut = small_kernel_cut(transpose_a, transpose_b, m, n, k);
     if (cut.cuts() && transpose_b)
       call_blas_nt_in_pieces(cut, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

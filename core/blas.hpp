@@ -19,8 +19,9 @@ namespace ag {
 
 // C = alpha * op(A) * op(B) + beta * C on contiguous row-major matrices, where
 // op(X) is X or X^T. op(A) is (m,k), op(B) is (k,n), C is (m,n). A transposed
-// operand is never copied: the transpose flag goes to BLAS, which reads the
-// same memory column-wise.
+// operand is read in place: the transpose flag goes to BLAS, which reads the
+// same memory column-wise (fast mode may copy a small one into the form
+// OpenBLAS runs fastest, below).
 void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, real alpha,
           const real* a, const real* b, real beta, real* c);
 
@@ -56,15 +57,15 @@ void set_small_nt_via_tt(int setting);
 // choice above, the mode and the shape).
 bool small_nt_runs_as_tt(int64_t m, int64_t n, int64_t k);
 
-// Fast mode on the same cores also cuts a product just past OpenBLAS's
-// small-matrix bound (100^3 multiply-adds) into pieces within it, which run
-// faster than OpenBLAS's packed path at these shapes: A B with n k <= 8192
-// into blocks of rows (a linear layer's input gradient, (B*T,d) x (d,d)), or,
-// for n <= 64, also into stretches of k added up in C; A B^T with n k <= 4096
-// (16384 for n <= 64) the same from a copy of B^T (a linear layer's forward);
-// A^T B with m n <=
-// 16384 into stretches of k (its weight gradient). The rule and its figures
-// are in core/blas.cpp. set_small_kernel_pieces takes -1 (by the core, the
+// Fast mode on the same cores, with one thread, also cuts a product just past
+// OpenBLAS's small-matrix bound (100^3 multiply-adds) into pieces within it,
+// which run faster than OpenBLAS's packed path at these shapes: A B with n k
+// <= 8192 into blocks of rows (a linear layer's input gradient, (B*T,d) x
+// (d,d)), or, for n <= 64 and n k <= 32768, also into stretches of k added up
+// in C; A B^T with n k <= 4096 (16384 for n <= 64) the same from a copy of B^T
+// (a linear layer's forward); A^T B with m n <= 16384 into stretches of k
+// (its weight gradient). The rule and its figures are in core/blas.cpp.
+// set_small_kernel_pieces takes -1 (by the core and the threads, the
 // default), 0 (off) or 1 (on), as above.
 bool small_kernel_pieces();
 void set_small_kernel_pieces(int setting);

@@ -45,11 +45,12 @@ AG_ALWAYS_INLINE void for_each_row(const Shape& shape, const std::vector<int64_t
   }
 }
 
-// sum_{i < n} term(i) in 8 independent running sums, added up at the end. The
-// compiler may not reorder one running sum of floats, so a plain `s += x[i]`
-// loop does not vectorize; this one does (inside an AG_SIMD_CLONES function).
-// The 8 sums are added pairwise (4 + 4, 2 + 2, 1 + 1): three adds deep rather
-// than a chain of eight, which matters for the short rows of attention.
+// sum_{i < n} term(i) in 8 independent running sums (16 for n >= 16), added
+// up at the end. The compiler may not reorder one running sum of floats, so a
+// plain `s += x[i]` loop does not vectorize; this one does (inside an
+// AG_SIMD_CLONES function). The 8 sums are added pairwise (4 + 4, 2 + 2,
+// 1 + 1): three adds deep rather than a chain of eight, which matters for the
+// short rows of attention.
 template <typename Term>
 AG_ALWAYS_INLINE real sum_lanes(int64_t n, Term term) {
   constexpr int64_t lanes = 8;
@@ -79,8 +80,8 @@ AG_ALWAYS_INLINE real sum_lanes(int64_t n, Term term) {
   return sum;
 }
 
-// max_{i < n} term(i) (ignoring NaN; `start` for n = 0), in 8 lanes like
-// sum_lanes: a plain running max does not vectorize either.
+// max_{i < n} term(i) (ignoring NaN; `start` for n = 0, or when no term is
+// larger), in 8 lanes: a plain running max does not vectorize either.
 template <typename Term>
 AG_ALWAYS_INLINE real max_lanes(int64_t n, real start, Term term) {
   constexpr int64_t lanes = 8;
@@ -226,8 +227,7 @@ Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& in
 Tensor index_add(const Shape& shape, int64_t dim, const std::vector<int64_t>& index,
                  const Tensor& src);
 // The same added into an existing sum: sum[..., index[i], ...] += src[..., i, ...].
-void index_add_into(Tensor& sum, int64_t dim, const std::vector<int64_t>& index,
-                    const Tensor& src);
+void index_add_into(Tensor& sum, int64_t dim, const std::vector<int64_t>& index, const Tensor& src);
 Tensor reshape(const Tensor& a, const Shape& shape);  // same elements, new shape
 // The same for a temporary (reshape(matmul(...), shape)): when nothing else
 // holds it, its buffer moves into the result instead of being copied.

@@ -79,6 +79,17 @@ struct AnomalyMode {
   AnomalyMode& operator=(const AnomalyMode&) = delete;
 };
 
+// Sets one of core/blas.hpp's choices of a GEMM's form (set_small_nt_via_tt,
+// set_small_kernel_pieces: -1 by the core, 0 off, 1 on) for one scope, and
+// always back to -1 after it.
+struct GemmFormSetting {
+  GemmFormSetting(void (*set)(int), int setting) : set(set) { set(setting); }
+  ~GemmFormSetting() { set(-1); }
+  GemmFormSetting(const GemmFormSetting&) = delete;
+  GemmFormSetting& operator=(const GemmFormSetting&) = delete;
+  void (*set)(int);
+};
+
 // Tolerance for comparing forward values with hand-computed ones.
 inline constexpr double tol = is_double ? 1e-12 : 1e-5;
 

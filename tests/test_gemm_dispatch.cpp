@@ -18,22 +18,20 @@ using ag::testing::check_error;
 
 namespace {
 
-// Sets the small-NT choice for a block (-1: by the core, 0: off, 1: on), then restores it.
-struct SmallNtSetting {
-  explicit SmallNtSetting(int setting) { set_small_nt_via_tt(setting); }
-  ~SmallNtSetting() { set_small_nt_via_tt(-1); }
-  SmallNtSetting(const SmallNtSetting&) = delete;
-  SmallNtSetting& operator=(const SmallNtSetting&) = delete;
+// The small-NT choice for a block (-1: by the core, 0: off, 1: on), then back to -1.
+struct SmallNtSetting : ag::testing::GemmFormSetting {
+  explicit SmallNtSetting(int setting) : GemmFormSetting(set_small_nt_via_tt, setting) {}
 };
 
-// Entry (i, j): (0.375 i + 0.125 j + offset) mod 3 - 1.5, multiples of 1/8 of
-// both signs, so that every product and sum below is exact in float.
+// Entry (i, j): (0.375 i + 0.125 j + offset) mod 2.875 - 1.5, multiples of
+// 1/8 of both signs, so that every product and sum below is exact in float;
+// rows repeat every 23, so a copy that mixed up rows would get other numbers.
 std::vector<real> ramp(int64_t rows, int64_t stride, real offset) {
   std::vector<real> v(static_cast<size_t>(rows * stride));
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t j = 0; j < stride; ++j)
       v[static_cast<size_t>(i * stride + j)] =
-          real(std::fmod(double(i) * 0.375 + double(j) * 0.125 + double(offset), 3.0) - 1.5);
+          real(std::fmod(double(i) * 0.375 + double(j) * 0.125 + double(offset), 2.875) - 1.5);
   return v;
 }
 

@@ -66,6 +66,8 @@ TEST_CASE("max_lanes finds the maximum wherever it is, and ignores NaN") {
       CAPTURE(at);
       REQUIRE(kernel::max_lanes(n, minus_inf, term) == real(5));
     }
-  // a row of NaN only: nothing larger than the start
+  // a row of NaN only, or of numbers all below the start: the start
   CHECK(kernel::max_lanes(20, minus_inf, [&](int64_t) { return nan; }) == minus_inf);
+  for (int64_t n : {8, 9, 16, 23})
+    CHECK(kernel::max_lanes(n, real(9), [](int64_t i) { return real(i % 5); }) == real(9));
 }

@@ -79,6 +79,18 @@ struct AnomalyMode {
   AnomalyMode& operator=(const AnomalyMode&) = delete;
 };
 
+// A stored (rows, stride) row-major matrix of multiples of 1/8 in [-1.375,
+// 1.375], for GEMM tests: every product and every sum of up to a few thousand
+// of them is exact in float, in any order. Rows repeat every 23 (no power of
+// two), so a kernel that read another block's rows would get other numbers.
+inline std::vector<real> eighths_matrix(int64_t rows, int64_t stride, int64_t offset) {
+  std::vector<real> v(static_cast<size_t>(rows * stride));
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < stride; ++j)
+      v[static_cast<size_t>(i * stride + j)] = real((7 * i + 5 * j + offset) % 23 - 11) / 8;
+  return v;
+}
+
 // Sets one of core/blas.hpp's choices of a GEMM's form (set_small_nt_via_tt,
 // set_small_kernel_pieces: -1 by the core, 0 off, 1 on) for one scope, and
 // always back to -1 after it.

@@ -15,6 +15,7 @@
 
 using namespace ag;
 using ag::testing::check_error;
+using ag::testing::eighths_matrix;
 
 namespace {
 
@@ -22,18 +23,6 @@ namespace {
 struct SmallNtSetting : ag::testing::GemmFormSetting {
   explicit SmallNtSetting(int setting) : GemmFormSetting(set_small_nt_via_tt, setting) {}
 };
-
-// Entry (i, j): (0.375 i + 0.125 j + offset) mod 2.875 - 1.5, multiples of
-// 1/8 of both signs, so that every product and sum below is exact in float;
-// rows repeat every 23, so a copy that mixed up rows would get other numbers.
-std::vector<real> ramp(int64_t rows, int64_t stride, real offset) {
-  std::vector<real> v(static_cast<size_t>(rows * stride));
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < stride; ++j)
-      v[static_cast<size_t>(i * stride + j)] =
-          real(std::fmod(double(i) * 0.375 + double(j) * 0.125 + double(offset), 2.875) - 1.5);
-  return v;
-}
 
 // Standard normal entries (rows, cols), row-major.
 std::vector<real> normal_entries(int64_t rows, int64_t cols, uint64_t seed) {
@@ -50,8 +39,8 @@ struct NtCase {
 // C = alpha A B^T + beta C0 through gemm_strided, checked entry by entry
 // against the same sums in double; returns C for comparisons between forms.
 std::vector<real> nt_product(const NtCase& p) {
-  const std::vector<real> a = ramp(p.m, p.lda, 0.25), b = ramp(p.n, p.ldb, 0.5);
-  std::vector<real> c = ramp(p.m, p.ldc, 0.75);
+  const std::vector<real> a = eighths_matrix(p.m, p.lda, 2), b = eighths_matrix(p.n, p.ldb, 4);
+  std::vector<real> c = eighths_matrix(p.m, p.ldc, 6);
   const std::vector<real> c0 = c;
   gemm_strided(false, true, p.m, p.n, p.k, p.alpha, a.data(), p.lda, b.data(), p.ldb, p.beta,
                c.data(), p.ldc);

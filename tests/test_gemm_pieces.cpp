@@ -18,6 +18,7 @@
 
 using namespace ag;
 using ag::testing::check_error;
+using ag::testing::eighths_matrix;
 
 template <>
 struct doctest::StringMaker<GemmCut> {
@@ -33,18 +34,6 @@ namespace {
 struct PiecesSetting : ag::testing::GemmFormSetting {
   explicit PiecesSetting(int setting) : GemmFormSetting(set_small_kernel_pieces, setting) {}
 };
-
-// A stored (rows, stride) matrix of multiples of 1/8 in [-1.375, 1.375]:
-// every product and every sum below is exact in float, in any order. Rows
-// repeat every 23 (no power of two), so a piece that read another block's
-// rows would get other numbers.
-std::vector<real> eighths_matrix(int64_t rows, int64_t stride, int64_t offset) {
-  std::vector<real> v(static_cast<size_t>(rows * stride));
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < stride; ++j)
-      v[static_cast<size_t>(i * stride + j)] = real((7 * i + 5 * j + offset) % 23 - 11) / 8;
-  return v;
-}
 
 struct PieceCase {
   bool transpose_a, transpose_b;

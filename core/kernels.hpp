@@ -227,7 +227,8 @@ Tensor index_select(const Tensor& a, int64_t dim, const std::vector<int64_t>& in
 Tensor index_add(const Shape& shape, int64_t dim, const std::vector<int64_t>& index,
                  const Tensor& src);
 // The same added into an existing sum: sum[..., index[i], ...] += src[..., i, ...].
-void index_add_into(Tensor& sum, int64_t dim, const std::vector<int64_t>& index, const Tensor& src);
+void index_add_into(Tensor& sum, int64_t dim, const std::vector<int64_t>& index,
+                    const Tensor& src);
 Tensor reshape(const Tensor& a, const Shape& shape);  // same elements, new shape
 // The same for a temporary (reshape(matmul(...), shape)): when nothing else
 // holds it, its buffer moves into the result instead of being copied.

@@ -216,8 +216,8 @@ void call_blas_nt_as_tt(int64_t m, int64_t n, int64_t k, real alpha, const real*
 //   A^T B with m n <= 16384, the sum over k cut into stretches added up in C:
 //     (64,64,1024) 72 -> 53 (stretches of 64)   (256,64,384) 125 -> 80 (32)
 //     (256,32,384) 77 -> 44 (32)   (64,256,1024) 265 -> 237 (32)   (128,128,1024) 248 -> 222
+//     and a small C too: (16,16,4096) 31 -> 20, (8,8,20000) 99 -> 87
 //     but (256,128,1024) 459 -> 487: a C past 16384 numbers loses
-//     and a narrow C gains too: (16,16,4096) 31 -> 20, (8,8,20000) 99 -> 87
 //   A^T B^T: not cut (no product of the engine's has this form at these sizes).
 // Blocks of rows are the largest power of two whose piece has at most 2^19
 // multiply-adds, half the bound (128 rows of (1024,64,64); pieces of more rows

@@ -14,6 +14,7 @@
 #include "autograd/attograd.hpp"
 #include "core/fast_math.hpp"
 #include "core/kernels.hpp"
+#include "layers/attention/masked_softmax.hpp"
 #include "layers/nn.hpp"
 #include "tests/helpers.hpp"
 #include "tests/module_gradcheck.hpp"
@@ -456,6 +457,83 @@ TEST_CASE(
         nn::scaled_dot_product_attention(q, zeros({3, h, Tk, dk}), v);
       },
       {"scaled_dot_product_attention", "batch dims", "do not broadcast"});
+}
+
+TEST_CASE(
+    "modes/scaled_dot_product_attention [F2.4] [F4.8]: rows of a vector of keys or more, four at "
+    "a time, agree too") {
+  // Rows of at least one Lanes of keys (16 floats, 8 doubles) run four at a
+  // time in fast mode, the last rows % 4 and the keys past the last whole
+  // Lanes one at a time. Tk = 21 and 37 leave a tail of keys; B h Tq = 10
+  // rows leave two rows over; Tk = 32 has no tail.
+  for (const int64_t Tk : {21, 32, 37}) {
+    const int64_t B = 1, h = 2, Tq = 5, dk = 3;
+    INFO("Tk = " << Tk);
+    Tensor q = ag::testing::leaf({B, h, Tq, dk}, 41);
+    Tensor k = ag::testing::leaf({B, h, Tk, dk}, 42);
+    Tensor v = ag::testing::leaf({B, h, Tk, 2}, 43);
+    Generator gen(5);
+    Tensor random = rand({B, h, Tq, Tk}, gen);
+    for (int64_t i = 0; i < random.numel(); ++i)
+      random.data()[i] = random.data()[i] < real(0.3) ? 1 : 0;
+    Tensor causal = slice(nn::causal_mask(Tk), 0, Tk - Tq, Tk);  // (Tq,Tk): the last Tq rows
+    Tensor blocked_rows = zeros({Tq, 1});                        // one value for all keys of a row
+    blocked_rows.data()[1] = 1;
+    blocked_rows.data()[4] = 1;
+    const std::vector<std::pair<const char*, Tensor>> masks = {
+        {"none", Tensor()},
+        {"(B,h,Tq,Tk) random", random},
+        {"(Tq,Tk) causal", causal},
+        {"(Tq,1) rows 1 and 4 blocked", blocked_rows},
+    };
+    for (const auto& [name, mask] : masks) {
+      INFO("mask " << name);
+      const Tensor m = mask;
+      check_op_modes_agree(
+          [m](const std::vector<Tensor>& x) {
+            return both(nn::scaled_dot_product_attention(x[0], x[1], x[2], m));
+          },
+          {q, k, v});
+    }
+    // Special values: a NaN score where the mask blocks is ignored, one where
+    // it does not makes the row NaN; -inf scores get weight 0; a row blocked
+    // everywhere gets zeros; a score of 150 in the last key is the row's max
+    // (else its exp would overflow). The same in both modes.
+    Tensor scores = ag::testing::leaf({B, h, Tq, Tk}, 44);
+    Tensor mask = zeros({Tq, Tk});
+    for (int64_t j = 0; j < Tk; ++j) mask.data()[3 * Tk + j] = 1;  // row 3 blocked everywhere
+    mask.data()[0 * Tk + 7] = 1;
+    scores.data()[0 * Tk + 7] = std::numeric_limits<real>::quiet_NaN();       // blocked: ignored
+    scores.data()[1 * Tk + Tk - 1] = std::numeric_limits<real>::quiet_NaN();  // open: row NaN
+    scores.data()[2 * Tk + 2] = -std::numeric_limits<real>::infinity();
+    scores.data()[4 * Tk + Tk - 1] = 300;  // the last key, past the whole Lanes: the max
+    const real minus_inf = -std::numeric_limits<real>::infinity();
+    const Tensor fast = nn::detail::scaled_masked_softmax(scores, 2, mask);
+    const Tensor plain = softmax(masked_fill(scores / real(2), mask, minus_inf), -1);
+    for (const Tensor& w : {fast, plain}) {
+      const real* row = w.data();  // the first head's rows
+      real sum0 = 0, sum2 = 0;
+      for (int64_t j = 0; j < Tk; ++j) {
+        CHECK_FALSE(std::isnan(row[j]));
+        sum0 += row[j];
+        CHECK(std::isnan(row[Tk + j]));
+        sum2 += row[2 * Tk + j];
+        CHECK(row[3 * Tk + j] == 0);
+      }
+      CHECK(row[7] == 0);
+      CHECK(row[2 * Tk + 2] == 0);
+      CHECK(row[4 * Tk + Tk - 1] == doctest::Approx(1));  // e^(150 - max) with the right max
+      CHECK(sum0 == doctest::Approx(1).epsilon(1e-5));
+      CHECK(sum2 == doctest::Approx(1).epsilon(1e-5));
+    }
+    for (int64_t i = 0; i < fast.numel(); ++i) {
+      if (std::isnan(plain.data()[i])) {
+        CHECK(std::isnan(fast.data()[i]));
+      } else {
+        CHECK(fast.data()[i] == doctest::Approx(plain.data()[i]).epsilon(1e-5));
+      }
+    }
+  }
 }
 
 TEST_CASE("modes/MultiHeadAttention [F0.9] [F0.10]: both modes agree, with every kind of mask") {

@@ -71,3 +71,24 @@ TEST_CASE("max_lanes finds the maximum wherever it is, and ignores NaN") {
   for (int64_t n : {8, 9, 16, 23})
     CHECK(kernel::max_lanes(n, real(9), [](int64_t i) { return real(i % 5); }) == real(9));
 }
+
+TEST_CASE("fold_sum and fold_max (core/simd.hpp): every lane once, the max wherever it is") {
+  // Lanes holds 16 floats or 8 doubles; fold_sum adds them in halves.
+  Lanes v;
+  double expected = 0;
+  for (int l = 0; l < lanes_of_real; ++l) {
+    v[l] = sixteenths(l);
+    expected += double(sixteenths(l));
+  }
+  CHECK(double(fold_sum(v)) == expected);
+  const real minus_inf = -std::numeric_limits<real>::infinity();
+  for (int at = 0; at < lanes_of_real; ++at) {
+    for (int l = 0; l < lanes_of_real; ++l) v[l] = l % 2 == 0 ? minus_inf : real(-l);
+    v[at] = 5;
+    CAPTURE(at);
+    CHECK(fold_max(v) == real(5));
+    CHECK(fold_sum(v) == minus_inf);  // -inf in half of the lanes
+  }
+  for (int l = 0; l < lanes_of_real; ++l) v[l] = minus_inf;
+  CHECK(fold_max(v) == minus_inf);
+}

@@ -79,14 +79,12 @@ AG_SIMD_CLONES void few_inputs_relu(const real* x, const real* wt, const real* b
 //   db  = sum_i d_i                    (n)
 //   dW^T_p = sum_i x_ip d_i, p < K     (K, n)     W's gradient, transposed
 // A chunk of columns at a time, all rows streaming past, its K + 1 sums held in
-// registers: GCC's vector type Lanes (one AVX-512 register, two AVX2 ones or
-// four SSE2 ones, per clone). Sums in arrays stay in memory, and each row
-// then waits on a store and a load (three times as long, measured).
-using Lanes = real __attribute__((vector_size(64)));
+// registers: Lanes (core/simd.hpp). Sums in arrays stay in memory, and each
+// row then waits on a store and a load (three times as long, measured).
 template <int K>
 AG_ALWAYS_INLINE void few_inputs_relu_sums(const real* g, const real* y, const real* x,
                                            int64_t rows, int64_t n, real* db, real* dwt) {
-  constexpr int64_t chunk = sizeof(Lanes) / sizeof(real);
+  constexpr int64_t chunk = lanes_of_real;
   int64_t j0 = 0;
   for (; j0 + chunk <= n; j0 += chunk) {
     Lanes sum_d = {}, sum_xd[K > 0 ? K : 1] = {};

@@ -39,9 +39,12 @@ constexpr int lanes_of_real = sizeof(Lanes) / sizeof(real);
 
 // The lanes added up, or their largest, folded in halves (a b c d ... ->
 // a+c b+d ...): a chain of log2(lanes) shuffles and ops. The max keeps a lane
-// unless the other is larger, as max_lanes (core/kernels.hpp): NaN is
-// ignored. (Vectors go by reference: a 64-byte vector passed or returned by
-// value has a different ABI in the copies with and without AVX-512.)
+// unless the other is larger, as max_lanes (core/kernels.hpp) does, and
+// expects no NaN in the lanes: a running max updated by x > m ? x : m, as
+// max_lanes's, never takes one in. (Vectors go by reference: a 64-byte
+// vector passed or returned by value has a different ABI in the copies with
+// and without AVX-512.)
+static_assert(lanes_of_real == 8 || lanes_of_real == 16, "fold_sum and fold_max fold 8 or 16");
 template <typename L = Lanes>  // a template, so that only one branch is compiled
 AG_ALWAYS_INLINE void halves_swapped(const L& v, int step, L& out) {
   if constexpr (sizeof(L) / sizeof(real) == 16) {

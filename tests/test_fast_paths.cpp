@@ -14,6 +14,7 @@
 #include "autograd/attograd.hpp"
 #include "core/fast_math.hpp"
 #include "core/kernels.hpp"
+#include "core/softmax_row.hpp"
 #include "layers/attention/masked_softmax.hpp"
 #include "layers/nn.hpp"
 #include "tests/helpers.hpp"
@@ -531,6 +532,85 @@ TEST_CASE(
         CHECK(std::isnan(fast.data()[i]));
       } else {
         CHECK(fast.data()[i] == doctest::Approx(plain.data()[i]).epsilon(1e-5));
+      }
+    }
+  }
+}
+
+TEST_CASE(
+    "fast/scaled_masked_softmax_rows [F2.4] [F4.8]: in place or not, every row count and length, "
+    "as one row at a time") {
+  // MultiHeadAttention runs the rows in place (y = x); the backward may write
+  // dx over g. Rows go four at a time when they hold a Lanes of keys or more:
+  // the result must be the engine's one softmax rule (core/softmax_row.hpp)
+  // applied row by row, with the same NaN and the same exact zeros.
+  const real nan = std::numeric_limits<real>::quiet_NaN();
+  const real inf = std::numeric_limits<real>::infinity();
+  const real divisor = 3;
+  const double tolerance = ag::testing::is_double ? 1e-14 : 2e-6;
+  Generator gen(12);
+  for (const int64_t size : {0, 1, 7, 8, 9, 15, 16, 17, 23, 31, 32, 33, 40}) {
+    for (const int64_t rows : {0, 1, 3, 4, 5, 8, 9}) {
+      Tensor x = randn({rows, size}, gen), g = randn({rows, size}, gen);
+      for (int64_t i = 0; i < x.numel(); ++i) {  // a few special scores
+        if (i % 29 == 3) x.data()[i] = nan;
+        if (i % 31 == 5) x.data()[i] = -inf;
+        if (i % 37 == 7) x.data()[i] = 60;
+      }
+      Tensor per_key = rand({rows, size}, gen), per_row = rand({rows, 1}, gen);
+      for (Tensor* m : {&per_key, &per_row})
+        for (int64_t i = 0; i < m->numel(); ++i) m->data()[i] = m->data()[i] < real(0.3) ? 1 : 0;
+      if (rows > 2) {  // a row blocked everywhere
+        for (int64_t k = 0; k < size; ++k) per_key.data()[2 * size + k] = 1;
+      }
+      for (const Tensor& mask : {Tensor(), per_key, per_row}) {
+        CAPTURE(size);
+        CAPTURE(rows);
+        CAPTURE(mask.defined() ? mask.size(1) : -1);
+        const nn::detail::MaskRows mask_rows = nn::detail::mask_rows(mask, {rows, size});
+        // one row at a time: mask and scale, then softmax_row
+        Tensor expected = Tensor::empty({rows, size});
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t k = 0; k < size; ++k) {
+            const real blocked =
+                mask.defined() ? mask.data()[r * mask.size(1) + (mask.size(1) == 1 ? 0 : k)] : 0;
+            expected.data()[r * size + k] = blocked != 0 ? -inf : x.data()[r * size + k] / divisor;
+          }
+        for (int64_t r = 0; r < rows; ++r)
+          kernel::softmax_row(expected.data() + r * size, expected.data() + r * size, size);
+        Tensor apart = Tensor::empty({rows, size}), in_place = x.clone();
+        nn::detail::scaled_masked_softmax_rows(x.data(), divisor, mask_rows, apart.data(), rows,
+                                               size);
+        nn::detail::scaled_masked_softmax_rows(in_place.data(), divisor, mask_rows, in_place.data(),
+                                               rows, size);
+        for (const Tensor& y : {apart, in_place})
+          for (int64_t i = 0; i < y.numel(); ++i) {
+            const real want = expected.data()[i], got = y.data()[i];
+            if (std::isnan(want) || want == 0) {
+              CHECK((std::isnan(want) ? std::isnan(got) : got == 0));
+            } else {
+              CHECK(std::abs(double(got) - double(want)) <= tolerance);
+            }
+          }
+        // backward: dx = y (g - sum(g y)) / divisor, apart and over g
+        Tensor dx_expected = Tensor::empty({rows, size}), dx = Tensor::empty({rows, size});
+        Tensor dx_over_g = g.clone();
+        for (int64_t r = 0; r < rows; ++r)
+          kernel::softmax_backward_row(g.data() + r * size, apart.data() + r * size,
+                                       dx_expected.data() + r * size, size, 1 / divisor);
+        nn::detail::scaled_softmax_backward_rows(g.data(), apart.data(), divisor, dx.data(), rows,
+                                                 size);
+        nn::detail::scaled_softmax_backward_rows(dx_over_g.data(), apart.data(), divisor,
+                                                 dx_over_g.data(), rows, size);
+        for (const Tensor& d : {dx, dx_over_g})
+          for (int64_t i = 0; i < d.numel(); ++i) {
+            const real want = dx_expected.data()[i], got = d.data()[i];
+            if (std::isnan(want)) {
+              CHECK(std::isnan(got));
+            } else {
+              CHECK(std::abs(double(got) - double(want)) <= tolerance);
+            }
+          }
       }
     }
   }

@@ -109,12 +109,7 @@ MaskRows mask_rows(const Tensor& mask, const Shape& scores) {
   return rows;
 }
 
-// [F2.3] [F4.8] [F2.4] z = x / divisor, z = -inf where the mask blocks, each row of z
-// softmaxed in place by the engine's one softmax rule (core/softmax_row.hpp: a
-// row blocked everywhere gets zeros, a NaN anywhere makes the row NaN). The
-// division is a multiplication by 1 / divisor: the same float when the divisor
-// is a power of two (sqrt(d_k) for d_k = 4, 16, 64, ...), within an ulp
-// otherwise, and a tenth of the time of a vector division.
+namespace {
 
 // z_k for row r of the scores: x_k * scale, or -inf where the mask blocks.
 AG_ALWAYS_INLINE real masked_score(const real* xr, real scale, const MaskRows& mask, int64_t r,
@@ -179,6 +174,14 @@ AG_ALWAYS_INLINE void masked_softmax_rows_together(const real* x, real scale, co
   for (int n = 0; n < together; ++n) kernel::divide_by_sum(y + (r0 + n) * size, size, sum[n]);
 }
 
+}  // namespace
+
+// [F2.3] [F4.8] [F2.4] z = x / divisor, z = -inf where the mask blocks, each row of z
+// softmaxed in place by the engine's one softmax rule (core/softmax_row.hpp: a
+// row blocked everywhere gets zeros, a NaN anywhere makes the row NaN). The
+// division is a multiplication by 1 / divisor: the same float when the divisor
+// is a power of two (sqrt(d_k) for d_k = 4, 16, 64, ...), within an ulp
+// otherwise, and a tenth of the time of a vector division.
 AG_SIMD_CLONES void scaled_masked_softmax_rows(const real* x, real divisor, const MaskRows& mask,
                                                real* y, int64_t rows, int64_t size) noexcept {
   const real scale = 1 / divisor;
@@ -186,8 +189,8 @@ AG_SIMD_CLONES void scaled_masked_softmax_rows(const real* x, real divisor, cons
   if (size >= lanes_of_real)
     for (; r + together <= rows; r += together)
       masked_softmax_rows_together(x, scale, mask, y, r, size);
-  // Short rows (fewer keys than a Lanes: the 8 lanes of core/kernels.hpp do
-  // better there), and the last rows % together.
+  // Short rows (fewer keys than a Lanes: 8 - 15 floats, where the 8 lanes of
+  // core/kernels.hpp do better), and the last rows % together.
   const real minus_inf = -std::numeric_limits<real>::infinity();
   for (; r < rows; ++r) {
     const real* xr = x + r * size;

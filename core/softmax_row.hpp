@@ -83,10 +83,17 @@ AG_ALWAYS_INLINE void log_softmax_row(const real* x, real* y, int64_t size) {
 // dL/dx of y = softmax(x / divisor) over one row, given g = dL/dy:
 //   dx_k = y_k (g_k - sum_j g_j y_j) * scale,   scale = 1 / divisor (1 for plain softmax)
 // Masked positions have y = 0 and get no gradient. dx may be g.
+// Its last step, given dot = sum_j g_j y_j (computed apart when several rows
+// fold their sums together, layers/attention/scaled_dot_product.cpp).
+AG_ALWAYS_INLINE void softmax_backward_given_dot(const real* g, const real* y, real* dx,
+                                                 int64_t size, real dot, real scale) {
+  for (int64_t k = 0; k < size; ++k) dx[k] = y[k] * (g[k] - dot) * scale;
+}
+
 AG_ALWAYS_INLINE void softmax_backward_row(const real* g, const real* y, real* dx, int64_t size,
                                            real scale = 1) {
   const real dot = sum_lanes(size, [&](int64_t k) { return g[k] * y[k]; });
-  for (int64_t k = 0; k < size; ++k) dx[k] = y[k] * (g[k] - dot) * scale;
+  softmax_backward_given_dot(g, y, dx, size, dot, scale);
 }
 
 }  // namespace ag::kernel

@@ -236,7 +236,7 @@ AG_SIMD_CLONES void scaled_softmax_backward_rows(const real* g, const real* y, r
       }
       for (int n = 0; n < together; ++n) {
         const int64_t row = (r + n) * size;
-        for (int64_t k = 0; k < size; ++k) dx[row + k] = y[row + k] * (g[row + k] - dot[n]) * scale;
+        kernel::softmax_backward_given_dot(g + row, y + row, dx + row, size, dot[n], scale);
       }
     }
   for (; r < rows; ++r)

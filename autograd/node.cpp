@@ -76,6 +76,12 @@ Tensor GradSums::existing_or_new(size_t i, const Shape& shape, bool& adding) con
   return adding ? sum : Tensor::empty(shape);
 }
 
+Tensor GradSums::output_gradient_or_new(const Tensor& g) const {
+  // (enabled_ is off under anomaly detection and while a tape records)
+  const bool engine_alone_holds_g = enabled_ && !trace_enabled() && g.use_count() == 1;
+  return engine_alone_holds_g ? g : Tensor::empty(g.shape());
+}
+
 std::shared_ptr<TensorImpl>& gradient_slot(const Tensor& t) {
   return t.is_leaf() ? t.impl()->grad : t.grad_fn()->grad_of_output;
 }

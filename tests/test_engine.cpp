@@ -7,6 +7,7 @@
 #include <functional>
 #include <limits>
 
+#include "autograd/trace.hpp"
 #include "layers/nn.hpp"
 #include "tests/helpers.hpp"
 #include "tests/isolated.hpp"
@@ -595,4 +596,75 @@ TEST_CASE("engine: a node never adds into a .grad it is reading (y.backward(w.gr
   }
   sum(nn::linear(w.grad(), w)).backward();
   CHECK(ag::testing::max_abs_diff(w.grad(), expected) <= 1e-5);
+}
+
+namespace {
+// d(2x)/dx applied to g element by element, written where
+// GradSums::output_gradient_or_new says; `reused` tells whether that was g.
+Tensor doubled_in_place(const Tensor& x, bool& reused) {
+  Tensor y = Tensor::empty(x.shape());
+  for (int64_t i = 0; i < x.numel(); ++i) y.data()[i] = 2 * x.data()[i];
+  record("DoubledBackward", y, {x},
+         [&reused](const Tensor& g, const Tensor&, const GradSums& sums) {
+           Tensor d = sums.output_gradient_or_new(g);
+           reused = d.impl() == g.impl();
+           for (int64_t i = 0; i < g.numel(); ++i) d.data()[i] = 2 * g.data()[i];
+           return Grads{d};
+         });
+  return y;
+}
+}  // namespace
+
+TEST_CASE("engine: a node writes over its output's gradient only when the engine alone holds it") {
+  Tensor x = param({0.5, 1, -1});
+  const Tensor c = tensor({1, -2, 3});
+  const std::vector<double> twice_c = {2, -4, 6};
+  bool reused = false;
+  // a gradient made by mul's backward, held by nothing else: written over
+  sum(doubled_in_place(x, reused) * c).backward();
+  CHECK(reused);
+  check_values(x.grad(), twice_c);
+  // kept as the output's .grad: a new tensor, and .grad stays dL/dy
+  x.set_grad(Tensor());
+  Tensor y = doubled_in_place(x, reused);
+  y.retain_grad();
+  sum(y * c).backward();
+  CHECK_FALSE(reused);
+  check_values(y.grad(), {1, -2, 3});
+  check_values(x.grad(), twice_c);
+  // the gradient given to backward(): the caller's, left as it was
+  x.set_grad(Tensor());
+  Tensor given = c.clone();
+  doubled_in_place(x, reused).backward(given);
+  CHECK_FALSE(reused);
+  check_values(given, {1, -2, 3});
+  check_values(x.grad(), twice_c);
+  // under anomaly detection and while a trace prints every gradient: new tensors
+  {
+    AnomalyMode anomaly;
+    x.set_grad(Tensor());
+    sum(doubled_in_place(x, reused) * c).backward();
+    CHECK_FALSE(reused);
+    check_values(x.grad(), twice_c);
+  }
+  {
+    std::FILE* sink = std::tmpfile();
+    REQUIRE(sink != nullptr);
+    set_trace(true, sink);
+    x.set_grad(Tensor());
+    sum(doubled_in_place(x, reused) * c).backward();
+    set_trace(false);
+    std::fclose(sink);
+    CHECK_FALSE(reused);
+    check_values(x.grad(), twice_c);
+  }
+  // add's backward hands one g to both inputs: the first node to run finds it
+  // shared, the second alone
+  x.set_grad(Tensor());
+  Tensor x2 = param({2, -3, 4});
+  bool reused1 = false, reused2 = false;
+  sum((doubled_in_place(x, reused1) + doubled_in_place(x2, reused2)) * c).backward();
+  CHECK(reused1 != reused2);
+  check_values(x.grad(), twice_c);
+  check_values(x2.grad(), twice_c);
 }

@@ -949,6 +949,30 @@ TEST_CASE("linear_relu: max(x W^T + b, 0) by hand, zero rows, and NaN kept as re
   }
 }
 
+TEST_CASE("linear_relu: ReLU's gradient leaves a retained dL/dy as it was") {
+  // 6 inputs: the GEMM path, whose backward masks g in place when only the
+  // engine holds it; a retained .grad of y holds it too
+  for (bool plain : {false, true}) {
+    INFO((plain ? "reference" : "fast") << " mode");
+    ReferenceModeGuard mode(plain);
+    Tensor x = ag::testing::leaf({4, 6}, 71), w = ag::testing::leaf({5, 6}, 72);
+    Tensor b = ag::testing::leaf({5}, 73);
+    Tensor y = nn::linear_relu(x, w, b);
+    y.retain_grad();
+    Generator gen(74);
+    const Tensor c = randn({4, 5}, gen);
+    sum(y * c).backward();
+    CHECK(ag::testing::max_abs_diff(y.grad(), c) == 0);
+    // dL/db = sum over rows of c where y > 0
+    for (int64_t j = 0; j < 5; ++j) {
+      real expected = 0;
+      for (int64_t i = 0; i < 4; ++i)
+        if (y.data()[i * 5 + j] > 0) expected += c.data()[i * 5 + j];
+      CHECK(std::abs(b.grad().data()[j] - expected) <= 1e-5);
+    }
+  }
+}
+
 // A Linear whose forward is not linear(): Sequential must call it, not fuse it.
 struct DoubledLinear : nn::Linear {
   using nn::Linear::Linear;

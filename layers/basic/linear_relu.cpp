@@ -29,6 +29,11 @@ AG_SIMD_CLONES void relu_in_place(real* y, int64_t n) noexcept {
   for (int64_t i = 0; i < n; ++i) y[i] = relu_of(y[i]);
 }
 
+// d = g where y > 0, else 0: ReLU's gradient given g = dL/dy. d may be g.
+AG_SIMD_CLONES void relu_gradient(const real* g, const real* y, real* d, int64_t n) noexcept {
+  for (int64_t i = 0; i < n; ++i) d[i] = y[i] <= 0 ? real(0) : g[i];
+}
+
 // One row of y = relu(b + sum_{p<K} x_p W^T_p), W^T (K, n) by its rows wt:
 // the K terms spelled out, so that the loop over the n outputs is the one
 // vectorized.
@@ -167,10 +172,10 @@ Tensor linear_relu(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     record_linear("LinearReluBackward", y, x, weight, bias,
                   [x, weight, has_bias = bias.defined(), rows](const Tensor& g, const Tensor& y,
                                                                const GradSums& sums) {
-                    // d(relu v)/dv = 1 where v > 0, else 0 (a NaN passes g on, as relu)
-                    Tensor masked = kernel::zip(g, y, "linear_relu", [](real gi, real yi) {
-                      return yi <= 0 ? real(0) : gi;
-                    });
+                    // d(relu v)/dv = 1 where v > 0, else 0 (a NaN passes g on, as relu),
+                    // written over g itself when nothing else holds it
+                    Tensor masked = sums.output_gradient_or_new(g);
+                    relu_gradient(g.data(), y.data(), masked.data(), g.numel());
                     return affine_grads(masked, x, weight, has_bias, rows, sums);
                   });
     return y;

@@ -202,12 +202,19 @@ void call_blas_nt_as_tt(int64_t m, int64_t n, int64_t k, real alpha, const real*
 //   A B with n k <= 8192, cut into blocks of rows (each piece: rows x n x k):
 //     (1024,64,64) 70 -> 52 (blocks of 128)   (384,32,256) 56 -> 39 (64)
 //     (1024,128,64) 126 -> 107 (64)           (300,128,64) 37 -> 31 (64)
+//   A B with beta = 0 and n k <= 16384, the same: past the small kernels
+//   OpenBLAS first clears C in a pass of its own, while the small kernels'
+//   pieces write C without reading it (eight sets of operands in turn, so
+//   that C is not in cache, as a new gradient's is not):
+//     (1024,256,64) 364 -> 307 (blocks of 32)   (1024,192,64) 199 -> 156
+//     (384,256,64) 101 -> 82   (1024,1024,16) 498 -> 311
+//     but (1024,512,64) 512 -> 507 and (1024,256,128) 473 -> 472 (n k = 32768),
+//     and with beta = 1, (1024,256,64) 240 -> 331
 //   A B with n <= 64 and 8192 < n k <= 32768, also cut along k into
 //   stretches (the largest power of two with n x stretch <= 8192), added up in C:
 //     (1024,64,256) 251 -> 205   (1024,32,512) 306 -> 234   (1024,16,1024) 439 -> 336
 //     (1024,64,512) 509 -> 436   (384,64,256) 94 -> 77
-//     but (1024,64,4096) 4361 -> 5005, and for a wider n, (1024,256,64) 239 -> 285
-//     in any cut
+//     but (1024,64,4096) 4361 -> 5005
 //   A B^T with n k <= 4096, or n <= 64 and n k <= 16384, B^T copied (n k
 //   numbers, 64 KiB of floats at most), then as A B:
 //     (1024,64,64) 63 -> 52   (1024,32,64) 42 -> 27   (384,16,128) 20 -> 14
@@ -228,6 +235,7 @@ void call_blas_nt_as_tt(int64_t m, int64_t n, int64_t k, real alpha, const real*
 constexpr int64_t pieces_nk_limit = 8192;                // A B: n k of a piece
 constexpr int64_t pieces_narrow_n = 64;                  // a narrow B: n <= 64
 constexpr int64_t pieces_narrow_nk_limit = 32768;        // A B, a narrow B cut along k
+constexpr int64_t pieces_cleared_nk_limit = 16384;       // A B with beta = 0
 constexpr int64_t pieces_copied_b_limit = 4096;          // A B^T: n k, the copy of B
 constexpr int64_t pieces_copied_narrow_b_limit = 16384;  // the same for a narrow B
 constexpr int64_t pieces_mn_limit = 16384;               // A^T B: m n
@@ -287,7 +295,8 @@ bool small_kernel_pieces() {
   return openblas().avx512_small_kernels && openblas().info.threads == 1;
 }
 
-GemmCut small_kernel_cut(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k) {
+GemmCut small_kernel_cut(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k,
+                         real beta) {
   // (not a size BLAS takes: passed on whole, for BLAS to refuse as it did)
   if (m <= 0 || n <= 0 || k <= 0) return {};
   if (double(m) * double(n) * double(k) <= small_kernel_limit)
@@ -301,11 +310,12 @@ GemmCut small_kernel_cut(bool transpose_a, bool transpose_b, int64_t m, int64_t 
   else if (transpose_b)  // A B^T
     gains = nk <= double(narrow ? pieces_copied_narrow_b_limit : pieces_copied_b_limit);
   else  // A B
-    gains = nk <= pieces_nk_limit || (narrow && nk <= pieces_narrow_nk_limit);
+    gains = nk <= pieces_nk_limit || (narrow && nk <= pieces_narrow_nk_limit) ||
+            (beta == 0 && nk <= pieces_cleared_nk_limit);
   if (!gains || reference_mode() || !small_kernel_pieces()) return {};
   if (transpose_a) return {0, mn <= 4096 ? 64 : 32};  // A^T B: stretches of k
-  GemmCut cut;  // A B, A B^T: blocks of rows, and stretches of k for a long k (n <= 64 here)
-  if (nk > pieces_nk_limit) {
+  GemmCut cut;  // A B, A B^T: blocks of rows, and stretches of k for a narrow B's long k
+  if (narrow && nk > pieces_nk_limit) {
     cut.depth = 1;
     while (n * cut.depth * 2 <= pieces_nk_limit) cut.depth *= 2;
   }
@@ -349,7 +359,7 @@ void gemm_strided(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int6
   if (recorded_calls)
     recorded_calls->push_back({transpose_a, transpose_b, m, n, k, lda, ldb, ldc, beta != 0});
   if (m <= limit && k <= limit) {  // the usual case: one call (or the fast twins' pieces)
-    const GemmCut cut = small_kernel_cut(transpose_a, transpose_b, m, n, k);
+    const GemmCut cut = small_kernel_cut(transpose_a, transpose_b, m, n, k, beta);
     if (cut.cuts() && transpose_b)
       call_blas_nt_in_pieces(cut, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     else if (cut.cuts())

@@ -60,24 +60,26 @@ bool small_nt_runs_as_tt(int64_t m, int64_t n, int64_t k);
 // Fast mode on the same cores, with one thread, also cuts a product just past
 // OpenBLAS's small-matrix bound (100^3 multiply-adds) into pieces within it,
 // which run faster than OpenBLAS's packed path at these shapes: A B with n k
-// <= 8192 into blocks of rows (a linear layer's input gradient, (B*T,d) x
-// (d,d)), or, for n <= 64 and n k <= 32768, also into stretches of k added up
-// in C; A B^T with n k <= 4096 (16384 for n <= 64) the same from a copy of B^T
-// (a linear layer's forward); A^T B with m n <= 16384 into stretches of k
-// (its weight gradient). The rule and its figures are in core/blas.cpp.
+// <= 8192, or with beta = 0 and n k <= 16384, into blocks of rows (a linear
+// layer's input gradient, (B*T,d) x (d,d)), or, for n <= 64 and n k <= 32768,
+// also into stretches of k added up in C; A B^T with n k <= 4096 (16384 for
+// n <= 64) the same from a copy of B^T (a linear layer's forward); A^T B with
+// m n <= 16384 into stretches of k (its weight gradient). The rule and its
+// figures are in core/blas.cpp.
 // set_small_kernel_pieces takes -1 (by the core and the threads, the
 // default), 0 (off) or 1 (on), as above.
 bool small_kernel_pieces();
 void set_small_kernel_pieces(int setting);
-// How gemm(transpose_a, transpose_b, m, n, k, ...) is cut now: into blocks of
-// `rows` rows of C and stretches of `depth` terms of the sum over k, 0 where
-// it is not cut along that side.
+// How gemm(transpose_a, transpose_b, m, n, k, alpha, a, b, beta, c) is cut
+// now: into blocks of `rows` rows of C and stretches of `depth` terms of the
+// sum over k, 0 where it is not cut along that side.
 struct GemmCut {
   int64_t rows = 0, depth = 0;
   bool cuts() const { return rows > 0 || depth > 0; }
   bool operator==(const GemmCut&) const = default;
 };
-GemmCut small_kernel_cut(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k);
+GemmCut small_kernel_cut(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k,
+                         real beta = 1);
 
 // The benchmark's roofline: while a list is set, every gemm and gemm_strided
 // call appends its shape to it, so that the same GEMMs can be timed on their

@@ -77,6 +77,10 @@ const std::vector<PieceCase> piece_cases = {
     // A B: blocks of 128 rows, the last of 104; then of 64 (n k = 8192)
     {false, false, 1000, 64, 64, 64, 64, 64, 1, 0, {128, 0}},
     {false, false, 300, 32, 256, 260, 40, 33, 0.5, 2, {64, 0}},
+    // A B with beta = 0 and n k past 8192 (14000): blocks of 32 rows, the last of 12;
+    // with beta = 0.5, whole
+    {false, false, 300, 200, 70, 72, 210, 201, 1, 0, {32, 0}},
+    {false, false, 300, 200, 70, 72, 210, 201, 1, 0.5, {}},
     // A B, n <= 64 and n k past 8192: also stretches of 128 and of 512, the last cut short
     {false, false, 1000, 64, 300, 310, 70, 66, 0.5, 2, {64, 128}},
     {false, false, 700, 16, 1000, 1000, 16, 16, 1, 1, {64, 512}},
@@ -109,12 +113,12 @@ TEST_CASE("gemm: products past the small kernels are right in pieces and whole")
     CAPTURE(p.k);
     {
       PiecesSetting off(0);
-      CHECK(small_kernel_cut(p.transpose_a, p.transpose_b, p.m, p.n, p.k) == GemmCut{});
+      CHECK(small_kernel_cut(p.transpose_a, p.transpose_b, p.m, p.n, p.k, p.beta) == GemmCut{});
       check_product(p);
     }
     {
       PiecesSetting on(1);
-      CHECK(small_kernel_cut(p.transpose_a, p.transpose_b, p.m, p.n, p.k) == p.cut);
+      CHECK(small_kernel_cut(p.transpose_a, p.transpose_b, p.m, p.n, p.k, p.beta) == p.cut);
       check_product(p);
     }
   }
@@ -136,6 +140,13 @@ TEST_CASE("gemm: the pieces' rule at its limits") {
   CHECK(small_kernel_cut(false, false, 1024, 8, 2048) == GemmCut{64, 1024});
   CHECK(small_kernel_cut(false, false, 1024, 64, 513) == GemmCut{});
   CHECK(small_kernel_cut(false, false, 1024, 65, 256) == GemmCut{});
+  // with beta = 0 (C only written), any n with n k up to 16384: blocks of rows alone
+  CHECK(small_kernel_cut(false, false, 1024, 256, 64, 0) == GemmCut{32, 0});
+  CHECK(small_kernel_cut(false, false, 1024, 256, 64, 1) == GemmCut{});
+  CHECK(small_kernel_cut(false, false, 1024, 1024, 16, 0) == GemmCut{32, 0});
+  CHECK(small_kernel_cut(false, false, 1024, 256, 65, 0) == GemmCut{});
+  CHECK(small_kernel_cut(false, false, 1024, 64, 256, 0) == GemmCut{64, 128});
+  CHECK(small_kernel_cut(false, true, 1024, 256, 64, 0) == GemmCut{});
   // A B^T: n k up to 4096, or up to 16384 for n <= 64 (stretches of k past 8192)
   CHECK(small_kernel_cut(false, true, 1024, 64, 64) == GemmCut{128, 0});
   CHECK(small_kernel_cut(false, true, 1024, 65, 64) == GemmCut{});

@@ -949,6 +949,39 @@ TEST_CASE("linear_relu: max(x W^T + b, 0) by hand, zero rows, and NaN kept as re
   }
 }
 
+TEST_CASE("modes/layer_norm: four rows at a time and one, whole Lanes of features and a tail") {
+  // fast mode takes rows four at a time, then the rest one at a time, and the
+  // features a Lanes (16 floats, 8 doubles) at a time, then the last few alone
+  for (int64_t d : {16, 21, 37}) {
+    for (int64_t rows : {1, 4, 5, 7}) {
+      INFO("rows " << rows << ", features " << d);
+      const uint64_t seed = 1000 + 10 * uint64_t(d) + uint64_t(rows);
+      Tensor x = ag::testing::leaf({rows, d}, seed), gamma = ag::testing::leaf({d}, seed + 1);
+      Tensor beta = ag::testing::leaf({d}, seed + 2);
+      check_op_modes_agree(
+          [](const std::vector<Tensor>& in) { return nn::layer_norm(in[0], in[1], in[2]); },
+          {x, gamma, beta}, 1e-4);
+      check_op_modes_agree(
+          [](const std::vector<Tensor>& in) { return nn::layer_norm(in[0], in[1], {}); },
+          {x, gamma}, 1e-4);
+      check_op_modes_agree(
+          [](const std::vector<Tensor>& in) { return nn::layer_norm(in[0], {}, {}); }, {x}, 1e-4);
+    }
+  }
+  // dL/dx is written over dL/dy only when nothing else holds it: a retained
+  // .grad of y stays dL/dy
+  for (bool plain : {false, true}) {
+    ReferenceModeGuard mode(plain);
+    Tensor x = ag::testing::leaf({5, 21}, 77);
+    Tensor y = nn::layer_norm(x, Tensor(), Tensor());
+    y.retain_grad();
+    Generator gen(78);
+    const Tensor c = randn({5, 21}, gen);
+    sum(y * c).backward();
+    CHECK(ag::testing::max_abs_diff(y.grad(), c) == 0);
+  }
+}
+
 TEST_CASE("linear_relu: ReLU's gradient leaves a retained dL/dy as it was") {
   // 6 inputs: the GEMM path, whose backward masks g in place when only the
   // engine holds it; a retained .grad of y holds it too

@@ -982,6 +982,22 @@ TEST_CASE("modes/layer_norm: four rows at a time and one, whole Lanes of feature
   }
 }
 
+TEST_CASE("modes/MultiHeadAttention: the softmax's backward leaves retained weights' dL/dW as it was") {
+  // fast mode writes dL/dscores over dL/dweights when only the engine holds it
+  manual_seed(79);
+  nn::MultiHeadAttention attention(32, 2);
+  Tensor x = ag::testing::leaf({2, 20, 32}, 80);
+  for (bool plain : {false, true}) {
+    ReferenceModeGuard mode(plain);
+    nn::AttentionOutput out = attention.forward(x, x, x, nn::causal_mask(20));
+    out.weights.retain_grad();
+    Generator gen(81);
+    const Tensor c = randn(out.weights.shape(), gen);
+    sum(out.weights * c).backward();  // the weights alone: dL/dW = c
+    CHECK(ag::testing::max_abs_diff(out.weights.grad(), c) == 0);
+  }
+}
+
 TEST_CASE("linear_relu: ReLU's gradient leaves a retained dL/dy as it was") {
   // 6 inputs: the GEMM path, whose backward masks g in place when only the
   // engine holds it; a retained .grad of y holds it too

@@ -107,8 +107,8 @@ Tensor multi_head_weights(const Tensor& q, const Tensor& k, int64_t heads, const
   // dA = W (G - rowsum(G W)) / sqrt(d_h),  dQ_bh = dA_bh K_bh,  dK_bh = dA_bh^T Q_bh
   const std::vector<Tensor> inputs = detail::with_mask({q, k}, mask);
   record("MultiHeadWeightsBackward", weights, inputs,
-         [=, count = inputs.size()](const Tensor& g, const Tensor& w) {
-           Tensor da = Tensor::empty(w.shape());
+         [=, count = inputs.size()](const Tensor& g, const Tensor& w, const GradSums& sums) {
+           Tensor da = sums.output_gradient_or_new(g);  // g itself when only the engine holds it
            detail::scaled_softmax_backward_rows(g.data(), w.data(), sqrt_dh, da.data(), rows, tk);
            Tensor dq = gemm_result(q.shape(), tk), dk = gemm_result(k.shape(), tq);
            for (int64_t b = 0; b < batch; ++b)

@@ -251,9 +251,10 @@ Tensor scaled_masked_softmax(const Tensor& scores, real divisor, const Tensor& m
                              rows, size);
   const std::vector<Tensor> inputs = with_mask({scores}, mask);
   record("ScaledMaskedSoftmaxBackward", y, inputs,
-         [divisor, rows, size, count = inputs.size()](const Tensor& g, const Tensor& y) {
+         [divisor, rows, size, count = inputs.size()](const Tensor& g, const Tensor& y,
+                                                       const GradSums& sums) {
            Grads grads(count);
-           grads[0] = Tensor::empty(y.shape());
+           grads[0] = sums.output_gradient_or_new(g);  // g itself when only the engine holds it
            scaled_softmax_backward_rows(g.data(), y.data(), divisor, grads[0].data(), rows, size);
            return grads;
          });

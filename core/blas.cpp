@@ -284,6 +284,10 @@ bool small_nt_via_tt() {
   return small_nt_setting < 0 ? openblas().avx512_small_kernels : small_nt_setting == 1;
 }
 
+void transpose_matrix(const real* src, int64_t rows, int64_t cols, int64_t stride, real* dst) {
+  transpose_into(src, rows, cols, stride, dst);
+}
+
 bool small_nt_runs_as_tt(int64_t m, int64_t n, int64_t k) {
   const bool shape_gains = (m == 16 || m == 32) && k >= 16 && (n >= 64 || (n >= 32 && k <= 128));
   return shape_gains && small_nt_via_tt() && !reference_mode() && m * k <= copied_a_limit &&

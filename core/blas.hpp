@@ -56,6 +56,10 @@ void set_small_nt_via_tt(int setting);
 // Whether gemm(false, true, m, n, k, ...) runs through that copy now (the
 // choice above, the mode and the shape).
 bool small_nt_runs_as_tt(int64_t m, int64_t n, int64_t k);
+// dst (cols, rows) = src (rows, cols; its rows `stride` apart) transposed: the
+// tiled copy behind the forms above, for a caller that reuses one B^T across
+// many products (an LSTM's W_hh at every step).
+void transpose_matrix(const real* src, int64_t rows, int64_t cols, int64_t stride, real* dst);
 
 // Fast mode on the same cores, with one thread, also cuts a product just past
 // OpenBLAS's small-matrix bound (100^3 multiply-adds) into pieces within it,

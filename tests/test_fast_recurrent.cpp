@@ -202,6 +202,25 @@ TEST_CASE("modes/LSTM: a longer sequence at the benchmark's sizes agrees in both
   }
 }
 
+TEST_CASE("modes/LSTM: the steps' h W_hh^T from a copy of W_hh^T and as A B^T both agree") {
+  // Where small A B^T products run through a copy of A (set_small_nt_via_tt),
+  // the layer's steps use one copy of W_hh^T instead: a batch of 16 and
+  // 4H = 64 gates are such a product. Forced on and off, so both run on any CPU.
+  for (int via_tt : {1, 0}) {
+    INFO("set_small_nt_via_tt(" << via_tt << ")");
+    testing::GemmFormSetting setting(set_small_nt_via_tt, via_tt);
+    manual_seed(52);
+    nn::LSTM lstm(8, 16);
+    const Tensor x = testing::leaf({16, 3, 8}, 53), h0 = testing::leaf({1, 16, 16}, 54);
+    const Tensor c0 = testing::leaf({1, 16, 16}, 55);
+    check_modes_agree(lstm, [&] { return flat(lstm.forward(x, {}, {h0, c0})); }, {x, h0, c0});
+    std::vector<int64_t> lengths(16, 3);
+    lengths[2] = 1;
+    lengths[7] = 2;
+    check_modes_agree(lstm, [&] { return flat(lstm.forward(x, lengths)); }, {x});
+  }
+}
+
 TEST_CASE("modes/LSTM::step: the public step agrees in both modes") {
   manual_seed(6);
   nn::LSTM lstm(3, 4);

@@ -2,7 +2,8 @@
 // shapes, graph nodes and the lists they keep. allocate_buffer(bytes) and
 // free_buffer(p, bytes) (the same bytes):
 //   under 1 KiB       per-thread free lists, one per 16-byte size (16-byte aligned)
-//   1 KiB - 32 MiB    64-byte aligned, reused from a per-thread cache of freed blocks
+//   1 KiB - 32 MiB    64-byte aligned, reused from a per-thread cache of freed blocks;
+//                     from 64 KiB, first cut from chunks given huge pages
 //   larger            the system's, 64-byte aligned
 // A training step makes and frees the same blocks every iteration, and
 // thousands of small ones per graph.
@@ -70,6 +71,10 @@ inline void free_buffer(void* p, size_t bytes) noexcept {
 
 // Whether the plain path is on: AG_PLAIN_ALLOC=1, or an AddressSanitizer build.
 bool plain_allocation();
+
+// Whether p lies in one of the chunks blocks of 64 KiB and more are cut from
+// (core/allocator.cpp; never on the plain path). For tests and memory tools.
+bool in_huge_page_chunks(const void* p);
 
 // A standard allocator over allocate_buffer, for the small objects every op
 // makes: shapes, tensor impls, graph nodes, their input and gradient lists.

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "autograd/attograd.hpp"
@@ -67,10 +68,11 @@ TEST_CASE(
 #if defined(__SANITIZE_ADDRESS__)
   return;  // AddressSanitizer's heap is not glibc's: mallinfo2 does not see it
 #endif
-  const size_t bytes = 65536 * sizeof(real);  // a size class of its own: 256 or 512 KiB
+  // a size class of its own, below the blocks cut from huge-page chunks: 16 or 32 KiB
+  const size_t bytes = 4096 * sizeof(real);
   size_t with_tensor = 0;
   {
-    Tensor t = zeros({65536});
+    Tensor t = zeros({4096});
     with_tensor = malloc_in_use();
   }
   const size_t after = malloc_in_use();
@@ -88,4 +90,52 @@ TEST_CASE("core: allocator: AG_PLAIN_ALLOC=1 in a fresh process gives the same v
   INFO("the fresh process printed:\n", run.printed);
   CHECK(run.exit_status == 0);
   CHECK(run.printed.find(": 2 passed, 0 failed") != std::string::npos);
+}
+
+TEST_CASE("core: allocator: blocks of 64 KiB and more come from huge-page chunks, staggered") {
+  const bool chunked = !plain_allocation();
+  Tensor small = Tensor::empty({1000}), large = Tensor::empty({16384});  // 4000 B, 64 KiB
+  CHECK_FALSE(in_huge_page_chunks(small.data()));
+  CHECK(in_huge_page_chunks(large.data()) == chunked);
+  // Four live blocks of one class: 64-byte aligned, apart, and (from chunks) each
+  // at its own offset past a 4 KiB boundary
+  std::vector<Tensor> live;
+  for (int i = 0; i < 4; ++i) live.push_back(full({65536}, real(i)));  // 256 KiB each
+  std::vector<uintptr_t> offsets;
+  for (int i = 0; i < 4; ++i) {
+    const auto at = reinterpret_cast<uintptr_t>(live[i].data());
+    CHECK(at % 64 == 0);
+    offsets.push_back(at % 4096);
+    for (int64_t k = 0; k < 65536; k += 4096) CHECK(live[i].data()[k] == real(i));
+  }
+  if (chunked)
+    for (int i = 0; i < 4; ++i)
+      for (int j = i + 1; j < 4; ++j) CHECK(offsets[i] != offsets[j]);
+  // a freed block is the next one handed out for its class
+  const real* freed = live.back().data();
+  live.pop_back();
+  CHECK(Tensor::empty({65536}).data() == freed);
+}
+
+TEST_CASE("core: allocator: a chunk's block freed by another thread, and a thread's share") {
+  if (plain_allocation()) return;  // no chunks on the plain path
+  // made in a thread, freed here after the thread (and its cache) ended: it
+  // joins this thread's lists, never operator delete
+  Tensor from_thread;
+  std::thread([&] { from_thread = full({32768}, real(7)); }).join();  // 128 KiB
+  REQUIRE(in_huge_page_chunks(from_thread.data()));
+  const real* block = from_thread.data();
+  from_thread = Tensor();
+  CHECK(Tensor::empty({32768}).data() == block);
+  // a fresh thread takes chunks for up to 256 MiB, then blocks from operator new:
+  // blocks of 32 MiB take a chunk each (32 MiB and room for the offsets), seven of them
+  int from_chunks = 0;
+  std::thread([&] {
+    std::vector<Tensor> blocks;
+    for (int i = 0; i < 9; ++i) {
+      blocks.push_back(Tensor::empty({int64_t(8) << 20}));  // 32 MiB, never touched
+      if (in_huge_page_chunks(blocks.back().data())) ++from_chunks;
+    }
+  }).join();
+  CHECK(from_chunks == 7);
 }

@@ -29,9 +29,51 @@ AG_SIMD_CLONES void relu_in_place(real* y, int64_t n) noexcept {
   for (int64_t i = 0; i < n; ++i) y[i] = relu_of(y[i]);
 }
 
-// d = g where y > 0, else 0: ReLU's gradient given g = dL/dy. d may be g.
-AG_SIMD_CLONES void relu_gradient(const real* g, const real* y, real* d, int64_t n) noexcept {
-  for (int64_t i = 0; i < n; ++i) d[i] = y[i] <= 0 ? real(0) : g[i];
+// d = g where y > 0, else 0 (ReLU's gradient given g = dL/dy), `rows` rows of
+// n, and sum (+)= sum_r d_r (the bias gradient) in the same pass over them.
+// d may be g: each element of g is read before d's is written. The sums go
+// four rows at a time, in linear.cpp's add_row_sums's order.
+template <int count>
+AG_ALWAYS_INLINE void relu_gradient_rows(const real* g, const real* y, real* d, int64_t n,
+                                         real* sum) {
+  constexpr int64_t lanes = lanes_of_real;
+  int64_t j = 0;
+  for (; j + lanes <= n; j += lanes) {
+    Lanes dr[count], gr, yr, s;
+    for (int r = 0; r < count; ++r) {
+      std::memcpy(&gr, g + r * n + j, sizeof gr);
+      std::memcpy(&yr, y + r * n + j, sizeof yr);
+      dr[r] = yr <= 0 ? Lanes{} : gr;  // a NaN y passes g on, as relu
+      std::memcpy(d + r * n + j, &dr[r], sizeof gr);
+    }
+    std::memcpy(&s, sum + j, sizeof s);
+    if constexpr (count == 4)
+      s += (dr[0] + dr[1]) + (dr[2] + dr[3]);
+    else
+      s += dr[0];
+    std::memcpy(sum + j, &s, sizeof s);
+  }
+  for (; j < n; ++j) {
+    real dr[count];
+    for (int r = 0; r < count; ++r) {
+      dr[r] = y[r * n + j] <= 0 ? real(0) : g[r * n + j];
+      d[r * n + j] = dr[r];
+    }
+    if constexpr (count == 4)
+      sum[j] += (dr[0] + dr[1]) + (dr[2] + dr[3]);
+    else
+      sum[j] += dr[0];
+  }
+}
+
+AG_SIMD_CLONES void relu_gradient(const real* g, const real* y, real* d, int64_t rows, int64_t n,
+                                  real* sum, bool adding) noexcept {
+  if (!adding)
+    for (int64_t j = 0; j < n; ++j) sum[j] = 0;
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4)
+    relu_gradient_rows<4>(g + r * n, y + r * n, d + r * n, n, sum);
+  for (; r < rows; ++r) relu_gradient_rows<1>(g + r * n, y + r * n, d + r * n, n, sum);
 }
 
 // One row of y = relu(b + sum_{p<K} x_p W^T_p), W^T (K, n) by its rows wt:
@@ -173,10 +215,18 @@ Tensor linear_relu(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                   [x, weight, has_bias = bias.defined(), rows](const Tensor& g, const Tensor& y,
                                                                const GradSums& sums) {
                     // d(relu v)/dv = 1 where v > 0, else 0 (a NaN passes g on, as relu),
-                    // written over g itself when nothing else holds it
+                    // written over g itself when nothing else holds it; dL/db, its
+                    // sum over the rows, in the same pass
+                    const int64_t out_features = weight.shape()[0];
                     Tensor masked = sums.output_gradient_or_new(g);
-                    relu_gradient(g.data(), y.data(), masked.data(), g.numel());
-                    return affine_grads(masked, x, weight, has_bias, rows, sums);
+                    bool adding = false;
+                    Tensor db = has_bias ? sums.existing_or_new(2, {out_features}, adding)
+                                         : Tensor::empty({out_features});
+                    relu_gradient(g.data(), y.data(), masked.data(), rows, out_features,
+                                  db.data(), adding);
+                    Grads grads = affine_grads(masked, x, weight, /*has_bias=*/false, rows, sums);
+                    if (has_bias) grads.push_back(db);
+                    return grads;
                   });
     return y;
   }

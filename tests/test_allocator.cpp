@@ -133,7 +133,8 @@ TEST_CASE("core: allocator: a chunk's block freed by another thread, and a threa
   std::thread([&] {
     std::vector<Tensor> blocks;
     for (int i = 0; i < 9; ++i) {
-      blocks.push_back(Tensor::empty({int64_t(32 << 20) / int64_t(sizeof(real))}));  // 32 MiB, never touched
+      // 32 MiB, never touched
+      blocks.push_back(Tensor::empty({int64_t(32 << 20) / int64_t(sizeof(real))}));
       if (in_huge_page_chunks(blocks.back().data())) ++from_chunks;
     }
   }).join();

@@ -71,8 +71,7 @@ AG_SIMD_CLONES void relu_gradient(const real* g, const real* y, real* d, int64_t
   if (!adding)
     for (int64_t j = 0; j < n; ++j) sum[j] = 0;
   int64_t r = 0;
-  for (; r + 4 <= rows; r += 4)
-    relu_gradient_rows<4>(g + r * n, y + r * n, d + r * n, n, sum);
+  for (; r + 4 <= rows; r += 4) relu_gradient_rows<4>(g + r * n, y + r * n, d + r * n, n, sum);
   for (; r < rows; ++r) relu_gradient_rows<1>(g + r * n, y + r * n, d + r * n, n, sum);
 }
 

@@ -982,7 +982,8 @@ TEST_CASE("modes/layer_norm: four rows at a time and one, whole Lanes of feature
   }
 }
 
-TEST_CASE("modes/MultiHeadAttention: the softmax's backward leaves retained weights' dL/dW as it was") {
+TEST_CASE(
+    "modes/MultiHeadAttention: the softmax's backward leaves retained weights' dL/dW as it was") {
   // fast mode writes dL/dscores over dL/dweights when only the engine holds it
   manual_seed(79);
   nn::MultiHeadAttention attention(32, 2);
@@ -995,6 +996,147 @@ TEST_CASE("modes/MultiHeadAttention: the softmax's backward leaves retained weig
     const Tensor c = randn(out.weights.shape(), gen);
     sum(out.weights * c).backward();  // the weights alone: dL/dW = c
     CHECK(ag::testing::max_abs_diff(out.weights.grad(), c) == 0);
+  }
+}
+
+TEST_CASE("modes/linear_plus_residual: residual + x W^T + b as one op, with and without bias") {
+  Tensor x = ag::testing::leaf({2, 3, 6}, 90), w = ag::testing::leaf({5, 6}, 91);
+  Tensor b = ag::testing::leaf({5}, 92), r = ag::testing::leaf({2, 3, 5}, 93);
+  check_op_modes_agree(
+      [](const std::vector<Tensor>& v) { return nn::linear_plus_residual(v[0], v[1], v[2], v[3]); },
+      {x, w, b, r});
+  check_op_modes_agree(
+      [](const std::vector<Tensor>& v) { return nn::linear_plus_residual(v[0], v[1], {}, v[2]); },
+      {x, w, r});
+  // one row (a 1-D input), and the input as its own residual (x + x W^T + b)
+  check_op_modes_agree(
+      [](const std::vector<Tensor>& v) { return nn::linear_plus_residual(v[0], v[1], v[2], v[3]); },
+      {ag::testing::leaf({6}, 94), w, b, ag::testing::leaf({5}, 95)});
+  Tensor square = ag::testing::leaf({5, 5}, 96);
+  check_op_modes_agree(
+      [](const std::vector<Tensor>& v) { return nn::linear_plus_residual(v[0], v[1], v[2], v[0]); },
+      {ag::testing::leaf({4, 5}, 97), square, b});
+  check_same_error(
+      [&] {
+        nn::linear_plus_residual(x, w, b, ag::testing::leaf({2, 3, 4}, 98));
+      },
+      {"linear_plus_residual: residual (2,3,4)", "output's shape (2,3,5)"});
+  check_same_error([&] { nn::linear_plus_residual(x, w, b, Tensor()); },
+                   {"linear_plus_residual: residual", "output's shape (2,3,5)"});
+  check_same_error([&] { nn::linear_plus_residual(x, b, b, r); }, {"linear", "weight must be 2-D"});
+}
+
+TEST_CASE("linear_plus_residual: y = r + x W^T + b by hand, and its gradients") {
+  for (bool plain : {false, true}) {
+    INFO((plain ? "reference" : "fast") << " mode");
+    ReferenceModeGuard mode(plain);
+    // x W^T + b = (1.5, -2, -1) (as linear_relu's test); r = (10, 20, 30)
+    Tensor w = from_vector({1, 0, -1, -1, 2, 1}, {3, 2}), b = from_vector({0.5, 1, -5}, {3});
+    Tensor x = from_vector({1, 2}, {1, 2}), r = from_vector({10, 20, 30}, {1, 3});
+    for (Tensor* t : {&w, &b, &x, &r}) t->requires_grad_();
+    Tensor y = nn::linear_plus_residual(x, w, b, r);
+    check_values(y, {11.5, 18, 29});
+    sum(y * from_vector({1, 2, 3}, {1, 3})).backward();
+    check_values(r.grad(), {1, 2, 3});
+    check_values(b.grad(), {1, 2, 3});
+    check_values(w.grad(), {1, 2, 2, 4, 3, 6});      // g_j x_p
+    check_values(x.grad(), {1 - 2 + 6, 0 - 2 + 3});  // sum_j g_j W_jp
+  }
+}
+
+TEST_CASE("modes/forward_plus_residual: MultiHeadAttention's and FeedForward's are r + forward") {
+  manual_seed(99);
+  nn::MultiHeadAttention attention(32, 4);
+  nn::FeedForward ffn(32, 64);
+  Tensor x = ag::testing::leaf({2, 5, 32}, 100), r = ag::testing::leaf({2, 5, 32}, 101);
+  const Tensor causal = nn::causal_mask(5);
+  for (bool plain : {false, true}) {
+    INFO((plain ? "reference" : "fast") << " mode");
+    ReferenceModeGuard mode(plain);
+    // the sum made by the output projection against the sum written out: values
+    // and the gradients of x and r, and of a parameter of each module
+    auto run = [&](bool fused) {
+      for (Tensor* t : {&x, &r}) t->set_grad(Tensor());
+      attention.zero_grad();
+      ffn.zero_grad();
+      const nn::AttentionOutput a =
+          fused ? attention.forward_plus_residual(r, x, x, x, causal)
+                : nn::AttentionOutput{r + attention.forward(x, x, x, causal).context, Tensor()};
+      const Tensor y = fused ? ffn.forward_plus_residual(a.context, a.context)
+                             : a.context + ffn.forward(a.context);
+      Generator gen(102);
+      sum(y * randn(y.shape(), gen)).backward();
+      return std::vector<Tensor>{y.detach(), x.grad(), r.grad(), attention.out_proj->weight.grad(),
+                                 ffn.linear2->bias.grad()};
+    };
+    const std::vector<Tensor> fused = run(true), written = run(false);
+    for (size_t i = 0; i < fused.size(); ++i) {
+      INFO("tensor " << i);
+      CHECK(ag::testing::max_abs_diff(fused[i], written[i]) <=
+            (ag::testing::is_double ? 1e-12 : 1e-5));
+    }
+  }
+  check_same_error(
+      [&] {
+        attention.forward_plus_residual(ag::testing::leaf({2, 4, 32}, 103), x, x, x);
+      },
+      {"MultiHeadAttention::forward_plus_residual: residual (2,4,32)", "(2,5,32)"});
+  check_same_error(
+      [&] {
+        ffn.forward_plus_residual(ag::testing::leaf({5, 32}, 104), x);
+      },
+      {"FeedForward::forward_plus_residual: residual (5,32)", "input (2,5,32)"});
+  check_same_error(
+      [&] {
+        ffn.forward_plus_residual(x, ag::testing::leaf({2, 5, 31}, 105));
+      },
+      {"FeedForward::forward_plus_residual: input (2,5,31)", "d_model = 32"});
+}
+
+TEST_CASE(
+    "modes/TransformerEncoderLayer: residual sums made by the products equal the sums written "
+    "out") {
+  // Without active dropout the layer's attention and FFN add their outputs to
+  // the residual themselves; the sums written out with the same modules (as
+  // the layer does with dropout in training) must give the same values and
+  // gradients, pre-norm and post-norm, in both modes.
+  for (bool norm_first : {true, false}) {
+    INFO("norm_first " << norm_first);
+    manual_seed(106);
+    nn::TransformerEncoderLayer layer(16, 2, 32, /*dropout=*/0.1, norm_first);
+    layer.eval();
+    Tensor x = ag::testing::leaf({2, 6, 16}, 107);
+    const Tensor causal = nn::causal_mask(6);
+    for (bool plain : {false, true}) {
+      INFO((plain ? "reference" : "fast") << " mode");
+      ReferenceModeGuard mode(plain);
+      auto run = [&](bool written) {
+        x.set_grad(Tensor());
+        layer.zero_grad();
+        Tensor y;
+        if (!written) {
+          y = layer.forward(x, causal);
+        } else if (norm_first) {
+          const Tensor n1 = layer.norm1->forward(x);
+          const Tensor h = x + layer.self_attn->forward(n1, n1, n1, causal).context;
+          y = h + layer.feed_forward->forward(layer.norm2->forward(h));
+        } else {
+          const Tensor h =
+              layer.norm1->forward(x + layer.self_attn->forward(x, x, x, causal).context);
+          y = layer.norm2->forward(h + layer.feed_forward->forward(h));
+        }
+        Generator gen(108);
+        sum(y * randn(y.shape(), gen)).backward();
+        return std::vector<Tensor>{y.detach(), x.grad(), layer.self_attn->out_proj->bias.grad(),
+                                   layer.linear2->weight.grad(), layer.norm1->weight.grad()};
+      };
+      const std::vector<Tensor> fused = run(false), written = run(true);
+      for (size_t i = 0; i < fused.size(); ++i) {
+        INFO("tensor " << i);
+        CHECK(ag::testing::max_abs_diff(fused[i], written[i]) <=
+              (ag::testing::is_double ? 1e-12 : 1e-5));
+      }
+    }
   }
 }
 

@@ -176,7 +176,10 @@ TEST_CASE(
       Tensor h = ln1(x + attn(x));
       expected = ln2(h + ffn(h));
     }
-    CHECK(max_abs_diff(y, expected) == 0);
+    // exactly so in reference mode; in fast mode the output projection and the
+    // FFN's second layer make the residual sums themselves, adding the same
+    // terms in another order (linear_plus_residual)
+    CHECK(max_abs_diff(y, expected) <= (reference_mode() ? 0 : 1e-5));
     check_shape(layer.attention_weights, {2, 2, 3, 3});
   }
   // In training mode the dropouts act: the output changes.

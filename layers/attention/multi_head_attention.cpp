@@ -2,6 +2,8 @@
 // head, concatenate, project. Written plainly, one step a line.
 #include "layers/attention/multi_head_attention.hpp"
 
+#include <typeinfo>
+
 #include "autograd/node.hpp"
 #include "autograd/ops.hpp"
 #include "core/blas.hpp"
@@ -164,6 +166,26 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
                                             const Tensor& value, const Tensor& attn_mask,
                                             const Tensor& key_padding_mask) {
   check_inputs(query, key, value, d_model);
+  return project_and_attend(query, key, value, attn_mask, key_padding_mask, Tensor());
+}
+
+AttentionOutput MultiHeadAttention::forward_plus_residual(const Tensor& residual,
+                                                          const Tensor& query, const Tensor& key,
+                                                          const Tensor& value,
+                                                          const Tensor& attn_mask,
+                                                          const Tensor& key_padding_mask) {
+  check_inputs(query, key, value, d_model);
+  AG_CHECK(residual.defined() && residual.shape() == query.shape(),
+           "MultiHeadAttention::forward_plus_residual: residual {} must have the output's "
+           "shape, that of query {}",
+           describe(residual), describe(query));
+  return project_and_attend(query, key, value, attn_mask, key_padding_mask, residual);
+}
+
+AttentionOutput MultiHeadAttention::project_and_attend(const Tensor& query, const Tensor& key,
+                                                       const Tensor& value, const Tensor& attn_mask,
+                                                       const Tensor& key_padding_mask,
+                                                       const Tensor& residual) {
   // the weights (B,h,Tq,Tk) must have a shape that fits int64
   check_sizes({query.size(0), heads, query.size(1), key.size(1)}, "MultiHeadAttention");
   const Tensor mask =
@@ -172,7 +194,7 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
   Tensor q = q_proj->forward(query);
   Tensor k = k_proj->forward(key);
   Tensor v = v_proj->forward(value);
-  return attend_heads(q, k, v, mask);
+  return attend_heads(q, k, v, mask, residual);
 }
 
 AttentionOutput MultiHeadAttention::attend(const Tensor& q, const Tensor& k, const Tensor& v,
@@ -183,12 +205,22 @@ AttentionOutput MultiHeadAttention::attend(const Tensor& q, const Tensor& k, con
       q, k, v, heads_mask(attn_mask, key_padding_mask, q.size(0), heads, q.size(1), k.size(1)));
 }
 
-AttentionOutput MultiHeadAttention::attend_heads(Tensor q, Tensor k, Tensor v, const Tensor& mask) {
+Tensor MultiHeadAttention::project_out(const Tensor& c, const Tensor& residual) {
+  if (!residual.defined()) return out_proj->forward(c);
+  // residual + c W_c^T + b_c: the product adds to residual + b_c (fast mode),
+  // unless out_proj is a subclass with its own forward
+  if (typeid(*out_proj) == typeid(Linear))
+    return linear_plus_residual(c, out_proj->weight, out_proj->bias, residual);
+  return residual + out_proj->forward(c);
+}
+
+AttentionOutput MultiHeadAttention::attend_heads(Tensor q, Tensor k, Tensor v, const Tensor& mask,
+                                                 const Tensor& residual) {
   if (!reference_mode()) {
     // Fast mode: the four lines below with every head read and written in place
     // in the (B,T,d) projections (the fast twin above): no split or merge copies.
     Tensor weights = multi_head_weights(q, k, heads, mask);
-    return {out_proj->forward(multi_head_context(weights, v)), weights};
+    return {project_out(multi_head_context(weights, v), residual), weights};
   }
   // [F0.8] [F3.2] each head a subspace of d_h = d/h features     (B,T,d) -> (B,h,T,d_h)
   q = split_heads(q, heads);
@@ -198,7 +230,7 @@ AttentionOutput MultiHeadAttention::attend_heads(Tensor q, Tensor k, Tensor v, c
   //   (B,h,Tq,d_h) x (B,h,Tk,d_h) -> weights (B,h,Tq,Tk), c (B,h,Tq,d_h)
   AttentionOutput heads_out = scaled_dot_product_attention(q, k, v, mask);
   // [F0.10] c = W_c [c_1; c_2; ...; c_h] + b_c        (B,h,Tq,d_h) -> (B,Tq,d) -> (B,Tq,d)
-  Tensor output = out_proj->forward(merge_heads(heads_out.context));
+  Tensor output = project_out(merge_heads(heads_out.context), residual);
   return {output, heads_out.weights};
 }
 

@@ -54,6 +54,13 @@ class MultiHeadAttention : public Module {
   AttentionOutput forward(const Tensor& query, const Tensor& key, const Tensor& value,
                           const Tensor& attn_mask = Tensor(),
                           const Tensor& key_padding_mask = Tensor());
+  // forward's output added to residual (B,Tq,d): {residual + output,
+  // weights}, a Transformer layer's x + SelfAttn(x). In fast mode the output
+  // projection writes the sum itself (linear_plus_residual).
+  AttentionOutput forward_plus_residual(const Tensor& residual, const Tensor& query,
+                                        const Tensor& key, const Tensor& value,
+                                        const Tensor& attn_mask = Tensor(),
+                                        const Tensor& key_padding_mask = Tensor());
   // Self-attention: queries, keys and values all from x (B,T,d). With a key
   // padding mask too, call forward(x, x, x, attn_mask, key_padding_mask).
   AttentionOutput forward(const Tensor& x, const Tensor& attn_mask = Tensor()) {
@@ -72,8 +79,16 @@ class MultiHeadAttention : public Module {
   std::shared_ptr<Linear> q_proj, k_proj, v_proj, out_proj;  // each Linear(d, d)
 
  private:
-  // The heads of forward and attend, on checked inputs and one mask for all heads.
-  AttentionOutput attend_heads(Tensor q, Tensor k, Tensor v, const Tensor& mask);
+  // forward, and forward_plus_residual with a residual, on checked inputs.
+  AttentionOutput project_and_attend(const Tensor& query, const Tensor& key, const Tensor& value,
+                                     const Tensor& attn_mask, const Tensor& key_padding_mask,
+                                     const Tensor& residual);
+  // The heads of forward and attend, on checked inputs and one mask for all
+  // heads; the output added to residual when it is defined.
+  AttentionOutput attend_heads(Tensor q, Tensor k, Tensor v, const Tensor& mask,
+                               const Tensor& residual = Tensor());
+  // out_proj(c), added to residual when it is defined.
+  Tensor project_out(const Tensor& c, const Tensor& residual);
 };
 
 }  // namespace ag::nn

@@ -18,18 +18,46 @@ FeedForward::FeedForward(int64_t d_model, int64_t d_ff, real dropout_p)
   linear2 = register_module("linear2", std::make_shared<Linear>(d_ff, d_model));
 }
 
-Tensor FeedForward::forward(const Tensor& x) {
+namespace {
+void check_ffn_input(const Tensor& x, int64_t d_model, const char* op) {
   AG_CHECK(x.defined() && x.dim() >= 1 && x.shape().back() == d_model,
-           "FeedForward: input {} must be (..., d_model = {})", describe(x), d_model);
+           "{}: input {} must be (..., d_model = {})", op, describe(x), d_model);
+}
+}  // namespace
+
+Tensor FeedForward::forward(const Tensor& x) {
+  check_ffn_input(x, d_model, "FeedForward");
+  return run(x, Tensor());
+}
+
+Tensor FeedForward::forward_plus_residual(const Tensor& residual, const Tensor& x) {
+  check_ffn_input(x, d_model, "FeedForward::forward_plus_residual");
+  AG_CHECK(residual.defined() && residual.shape() == x.shape(),
+           "FeedForward::forward_plus_residual: residual {} must have the shape of input {}",
+           describe(residual), describe(x));
+  return run(x, residual);
+}
+
+Tensor FeedForward::run(const Tensor& x, const Tensor& residual) {
+  Tensor hidden;
   // Fast mode: the first layer and its ReLU as the one op linear_relu, which
   // never stores W_1 x + b_1 (as nn::Sequential runs a Linear then a ReLU);
   // a linear1 replaced by a subclass with its own forward runs as written.
-  if (!reference_mode() && typeid(*linear1) == typeid(Linear))
-    return linear2->forward(dropout->forward(linear_relu(x, linear1->weight, linear1->bias)));
-  // [F3.3] hidden = ReLU(W_1 x + b_1)           (..., d) -> (..., d_ff)
-  Tensor hidden = dropout->forward(relu(linear1->forward(x)));
-  // [F3.3] FFN(x) = W_2 hidden + b_2            (..., d_ff) -> (..., d)
-  return linear2->forward(hidden);
+  if (!reference_mode() && typeid(*linear1) == typeid(Linear)) {
+    hidden = dropout->forward(linear_relu(x, linear1->weight, linear1->bias));
+  } else {
+    // [F3.3] hidden = ReLU(W_1 x + b_1)           (..., d) -> (..., d_ff)
+    hidden = dropout->forward(relu(linear1->forward(x)));
+  }
+  if (!residual.defined()) {
+    // [F3.3] FFN(x) = W_2 hidden + b_2            (..., d_ff) -> (..., d)
+    return linear2->forward(hidden);
+  }
+  // residual + W_2 hidden + b_2: the product adds to residual + b_2 (fast
+  // mode), unless linear2 is a subclass with its own forward
+  if (typeid(*linear2) == typeid(Linear))
+    return linear_plus_residual(hidden, linear2->weight, linear2->bias, residual);
+  return residual + linear2->forward(hidden);
 }
 
 }  // namespace ag::nn

@@ -21,11 +21,19 @@ class FeedForward : public UnaryModule {
   FeedForward(int64_t d_model, int64_t d_ff, real dropout = 0);
   // x (..., d_model) -> (..., d_model)
   Tensor forward(const Tensor& x) override;
+  // residual + forward(x), residual of x's shape: a Transformer layer's
+  // x + FFN(x). In fast mode the second layer's product writes the sum
+  // itself (linear_plus_residual).
+  Tensor forward_plus_residual(const Tensor& residual, const Tensor& x);
 
   int64_t d_model, d_ff;
   std::shared_ptr<Linear> linear1;   // W_1 (d_ff, d), b_1 (d_ff)
   std::shared_ptr<Dropout> dropout;  // on the hidden layer, in training only
   std::shared_ptr<Linear> linear2;   // W_2 (d, d_ff), b_2 (d)
+
+ private:
+  // FFN(x), added to residual when it is defined; x checked.
+  Tensor run(const Tensor& x, const Tensor& residual);
 };
 
 }  // namespace ag::nn

@@ -22,6 +22,14 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 // Errors name `linear`, as the unfused layers do.
 Tensor linear_relu(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
+// residual + linear(x, weight, bias) as one op: a layer's output joining a
+// residual stream (the Transformer's x + SelfAttn(...), x + FFN(...)).
+// Reference mode runs the two ops as written; fast mode starts the output as
+// residual + b and lets the GEMM add x W^T (layers/basic/linear_residual.cpp).
+// residual has the output's shape (..., out).
+Tensor linear_plus_residual(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                            const Tensor& residual);
+
 class Linear : public UnaryModule {
  public:
   // PyTorch's default initialisation (kaiming_uniform_ with a = sqrt(5)):

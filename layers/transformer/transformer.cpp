@@ -2,6 +2,8 @@
 // the feed-forward network) and the tiny Transformer language model.
 #include "layers/transformer/transformer.hpp"
 
+#include <typeinfo>
+
 #include "autograd/ops.hpp"
 #include "core/error.hpp"
 #include "layers/attention/scaled_dot_product.hpp"
@@ -26,6 +28,12 @@ TransformerEncoderLayer::TransformerEncoderLayer(int64_t d_model, int64_t heads,
 }
 
 namespace {
+
+// Whether a Dropout module returns its input as it is: p = 0, or not training
+// (and not a subclass with its own forward).
+bool passes_through(const Dropout& dropout) {
+  return typeid(dropout) == typeid(Dropout) && (dropout.p == 0 || !dropout.is_training());
+}
 
 // x (B,T,d) for `attention` and the masks of its self-attention: T queries
 // over the cached positions and their own. `cache` is the layer's
@@ -57,6 +65,29 @@ Tensor TransformerEncoderLayer::forward(const Tensor& x, const Tensor& mask,
     attention_weights = attended.weights;
     return dropout1->forward(attended.context);
   };
+  // With both dropouts passing x through (p = 0, or in eval) and no cache, the
+  // attention's output projection and the FFN's second layer write the
+  // residual sums themselves (forward_plus_residual; in fast mode
+  // linear_plus_residual): the same sums, without a pass over (B,T,d) each.
+  if (!cache && passes_through(*dropout1) && passes_through(*dropout2)) {
+    if (norm_first) {
+      const Tensor normed = norm1->forward(x);
+      // [F3.6] x = x + SelfAttn(LN_1(x))                  (B,T,d)
+      const AttentionOutput attended =
+          self_attn->forward_plus_residual(x, normed, normed, normed, mask, key_padding_mask);
+      attention_weights = attended.weights;
+      const Tensor& h = attended.context;
+      // [F3.3] [F3.6] x = x + FFN(LN_2(x))                 (B,T,d)
+      return feed_forward->forward_plus_residual(h, norm2->forward(h));
+    }
+    // [F3.6] x = LN_1(x + SelfAttn(x))                     (B,T,d)
+    const AttentionOutput attended =
+        self_attn->forward_plus_residual(x, x, x, x, mask, key_padding_mask);
+    attention_weights = attended.weights;
+    const Tensor h = norm1->forward(attended.context);
+    // [F3.3] [F3.6] x = LN_2(x + FFN(x))                   (B,T,d)
+    return norm2->forward(feed_forward->forward_plus_residual(h, h));
+  }
   if (norm_first) {
     // [F3.6] x = x + Dropout(SelfAttn(LN_1(x)))          (B,T,d)
     Tensor h = x + attend(norm1->forward(x));

@@ -62,13 +62,14 @@ class GradSums {
   // new tensor of `shape` (adding = false: write it).
   Tensor existing_or_new(size_t input, const Shape& shape, bool& adding) const;
   // Where a node may write a tensor of g's shape that it computes from
-  // g = dL/d(output) element by element (ReLU's gradient, g masked by y > 0):
-  // g itself when the engine alone holds g, which it drops once the node
-  // returns; else a new tensor. g is shared while another input still has it
-  // as its gradient (add's backward hands the same g to both), while the
-  // output keeps it as .grad (retain_grad), and while a trace or a tape will
-  // show it after the node has run. Writing in place spares a pass into a
-  // new, uncached buffer.
+  // g = dL/d(output), each element of g read before its own result is
+  // written (ReLU's mask, layer norm's dL/dx, the softmax's backward): g
+  // itself when the engine alone holds g (the node then owns it: it may
+  // return it as an input's gradient); else a new tensor. g is shared while
+  // another input still has it as its gradient (add's backward hands the same
+  // g to both), while the output keeps it as .grad (retain_grad), and while a
+  // trace or a tape will show it after the node has run. Writing in place
+  // spares a pass into a new, uncached buffer.
   Tensor output_gradient_or_new(const Tensor& g) const;
   // Whether `grad`, returned for `input`, is the sum existing(input) handed
   // out: the node has added its gradient there already (for the engine).

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <vector>
 
@@ -75,10 +76,12 @@ constexpr size_t kMaxKept = size_t(512) << 20;
 // (MADV_HUGEPAGE): transformer_step 0.97 - 0.98 of the time without. A chunk
 // is cut into blocks as they are first needed; a freed block goes to the
 // lists like any other, and chunks are never given back (a thread takes at
-// most 256 MiB of them, then blocks come from operator new again). Where
-// huge pages are off, a chunk is plain memory. The chunks of every thread are
-// in one table, so that a block freed by another thread, or after its
-// thread's cache is gone, is known and never passed to operator delete.
+// most 7 chunks, 238 MiB, then blocks come from operator new again). A
+// thread that ends leaves its chunks' free blocks to the others (`orphans`).
+// Where huge pages are off, a chunk is plain memory. The chunks of every
+// thread are in one table, so that a block freed by another thread, or
+// after its thread's cache is gone, is known and never passed to operator
+// delete.
 constexpr int kChunkedMinClass = 16;  // 64 KiB
 constexpr size_t kHugePage = size_t(2) << 20;
 constexpr size_t kStagger = 4096;  // room for a block's offset (from_chunk)
@@ -106,8 +109,10 @@ bool in_chunk(const void* p) {
 // A new chunk of kChunkBytes, 2 MiB-aligned (a huge page can only back an
 // aligned 2 MiB), entered in the table; null when there is no slot or memory.
 char* new_chunk() {
-  const int slot = chunks.count.fetch_add(1, std::memory_order_acq_rel);
-  if (slot >= kMaxChunks) return nullptr;
+  int slot = chunks.count.load(std::memory_order_acquire);
+  do {  // the count never passes kMaxChunks, however often a full table is asked
+    if (slot >= kMaxChunks) return nullptr;
+  } while (!chunks.count.compare_exchange_weak(slot, slot + 1, std::memory_order_acq_rel));
   void* raw = mmap(nullptr, kChunkBytes + kHugePage, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) return nullptr;  // (the slot stays empty)
@@ -125,6 +130,18 @@ char* new_chunk() {
   return reinterpret_cast<char*>(start);
 }
 
+// Free chunk blocks of threads that have ended, for any thread to take before
+// it cuts new ones. Made once and never destroyed: threads may end (and
+// static tensors be freed) while the program exits.
+struct Orphans {
+  std::mutex mutex;
+  std::vector<void*> free[kMaxClass + 1];
+};
+Orphans& orphans() {
+  static Orphans* const lists = new Orphans;
+  return *lists;
+}
+
 struct BufferCache {
   std::vector<void*> free[kMaxClass + 1];
   size_t kept = 0;             // bytes in the lists
@@ -138,10 +155,22 @@ thread_local BufferCache cache;
 thread_local bool cache_gone = false;  // set when the thread's cache was destroyed
 
 BufferCache::~BufferCache() {
-  for (auto& list : free)
-    for (void* p : list)
-      if (!in_chunk(p)) ::operator delete(p, std::align_val_t(kAlignment));
-  cache_gone = true;  // tensors freed later (static ones) go straight back to the system
+  Orphans& left = orphans();
+  const std::lock_guard<std::mutex> lock(left.mutex);
+  for (int c = 0; c <= kMaxClass; ++c)
+    for (void* p : free[c]) {
+      if (!in_chunk(p)) {
+        ::operator delete(p, std::align_val_t(kAlignment));
+        continue;
+      }
+      try {
+        left.free[c].push_back(p);
+      } catch (...) {  // no room for the pointer: the block stays unused
+      }
+    }
+  // Tensors freed later (static ones) go straight back to the system, or, if
+  // they are chunk blocks, stay where they are.
+  cache_gone = true;
 }
 
 // A block of 2^c bytes (c >= kChunkedMinClass) cut from the thread's chunk,
@@ -218,8 +247,18 @@ void* allocate_large(size_t bytes) {
     cache.kept -= size_t(1) << c;
     return p;
   }
-  if (c >= kChunkedMinClass)
+  if (c >= kChunkedMinClass) {
+    {  // a block an ended thread left
+      Orphans& left = orphans();
+      const std::lock_guard<std::mutex> lock(left.mutex);
+      if (!left.free[c].empty()) {
+        void* p = left.free[c].back();
+        left.free[c].pop_back();
+        return p;
+      }
+    }
     if (void* p = from_chunk(c)) return p;
+  }
   return ::operator new(size_t(1) << c, std::align_val_t(kAlignment));
 }
 

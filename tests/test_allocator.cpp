@@ -94,30 +94,34 @@ TEST_CASE("core: allocator: AG_PLAIN_ALLOC=1 in a fresh process gives the same v
 
 TEST_CASE("core: allocator: blocks of 64 KiB and more come from huge-page chunks, staggered") {
   const bool chunked = !plain_allocation();
-  Tensor small = Tensor::empty({1000}), large = Tensor::empty({16384});  // 4000 B, 64 KiB
-  CHECK_FALSE(in_huge_page_chunks(small.data()));
-  CHECK(in_huge_page_chunks(large.data()) == chunked);
-  // Four live blocks of one class: 64-byte aligned, apart, and (from chunks) each
-  // at its own offset past a 4 KiB boundary
-  std::vector<Tensor> live;
-  for (int i = 0; i < 4; ++i) live.push_back(full({65536}, real(i)));  // 256 KiB each
-  std::vector<uintptr_t> offsets;
-  for (int i = 0; i < 4; ++i) {
-    const auto at = reinterpret_cast<uintptr_t>(live[i].data());
-    CHECK(at % 64 == 0);
-    offsets.push_back(at % 4096);
-    for (int64_t k = 0; k < 65536; k += 4096) CHECK(live[i].data()[k] == real(i));
-  }
-  if (chunked)
-    for (int i = 0; i < 4; ++i)
-      for (int j = i + 1; j < 4; ++j) CHECK(offsets[i] != offsets[j]);
-  // a freed block is the next one handed out for its class
-  const real* freed = live.back().data();
-  live.pop_back();
-  CHECK(Tensor::empty({65536}).data() == freed);
+  // In a thread of its own, so that its lists start empty whatever ran before.
+  std::thread([&] {
+    Tensor small = Tensor::empty({1000}), large = Tensor::empty({16384});  // 4000 B, 64 KiB
+    CHECK_FALSE(in_huge_page_chunks(small.data()));
+    CHECK(in_huge_page_chunks(large.data()) == chunked);
+    // Four live blocks of one class (8 MiB, a size no other test keeps): 64-byte
+    // aligned, apart, and (from chunks) each at its own offset past a 4 KiB boundary
+    const int64_t n = int64_t(8 << 20) / int64_t(sizeof(real));
+    std::vector<Tensor> live;
+    for (int i = 0; i < 4; ++i) live.push_back(full({n}, real(i)));
+    std::vector<uintptr_t> offsets;
+    for (int i = 0; i < 4; ++i) {
+      const auto at = reinterpret_cast<uintptr_t>(live[i].data());
+      CHECK(at % 64 == 0);
+      offsets.push_back(at % 4096);
+      for (int64_t k = 0; k < n; k += 65536) CHECK(live[i].data()[k] == real(i));
+    }
+    if (chunked)
+      for (int i = 0; i < 4; ++i)
+        for (int j = i + 1; j < 4; ++j) CHECK(offsets[i] != offsets[j]);
+    // a freed block is the next one handed out for its class
+    const real* freed = live.back().data();
+    live.pop_back();
+    CHECK(Tensor::empty({n}).data() == freed);
+  }).join();
 }
 
-TEST_CASE("core: allocator: a chunk's block freed by another thread, and a thread's share") {
+TEST_CASE("core: allocator: chunk blocks freed by another thread, left by an ended one; a share") {
   if (plain_allocation()) return;  // no chunks on the plain path
   // made in a thread, freed here after the thread (and its cache) ended: it
   // joins this thread's lists, never operator delete
@@ -127,8 +131,18 @@ TEST_CASE("core: allocator: a chunk's block freed by another thread, and a threa
   const real* block = from_thread.data();
   from_thread = Tensor();
   CHECK(Tensor::empty({32768}).data() == block);
-  // a fresh thread takes chunks for up to 256 MiB, then blocks from operator new:
-  // blocks of 32 MiB take a chunk each (32 MiB and room for the offsets), seven of them
+  // a thread's free chunk blocks outlive it: the next thread to need their
+  // class takes them (4 MiB: a size no other test keeps)
+  const int64_t n = int64_t(4 << 20) / int64_t(sizeof(real));
+  const real* left = nullptr;
+  std::thread([&] {
+    Tensor t = Tensor::empty({n});
+    left = t.data();
+  }).join();
+  std::thread([&] { CHECK(Tensor::empty({n}).data() == left); }).join();
+  // a fresh thread takes chunks for up to 238 MiB, then blocks from operator
+  // new: blocks of 32 MiB take a chunk each (32 MiB and room for the offsets),
+  // seven of them (with fewer than 249 of the 256 chunks taken before)
   int from_chunks = 0;
   std::thread([&] {
     std::vector<Tensor> blocks;

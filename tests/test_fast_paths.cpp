@@ -1093,6 +1093,12 @@ TEST_CASE("modes/forward_plus_residual: MultiHeadAttention's and FeedForward's a
       {"FeedForward::forward_plus_residual: input (2,5,31)", "d_model = 32"});
 }
 
+// A FeedForward whose forward is not FeedForward's: the layer must call it.
+struct DoubledFeedForward : nn::FeedForward {
+  using nn::FeedForward::FeedForward;
+  Tensor forward(const Tensor& x) override { return nn::FeedForward::forward(x) * real(2); }
+};
+
 TEST_CASE(
     "modes/TransformerEncoderLayer: residual sums made by the products equal the sums written "
     "out") {
@@ -1100,13 +1106,21 @@ TEST_CASE(
   // the residual themselves; the sums written out with the same modules (as
   // the layer does with dropout in training) must give the same values and
   // gradients, pre-norm and post-norm, in both modes.
-  for (bool norm_first : {true, false}) {
-    INFO("norm_first " << norm_first);
+  // Cases: eval with dropout 0.1; training with dropout 0 and a key padding
+  // mask; a FeedForward subclass with its own forward (the layer then writes
+  // the sums out itself, and must call that forward).
+  for (int setting = 0; setting < 6; ++setting) {
+    const bool norm_first = setting % 2 == 0;
+    const int kind = setting / 2;
+    INFO("norm_first " << norm_first << ", case " << kind);
     manual_seed(106);
-    nn::TransformerEncoderLayer layer(16, 2, 32, /*dropout=*/0.1, norm_first);
-    layer.eval();
+    nn::TransformerEncoderLayer layer(16, 2, 32, /*dropout=*/kind == 1 ? 0 : 0.1, norm_first);
+    if (kind != 1) layer.eval();
+    if (kind == 2) layer.feed_forward = std::make_shared<DoubledFeedForward>(16, 32);
     Tensor x = ag::testing::leaf({2, 6, 16}, 107);
     const Tensor causal = nn::causal_mask(6);
+    const Tensor padding =
+        kind == 1 ? from_vector({0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1}, {2, 6}) : Tensor();
     for (bool plain : {false, true}) {
       INFO((plain ? "reference" : "fast") << " mode");
       ReferenceModeGuard mode(plain);
@@ -1114,21 +1128,23 @@ TEST_CASE(
         x.set_grad(Tensor());
         layer.zero_grad();
         Tensor y;
+        auto attend = [&](const Tensor& q) {
+          return layer.self_attn->forward(q, q, q, causal, padding).context;
+        };
         if (!written) {
-          y = layer.forward(x, causal);
+          y = layer.forward(x, causal, padding);
         } else if (norm_first) {
-          const Tensor n1 = layer.norm1->forward(x);
-          const Tensor h = x + layer.self_attn->forward(n1, n1, n1, causal).context;
+          const Tensor h = x + attend(layer.norm1->forward(x));
           y = h + layer.feed_forward->forward(layer.norm2->forward(h));
         } else {
-          const Tensor h =
-              layer.norm1->forward(x + layer.self_attn->forward(x, x, x, causal).context);
+          const Tensor h = layer.norm1->forward(x + attend(x));
           y = layer.norm2->forward(h + layer.feed_forward->forward(h));
         }
         Generator gen(108);
         sum(y * randn(y.shape(), gen)).backward();
         return std::vector<Tensor>{y.detach(), x.grad(), layer.self_attn->out_proj->bias.grad(),
-                                   layer.linear2->weight.grad(), layer.norm1->weight.grad()};
+                                   layer.feed_forward->linear2->weight.grad(),
+                                   layer.norm1->weight.grad()};
       };
       const std::vector<Tensor> fused = run(false), written = run(true);
       for (size_t i = 0; i < fused.size(); ++i) {

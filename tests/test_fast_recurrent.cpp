@@ -218,6 +218,8 @@ TEST_CASE("modes/LSTM: the steps' h W_hh^T from a copy of W_hh^T and as A B^T bo
     lengths[2] = 1;
     lengths[7] = 2;
     check_modes_agree(lstm, [&] { return flat(lstm.forward(x, lengths)); }, {x});
+    nn::LSTM both_ways(8, 16, 1, 0, /*bidirectional=*/true);  // the reverse steps too
+    check_modes_agree(both_ways, [&] { return flat(both_ways.forward(x, lengths)); }, {x});
   }
 }
 

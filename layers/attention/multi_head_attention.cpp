@@ -47,16 +47,16 @@ MultiHeadAttention::MultiHeadAttention(int64_t d_model, int64_t heads, bool bias
 
 namespace {
 
-void check_inputs(const Tensor& query, const Tensor& key, const Tensor& value, int64_t d_model) {
+void check_inputs(const Tensor& query, const Tensor& key, const Tensor& value, int64_t d_model,
+                  const char* op = "MultiHeadAttention") {
   for (auto [t, what] : {std::pair{&query, "query"}, {&key, "key"}, {&value, "value"}})
     AG_CHECK(t->defined() && t->dim() == 3 && t->size(2) == d_model,
-             "MultiHeadAttention: {} {} must be (batch, time, d_model = {})", what, describe(*t),
-             d_model);
+             "{}: {} {} must be (batch, time, d_model = {})", op, what, describe(*t), d_model);
   AG_CHECK(key.size(0) == query.size(0) && value.size(0) == query.size(0) &&
                key.size(1) == value.size(1),
-           "MultiHeadAttention: query {}, key {} and value {} must share the batch size, and key "
-           "and value the length",
-           describe(query), describe(key), describe(value));
+           "{}: query {}, key {} and value {} must share the batch size, and key and value the "
+           "length",
+           op, describe(query), describe(key), describe(value));
 }
 
 // The two masks (checked) as one, shaped for all heads' scores (B,h,Tq,Tk):
@@ -174,7 +174,7 @@ AttentionOutput MultiHeadAttention::forward_plus_residual(const Tensor& residual
                                                           const Tensor& value,
                                                           const Tensor& attn_mask,
                                                           const Tensor& key_padding_mask) {
-  check_inputs(query, key, value, d_model);
+  check_inputs(query, key, value, d_model, "MultiHeadAttention::forward_plus_residual");
   AG_CHECK(residual.defined() && residual.shape() == query.shape(),
            "MultiHeadAttention::forward_plus_residual: residual {} must have the output's "
            "shape, that of query {}",

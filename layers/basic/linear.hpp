@@ -26,7 +26,8 @@ Tensor linear_relu(const Tensor& x, const Tensor& weight, const Tensor& bias = T
 // residual stream (the Transformer's x + SelfAttn(...), x + FFN(...)).
 // Reference mode runs the two ops as written; fast mode starts the output as
 // residual + b and lets the GEMM add x W^T (layers/basic/linear_residual.cpp).
-// residual has the output's shape (..., out).
+// residual has the output's shape (..., out). Errors about x, weight and bias
+// name `linear`, as linear_relu's do.
 Tensor linear_plus_residual(const Tensor& x, const Tensor& weight, const Tensor& bias,
                             const Tensor& residual);
 

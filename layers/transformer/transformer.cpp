@@ -30,9 +30,11 @@ TransformerEncoderLayer::TransformerEncoderLayer(int64_t d_model, int64_t heads,
 namespace {
 
 // Whether a Dropout module returns its input as it is: p = 0, or not training
-// (and not a subclass with its own forward).
+// (and not a subclass with its own forward; a p made invalid after
+// construction goes to dropout(), which says so).
 bool passes_through(const Dropout& dropout) {
-  return typeid(dropout) == typeid(Dropout) && (dropout.p == 0 || !dropout.is_training());
+  return typeid(dropout) == typeid(Dropout) && dropout.p >= 0 && dropout.p <= 1 &&
+         (dropout.p == 0 || !dropout.is_training());
 }
 
 // x (B,T,d) for `attention` and the masks of its self-attention: T queries
@@ -65,11 +67,13 @@ Tensor TransformerEncoderLayer::forward(const Tensor& x, const Tensor& mask,
     attention_weights = attended.weights;
     return dropout1->forward(attended.context);
   };
-  // With both dropouts passing x through (p = 0, or in eval) and no cache, the
-  // attention's output projection and the FFN's second layer write the
-  // residual sums themselves (forward_plus_residual; in fast mode
-  // linear_plus_residual): the same sums, without a pass over (B,T,d) each.
-  if (!cache && passes_through(*dropout1) && passes_through(*dropout2)) {
+  // With both dropouts passing x through (p = 0, or in eval), no cache and the
+  // layer's own FeedForward, the attention's output projection and the FFN's
+  // second layer write the residual sums themselves (forward_plus_residual;
+  // in fast mode linear_plus_residual): the same sums, without a pass over
+  // (B,T,d) each.
+  if (!cache && passes_through(*dropout1) && passes_through(*dropout2) &&
+      typeid(*feed_forward) == typeid(FeedForward)) {
     if (norm_first) {
       const Tensor normed = norm1->forward(x);
       // [F3.6] x = x + SelfAttn(LN_1(x))                  (B,T,d)

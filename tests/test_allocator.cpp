@@ -114,10 +114,11 @@ TEST_CASE("core: allocator: blocks of 64 KiB and more come from huge-page chunks
     if (chunked)
       for (int i = 0; i < 4; ++i)
         for (int j = i + 1; j < 4; ++j) CHECK(offsets[i] != offsets[j]);
-    // a freed block is the next one handed out for its class
+    // a freed block is the next one handed out for its class (kept: not on the
+    // plain path, where blocks go back to operator delete)
     const real* freed = live.back().data();
     live.pop_back();
-    CHECK(Tensor::empty({n}).data() == freed);
+    if (chunked) CHECK(Tensor::empty({n}).data() == freed);
   }).join();
 }
 

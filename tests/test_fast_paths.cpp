@@ -1044,6 +1044,16 @@ TEST_CASE("linear_plus_residual: y = r + x W^T + b by hand, and its gradients") 
   }
 }
 
+// Each tensor of `a` equal to the same one of `b` to float rounding (1e-12 in
+// the double flavor).
+void check_each_close(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO("tensor " << i);
+    CHECK(ag::testing::max_abs_diff(a[i], b[i]) <= (ag::testing::is_double ? 1e-12 : 1e-5));
+  }
+}
+
 TEST_CASE("modes/forward_plus_residual: MultiHeadAttention's and FeedForward's are r + forward") {
   manual_seed(99);
   nn::MultiHeadAttention attention(32, 4);
@@ -1070,11 +1080,7 @@ TEST_CASE("modes/forward_plus_residual: MultiHeadAttention's and FeedForward's a
                                  ffn.linear2->bias.grad()};
     };
     const std::vector<Tensor> fused = run(true), written = run(false);
-    for (size_t i = 0; i < fused.size(); ++i) {
-      INFO("tensor " << i);
-      CHECK(ag::testing::max_abs_diff(fused[i], written[i]) <=
-            (ag::testing::is_double ? 1e-12 : 1e-5));
-    }
+    check_each_close(fused, written);
   }
   check_same_error(
       [&] {
@@ -1147,11 +1153,7 @@ TEST_CASE(
                                    layer.norm1->weight.grad()};
       };
       const std::vector<Tensor> fused = run(false), written = run(true);
-      for (size_t i = 0; i < fused.size(); ++i) {
-        INFO("tensor " << i);
-        CHECK(ag::testing::max_abs_diff(fused[i], written[i]) <=
-              (ag::testing::is_double ? 1e-12 : 1e-5));
-      }
+      check_each_close(fused, written);
     }
   }
 }
@@ -1223,11 +1225,7 @@ void check_module_modes_agree(nn::UnaryModule& module, Tensor& x) {
       ag::testing::check_module_gradients(module, [&] { return sum(module.forward(x)); }, {x});
     }
   }
-  for (size_t i = 0; i < results[0].size(); ++i) {
-    INFO("tensor " << i);
-    CHECK(ag::testing::max_abs_diff(results[0][i], results[1][i]) <=
-          (ag::testing::is_double ? 1e-12 : 1e-5));
-  }
+  check_each_close(results[0], results[1]);
 }
 
 TEST_CASE("modes/Sequential runs a Linear followed by a ReLU as linear_relu, and only that pair") {

@@ -968,6 +968,23 @@ TEST_CASE("modes/layer_norm: four rows at a time and one, whole Lanes of feature
           [](const std::vector<Tensor>& in) { return nn::layer_norm(in[0], {}, {}); }, {x}, 1e-4);
     }
   }
+  // x also reaching the loss another way (a pre-norm block's residual): fast
+  // mode adds dL/dx to x's gradient from that way, whichever the engine meets
+  // first. The loss weights each output by its own factor.
+  {
+    Tensor x = ag::testing::leaf({5, 21}, 90), gamma = ag::testing::leaf({21}, 91);
+    Tensor c = ag::testing::leaf({5, 21}, 92).detach();
+    check_op_modes_agree(
+        [c](const std::vector<Tensor>& in) {
+          return in[0] * c + nn::layer_norm(in[0], in[1], {});
+        },
+        {x, gamma}, 1e-4);
+    check_op_modes_agree(
+        [c](const std::vector<Tensor>& in) {
+          return nn::layer_norm(in[0], in[1], {}) + in[0] * c;
+        },
+        {x, gamma}, 1e-4);
+  }
   // dL/dx is written over dL/dy only when nothing else holds it: a retained
   // .grad of y stays dL/dy
   for (bool plain : {false, true}) {

@@ -104,8 +104,10 @@ MaskRows mask_rows(const Tensor& mask, const Shape& scores) {
   rows.data = mask.data();
   const std::vector<int64_t> strides = kernel::broadcast_strides(mask.shape(), scores);
   rows.key_stride = strides.back();
+  rows.offset.resize(shape_numel(scores) / (scores.empty() ? 1 : scores.back()));
+  int64_t* offset = rows.offset.data();
   kernel::for_each_row(scores, strides, strides,
-                       [&](int64_t, int64_t offset, int64_t) { rows.offset.push_back(offset); });
+                       [&](int64_t, int64_t mask_offset, int64_t) { *offset++ = mask_offset; });
   return rows;
 }
 

@@ -99,12 +99,15 @@ AG_SIMD_CLONES void layer_norm_rows(const real* x, const real* gamma, const real
 //   dL/dgamma = sum over rows of g * x_hat      dL/dbeta = sum over rows of g
 // (x_hat depends on x through mu and rstd too: the two means are those paths.)
 // grad_x may be g itself: each feature of g is read before its dL/dx is
-// written. grad_w and grad_b (null when there is no affine part) are added to.
+// written. With add_to_grad_x, dL/dx is added to what grad_x holds (x's
+// gradient from its other users; grad_x is then not g). grad_w and grad_b
+// (null when there is no affine part) are added to.
 template <int count>
 AG_ALWAYS_INLINE void layer_norm_backward_some_rows(const real* g, const real* x,
                                                     const real* mean, const real* rstd,
                                                     const real* gamma, int64_t d, real* grad_x,
-                                                    real* grad_w, real* grad_b) {
+                                                    bool add_to_grad_x, real* grad_w,
+                                                    real* grad_b) {
   const int64_t whole = d - d % lanes_of_real;
   auto x_hat = [&](int r, int64_t i) { return (x[r * d + i] - mean[r]) * rstd[r]; };
   auto n = [&](int r, int64_t i) { return g[r * d + i] * (gamma ? gamma[i] : 1); };
@@ -141,7 +144,11 @@ AG_ALWAYS_INLINE void layer_norm_backward_some_rows(const real* g, const real* x
       hr = (hr - mean[r]) * rstd[r];
       sum_gh += gr * hr;
       sum_g += gr;
-      const Lanes dx = rstd[r] * (gr * gm - mean_n[r] - hr * mean_nh[r]);
+      Lanes dx = rstd[r] * (gr * gm - mean_n[r] - hr * mean_nh[r]), before;
+      if (add_to_grad_x) {
+        std::memcpy(&before, grad_x + r * d + i, sizeof before);
+        dx += before;
+      }
       std::memcpy(grad_x + r * d + i, &dx, sizeof dx);
     }
     if (grad_w)
@@ -154,21 +161,22 @@ AG_ALWAYS_INLINE void layer_norm_backward_some_rows(const real* g, const real* x
       const real gi = g[r * d + i], hi = x_hat(r, i);
       if (grad_w) grad_w[i] += gi * hi;
       if (grad_b) grad_b[i] += gi;
-      grad_x[r * d + i] = rstd[r] * (n(r, i) - mean_n[r] - hi * mean_nh[r]);
+      const real dx = rstd[r] * (n(r, i) - mean_n[r] - hi * mean_nh[r]);
+      grad_x[r * d + i] = add_to_grad_x ? grad_x[r * d + i] + dx : dx;
     }
 }
 
 AG_SIMD_CLONES void layer_norm_backward_rows(const real* g, const real* x, const real* mean,
                                              const real* rstd, const real* gamma, int64_t rows,
-                                             int64_t d, real* grad_x, real* grad_w,
-                                             real* grad_b) noexcept {
+                                             int64_t d, real* grad_x, bool add_to_grad_x,
+                                             real* grad_w, real* grad_b) noexcept {
   int64_t r = 0;
   for (; r + rows_together <= rows; r += rows_together)
     layer_norm_backward_some_rows<rows_together>(g + r * d, x + r * d, mean + r, rstd + r, gamma,
-                                                 d, grad_x + r * d, grad_w, grad_b);
+                                                 d, grad_x + r * d, add_to_grad_x, grad_w, grad_b);
   for (; r < rows; ++r)
     layer_norm_backward_some_rows<1>(g + r * d, x + r * d, mean + r, rstd + r, gamma, d,
-                                     grad_x + r * d, grad_w, grad_b);
+                                     grad_x + r * d, add_to_grad_x, grad_w, grad_b);
 }
 
 // The formula op by op: what reference mode runs.
@@ -201,12 +209,18 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, rea
 
   auto backward = [x, mean, rstd, weight, bias, d, rows](const Tensor& g, const Tensor&,
                                                           const GradSums& sums) {
-    // dL/dx written over g when only the engine holds g
-    Tensor grad_x = sums.output_gradient_or_new(g);
+    // dL/dx added to x's gradient from its other users when the engine
+    // alone holds that sum (the residual's g, in a pre-norm block: one pass
+    // fewer than a sum after the fact); else written over g when the engine
+    // alone holds g; else written to a new tensor
+    Tensor grad_x = sums.existing(0);
+    const bool add_to_grad_x = grad_x.defined();
+    if (!add_to_grad_x) grad_x = sums.output_gradient_or_new(g);
     Tensor grad_w = weight.defined() ? zeros({d}) : Tensor();
     Tensor grad_b = bias.defined() ? zeros({d}) : Tensor();
     layer_norm_backward_rows(g.data(), x.data(), mean->data(), rstd->data(),
                              weight.defined() ? weight.data() : nullptr, rows, d, grad_x.data(),
+                             add_to_grad_x,
                              grad_w.defined() ? grad_w.data() : nullptr,
                              grad_b.defined() ? grad_b.data() : nullptr);
     Grads grads{grad_x};

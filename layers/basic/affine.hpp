@@ -1,5 +1,5 @@
-// The pieces linear (layers/basic/linear.cpp) and linear_relu
-// (layers/basic/linear_relu.cpp) share: their checks and, for fast mode,
+// The pieces linear (layers/basic/linear.cpp), linear_relu
+// (layers/basic/linear_relu.cpp) and linear_plus_residual share: their checks and, for fast mode,
 // y = x W^T + b and its three gradients. Not part of layers/nn.hpp. It
 // mirrors no formula of its own: linear's file says which projections of the
 // seeds y = x W^T + b is.
@@ -25,6 +25,13 @@ Tensor affine_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, in
 // added into the sum its input gathered so far when there is one (GradSums).
 Grads affine_grads(const Tensor& g, const Tensor& x, const Tensor& weight, bool has_bias,
                    int64_t rows, const GradSums& sums);
+
+// out (rows,n) = x + bias in every row, where x is (rows,n) (x_stride n) or
+// one row read again for every row (x_stride 0); out overlaps neither. A
+// residual plus a bias (linear_residual.cpp), an LSTM's two bias rows
+// (layers/recurrent/lstm.cpp). Compiled per instruction set (core/simd.hpp).
+void add_bias_to_rows(const real* x, int64_t x_stride, const real* bias, real* out, int64_t rows,
+                      int64_t n) noexcept;
 
 // Records y's node over x, weight and (when defined) bias.
 template <typename Backward>

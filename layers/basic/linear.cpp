@@ -44,6 +44,13 @@ AG_SIMD_CLONES void add_row_sums(const real* g, real* sum, int64_t rows, int64_t
 
 }  // namespace
 
+AG_SIMD_CLONES void add_bias_to_rows(const real* x, int64_t x_stride, const real* bias, real* out,
+                                     int64_t rows, int64_t n) noexcept {
+  for (int64_t r = 0; r < rows; ++r)
+#pragma GCC ivdep  // out never overlaps x or bias: no overlap to check for
+    for (int64_t j = 0; j < n; ++j) out[r * n + j] = x[r * x_stride + j] + bias[j];
+}
+
 // x (..., in), weight (out, in) and bias (out) fit together, within BLAS's reach.
 void check_linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   AG_CHECK(x.defined() && weight.defined(), "linear: the {} is an undefined tensor",

@@ -7,27 +7,15 @@
 // over (B,T,d) that reads two tensors and writes a third.
 #include "layers/basic/linear.hpp"
 
+#include <algorithm>
+
 #include "autograd/ops.hpp"
 #include "core/blas.hpp"
 #include "core/error.hpp"
 #include "core/mode.hpp"
-#include "core/simd.hpp"
 #include "layers/basic/affine.hpp"
 
 namespace ag::nn {
-
-namespace {
-// y_r = residual_r + b (b null: residual_r) for each of `rows` rows of n.
-AG_SIMD_CLONES void residual_plus_bias(const real* residual, const real* b, real* y, int64_t rows,
-                                       int64_t n) noexcept {
-  if (b == nullptr) {
-    for (int64_t i = 0; i < rows * n; ++i) y[i] = residual[i];
-    return;
-  }
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < n; ++j) y[r * n + j] = residual[r * n + j] + b[j];
-}
-}  // namespace
 
 Tensor linear_plus_residual(const Tensor& x, const Tensor& weight, const Tensor& bias,
                             const Tensor& residual) {
@@ -45,8 +33,10 @@ Tensor linear_plus_residual(const Tensor& x, const Tensor& weight, const Tensor&
   const int64_t in_features = weight.shape()[1];
   Tensor y = Tensor::empty(y_shape, "linear_plus_residual");
   if (y.numel() > 0) {  // (an empty y's rows could still number 2^62)
-    residual_plus_bias(residual.data(), bias.defined() ? bias.data() : nullptr, y.data(), rows,
-                       out_features);
+    if (bias.defined())
+      add_bias_to_rows(residual.data(), out_features, bias.data(), y.data(), rows, out_features);
+    else
+      std::copy_n(residual.data(), y.numel(), y.data());
     gemm(false, true, rows, out_features, in_features, 1, x.data(), weight.data(), 1, y.data());
   }
   // dL/dx, dL/dW, dL/db as linear's (affine_grads); dL/dresidual = g

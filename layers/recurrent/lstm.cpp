@@ -17,6 +17,7 @@
 #include "core/kernels.hpp"
 #include "core/mode.hpp"
 #include "core/simd.hpp"
+#include "layers/basic/affine.hpp"
 #include "layers/basic/linear.hpp"
 
 namespace ag::nn {
@@ -143,15 +144,6 @@ AG_SIMD_CLONES void lstm_cell_backward(int64_t batch, int64_t H, int64_t t, cons
   }
 }
 
-// out (rows,n) = x + bias in every row, where x is (rows,n) (x_stride n) or one
-// row read again for every row (x_stride 0).
-AG_SIMD_CLONES void add_to_rows(const real* x, int64_t x_stride, const real* bias, real* out,
-                                int64_t rows, int64_t n) noexcept {
-  for (int64_t r = 0; r < rows; ++r)
-#pragma GCC ivdep  // out is a new buffer: no overlap to check for
-    for (int64_t j = 0; j < n; ++j) out[r * n + j] = x[r * x_stride + j] + bias[j];
-}
-
 // The state (B,H) a direction starts from: h0 or c0, or zeros when undefined.
 Tensor start_state(const Tensor& given, int64_t batch, int64_t H) {
   return given.defined() ? given.detach() : zeros({batch, H});
@@ -173,7 +165,7 @@ Tensor lstm_steps_fused(const Tensor& input_part, const Tensor& weight_hh, const
   const int64_t* len = lengths.empty() ? nullptr : lengths.data();
   // a_t = (W_ih x_t + b_ih) + b_hh for every step; the loop adds W_hh h_{t-1}
   Tensor gates = Tensor::empty({B, T, G});
-  add_to_rows(input_part.data(), G, bias_hh.data(), gates.data(), B * T, G);
+  add_bias_to_rows(input_part.data(), G, bias_hh.data(), gates.data(), B * T, G);
   Tensor h_prev = Tensor::empty({B, T, H});  // h_{t-1} of every step: the GEMM's input, and dW_hh's
   Tensor c_prev = Tensor::empty({B, T, H});
   Tensor tanh_c = Tensor::empty({B, T, H});
@@ -260,7 +252,7 @@ Tensor lstm_cell_fused(const Tensor& x, const Tensor& h0, const Tensor& c0, cons
   const int64_t B = x.size(0), D = x.size(1), H = weight_hh.size(1), G = 4 * H;
   // a = b_ih + b_hh + x W_ih^T + h W_hh^T      (B,4H)
   Tensor gates = Tensor::empty({B, G});
-  add_to_rows(bias_ih.data(), 0, bias_hh.data(), gates.data(), B, G);
+  add_bias_to_rows(bias_ih.data(), 0, bias_hh.data(), gates.data(), B, G);
   gemm(false, true, B, G, D, 1, x.data(), weight_ih.data(), 1, gates.data());
   if (h0.defined()) gemm(false, true, B, G, H, 1, h0.data(), weight_hh.data(), 1, gates.data());
   Tensor h = Tensor::empty({B, H}), c = start_state(c0, B, H);
